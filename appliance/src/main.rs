@@ -1,0 +1,5 @@
+//! `udplb`: the appliance binary.
+
+fn main() {
+    println!("udplb");
+}

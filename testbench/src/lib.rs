@@ -1,0 +1,2 @@
+//! udplb testbench: network namespaces, real clients and servers.
+#![forbid(unsafe_code)]
