@@ -1,0 +1,15 @@
+//! The udplb appliance: DPDK ports and poll-mode workers running the `pipelines` fast path,
+//! a smoltcp slow path for ARP/ND/ICMP, and a management thread that loads Gateway API
+//! manifests (`config`) and swaps compiled tables atomically.
+//!
+//! Layers: `dpdk` (the only unsafe code: a thin binding to the system DPDK) → `worker`
+//! (rx burst → `pipelines` → tx burst) ← `mgmt` (files + HTTP → compile → publish),
+//! `slowpath` (host stack), `metrics` (Prometheus text), `settings` (appliance.yaml).
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod dpdk;
+pub mod metrics;
+pub mod mgmt;
+pub mod settings;
+pub mod slowpath;

@@ -1,0 +1,1 @@
+//! Management thread: manifests from files and the HTTP API, compile, publish.

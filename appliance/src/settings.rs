@@ -1,0 +1,1 @@
+//! `appliance.yaml`: the appliance's own configuration.

@@ -1,0 +1,1 @@
+//! Slow path: smoltcp host stack for ARP, ND and ICMP.
