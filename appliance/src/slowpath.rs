@@ -1,1 +1,0 @@
-//! Slow path: smoltcp host stack for ARP, ND and ICMP.
