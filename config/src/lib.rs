@@ -1,3 +1,57 @@
 //! udplb control plane: Gateway API objects in, status and a forwarding spec out.
+//!
+//! This crate is a pure compile step: it never sees packets, sockets or threads.
+//!
+//! 1. [`load`] reads YAML (files, directories, multi-document streams, kubectl `List`s)
+//!    into an [`ObjectSet`], rejecting malformed or out-of-schema objects with a
+//!    [`ValidationError`] that lists every problem with file, document, object and
+//!    field path ([`validate`]).
+//! 2. [`compile()`] applies the Gateway API attachment and reference rules and returns a
+//!    [`Compiled`]: the data plane's [`pipelines::spec::ForwardingConfig`] and a
+//!    [`StatusReport`] spelled as the Gateway API spells status.
+//! 3. [`check::run`] is `udplb check`; [`status_yaml`] renders the same documents for the
+//!    management API; [`forwarding_yaml`] renders the forwarding spec for diagnostics.
+//!
+//! ```
+//! use config::{compile, load::load_str, CompileParams};
+//! let yaml = "
+//! apiVersion: gateway.networking.k8s.io/v1
+//! kind: GatewayClass
+//! metadata: {name: udplb}
+//! spec: {controllerName: udplb.io/appliance}
+//! ---
+//! apiVersion: gateway.networking.k8s.io/v1
+//! kind: Gateway
+//! metadata: {name: gw, namespace: default}
+//! spec:
+//!   gatewayClassName: udplb
+//!   addresses: [{value: 198.18.0.10}]
+//!   listeners: [{name: dns, port: 53, protocol: UDP}]
+//! ";
+//! let set = load_str("example.yaml", yaml).expect("valid");
+//! let compiled = compile(&set, &CompileParams::default());
+//! assert_eq!(compiled.forwarding.listeners.len(), 1);
+//! assert!(compiled.status.all_ok());
+//! ```
+//!
+//! Decisions where the Gateway API is silent are listed in `config/README.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod attach;
+mod backends;
+pub mod check;
+mod compile;
+pub mod load;
+pub mod model;
+pub mod options;
+mod render;
+pub mod status;
+pub mod time;
+pub mod validate;
+
+pub use compile::{compile, CompileParams, Compiled, DEFAULT_CONTROLLER_NAME};
+pub use load::{load_paths, load_str, LoadError, ObjectSet};
+pub use render::{forwarding_json, forwarding_yaml};
+pub use status::{status_json, status_yaml, StatusReport};
+pub use validate::ValidationError;

@@ -1,0 +1,579 @@
+//! The compile step: objects in, status and forwarding spec out. Pure and deterministic:
+//! objects are processed in sorted orders, never in input order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
+
+use crate::attach::{admits_namespace, route_kinds, UDP_ROUTE};
+use crate::backends::{resolve_route, route_spec, without_ready_endpoints, Resolved, WeightedRef};
+use crate::load::ObjectSet;
+use crate::model::{Gateway, Listener, UdpRoute, GATEWAY_GROUP};
+use crate::options;
+use crate::status::{
+    Condition, GatewayReport, GatewayStatus, GatewayStatusAddress, GroupKind, ListenerStatus,
+    ParentRefStatus, RouteParentStatus, RouteReport, RouteStatus, StatusReport,
+};
+
+/// The controller name udplb answers to unless configured otherwise.
+pub const DEFAULT_CONTROLLER_NAME: &str = "udplb.io/appliance";
+
+/// Inputs of the compile step that do not come from the objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileParams {
+    /// GatewayClasses with this `spec.controllerName` are ours.
+    pub controller_name: String,
+    /// VIPs of Gateways that request no address.
+    pub default_vips: Vec<IpAddr>,
+}
+
+impl Default for CompileParams {
+    fn default() -> Self {
+        CompileParams {
+            controller_name: DEFAULT_CONTROLLER_NAME.into(),
+            default_vips: Vec::new(),
+        }
+    }
+}
+
+/// The result of the compile step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    /// What the data plane serves (normalized).
+    pub forwarding: ForwardingConfig,
+    /// Status of every Gateway of ours and every UDPRoute.
+    pub status: StatusReport,
+}
+
+struct ListenerState<'a> {
+    spec: &'a Listener,
+    port: u16,
+    udp: bool,
+    supported: Vec<GroupKind>,
+    invalid_kinds: Vec<String>,
+    conflicted: bool,
+    /// The Gateway that holds this listener's port on a shared VIP.
+    unavailable: Option<String>,
+    /// Indices (in age order) of Accepted routes attached here.
+    routes: BTreeSet<usize>,
+}
+
+struct GatewayState<'a> {
+    gw: &'a Gateway,
+    vips: Vec<IpAddr>,
+    unsupported_addresses: Vec<String>,
+    listeners: Vec<ListenerState<'a>>,
+}
+
+impl GatewayState<'_> {
+    fn accepted(&self) -> bool {
+        self.unsupported_addresses.is_empty()
+    }
+    fn id(&self) -> String {
+        format!("{}/{}", self.gw.meta.namespace, self.gw.meta.name)
+    }
+}
+
+/// How one parentRef of a route came out.
+enum Attachment {
+    /// Accepted on these listeners of `gateways[gateway]`.
+    Accepted {
+        gateway: usize,
+        listeners: Vec<usize>,
+    },
+    /// Refused on `gateways[gateway]`.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Compiles objects into status and a forwarding spec. Never fails: problems become
+/// status conditions; schema problems were rejected by [`crate::load`].
+pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
+    let mut gateways = our_gateways(set, params);
+    claim_ports(&mut gateways);
+
+    let mut routes: Vec<&UdpRoute> = set.udp_routes.iter().collect();
+    routes.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+
+    // parentRef outcomes per route (None: not ours, no status).
+    let mut attachments: Vec<Vec<(ParentRefStatus, Option<Attachment>)>> = Vec::new();
+    for (ri, route) in routes.iter().enumerate() {
+        let mut per_route = Vec::new();
+        for p in &route.spec.parent_refs {
+            let parent = ParentRefStatus {
+                group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
+                kind: p.kind.clone().unwrap_or_else(|| "Gateway".into()),
+                namespace: p
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| route.meta.namespace.clone()),
+                name: p.name.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port.and_then(|x| u16::try_from(x).ok()),
+            };
+            let outcome = attach(set, &mut gateways, ri, route, &parent);
+            per_route.push((parent, outcome));
+        }
+        attachments.push(per_route);
+    }
+
+    let resolved: Vec<Vec<WeightedRef>> = routes.iter().map(|r| resolve_route(set, r)).collect();
+
+    let forwarding = forwarding(&gateways, &routes, &resolved);
+    let mut report = StatusReport {
+        gateways: gateways.iter().map(gateway_report).collect(),
+        routes: routes
+            .iter()
+            .zip(&attachments)
+            .zip(&resolved)
+            .enumerate()
+            .map(|(ri, ((route, parents), refs))| {
+                route_report(ri, route, parents, refs, &gateways, &routes, params)
+            })
+            .collect(),
+    };
+    report
+        .gateways
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    report
+        .routes
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Compiled {
+        forwarding,
+        status: report,
+    }
+}
+
+/// Gateways whose class names our controller, sorted by namespace/name.
+fn our_gateways<'a>(set: &'a ObjectSet, params: &CompileParams) -> Vec<GatewayState<'a>> {
+    let ours: BTreeSet<&str> = set
+        .gateway_classes
+        .iter()
+        .filter(|c| c.spec.controller_name == params.controller_name)
+        .map(|c| c.meta.name.as_str())
+        .collect();
+    let mut out: Vec<GatewayState<'a>> = set
+        .gateways
+        .iter()
+        .filter(|g| ours.contains(g.spec.gateway_class_name.as_str()))
+        .map(|gw| {
+            let mut vips = BTreeSet::new();
+            let mut unsupported_addresses = Vec::new();
+            for a in &gw.spec.addresses {
+                let kind = a.kind.as_deref().unwrap_or("IPAddress");
+                let value = a.value.as_deref().filter(|v| !v.is_empty());
+                match (kind, value) {
+                    ("IPAddress", Some(v)) => vips.extend(v.parse::<IpAddr>().ok()),
+                    ("IPAddress", None) => vips.extend(params.default_vips.iter().copied()),
+                    (other, _) => unsupported_addresses.push(other.to_owned()),
+                }
+            }
+            if gw.spec.addresses.is_empty() {
+                vips.extend(params.default_vips.iter().copied());
+            }
+            let mut listeners: Vec<ListenerState<'a>> = gw
+                .spec
+                .listeners
+                .iter()
+                .map(|l| {
+                    let udp = l.protocol == "UDP";
+                    let (supported, invalid_kinds) = route_kinds(l, udp);
+                    ListenerState {
+                        spec: l,
+                        port: u16::try_from(l.port).unwrap_or(0),
+                        udp,
+                        supported,
+                        invalid_kinds,
+                        conflicted: false,
+                        unavailable: None,
+                        routes: BTreeSet::new(),
+                    }
+                })
+                .collect();
+            let mut udp_ports: BTreeMap<u16, usize> = BTreeMap::new();
+            for l in listeners.iter().filter(|l| l.udp) {
+                *udp_ports.entry(l.port).or_default() += 1;
+            }
+            for l in listeners.iter_mut().filter(|l| l.udp) {
+                l.conflicted = udp_ports.get(&l.port).copied().unwrap_or(0) > 1;
+            }
+            GatewayState {
+                gw,
+                vips: vips.into_iter().collect(),
+                unsupported_addresses,
+                listeners,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.gw.meta.namespace, &a.gw.meta.name).cmp(&(&b.gw.meta.namespace, &b.gw.meta.name))
+    });
+    out
+}
+
+/// Two Gateways sharing a VIP and a UDP port: the older keeps it, the newer listener is
+/// `PortUnavailable`.
+fn claim_ports(gateways: &mut [GatewayState<'_>]) {
+    let mut order: Vec<usize> = (0..gateways.len()).collect();
+    order.sort_by(|&a, &b| {
+        gateways[a]
+            .gw
+            .meta
+            .age_key()
+            .cmp(&gateways[b].gw.meta.age_key())
+    });
+    let mut claims: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
+    for gi in order {
+        if !gateways[gi].accepted() {
+            continue;
+        }
+        let id = gateways[gi].id();
+        let vips = gateways[gi].vips.clone();
+        for l in gateways[gi].listeners.iter_mut() {
+            if !l.udp || l.conflicted {
+                continue;
+            }
+            let holder = vips
+                .iter()
+                .find_map(|vip| claims.get(&(*vip, l.port)).filter(|h| **h != id));
+            if let Some(holder) = holder {
+                l.unavailable = Some(holder.clone());
+                continue;
+            }
+            for vip in &vips {
+                claims.insert((*vip, l.port), id.clone());
+            }
+        }
+    }
+}
+
+/// Attaches route `ri` to the parent, per the Gateway API rules; `None` when the parent
+/// is not a Gateway of ours (no status is written for it).
+fn attach(
+    set: &ObjectSet,
+    gateways: &mut [GatewayState<'_>],
+    ri: usize,
+    route: &UdpRoute,
+    parent: &ParentRefStatus,
+) -> Option<Attachment> {
+    if parent.group != GATEWAY_GROUP || parent.kind != "Gateway" {
+        return None;
+    }
+    let gi = gateways
+        .iter()
+        .position(|g| g.gw.meta.namespace == parent.namespace && g.gw.meta.name == parent.name)?;
+    let g = &mut gateways[gi];
+    let candidates: Vec<usize> = g
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.spec.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Some(Attachment::Refused {
+            reason: "NoMatchingParent",
+            message: format!(
+                "Gateway {}/{} has no listener{}{}",
+                parent.namespace,
+                parent.name,
+                parent
+                    .section_name
+                    .as_ref()
+                    .map(|s| format!(" named {s:?}"))
+                    .unwrap_or_default(),
+                parent
+                    .port
+                    .map(|p| format!(" on port {p}"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let gateway_ns = g.gw.meta.namespace.clone();
+    let allowed: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&li| {
+            let l = &g.listeners[li];
+            l.udp
+                && l.supported.iter().any(|k| k.kind == UDP_ROUTE)
+                && admits_namespace(set, l.spec, &gateway_ns, &route.meta.namespace)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Some(Attachment::Refused {
+            reason: "NotAllowedByListeners",
+            message: format!(
+                "no matching listener of Gateway {}/{} allows UDPRoutes from namespace {}",
+                parent.namespace, parent.name, route.meta.namespace
+            ),
+        });
+    }
+    for &li in &allowed {
+        g.listeners[li].routes.insert(ri);
+    }
+    Some(Attachment::Accepted {
+        gateway: gi,
+        listeners: allowed,
+    })
+}
+
+fn route_key(r: &UdpRoute) -> RouteKey {
+    RouteKey {
+        namespace: r.meta.namespace.clone(),
+        name: r.meta.name.clone(),
+    }
+}
+
+/// One entry per (VIP, port) of every programmed UDP listener.
+fn forwarding(
+    gateways: &[GatewayState<'_>],
+    routes: &[&UdpRoute],
+    resolved: &[Vec<WeightedRef>],
+) -> ForwardingConfig {
+    let mut config = ForwardingConfig::default();
+    for g in gateways.iter().filter(|g| g.accepted()) {
+        for l in &g.listeners {
+            if !l.udp || l.conflicted || l.unavailable.is_some() {
+                continue;
+            }
+            let key = ListenerKey {
+                namespace: g.gw.meta.namespace.clone(),
+                gateway: g.gw.meta.name.clone(),
+                listener: l.spec.name.clone(),
+            };
+            let options = options::for_listener(&g.gw.meta.annotations, &l.spec.name);
+            let winner = l.routes.first().copied();
+            for vip in &g.vips {
+                config.listeners.push(ListenerSpec {
+                    vip: *vip,
+                    port: l.port,
+                    key: key.clone(),
+                    options,
+                    route: winner.map(|ri| {
+                        route_spec(route_key(routes[ri]), &resolved[ri], vip.is_ipv4())
+                    }),
+                });
+            }
+        }
+    }
+    config.normalize();
+    config
+}
+
+fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
+    let generation = g.gw.meta.generation;
+    let mut bad_listeners = Vec::new();
+    let listeners = g
+        .listeners
+        .iter()
+        .map(|l| {
+            let (accepted, reason, message) = if !l.udp {
+                (
+                    false,
+                    "UnsupportedProtocol",
+                    format!("protocol {} is not supported; udplb serves UDP", l.spec.protocol),
+                )
+            } else if let Some(holder) = &l.unavailable {
+                (
+                    false,
+                    "PortUnavailable",
+                    format!(
+                        "UDP port {} on a shared address is held by the older Gateway {holder}",
+                        l.port
+                    ),
+                )
+            } else {
+                (true, "Accepted", "Listener is accepted".to_owned())
+            };
+            let programmed = accepted && !l.conflicted && g.accepted() && !g.vips.is_empty();
+            let resolved = l.invalid_kinds.is_empty();
+            if !accepted || l.conflicted || !resolved {
+                bad_listeners.push(l.spec.name.clone());
+            }
+            let conditions = vec![
+                Condition::new("Accepted", accepted, reason, message, generation),
+                if programmed {
+                    Condition::new("Programmed", true, "Programmed", "Listener is programmed", generation)
+                } else {
+                    Condition::new("Programmed", false, "Invalid", "Listener is not programmed", generation)
+                },
+                if resolved {
+                    Condition::new("ResolvedRefs", true, "ResolvedRefs", "All references resolved", generation)
+                } else {
+                    Condition::new(
+                        "ResolvedRefs",
+                        false,
+                        "InvalidRouteKinds",
+                        format!("unsupported route kinds: {}", l.invalid_kinds.join(", ")),
+                        generation,
+                    )
+                },
+                if l.conflicted {
+                    Condition::new(
+                        "Conflicted",
+                        true,
+                        "ProtocolConflict",
+                        format!("another UDP listener uses port {}; neither is served", l.port),
+                        generation,
+                    )
+                } else {
+                    Condition::new("Conflicted", false, "NoConflicts", "No conflicts", generation)
+                },
+            ];
+            ListenerStatus {
+                name: l.spec.name.clone(),
+                supported_kinds: l.supported.clone(),
+                attached_routes: u32::try_from(l.routes.len()).unwrap_or(u32::MAX),
+                conditions,
+            }
+        })
+        .collect();
+    let accepted = if !g.accepted() {
+        Condition::new(
+            "Accepted",
+            false,
+            "UnsupportedAddress",
+            format!(
+                "address type(s) {} not supported; udplb supports IPAddress",
+                g.unsupported_addresses.join(", ")
+            ),
+            generation,
+        )
+    } else if !bad_listeners.is_empty() {
+        Condition::new(
+            "Accepted",
+            true,
+            "ListenersNotValid",
+            format!("invalid listener(s): {}", bad_listeners.join(", ")),
+            generation,
+        )
+    } else {
+        Condition::new("Accepted", true, "Accepted", "Gateway is accepted", generation)
+    };
+    let programmed = if !g.accepted() {
+        Condition::new("Programmed", false, "Invalid", "Gateway is not accepted", generation)
+    } else if g.vips.is_empty() {
+        Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            "no address requested and the appliance has no default VIP",
+            generation,
+        )
+    } else {
+        Condition::new("Programmed", true, "Programmed", "Gateway is programmed", generation)
+    };
+    GatewayReport {
+        namespace: g.gw.meta.namespace.clone(),
+        name: g.gw.meta.name.clone(),
+        status: GatewayStatus {
+            addresses: g
+                .vips
+                .iter()
+                .map(|v| GatewayStatusAddress {
+                    kind: "IPAddress".into(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            conditions: vec![accepted, programmed],
+            listeners,
+        },
+    }
+}
+
+fn route_report(
+    ri: usize,
+    route: &UdpRoute,
+    parents: &[(ParentRefStatus, Option<Attachment>)],
+    refs: &[WeightedRef],
+    gateways: &[GatewayState<'_>],
+    routes: &[&UdpRoute],
+    params: &CompileParams,
+) -> RouteReport {
+    let generation = route.meta.generation;
+    let resolved_refs = resolved_refs_condition(refs, generation);
+    let parents = parents
+        .iter()
+        .filter_map(|(parent, outcome)| {
+            let accepted = match outcome.as_ref()? {
+                Attachment::Refused { reason, message } => {
+                    Condition::new("Accepted", false, reason, message.clone(), generation)
+                }
+                Attachment::Accepted { gateway, listeners } => {
+                    let g = &gateways[*gateway];
+                    let losing: Vec<String> = listeners
+                        .iter()
+                        .filter_map(|&li| {
+                            let l = &g.listeners[li];
+                            let winner = *l.routes.first()?;
+                            (winner != ri).then(|| {
+                                let w = &routes[winner].meta;
+                                format!(
+                                    "not carrying traffic on listener {:?}: {}/{} is older",
+                                    l.spec.name, w.namespace, w.name
+                                )
+                            })
+                        })
+                        .collect();
+                    let message = if losing.is_empty() {
+                        "Route is accepted".to_owned()
+                    } else {
+                        format!("Route is accepted; {}", losing.join("; "))
+                    };
+                    Condition::new("Accepted", true, "Accepted", message, generation)
+                }
+            };
+            Some(RouteParentStatus {
+                parent_ref: parent.clone(),
+                controller_name: params.controller_name.clone(),
+                conditions: vec![accepted, resolved_refs.clone()],
+            })
+        })
+        .collect();
+    RouteReport {
+        api_version: route.api_version.clone(),
+        namespace: route.meta.namespace.clone(),
+        name: route.meta.name.clone(),
+        status: RouteStatus { parents },
+    }
+}
+
+/// `ResolvedRefs`: False with the first invalid ref's reason (all listed in the message);
+/// True otherwise, noting Services without ready endpoints (their share is dropped).
+fn resolved_refs_condition(refs: &[WeightedRef], generation: i64) -> Condition {
+    let invalid: Vec<(&str, &str)> = refs
+        .iter()
+        .filter_map(|r| match &r.resolved {
+            Resolved::Invalid { reason, message } => Some((*reason, message.as_str())),
+            Resolved::Service { .. } => None,
+        })
+        .collect();
+    if let Some((reason, _)) = invalid.first() {
+        let messages: Vec<&str> = invalid.iter().map(|(_, m)| *m).collect();
+        return Condition::new(
+            "ResolvedRefs",
+            false,
+            reason,
+            format!("{}; its share of new flows is dropped", messages.join("; ")),
+            generation,
+        );
+    }
+    let empty = without_ready_endpoints(refs);
+    let message = if empty.is_empty() {
+        "All references resolved".to_owned()
+    } else {
+        let names: Vec<String> = empty
+            .iter()
+            .map(|k| format!("{}/{}:{}", k.namespace, k.name, k.port))
+            .collect();
+        format!(
+            "All references resolved; Service {} has no ready endpoints: its share of new flows is dropped",
+            names.join(", ")
+        )
+    };
+    Condition::new("ResolvedRefs", true, "ResolvedRefs", message, generation)
+}

@@ -1,0 +1,332 @@
+//! Status objects, spelled exactly as the Gateway API spells them (camelCase), and their
+//! rendering as the documents `udplb check` prints.
+//!
+//! `lastTransitionTime` is omitted so that the output is a pure function of the input.
+
+use serde::Serialize;
+
+/// `"True"` / `"False"` as the API writes condition status.
+pub(crate) fn flag(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// A `metav1.Condition` without `lastTransitionTime`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True` or `False`.
+    pub status: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// The object's `metadata.generation`.
+    pub observed_generation: i64,
+}
+
+impl Condition {
+    pub(crate) fn new(
+        kind: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
+        Condition {
+            kind: kind.into(),
+            status: flag(status).into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+
+    /// True when `status` is `"True"`.
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// `{group, kind}` as status spells it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct GroupKind {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+}
+
+/// `Gateway.status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GatewayStatus {
+    /// Bound addresses.
+    pub addresses: Vec<GatewayStatusAddress>,
+    /// `Accepted`, `Programmed`.
+    pub conditions: Vec<Condition>,
+    /// One entry per listener, in spec order.
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// `Gateway.status.addresses[]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GatewayStatusAddress {
+    /// Always `IPAddress`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The address.
+    pub value: String,
+}
+
+/// `Gateway.status.listeners[]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Route kinds the listener accepts.
+    pub supported_kinds: Vec<GroupKind>,
+    /// Number of Accepted routes attached.
+    pub attached_routes: u32,
+    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`.
+    pub conditions: Vec<Condition>,
+}
+
+/// `UDPRoute.status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteStatus {
+    /// One entry per parentRef that names one of our Gateways.
+    pub parents: Vec<RouteParentStatus>,
+}
+
+/// `UDPRoute.status.parents[]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    /// The parentRef with defaults filled in.
+    pub parent_ref: ParentRefStatus,
+    /// The appliance's controller name.
+    pub controller_name: String,
+    /// `Accepted`, `ResolvedRefs`.
+    pub conditions: Vec<Condition>,
+}
+
+/// A parentRef with group, kind and namespace defaulted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRefStatus {
+    /// `gateway.networking.k8s.io`.
+    pub group: String,
+    /// `Gateway`.
+    pub kind: String,
+    /// Namespace of the Gateway.
+    pub namespace: String,
+    /// Name of the Gateway.
+    pub name: String,
+    /// As written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// As written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// The computed status of one Gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayReport {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: GatewayStatus,
+}
+
+/// The computed status of one UDPRoute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteReport {
+    /// apiVersion as read.
+    pub api_version: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Status; `parents` is empty when no parentRef names one of our Gateways.
+    pub status: RouteStatus,
+}
+
+/// Status of every Gateway of ours and every UDPRoute, sorted by namespace/name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusReport {
+    /// Our Gateways.
+    pub gateways: Vec<GatewayReport>,
+    /// All UDPRoutes.
+    pub routes: Vec<RouteReport>,
+}
+
+/// One status document as `udplb check` prints it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDocument<'a> {
+    /// apiVersion.
+    pub api_version: &'a str,
+    /// `Gateway` or `UDPRoute`.
+    pub kind: &'static str,
+    /// Name and namespace.
+    pub metadata: DocumentMeta<'a>,
+    /// The computed status.
+    pub status: AnyStatus<'a>,
+}
+
+/// `metadata` of a [`StatusDocument`].
+#[derive(Clone, Debug, Serialize)]
+pub struct DocumentMeta<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+}
+
+/// Gateway or route status.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum AnyStatus<'a> {
+    /// A Gateway's.
+    Gateway(&'a GatewayStatus),
+    /// A route's.
+    Route(&'a RouteStatus),
+}
+
+impl StatusReport {
+    /// The documents, Gateways first, each group in namespace/name order.
+    pub fn documents(&self) -> Vec<StatusDocument<'_>> {
+        let gateways = self.gateways.iter().map(|g| StatusDocument {
+            api_version: "gateway.networking.k8s.io/v1",
+            kind: "Gateway",
+            metadata: DocumentMeta {
+                name: &g.name,
+                namespace: &g.namespace,
+            },
+            status: AnyStatus::Gateway(&g.status),
+        });
+        let routes = self.routes.iter().map(|r| StatusDocument {
+            api_version: &r.api_version,
+            kind: "UDPRoute",
+            metadata: DocumentMeta {
+                name: &r.name,
+                namespace: &r.namespace,
+            },
+            status: AnyStatus::Route(&r.status),
+        });
+        gateways.chain(routes).collect()
+    }
+
+    /// Routes whose status has no parent of ours (they are not ours to judge).
+    pub fn ignored_routes(&self) -> usize {
+        self.routes
+            .iter()
+            .filter(|r| r.status.parents.is_empty())
+            .count()
+    }
+
+    /// Problems: every condition that is not as a healthy object has it.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in &self.gateways {
+            let id = format!("Gateway {}/{}", g.namespace, g.name);
+            for c in &g.status.conditions {
+                if !c.is_true() || c.reason == "ListenersNotValid" {
+                    out.push(format!("{id}: {}={} ({})", c.kind, c.status, c.reason));
+                }
+            }
+            for l in &g.status.listeners {
+                for c in &l.conditions {
+                    let healthy = if c.kind == "Conflicted" {
+                        !c.is_true()
+                    } else {
+                        c.is_true()
+                    };
+                    if !healthy {
+                        out.push(format!(
+                            "{id} listener {}: {}={} ({})",
+                            l.name, c.kind, c.status, c.reason
+                        ));
+                    }
+                }
+            }
+        }
+        for r in &self.routes {
+            for p in &r.status.parents {
+                for c in &p.conditions {
+                    if !c.is_true() {
+                        out.push(format!(
+                            "UDPRoute {}/{} parent {}/{}: {}={} ({})",
+                            r.namespace,
+                            r.name,
+                            p.parent_ref.namespace,
+                            p.parent_ref.name,
+                            c.kind,
+                            c.status,
+                            c.reason
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// True when every Gateway and listener is Accepted, Programmed and not conflicted,
+    /// and every route parent is Accepted with ResolvedRefs true.
+    pub fn all_ok(&self) -> bool {
+        self.problems().is_empty()
+    }
+
+    /// One line: counts, and the first problem if any.
+    pub fn summary(&self) -> String {
+        let problems = self.problems();
+        let ignored = self.ignored_routes();
+        let mut line = format!(
+            "{} gateway(s), {} UDPRoute(s)",
+            self.gateways.len(),
+            self.routes.len()
+        );
+        if ignored > 0 {
+            line.push_str(&format!(" ({ignored} not attached to a Gateway of ours)"));
+        }
+        match problems.first() {
+            None => line.push_str(": all accepted"),
+            Some(first) => line.push_str(&format!(
+                ": {} condition(s) not healthy, first: {first}",
+                problems.len()
+            )),
+        }
+        line
+    }
+}
+
+/// The report as multi-document YAML (what `udplb check` prints).
+pub fn status_yaml(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for doc in report.documents() {
+        out.push_str("---\n");
+        match serde_norway::to_string(&doc) {
+            Ok(text) => out.push_str(&text),
+            // Serializing plain structs of strings and numbers cannot fail; keep going.
+            Err(e) => out.push_str(&format!("# cannot render: {e}\n")),
+        }
+    }
+    out
+}
+
+/// The report as a JSON array (what `udplb check --output json` prints).
+pub fn status_json(report: &StatusReport) -> String {
+    serde_json::to_string_pretty(&report.documents())
+        .unwrap_or_else(|e| format!("\"cannot render: {e}\""))
+}
