@@ -307,7 +307,8 @@ fn attach(
         return Some(Attachment::Refused {
             reason: "NotAllowedByListeners",
             message: format!(
-                "no matching listener of Gateway {}/{} allows UDPRoutes from namespace {}",
+                "no selected listener of Gateway {}/{} accepts UDPRoutes from namespace {} \
+                 (listener protocol, allowedRoutes.kinds or allowedRoutes.namespaces)",
                 parent.namespace, parent.name, route.meta.namespace
             ),
         });
@@ -471,9 +472,11 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
         namespace: g.gw.meta.namespace.clone(),
         name: g.gw.meta.name.clone(),
         status: GatewayStatus {
+            // Addresses are bound only when the Gateway is accepted.
             addresses: g
                 .vips
                 .iter()
+                .filter(|_| g.accepted())
                 .map(|v| GatewayStatusAddress {
                     kind: "IPAddress".into(),
                     value: v.to_string(),
