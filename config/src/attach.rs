@@ -64,7 +64,10 @@ pub(crate) fn admits_namespace(
     gateway_ns: &str,
     route_ns: &str,
 ) -> bool {
-    let namespaces = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+    let namespaces = l
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
     match namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
         "All" => true,
         "Selector" => namespaces

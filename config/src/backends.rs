@@ -108,8 +108,7 @@ fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
         .endpoint_slices
         .iter()
         .filter(|s| {
-            s.meta.namespace == namespace
-                && s.meta.labels.get(SERVICE_NAME_LABEL) == Some(&b.name)
+            s.meta.namespace == namespace && s.meta.labels.get(SERVICE_NAME_LABEL) == Some(&b.name)
         })
         .flat_map(|slice| slice_endpoints(slice, service_port))
         .fold(BTreeMap::new(), |mut acc, (addr, draining)| {
@@ -123,7 +122,13 @@ fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
 
 /// A Service port by number; the UDP one when TCP and UDP share the number.
 fn pick_service_port(service: &Service, port: u16) -> Option<&ServicePort> {
-    let matching = || service.spec.ports.iter().filter(|p| p.port == i64::from(port));
+    let matching = || {
+        service
+            .spec
+            .ports
+            .iter()
+            .filter(|p| p.port == i64::from(port))
+    };
     matching()
         .find(|p| p.protocol.as_deref() == Some("UDP"))
         .or_else(|| matching().next())
@@ -131,10 +136,7 @@ fn pick_service_port(service: &Service, port: u16) -> Option<&ServicePort> {
 
 /// The endpoints of one slice for one Service port: the slice port with the Service
 /// port's name, else a numeric targetPort (or the port itself when targetPort is absent).
-fn slice_endpoints(
-    slice: &EndpointSlice,
-    service_port: &ServicePort,
-) -> Vec<(SocketAddr, bool)> {
+fn slice_endpoints(slice: &EndpointSlice, service_port: &ServicePort) -> Vec<(SocketAddr, bool)> {
     let name = service_port.name.as_deref().unwrap_or("");
     let named: Vec<_> = slice
         .ports

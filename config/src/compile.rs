@@ -270,7 +270,12 @@ fn attach(
         .listeners
         .iter()
         .enumerate()
-        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.spec.name))
+        .filter(|(_, l)| {
+            parent
+                .section_name
+                .as_ref()
+                .is_none_or(|s| *s == l.spec.name)
+        })
         .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
         .map(|(i, _)| i)
         .collect();
@@ -354,9 +359,8 @@ fn forwarding(
                     port: l.port,
                     key: key.clone(),
                     options,
-                    route: winner.map(|ri| {
-                        route_spec(route_key(routes[ri]), &resolved[ri], vip.is_ipv4())
-                    }),
+                    route: winner
+                        .map(|ri| route_spec(route_key(routes[ri]), &resolved[ri], vip.is_ipv4())),
                 });
             }
         }
@@ -376,7 +380,10 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
                 (
                     false,
                     "UnsupportedProtocol",
-                    format!("protocol {} is not supported; udplb serves UDP", l.spec.protocol),
+                    format!(
+                        "protocol {} is not supported; udplb serves UDP",
+                        l.spec.protocol
+                    ),
                 )
             } else if let Some(holder) = &l.unavailable {
                 (
@@ -398,12 +405,30 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
             let conditions = vec![
                 Condition::new("Accepted", accepted, reason, message, generation),
                 if programmed {
-                    Condition::new("Programmed", true, "Programmed", "Listener is programmed", generation)
+                    Condition::new(
+                        "Programmed",
+                        true,
+                        "Programmed",
+                        "Listener is programmed",
+                        generation,
+                    )
                 } else {
-                    Condition::new("Programmed", false, "Invalid", "Listener is not programmed", generation)
+                    Condition::new(
+                        "Programmed",
+                        false,
+                        "Invalid",
+                        "Listener is not programmed",
+                        generation,
+                    )
                 },
                 if resolved {
-                    Condition::new("ResolvedRefs", true, "ResolvedRefs", "All references resolved", generation)
+                    Condition::new(
+                        "ResolvedRefs",
+                        true,
+                        "ResolvedRefs",
+                        "All references resolved",
+                        generation,
+                    )
                 } else {
                     Condition::new(
                         "ResolvedRefs",
@@ -418,11 +443,20 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
                         "Conflicted",
                         true,
                         "ProtocolConflict",
-                        format!("another UDP listener uses port {}; neither is served", l.port),
+                        format!(
+                            "another UDP listener uses port {}; neither is served",
+                            l.port
+                        ),
                         generation,
                     )
                 } else {
-                    Condition::new("Conflicted", false, "NoConflicts", "No conflicts", generation)
+                    Condition::new(
+                        "Conflicted",
+                        false,
+                        "NoConflicts",
+                        "No conflicts",
+                        generation,
+                    )
                 },
             ];
             ListenerStatus {
@@ -453,10 +487,22 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
             generation,
         )
     } else {
-        Condition::new("Accepted", true, "Accepted", "Gateway is accepted", generation)
+        Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "Gateway is accepted",
+            generation,
+        )
     };
     let programmed = if !g.accepted() {
-        Condition::new("Programmed", false, "Invalid", "Gateway is not accepted", generation)
+        Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "Gateway is not accepted",
+            generation,
+        )
     } else if g.vips.is_empty() {
         Condition::new(
             "Programmed",
@@ -466,7 +512,13 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
             generation,
         )
     } else {
-        Condition::new("Programmed", true, "Programmed", "Gateway is programmed", generation)
+        Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            "Gateway is programmed",
+            generation,
+        )
     };
     GatewayReport {
         namespace: g.gw.meta.namespace.clone(),

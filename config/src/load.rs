@@ -100,12 +100,24 @@ impl ObjectSet {
 
     fn metas(&self) -> Vec<(&'static str, &Meta)> {
         let mut out: Vec<(&'static str, &Meta)> = Vec::with_capacity(self.len());
-        out.extend(self.gateway_classes.iter().map(|o| ("GatewayClass", &o.meta)));
+        out.extend(
+            self.gateway_classes
+                .iter()
+                .map(|o| ("GatewayClass", &o.meta)),
+        );
         out.extend(self.gateways.iter().map(|o| ("Gateway", &o.meta)));
         out.extend(self.udp_routes.iter().map(|o| ("UDPRoute", &o.meta)));
-        out.extend(self.reference_grants.iter().map(|o| ("ReferenceGrant", &o.meta)));
+        out.extend(
+            self.reference_grants
+                .iter()
+                .map(|o| ("ReferenceGrant", &o.meta)),
+        );
         out.extend(self.services.iter().map(|o| ("Service", &o.meta)));
-        out.extend(self.endpoint_slices.iter().map(|o| ("EndpointSlice", &o.meta)));
+        out.extend(
+            self.endpoint_slices
+                .iter()
+                .map(|o| ("EndpointSlice", &o.meta)),
+        );
         out.extend(self.namespaces.iter().map(|o| ("Namespace", &o.meta)));
         out
     }
@@ -156,10 +168,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<ObjectSet, LoadError> {
             let mut found = Vec::new();
             for entry in fs::read_dir(path).map_err(io_err)? {
                 let p = entry.map_err(io_err)?.path();
-                let yaml = matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                );
+                let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
                 if yaml && p.is_file() {
                     found.push(p);
                 }
@@ -284,7 +293,10 @@ fn object(value: Value, location: Location, set: &mut ObjectSet, problems: &mut 
         message: message.into(),
     };
     if !value.is_mapping() {
-        problems.push(shape("", "a document must be a mapping with apiVersion and kind"));
+        problems.push(shape(
+            "",
+            "a document must be a mapping with apiVersion and kind",
+        ));
         return;
     }
     let Some(kind) = value.get("kind").and_then(Value::as_str).map(str::to_owned) else {

@@ -153,7 +153,16 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "s", "30", "-1s", "1.5s", "0s", "30 s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "s",
+            "30",
+            "-1s",
+            "1.5s",
+            "0s",
+            "30 s",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

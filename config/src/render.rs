@@ -85,5 +85,6 @@ pub fn forwarding_yaml(config: &ForwardingConfig) -> String {
 
 /// The same as [`forwarding_yaml`], as JSON.
 pub fn forwarding_json(config: &ForwardingConfig) -> String {
-    serde_json::to_string_pretty(&views(config)).unwrap_or_else(|e| format!("\"cannot render: {e}\""))
+    serde_json::to_string_pretty(&views(config))
+        .unwrap_or_else(|e| format!("\"cannot render: {e}\""))
 }

@@ -91,7 +91,11 @@ pub struct ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} problem(s) in the configuration:", self.problems.len())?;
+        write!(
+            f,
+            "{} problem(s) in the configuration:",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             write!(f, "\n  {p}")?;
         }
@@ -213,7 +217,10 @@ pub(crate) fn gateway(c: &mut Checker<'_>, g: &Gateway) {
             continue;
         };
         if !values.insert(value) {
-            c.fail(&at, format!("{value:?} is repeated; addresses must be unique"));
+            c.fail(
+                &at,
+                format!("{value:?} is repeated; addresses must be unique"),
+            );
         }
         if kind == "IPAddress" && value.parse::<IpAddr>().is_err() {
             c.fail(&at, format!("{value:?} is not an IP address"));
@@ -221,10 +228,7 @@ pub(crate) fn gateway(c: &mut Checker<'_>, g: &Gateway) {
     }
     let listener_names: Vec<&str> = spec.listeners.iter().map(|l| l.name.as_str()).collect();
     for bad in options::check(&g.meta.annotations, &listener_names) {
-        c.fail(
-            format!("metadata.annotations[{:?}]", bad.key),
-            bad.message,
-        );
+        c.fail(format!("metadata.annotations[{:?}]", bad.key), bad.message);
     }
 }
 
@@ -252,7 +256,11 @@ fn selector(c: &mut Checker<'_>, at: &str, sel: &LabelSelector) {
 /// Checks a UDPRoute; `v1` allows exactly one rule, `v1alpha2` up to 16.
 pub(crate) fn udp_route(c: &mut Checker<'_>, r: &UdpRoute) {
     let spec = &r.spec;
-    let max_rules = if r.api_version.ends_with("/v1") { 1 } else { 16 };
+    let max_rules = if r.api_version.ends_with("/v1") {
+        1
+    } else {
+        16
+    };
     if spec.rules.len() != 1 && max_rules == 1 {
         c.fail(
             "spec.rules",
@@ -278,7 +286,9 @@ pub(crate) fn udp_route(c: &mut Checker<'_>, r: &UdpRoute) {
         let key = (
             p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
             p.kind.clone().unwrap_or_else(|| "Gateway".into()),
-            p.namespace.clone().unwrap_or_else(|| r.meta.namespace.clone()),
+            p.namespace
+                .clone()
+                .unwrap_or_else(|| r.meta.namespace.clone()),
             p.name.clone(),
         );
         per_parent.entry(key).or_default().push(i);
@@ -313,7 +323,10 @@ pub(crate) fn udp_route(c: &mut Checker<'_>, r: &UdpRoute) {
         let at = format!("spec.rules[{ri}]");
         if let Some(name) = &rule.name {
             if !rule_names.insert(name.as_str()) {
-                c.fail(format!("{at}.name"), format!("rule name {name:?} is repeated"));
+                c.fail(
+                    format!("{at}.name"),
+                    format!("rule name {name:?} is repeated"),
+                );
             }
         }
         c.count(&format!("{at}.backendRefs"), &rule.backend_refs, 1, 16);
@@ -329,10 +342,9 @@ fn backend_ref(c: &mut Checker<'_>, at: &str, b: &BackendRef) {
     }
     match b.port {
         Some(port) => c.range(format!("{at}.port"), port, 1, PORT_MAX),
-        None if b.is_service() => c.fail(
-            format!("{at}.port"),
-            "Must have port for Service reference",
-        ),
+        None if b.is_service() => {
+            c.fail(format!("{at}.port"), "Must have port for Service reference")
+        }
         None => {}
     }
     if b.name.is_empty() {

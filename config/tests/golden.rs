@@ -70,13 +70,23 @@ fn fixtures_match_expected_status_and_forwarding() {
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 25, "expected the full fixture set, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 25,
+        "expected the full fixture set, found {}",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for dir in &dirs {
         let set = load_paths(&inputs(dir))
             .unwrap_or_else(|e| panic!("{}: input does not load: {e}", dir.display()));
         let compiled = compile(&set, &params());
-        compare(dir, "expected-status.yaml", &status_yaml(&compiled.status), bless, &mut failures);
+        compare(
+            dir,
+            "expected-status.yaml",
+            &status_yaml(&compiled.status),
+            bless,
+            &mut failures,
+        );
         compare(
             dir,
             "expected-forwarding.yaml",
