@@ -1,40 +1,42 @@
 //! Bad input: every problem names file, document, object and field; nothing panics.
 
-use config::load::{load_str, LoadError};
-use proptest::prelude::*;
+#[cfg(test)]
+mod tests {
+    use config::load::{load_str, LoadError};
+    use proptest::prelude::*;
 
-fn problems(source: &str, yaml: &str) -> Vec<String> {
-    match load_str(source, yaml) {
-        Ok(_) => panic!("expected an error for:\n{yaml}"),
-        Err(LoadError::Invalid(e)) => e.problems.iter().map(ToString::to_string).collect(),
-        Err(other) => panic!("unexpected error {other}"),
+    fn problems(source: &str, yaml: &str) -> Vec<String> {
+        match load_str(source, yaml) {
+            Ok(_) => panic!("expected an error for:\n{yaml}"),
+            Err(LoadError::Invalid(e)) => e.problems.iter().map(ToString::to_string).collect(),
+            Err(other) => panic!("unexpected error {other}"),
+        }
     }
-}
 
-const ROUTE_HEAD: &str = "apiVersion: gateway.networking.k8s.io/v1
+    const ROUTE_HEAD: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: UDPRoute
 metadata: {name: dns, namespace: default}
 spec:
   parentRefs: [{name: gw}]
 ";
 
-#[test]
-fn out_of_range_weight_names_everything() {
-    let yaml = format!(
+    #[test]
+    fn out_of_range_weight_names_everything() {
+        let yaml = format!(
         "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: x}}\n---\n{ROUTE_HEAD}  rules:\n    - backendRefs:\n        - {{name: a, port: 53}}\n        - {{name: b, port: 53, weight: 1000001}}\n"
     );
-    assert_eq!(
+        assert_eq!(
         problems("dns.yaml", &yaml),
         ["dns.yaml: document 2: UDPRoute default/dns: spec.rules[0].backendRefs[1].weight: 1000001 is out of range 0..=1000000"]
     );
-}
+    }
 
-#[test]
-fn every_problem_is_listed_not_just_the_first() {
-    let yaml = format!(
+    #[test]
+    fn every_problem_is_listed_not_just_the_first() {
+        let yaml = format!(
         "{ROUTE_HEAD}  rules:\n    - backendRefs:\n        - {{name: a, weight: -1}}\n        - {{name: b, port: 65536}}\n"
     );
-    assert_eq!(
+        assert_eq!(
         problems("r.yaml", &yaml),
         [
             "r.yaml: document 1: UDPRoute default/dns: spec.rules[0].backendRefs[0].weight: -1 is out of range 0..=1000000",
@@ -42,102 +44,108 @@ fn every_problem_is_listed_not_just_the_first() {
             "r.yaml: document 1: UDPRoute default/dns: spec.rules[0].backendRefs[1].port: 65536 is out of range 1..=65535",
         ]
     );
-}
+    }
 
-#[test]
-fn wrong_type_names_field_path() {
-    let yaml =
-        format!("{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: fifty-three}}]}}]\n");
-    let p = problems("t.yaml", &yaml);
-    assert_eq!(p.len(), 1);
-    assert!(
+    #[test]
+    fn wrong_type_names_field_path() {
+        let yaml =
+            format!("{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: fifty-three}}]}}]\n");
+        let p = problems("t.yaml", &yaml);
+        assert_eq!(p.len(), 1);
+        assert!(
         p[0].starts_with("t.yaml: document 1: UDPRoute default/dns: spec.rules[0].backendRefs[0].port: invalid type"),
         "{}",
         p[0]
     );
-}
+    }
 
-#[test]
-fn unknown_field_is_rejected() {
-    let yaml = format!("{ROUTE_HEAD}  rules: [{{backendRef: [{{name: a, port: 53}}]}}]\n");
-    let p = problems("u.yaml", &yaml);
-    assert!(
-        p[0].contains("UDPRoute default/dns: spec.rules[0].backendRef: unknown field `backendRef`"),
-        "{}",
-        p[0]
-    );
-}
+    #[test]
+    fn unknown_field_is_rejected() {
+        let yaml = format!("{ROUTE_HEAD}  rules: [{{backendRef: [{{name: a, port: 53}}]}}]\n");
+        let p = problems("u.yaml", &yaml);
+        assert!(
+            p[0].contains(
+                "UDPRoute default/dns: spec.rules[0].backendRef: unknown field `backendRef`"
+            ),
+            "{}",
+            p[0]
+        );
+    }
 
-#[test]
-fn malformed_yaml_names_file_and_document() {
-    let p = problems(
-        "bad.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\nkind: [unclosed\n",
-    );
-    assert_eq!(p.len(), 1);
-    assert!(
-        p[0].starts_with("bad.yaml: document 2: not valid YAML"),
-        "{}",
-        p[0]
-    );
-}
+    #[test]
+    fn malformed_yaml_names_file_and_document() {
+        let p = problems(
+            "bad.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\nkind: [unclosed\n",
+        );
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("bad.yaml: document 2: not valid YAML"),
+            "{}",
+            p[0]
+        );
+    }
 
-#[test]
-fn list_items_are_located() {
-    let yaml = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: ok}\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: bad, namespace: ns}\n    spec: {ports: [{port: 0}]}\n";
-    assert_eq!(
+    #[test]
+    fn list_items_are_located() {
+        let yaml = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: ok}\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: bad, namespace: ns}\n    spec: {ports: [{port: 0}]}\n";
+        assert_eq!(
         problems("list.yaml", yaml),
         ["list.yaml: document 1, items[1]: Service ns/bad: spec.ports[0].port: 0 is out of range 1..=65535"]
     );
-}
+    }
 
-#[test]
-fn rule_counts_per_version() {
-    let rule = "    - backendRefs: [{name: a, port: 53}]\n";
-    let v1_two = format!("{ROUTE_HEAD}  rules:\n{rule}{rule}");
-    assert!(problems("v1.yaml", &v1_two)[0].contains(
-        "spec.rules: has 2 rule(s); UDPRoute gateway.networking.k8s.io/v1 allows exactly one"
-    ));
-    let v1_zero = format!("{ROUTE_HEAD}  rules: []\n");
-    assert!(problems("v1.yaml", &v1_zero)[0].contains("spec.rules: has 0 rule(s)"));
-    let alpha = ROUTE_HEAD.replace("/v1\n", "/v1alpha2\n");
-    let sixteen = format!("{alpha}  rules:\n{}", rule.repeat(16));
-    assert!(load_str("a.yaml", &sixteen).is_ok());
-    let seventeen = format!("{alpha}  rules:\n{}", rule.repeat(17));
-    assert!(problems("a.yaml", &seventeen)[0]
-        .contains("spec.rules: has 17 item(s); between 1 and 16 are allowed"));
-    let many_refs = format!(
-        "{ROUTE_HEAD}  rules:\n    - backendRefs:\n{}",
-        "        - {name: a, port: 53}\n".repeat(17)
-    );
-    assert!(problems("b.yaml", &many_refs)[0].contains("spec.rules[0].backendRefs: has 17 item(s)"));
-    let no_refs = format!("{ROUTE_HEAD}  rules: [{{backendRefs: []}}]\n");
-    assert!(problems("b.yaml", &no_refs)[0].contains("spec.rules[0].backendRefs: has 0 item(s)"));
-}
+    #[test]
+    fn rule_counts_per_version() {
+        let rule = "    - backendRefs: [{name: a, port: 53}]\n";
+        let v1_two = format!("{ROUTE_HEAD}  rules:\n{rule}{rule}");
+        assert!(problems("v1.yaml", &v1_two)[0].contains(
+            "spec.rules: has 2 rule(s); UDPRoute gateway.networking.k8s.io/v1 allows exactly one"
+        ));
+        let v1_zero = format!("{ROUTE_HEAD}  rules: []\n");
+        assert!(problems("v1.yaml", &v1_zero)[0].contains("spec.rules: has 0 rule(s)"));
+        let alpha = ROUTE_HEAD.replace("/v1\n", "/v1alpha2\n");
+        let sixteen = format!("{alpha}  rules:\n{}", rule.repeat(16));
+        assert!(load_str("a.yaml", &sixteen).is_ok());
+        let seventeen = format!("{alpha}  rules:\n{}", rule.repeat(17));
+        assert!(problems("a.yaml", &seventeen)[0]
+            .contains("spec.rules: has 17 item(s); between 1 and 16 are allowed"));
+        let many_refs = format!(
+            "{ROUTE_HEAD}  rules:\n    - backendRefs:\n{}",
+            "        - {name: a, port: 53}\n".repeat(17)
+        );
+        assert!(
+            problems("b.yaml", &many_refs)[0].contains("spec.rules[0].backendRefs: has 17 item(s)")
+        );
+        let no_refs = format!("{ROUTE_HEAD}  rules: [{{backendRefs: []}}]\n");
+        assert!(
+            problems("b.yaml", &no_refs)[0].contains("spec.rules[0].backendRefs: has 0 item(s)")
+        );
+    }
 
-#[test]
-fn duplicate_parent_refs_need_unique_section_names() {
-    let head = ROUTE_HEAD.replace("  parentRefs: [{name: gw}]\n", "");
-    let rules = "  rules: [{backendRefs: [{name: a, port: 53}]}]\n";
-    let one_missing =
-        format!("{head}  parentRefs: [{{name: gw, sectionName: a}}, {{name: gw}}]\n{rules}");
-    assert!(problems("p.yaml", &one_missing)[0]
-        .contains("spec.parentRefs[1].sectionName: sectionName must be specified"));
-    let same = format!(
+    #[test]
+    fn duplicate_parent_refs_need_unique_section_names() {
+        let head = ROUTE_HEAD.replace("  parentRefs: [{name: gw}]\n", "");
+        let rules = "  rules: [{backendRefs: [{name: a, port: 53}]}]\n";
+        let one_missing =
+            format!("{head}  parentRefs: [{{name: gw, sectionName: a}}, {{name: gw}}]\n{rules}");
+        assert!(problems("p.yaml", &one_missing)[0]
+            .contains("spec.parentRefs[1].sectionName: sectionName must be specified"));
+        let same = format!(
         "{head}  parentRefs: [{{name: gw, sectionName: a}}, {{name: gw, sectionName: a}}]\n{rules}"
     );
-    assert!(problems("p.yaml", &same)[0]
-        .contains("spec.parentRefs[1].sectionName: sectionName must be unique"));
-    let distinct = format!("{head}  parentRefs: [{{name: gw, sectionName: a}}, {{name: gw, sectionName: b}}, {{name: other}}]\n{rules}");
-    assert!(load_str("p.yaml", &distinct).is_ok());
-    let bad_port = format!("{head}  parentRefs: [{{name: gw, port: 0}}]\n{rules}");
-    assert!(problems("p.yaml", &bad_port)[0]
-        .contains("spec.parentRefs[0].port: 0 is out of range 1..=65535"));
-}
+        assert!(problems("p.yaml", &same)[0]
+            .contains("spec.parentRefs[1].sectionName: sectionName must be unique"));
+        let distinct = format!("{head}  parentRefs: [{{name: gw, sectionName: a}}, {{name: gw, sectionName: b}}, {{name: other}}]\n{rules}");
+        assert!(load_str("p.yaml", &distinct).is_ok());
+        let bad_port = format!("{head}  parentRefs: [{{name: gw, port: 0}}]\n{rules}");
+        assert!(problems("p.yaml", &bad_port)[0]
+            .contains("spec.parentRefs[0].port: 0 is out of range 1..=65535"));
+    }
 
-#[test]
-fn gateway_schema_rules() {
-    let yaml = "apiVersion: gateway.networking.k8s.io/v1
+    #[test]
+    fn gateway_schema_rules() {
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: infra, annotations: {udplb.io/nat-mode: snat}}
 spec:
@@ -151,7 +159,7 @@ spec:
       port: 70000
       allowedRoutes: {namespaces: {from: Selector}}
 ";
-    assert_eq!(
+        assert_eq!(
         problems("gw.yaml", yaml),
         [
             "gw.yaml: document 1: Gateway infra/gw: spec.listeners[0].hostname: hostname must not be specified for protocol UDP",
@@ -164,63 +172,64 @@ spec:
             "gw.yaml: document 1: Gateway infra/gw: metadata.annotations[\"udplb.io/nat-mode\"]: \"snat\" is not one of fullnat, preserve-client",
         ]
     );
-    let no_listeners = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {gatewayClassName: x, listeners: []}\n";
-    assert!(problems("gw.yaml", no_listeners)[0]
-        .contains("spec.listeners: has 0 item(s); between 1 and 64"));
-}
+        let no_listeners = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {gatewayClassName: x, listeners: []}\n";
+        assert!(problems("gw.yaml", no_listeners)[0]
+            .contains("spec.listeners: has 0 item(s); between 1 and 64"));
+    }
 
-#[test]
-fn duplicates_and_missing_names() {
-    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
-    let p = problems("d.yaml", &format!("{svc}---\n{svc}"));
-    assert_eq!(
-        p,
-        ["d.yaml: document 2: Service default/a: defined twice; first at d.yaml: document 1"]
-    );
-    let p = problems(
-        "n.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n",
-    );
-    assert_eq!(
-        p,
-        ["n.yaml: document 1: Service x/<unnamed>: metadata.name: required"]
-    );
-    let p = problems("k.yaml", "apiVersion: v1\nmetadata: {name: a}\n");
-    assert_eq!(p, ["k.yaml: document 1: kind: required string"]);
-}
+    #[test]
+    fn duplicates_and_missing_names() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n";
+        let p = problems("d.yaml", &format!("{svc}---\n{svc}"));
+        assert_eq!(
+            p,
+            ["d.yaml: document 2: Service default/a: defined twice; first at d.yaml: document 1"]
+        );
+        let p = problems(
+            "n.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n",
+        );
+        assert_eq!(
+            p,
+            ["n.yaml: document 1: Service x/<unnamed>: metadata.name: required"]
+        );
+        let p = problems("k.yaml", "apiVersion: v1\nmetadata: {name: a}\n");
+        assert_eq!(p, ["k.yaml: document 1: kind: required string"]);
+    }
 
-#[test]
-fn unknown_kinds_are_skipped() {
-    let set = load_str(
+    #[test]
+    fn unknown_kinds_are_skipped() {
+        let set = load_str(
         "x.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {anything: [1]}\n---\n# only a comment\n",
     )
     .expect("unknown kinds are not errors");
-    assert!(set.is_empty());
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-    /// Arbitrary text never panics the loader.
-    #[test]
-    fn arbitrary_text_never_panics(text in "\\PC*") {
-        let _ = load_str("fuzz.yaml", &text);
+        assert!(set.is_empty());
     }
 
-    /// Arbitrary bytes (lossily decoded) never panic the loader.
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = load_str("fuzz.yaml", &String::from_utf8_lossy(&bytes));
-    }
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Mutations of a valid manifest never panic the loader.
-    #[test]
-    fn mutated_manifests_never_panic(pos in 0usize..400, insert in "[\\[\\]{}:,\\-\\n a-z0-9\"']{0,6}") {
-        let base = format!("{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: 53, weight: 7}}]}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s, labels: {{kubernetes.io/service-name: a}}}}\naddressType: IPv4\nendpoints: [{{addresses: [198.18.0.1]}}]\n");
-        let mut at = pos.min(base.len());
-        while !base.is_char_boundary(at) { at -= 1; }
-        let text = format!("{}{}{}", &base[..at], insert, &base[at..]);
-        let _ = load_str("mutated.yaml", &text);
+        /// Arbitrary text never panics the loader.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC*") {
+            let _ = load_str("fuzz.yaml", &text);
+        }
+
+        /// Arbitrary bytes (lossily decoded) never panic the loader.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = load_str("fuzz.yaml", &String::from_utf8_lossy(&bytes));
+        }
+
+        /// Mutations of a valid manifest never panic the loader.
+        #[test]
+        fn mutated_manifests_never_panic(pos in 0usize..400, insert in "[\\[\\]{}:,\\-\\n a-z0-9\"']{0,6}") {
+            let base = format!("{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: 53, weight: 7}}]}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s, labels: {{kubernetes.io/service-name: a}}}}\naddressType: IPv4\nendpoints: [{{addresses: [198.18.0.1]}}]\n");
+            let mut at = pos.min(base.len());
+            while !base.is_char_boundary(at) { at -= 1; }
+            let text = format!("{}{}{}", &base[..at], insert, &base[at..]);
+            let _ = load_str("mutated.yaml", &text);
+        }
     }
 }
