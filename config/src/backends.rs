@@ -246,6 +246,7 @@ pub(crate) fn without_ready_endpoints(refs: &[WeightedRef]) -> Vec<&ServiceKey> 
             _ => None,
         })
         .collect();
+    out.sort();
     out.dedup();
     out
 }
