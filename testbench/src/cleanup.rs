@@ -1,0 +1,86 @@
+//! Removing what interrupted runs left behind.
+//!
+//! A run killed by a signal (Ctrl-C, CI timeout) never reaches its destructors. Its
+//! namespaces and run directory carry its pid (see [`crate::names`]); whatever belongs to
+//! a pid that is no longer alive is removed here: processes inside killed, namespaces
+//! deleted, directories removed. Runs of live processes are never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::exec::{self, SHORT_TIMEOUT};
+use crate::names::{RunId, PREFIX};
+use crate::netns::{kill_all_in, list_netns};
+
+/// What [`remove_stale`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Namespaces deleted.
+    pub namespaces: Vec<String>,
+    /// Run directories deleted.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Whether process `pid` exists.
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Names of testbench namespaces whose creating process is gone.
+///
+/// # Errors
+/// As [`list_netns`].
+pub fn stale_namespaces() -> Result<Vec<String>> {
+    Ok(list_netns()?
+        .into_iter()
+        .filter(|name| RunId::parse(name).is_some_and(|id| !pid_alive(id.pid)))
+        .collect())
+}
+
+/// Removes every namespace and run directory of dead runs.
+///
+/// # Errors
+/// The first failure to list or delete; what was removed before stays removed.
+pub fn remove_stale() -> Result<CleanupReport> {
+    let mut report = CleanupReport::default();
+    for name in stale_namespaces()? {
+        kill_all_in(&name, Duration::from_secs(5))?;
+        exec::run(
+            Command::new("ip").args(["netns", "del", &name]),
+            None,
+            SHORT_TIMEOUT,
+        )?;
+        report.namespaces.push(name);
+    }
+    let tmp = std::env::temp_dir();
+    let entries =
+        std::fs::read_dir(&tmp).map_err(|e| Error::io(format!("listing {}", tmp.display()), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(PREFIX) {
+            continue;
+        }
+        if RunId::parse(name).is_some_and(|id| !pid_alive(id.pid)) {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            report.dirs.push(path);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_pid_is_alive() {
+        assert!(pid_alive(std::process::id()));
+        // Above the kernel's pid_max ceiling (2^22), no process can exist.
+        assert!(!pid_alive(4_194_305));
+    }
+}

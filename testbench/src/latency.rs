@@ -1,0 +1,128 @@
+//! Latency samples and their percentiles.
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many samples are kept per recorder; later ones are counted only.
+pub const MAX_SAMPLES: usize = 2_000_000;
+
+/// Collects round-trip times in nanoseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    samples: Vec<u64>,
+    dropped: u64,
+}
+
+impl Recorder {
+    /// Records one sample.
+    pub fn record(&mut self, nanos: u64) {
+        if self.samples.len() < MAX_SAMPLES {
+            self.samples.push(nanos);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Adds all of `other`'s samples.
+    pub fn merge(&mut self, other: Recorder) {
+        let room = MAX_SAMPLES.saturating_sub(self.samples.len());
+        let (keep, over) = if other.samples.len() > room {
+            (room, other.samples.len() - room)
+        } else {
+            (other.samples.len(), 0)
+        };
+        self.samples.extend_from_slice(&other.samples[..keep]);
+        self.dropped += other.dropped + over as u64;
+    }
+
+    /// The summary, or `None` without samples.
+    pub fn summary(mut self) -> Option<Latency> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        self.samples.sort_unstable();
+        let s = &self.samples;
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        let sum: u128 = s.iter().map(|&x| u128::from(x)).sum();
+        Some(Latency {
+            samples: s.len() as u64,
+            unrecorded: self.dropped,
+            min_us: us(s[0]),
+            p50_us: us(nearest_rank(s, 0.50)),
+            p99_us: us(nearest_rank(s, 0.99)),
+            p999_us: us(nearest_rank(s, 0.999)),
+            max_us: us(s[s.len() - 1]),
+            mean_us: sum as f64 / s.len() as f64 / 1_000.0,
+        })
+    }
+}
+
+/// Nearest-rank percentile of sorted, non-empty `sorted`: the smallest sample with at
+/// least `q` of all samples at or below it.
+fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
+    let n = sorted.len();
+    let rank = (q * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+/// Round-trip time percentiles, in microseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Samples the percentiles are computed from.
+    pub samples: u64,
+    /// Samples beyond [`MAX_SAMPLES`], not included.
+    pub unrecorded: u64,
+    /// Smallest.
+    pub min_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Arithmetic mean.
+    pub mean_us: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut r = Recorder::default();
+        // 1..=1000 µs in scrambled order.
+        for i in 0..1000u64 {
+            r.record(((i * 7919) % 1000 + 1) * 1000);
+        }
+        let l = r.summary().expect("has samples");
+        assert_eq!(l.samples, 1000);
+        assert_eq!(l.min_us, 1.0);
+        assert_eq!(l.p50_us, 500.0);
+        assert_eq!(l.p99_us, 990.0);
+        assert_eq!(l.p999_us, 999.0);
+        assert_eq!(l.max_us, 1000.0);
+        assert_eq!(l.mean_us, 500.5);
+    }
+
+    #[test]
+    fn single_sample_and_empty() {
+        assert!(Recorder::default().summary().is_none());
+        let mut r = Recorder::default();
+        r.record(42_000);
+        let l = r.summary().expect("one sample");
+        assert_eq!((l.p50_us, l.p999_us), (42.0, 42.0));
+    }
+
+    #[test]
+    fn merge_keeps_counts() {
+        let mut a = Recorder::default();
+        a.record(1);
+        let mut b = Recorder::default();
+        b.record(2);
+        b.record(3);
+        a.merge(b);
+        assert_eq!(a.summary().map(|l| l.samples), Some(3));
+    }
+}

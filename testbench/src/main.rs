@@ -1,0 +1,182 @@
+//! `testbench`: the bench's own tools, run inside network namespaces by the library.
+//!
+//! ```text
+//! testbench echo --name backend-0 --listen 198.18.1.11:7000 [--sink]
+//! testbench loadgen --target 198.18.0.10:7000 --source 198.19.0.100 --flows 100 --count 10
+//! testbench stats --server 198.18.1.11:7000
+//! testbench cleanup
+//! ```
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use testbench::echo::{self, EchoConfig};
+use testbench::loadgen::{self, LoadgenConfig, Mode};
+use testbench::{cleanup, Error, Result};
+
+#[derive(Parser)]
+#[command(name = "testbench", about = "udplb testbench tools", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// UDP echo server replying with its name, the peer address it saw, and the payload.
+    Echo {
+        /// Name put in every reply.
+        #[arg(long)]
+        name: String,
+        /// Address to listen on (repeatable).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+        /// Count datagrams, never reply (for one-way load).
+        #[arg(long)]
+        sink: bool,
+    },
+    /// Multi-flow load generator; prints (or writes) a JSON report.
+    Loadgen(LoadgenArgs),
+    /// Prints the counters of an echo server as JSON.
+    Stats {
+        /// The echo server's address.
+        #[arg(long)]
+        server: SocketAddr,
+        /// How long to keep asking, in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+    /// Removes namespaces and directories left by testbench runs whose process died.
+    Cleanup,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    RequestResponse,
+    Blast,
+}
+
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// The whole configuration as JSON (what the library passes); overrides the flags.
+    #[arg(long)]
+    config_json: Option<String>,
+    /// Write the report here instead of stdout.
+    #[arg(long)]
+    output: Option<std::path::PathBuf>,
+    /// Destination (repeatable; flows are spread over them).
+    #[arg(long)]
+    target: Vec<SocketAddr>,
+    /// Source address (repeatable; flows are spread over them).
+    #[arg(long)]
+    source: Vec<IpAddr>,
+    /// Number of flows.
+    #[arg(long, default_value_t = 1)]
+    flows: u32,
+    /// Source port of flow 0 (others follow); default: kernel-chosen.
+    #[arg(long)]
+    first_port: Option<u16>,
+    /// Request/response or one-way.
+    #[arg(long, value_enum, default_value = "request-response")]
+    mode: ModeArg,
+    /// Datagrams per flow.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Total datagrams per second (default: unpaced).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Hard bound on the run, milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    duration_ms: u64,
+    /// Reply timeout, milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    reply_timeout_ms: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Sending threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+}
+
+impl LoadgenArgs {
+    fn config(&self) -> Result<LoadgenConfig> {
+        if let Some(json) = &self.config_json {
+            return serde_json::from_str(json)
+                .map_err(|e| Error::invalid("loadgen --config-json", e.to_string()));
+        }
+        Ok(LoadgenConfig {
+            targets: self.target.clone(),
+            sources: self.source.clone(),
+            flows: self.flows,
+            first_port: self.first_port,
+            mode: match self.mode {
+                ModeArg::RequestResponse => Mode::RequestResponse,
+                ModeArg::Blast => Mode::Blast,
+            },
+            count: self.count,
+            rate: self.rate,
+            max_duration_ms: self.duration_ms,
+            reply_timeout_ms: self.reply_timeout_ms,
+            payload_size: self.size,
+            threads: self.threads,
+        })
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Echo { name, listen, sink } => {
+            // Runs until killed: the library's Process guard owns this process.
+            let stop = AtomicBool::new(false);
+            echo::serve(&EchoConfig { name, listen, sink }, &stop)
+        }
+        Cmd::Loadgen(args) => {
+            let report = loadgen::run(&args.config()?)?;
+            let json = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::invalid("loadgen report", e.to_string()))?;
+            match &args.output {
+                Some(path) => std::fs::write(path, json)
+                    .map_err(|e| Error::io(format!("writing {}", path.display()), e)),
+                None => {
+                    println!("{json}");
+                    Ok(())
+                }
+            }
+        }
+        Cmd::Stats { server, timeout_ms } => {
+            let stats = echo::query_stats(server, Duration::from_millis(timeout_ms))?;
+            let json = serde_json::to_string_pretty(&stats)
+                .map_err(|e| Error::invalid("echo stats", e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
+        Cmd::Cleanup => {
+            let report = cleanup::remove_stale()?;
+            for ns in &report.namespaces {
+                println!("removed namespace {ns}");
+            }
+            for dir in &report.dirs {
+                println!("removed directory {}", dir.display());
+            }
+            if report.namespaces.is_empty() && report.dirs.is_empty() {
+                println!("nothing to clean up");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("testbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

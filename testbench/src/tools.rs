@@ -1,0 +1,197 @@
+//! Running the testbench's own tools (`echo`, `loadgen`, `stats`) inside namespaces.
+//!
+//! The tools are subcommands of the `testbench` binary, started with `ip netns exec`.
+//! Integration tests find the binary with `env!("CARGO_BIN_EXE_testbench")`:
+//!
+//! ```no_run
+//! # fn main() -> testbench::Result<()> {
+//! use testbench::{LoadgenConfig, Tools, Topology};
+//! let topo = Topology::with_kernel_router()?;
+//! let tools = Tools::new(env!("CARGO_BIN_EXE_testbench"));
+//! let _echo = tools.start_echo(topo.backend(0), 7000, false, &topo.log_path("echo.log"))?;
+//! let target = (topo.backend(0).ipv4(), 7000).into();
+//! let report = tools.loadgen(topo.client(0).ns(), &LoadgenConfig::new(target, topo.client(0).ipv4().into(), 10), &topo.log_path("lg.log"))?;
+//! assert_eq!(report.received, 10);
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::exec::{self, Process};
+use crate::loadgen::{LoadgenConfig, Report};
+use crate::netns::Netns;
+use crate::proto::EchoStats;
+use crate::topology::Host;
+
+/// Default number of open files; beyond it the loadgen is started under `prlimit`.
+const DEFAULT_NOFILE: u64 = 1024;
+
+/// Slack added to a loadgen's own bound before the driver gives up on it.
+const LOADGEN_SLACK: Duration = Duration::from_secs(15);
+
+/// Where the `testbench` binary is.
+#[derive(Clone, Debug)]
+pub struct Tools {
+    bin: PathBuf,
+}
+
+/// An echo server process and the addresses it serves.
+#[derive(Debug)]
+pub struct EchoServer {
+    /// The process; killed on drop.
+    pub process: Process,
+    /// Name it answers with.
+    pub name: String,
+    /// Addresses it listens on.
+    pub listen: Vec<SocketAddr>,
+}
+
+/// A load generator running in the background; see [`Tools::spawn_loadgen`].
+#[derive(Debug)]
+pub struct RunningLoadgen {
+    process: Process,
+    output: PathBuf,
+    bound: Duration,
+}
+
+impl RunningLoadgen {
+    /// Waits for it to finish (bounded by its own `max_duration_ms` plus slack) and
+    /// returns its report.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it overruns (it is killed); [`Error::Command`] if it failed,
+    /// with its log; [`Error::Parse`] if its report is unreadable.
+    pub fn finish(mut self) -> Result<Report> {
+        let status = self.process.wait_timeout(self.bound)?;
+        if !status.success() {
+            return Err(Error::Command {
+                command: self.process.command().to_owned(),
+                status: status.to_string(),
+                stderr: self.process.log(),
+            });
+        }
+        let json = std::fs::read(&self.output)
+            .map_err(|e| Error::io(format!("reading {}", self.output.display()), e))?;
+        serde_json::from_slice(&json).map_err(|e| Error::Parse {
+            tool: "testbench loadgen".into(),
+            detail: format!("{e} in {}", self.output.display()),
+        })
+    }
+}
+
+impl Tools {
+    /// Tools from the binary at `bin`.
+    pub fn new(bin: impl Into<PathBuf>) -> Tools {
+        Tools { bin: bin.into() }
+    }
+
+    /// The binary's path.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Starts an echo server in `host`'s namespace, on every address of the host, port
+    /// `port`, answering with the host's name (`sink`: counting only), and waits until
+    /// it listens.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if the binary is missing; [`Error::Timeout`] (with its log) if it
+    /// does not bind within 10 s.
+    pub fn start_echo(&self, host: &Host, port: u16, sink: bool, log: &Path) -> Result<EchoServer> {
+        let listen: Vec<SocketAddr> = host
+            .addrs()
+            .map(|a| SocketAddr::new(a.addr, port))
+            .collect();
+        let mut args = vec![
+            "echo".to_owned(),
+            "--name".to_owned(),
+            host.name().to_owned(),
+        ];
+        for addr in &listen {
+            args.push("--listen".to_owned());
+            args.push(addr.to_string());
+        }
+        if sink {
+            args.push("--sink".to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut process = host.ns().spawn(&self.bin, &args, log)?;
+        let ready = Duration::from_secs(10);
+        if let Err(e) = host.ns().wait_udp_bound(port, ready) {
+            process.kill();
+            return Err(Error::Timeout {
+                what: format!(
+                    "echo server of {} ({e}); log:\n{}",
+                    host.name(),
+                    process.log()
+                ),
+                timeout: ready,
+            });
+        }
+        Ok(EchoServer {
+            process,
+            name: host.name().to_owned(),
+            listen,
+        })
+    }
+
+    /// Starts a load generator in `ns`; its log goes to `log`, its JSON report next to it
+    /// (`<log>.json`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad config (checked here first); [`Error::Spawn`].
+    pub fn spawn_loadgen(
+        &self,
+        ns: &Netns,
+        config: &LoadgenConfig,
+        log: &Path,
+    ) -> Result<RunningLoadgen> {
+        config.plan()?;
+        let json = serde_json::to_string(config)
+            .map_err(|e| Error::invalid("loadgen config", e.to_string()))?;
+        let output = log.with_extension("json");
+        let _ = std::fs::remove_file(&output);
+        let out = output.to_string_lossy().into_owned();
+        let nofile = u64::from(config.flows) + 64;
+        let mut cmd = if nofile > DEFAULT_NOFILE {
+            let mut c = ns.command("prlimit");
+            c.arg(format!("--nofile={nofile}:{nofile}")).arg(&self.bin);
+            c
+        } else {
+            ns.command(&self.bin)
+        };
+        cmd.args(["loadgen", "--config-json", &json, "--output", &out]);
+        let process = Process::spawn(cmd, log)?;
+        Ok(RunningLoadgen {
+            process,
+            output,
+            bound: Duration::from_millis(config.max_duration_ms + config.reply_timeout_ms)
+                + LOADGEN_SLACK,
+        })
+    }
+
+    /// Runs a load generator in `ns` to completion and returns its report.
+    ///
+    /// # Errors
+    /// As [`Tools::spawn_loadgen`] and [`RunningLoadgen::finish`].
+    pub fn loadgen(&self, ns: &Netns, config: &LoadgenConfig, log: &Path) -> Result<Report> {
+        self.spawn_loadgen(ns, config, log)?.finish()
+    }
+
+    /// Asks the echo server at `server` for its counters, from inside `ns`.
+    ///
+    /// # Errors
+    /// [`Error::Command`] if the query failed (no answer within 3 s); [`Error::Parse`].
+    pub fn echo_stats(&self, ns: &Netns, server: SocketAddr) -> Result<EchoStats> {
+        let mut cmd = ns.command(&self.bin);
+        cmd.args(["stats", "--server", &server.to_string()]);
+        let out = exec::run(&mut cmd, None, Duration::from_secs(15))?;
+        serde_json::from_slice(&out.stdout).map_err(|e| Error::Parse {
+            tool: "testbench stats".into(),
+            detail: e.to_string(),
+        })
+    }
+}
