@@ -152,9 +152,8 @@ impl MbufBurst {
             let raw = self.slots[i];
             // SAFETY: slots[..len] are owned non-null mbufs; `view` is only borrowed here
             // and forgotten below, so ownership stays with the burst.
-            let view = std::mem::ManuallyDrop::new(unsafe {
-                Mbuf::from_raw(NonNull::new_unchecked(raw))
-            });
+            let view =
+                std::mem::ManuallyDrop::new(unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) });
             if drop_it(&view) {
                 free_slots(&mut [raw]);
                 freed += 1;

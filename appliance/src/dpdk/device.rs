@@ -161,7 +161,16 @@ mod tests {
 
     #[test]
     fn bad_device_strings_are_rejected_with_the_string_in_the_message() {
-        for bad in ["", "eth0", "net_", "net_tap0,", "net tap0", "00:1:00.0", "01:00.9", "0000:01:00"] {
+        for bad in [
+            "",
+            "eth0",
+            "net_",
+            "net_tap0,",
+            "net tap0",
+            "00:1:00.0",
+            "01:00.9",
+            "0000:01:00",
+        ] {
             let err = bad.parse::<Device>().expect_err(bad).to_string();
             assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
         }

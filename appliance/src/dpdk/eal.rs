@@ -88,10 +88,12 @@ impl Eal {
         let mut owned = Vec::with_capacity(args.len() + 1);
         owned.push(CString::from(c"udplb"));
         for arg in args {
-            owned.push(CString::new(arg.as_str()).map_err(|_| DpdkError::InvalidArgument {
-                what: "EAL argument",
-                reason: format!("{arg:?} contains a NUL byte"),
-            })?);
+            owned.push(
+                CString::new(arg.as_str()).map_err(|_| DpdkError::InvalidArgument {
+                    what: "EAL argument",
+                    reason: format!("{arg:?} contains a NUL byte"),
+                })?,
+            );
         }
         // rte_eal_init permutes argv (getopt), so it gets its own pointer array; the strings
         // stay owned by `owned` for the whole call.
@@ -198,10 +200,7 @@ impl Eal {
             drop(unsafe { Box::from_raw(arg) });
             check("rte_eal_remote_launch", ret)?;
         }
-        Ok(LcoreJob {
-            lcore,
-            result: rx,
-        })
+        Ok(LcoreJob { lcore, result: rx })
     }
 
     /// Registers the calling (non-EAL) thread as an lcore (`rte_thread_register`), giving it

@@ -35,7 +35,11 @@ impl TxChecksum {
         match self {
             TxChecksum::Ipv4 { header, udp } => {
                 ffi::RTE_MBUF_F_TX_IPV4
-                    | if header { ffi::RTE_MBUF_F_TX_IP_CKSUM } else { 0 }
+                    | if header {
+                        ffi::RTE_MBUF_F_TX_IP_CKSUM
+                    } else {
+                        0
+                    }
                     | udp_flag(udp)
             }
             TxChecksum::Ipv6 { udp } => ffi::RTE_MBUF_F_TX_IPV6 | udp_flag(udp),
@@ -139,7 +143,9 @@ impl Mbuf {
         let m = self.get();
         let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
         // SAFETY: as in `data`; `&mut self` makes this the only reference to the bytes.
-        unsafe { slice::from_raw_parts_mut(addr.cast::<u8>().add(usize::from(off)), usize::from(len)) }
+        unsafe {
+            slice::from_raw_parts_mut(addr.cast::<u8>().add(usize::from(off)), usize::from(len))
+        }
     }
 
     /// Free bytes before the data.
@@ -209,7 +215,11 @@ impl Mbuf {
         }
     }
 
-    fn region<'a>(ptr: *mut std::ffi::c_char, n: usize, call: &'static str) -> Result<&'a mut [u8]> {
+    fn region<'a>(
+        ptr: *mut std::ffi::c_char,
+        n: usize,
+        call: &'static str,
+    ) -> Result<&'a mut [u8]> {
         if ptr.is_null() {
             return Err(DpdkError::call(call, libc::EINVAL));
         }
@@ -226,7 +236,12 @@ impl Mbuf {
     ///
     /// # Errors
     /// [`DpdkError::InvalidArgument`] if `l2_len` > 127 or `l3_len` > 511 (the bit-field widths).
-    pub fn set_tx_checksum(&mut self, checksum: TxChecksum, l2_len: u16, l3_len: u16) -> Result<()> {
+    pub fn set_tx_checksum(
+        &mut self,
+        checksum: TxChecksum,
+        l2_len: u16,
+        l3_len: u16,
+    ) -> Result<()> {
         if l2_len > MAX_L2_LEN || l3_len > MAX_L3_LEN {
             return Err(DpdkError::InvalidArgument {
                 what: "tx offload header lengths",

@@ -77,7 +77,14 @@ impl Mempool {
             // SAFETY: c_name is a valid C string for the call; DPDK copies it. Other
             // arguments are plain integers that DPDK validates.
             let raw = unsafe {
-                ffi::rte_pktmbuf_pool_create(c_name.as_ptr(), n_mbufs, cache, 0, data_room, socket.0)
+                ffi::rte_pktmbuf_pool_create(
+                    c_name.as_ptr(),
+                    n_mbufs,
+                    cache,
+                    0,
+                    data_room,
+                    socket.0,
+                )
             };
             NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))
         })?;

@@ -36,6 +36,8 @@ pub use error::{DpdkError, Result};
 pub use ids::{LcoreId, PortId, QueueId, SocketId};
 pub use mbuf::{Mbuf, TxChecksum};
 pub use mempool::Mempool;
-pub use port::{symmetric_rss_key, ChecksumOffload, LinkStatus, Port, PortBuilder, PortStats};
+pub use port::{
+    symmetric_rss_key, ChecksumOffload, LinkStatus, Port, PortBuilder, PortStats, RSS_IP_UDP,
+};
 pub use queue::{RxQueue, TxQueue};
 pub use ring::ring_port_pair;

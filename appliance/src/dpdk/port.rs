@@ -17,6 +17,9 @@ use super::ring::RingVdev;
 /// The symmetric Toeplitz key pattern: with 0x6d5a repeated, (src, dst) and (dst, src) hash
 /// alike, so both directions of a flow land on the same queue.
 const SYMMETRIC_RSS_KEY_PAIR: [u8; 2] = [0x6d, 0x5a];
+/// The RSS hash functions we ask for (IPv4/IPv6, with and without UDP ports), before masking
+/// with what the device supports.
+pub const RSS_IP_UDP: u64 = ffi::RTE_ETH_RSS_IP as u64 | ffi::RTE_ETH_RSS_UDP as u64;
 /// Key length when the device does not state one (the common 40-byte Toeplitz key).
 const DEFAULT_RSS_KEY_LEN: usize = 40;
 /// Ethernet header plus FCS and one VLAN tag: the frame overhead on top of the MTU.
@@ -133,7 +136,12 @@ fn dev_info(id: PortId) -> Result<ffi::rte_eth_dev_info> {
 
 /// A symmetric Toeplitz key of `len` bytes (0x6d5a repeated).
 pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
-    SYMMETRIC_RSS_KEY_PAIR.iter().copied().cycle().take(len).collect()
+    SYMMETRIC_RSS_KEY_PAIR
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
 }
 
 impl PortBuilder {
@@ -274,24 +282,38 @@ impl PortBuilder {
     fn configure(self) -> Result<Port> {
         let info = dev_info(self.id)?;
         if self.rx_queues == 0 && self.tx_queues == 0 {
-            return Err(self.invalid("rx_queues/tx_queues", "a port needs at least one queue".into()));
+            return Err(self.invalid(
+                "rx_queues/tx_queues",
+                "a port needs at least one queue".into(),
+            ));
         }
         if self.rx_queues > info.max_rx_queues {
-            let reason = format!("{} requested, the device has {}", self.rx_queues, info.max_rx_queues);
+            let reason = format!(
+                "{} requested, the device has {}",
+                self.rx_queues, info.max_rx_queues
+            );
             return Err(self.invalid("rx_queues", reason));
         }
         if self.tx_queues > info.max_tx_queues {
-            let reason = format!("{} requested, the device has {}", self.tx_queues, info.max_tx_queues);
+            let reason = format!(
+                "{} requested, the device has {}",
+                self.tx_queues, info.max_tx_queues
+            );
             return Err(self.invalid("tx_queues", reason));
         }
         let pool = match (&self.mempool, self.rx_queues) {
-            (None, n) if n > 0 => return Err(self.invalid("mempool", "RX queues need a mempool".into())),
+            (None, n) if n > 0 => {
+                return Err(self.invalid("mempool", "RX queues need a mempool".into()))
+            }
             (pool, _) => pool.clone(),
         };
         let mut conf = ffi::rte_eth_conf::default();
         if let Some(mtu) = self.mtu {
             if mtu < info.min_mtu || mtu > info.max_mtu {
-                let reason = format!("{mtu} outside the device's {}..={}", info.min_mtu, info.max_mtu);
+                let reason = format!(
+                    "{mtu} outside the device's {}..={}",
+                    info.min_mtu, info.max_mtu
+                );
                 return Err(self.invalid("mtu", reason));
             }
             if let Some(pool) = &pool {
@@ -314,9 +336,8 @@ impl PortBuilder {
             n => n,
         };
         let mut rss_key = symmetric_rss_key(key_len).into_boxed_slice();
-        let wanted_hf = u64::from(ffi::RTE_ETH_RSS_IP) | u64::from(ffi::RTE_ETH_RSS_UDP);
         let rss_hf = if self.rss && self.rx_queues > 1 {
-            wanted_hf & info.flow_type_rss_offloads
+            RSS_IP_UDP & info.flow_type_rss_offloads
         } else {
             0
         };
@@ -328,17 +349,23 @@ impl PortBuilder {
             rss.rss_hf = rss_hf;
         }
         let supported = ChecksumOffload::from_tx_offloads(info.tx_offload_capa);
-        let offload = if self.tx_checksum { supported } else { ChecksumOffload::NONE };
+        let offload = if self.tx_checksum {
+            supported
+        } else {
+            ChecksumOffload::NONE
+        };
         conf.txmode.offloads = offload.tx_offloads();
 
         // SAFETY: `conf` is a fully initialised rte_eth_conf that DPDK copies; the RSS key
         // it points to lives in `rss_key`, kept by the Port for the port's lifetime.
-        let ret = unsafe { ffi::rte_eth_dev_configure(self.id.0, self.rx_queues, self.tx_queues, &conf) };
+        let ret =
+            unsafe { ffi::rte_eth_dev_configure(self.id.0, self.rx_queues, self.tx_queues, &conf) };
         check("rte_eth_dev_configure", ret)?;
 
         let (mut rx_ring, mut tx_ring) = (self.rx_ring, self.tx_ring);
         // SAFETY: valid out-pointers to two u16 for the call.
-        let ret = unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id.0, &mut rx_ring, &mut tx_ring) };
+        let ret =
+            unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id.0, &mut rx_ring, &mut tx_ring) };
         check("rte_eth_dev_adjust_nb_rx_tx_desc", ret)?;
 
         let socket = match self.socket {
@@ -352,13 +379,22 @@ impl PortBuilder {
             // SAFETY: default rxconf (NULL) and a mempool that the Port keeps alive (it holds
             // a clone) for as long as the queue can fill descriptors from it.
             let ret = unsafe {
-                ffi::rte_eth_rx_queue_setup(self.id.0, q, rx_ring, socket_arg, std::ptr::null(), pool_ptr)
+                ffi::rte_eth_rx_queue_setup(
+                    self.id.0,
+                    q,
+                    rx_ring,
+                    socket_arg,
+                    std::ptr::null(),
+                    pool_ptr,
+                )
             };
             check("rte_eth_rx_queue_setup", ret)?;
         }
         for q in 0..self.tx_queues {
             // SAFETY: default txconf (NULL); DPDK validates the rest.
-            let ret = unsafe { ffi::rte_eth_tx_queue_setup(self.id.0, q, tx_ring, socket_arg, std::ptr::null()) };
+            let ret = unsafe {
+                ffi::rte_eth_tx_queue_setup(self.id.0, q, tx_ring, socket_arg, std::ptr::null())
+            };
             check("rte_eth_tx_queue_setup", ret)?;
         }
 
@@ -366,8 +402,12 @@ impl PortBuilder {
             shared: Arc::new(PortShared {
                 id: self.id,
                 name: self.name,
-                rx_claimed: (0..self.rx_queues).map(|_| AtomicBool::new(false)).collect(),
-                tx_claimed: (0..self.tx_queues).map(|_| AtomicBool::new(false)).collect(),
+                rx_claimed: (0..self.rx_queues)
+                    .map(|_| AtomicBool::new(false))
+                    .collect(),
+                tx_claimed: (0..self.tx_queues)
+                    .map(|_| AtomicBool::new(false))
+                    .collect(),
                 tx_prepare: offload != ChecksumOffload::NONE,
                 _rss_key: rss_key,
                 _mempool: pool,
@@ -394,7 +434,9 @@ fn driver_name(info: &ffi::rte_eth_dev_info) -> String {
         return String::new();
     }
     // SAFETY: a non-null driver_name is a static NUL-terminated string of the PMD.
-    unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(info.driver_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn port_name(id: PortId) -> Result<String> {
@@ -403,7 +445,9 @@ fn port_name(id: PortId) -> Result<String> {
     let ret = unsafe { ffi::rte_eth_dev_get_name_by_port(id.0, buf.as_mut_ptr()) };
     check("rte_eth_dev_get_name_by_port", ret)?;
     // SAFETY: on success DPDK wrote a NUL-terminated name into `buf`.
-    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// What a port and its queue handles share; the port is stopped and closed when the last of
@@ -564,14 +608,26 @@ impl Port {
 
     fn claim(&self, claims: &[AtomicBool], q: QueueId, what: &'static str) -> Result<()> {
         if !self.started {
-            return Err(DpdkError::Busy(format!("port {}: start it before taking queues", self.name())));
+            return Err(DpdkError::Busy(format!(
+                "port {}: start it before taking queues",
+                self.name()
+            )));
         }
-        let slot = claims.get(usize::from(q.0)).ok_or_else(|| DpdkError::InvalidArgument {
-            what,
-            reason: format!("port {} has {} of them, not queue {q}", self.name(), claims.len()),
-        })?;
+        let slot = claims
+            .get(usize::from(q.0))
+            .ok_or_else(|| DpdkError::InvalidArgument {
+                what,
+                reason: format!(
+                    "port {} has {} of them, not queue {q}",
+                    self.name(),
+                    claims.len()
+                ),
+            })?;
         if slot.swap(true, Ordering::AcqRel) {
-            return Err(DpdkError::Busy(format!("port {}: {what} {q} is already taken", self.name())));
+            return Err(DpdkError::Busy(format!(
+                "port {}: {what} {q} is already taken",
+                self.name()
+            )));
         }
         Ok(())
     }

@@ -52,7 +52,9 @@ impl RxQueue {
         // SAFETY: this handle is the only one for (port, queue) and the port is started (a
         // handle exists only for a started port, which cannot be stopped while handles live);
         // `slots` has room for `room` pointers.
-        let n = usize::from(unsafe { ffi::rte_eth_rx_burst(self.port.id.0, self.queue.0, slots, room) });
+        let n = usize::from(unsafe {
+            ffi::rte_eth_rx_burst(self.port.id.0, self.queue.0, slots, room)
+        });
         // SAFETY: the PMD wrote `n` (<= room) mbufs it hands over to us.
         unsafe { out.commit_spare(n) };
         let start = out.len() - n;

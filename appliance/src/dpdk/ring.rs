@@ -44,9 +44,9 @@ impl RingBacking {
             // flags are validated by DPDK.
             let raw = unsafe { ffi::rte_ring_create(c_name.as_ptr(), ring_size, socket.0, flags) };
             // On failure `backing` drops and frees the rings created so far.
-            backing
-                .rings
-                .push(NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno("rte_ring_create"))?);
+            backing.rings.push(
+                NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno("rte_ring_create"))?,
+            );
         }
         Ok(backing)
     }
@@ -121,7 +121,9 @@ pub fn ring_port_pair(
         if !name.starts_with("net_ring") || name.len() >= ffi::RTE_ETH_NAME_MAX_LEN as usize {
             return Err(DpdkError::InvalidArgument {
                 what: "ring port name",
-                reason: format!("{name:?} must start with \"net_ring\" and be shorter than 64 bytes"),
+                reason: format!(
+                    "{name:?} must start with \"net_ring\" and be shorter than 64 bytes"
+                ),
             });
         }
         c_names.push(CString::new(name).map_err(|_| DpdkError::InvalidArgument {
@@ -132,7 +134,9 @@ pub fn ring_port_pair(
     if queues == 0 || name_a == name_b {
         return Err(DpdkError::InvalidArgument {
             what: "ring port pair",
-            reason: format!("needs at least one queue ({queues}) and two names ({name_a}, {name_b})"),
+            reason: format!(
+                "needs at least one queue ({queues}) and two names ({name_a}, {name_b})"
+            ),
         });
     }
     let q = usize::from(queues);
@@ -156,9 +160,8 @@ pub fn ring_port_pair(
         let ret = unsafe {
             ffi::rte_eth_from_rings(c_name.as_ptr(), rx.as_ptr(), n, tx.as_ptr(), n, numa)
         };
-        let port = u16::try_from(check_errno("rte_eth_from_rings", ret)?).map_err(|_| {
-            DpdkError::call("rte_eth_from_rings", libc::ERANGE)
-        })?;
+        let port = u16::try_from(check_errno("rte_eth_from_rings", ret)?)
+            .map_err(|_| DpdkError::call("rte_eth_from_rings", libc::ERANGE))?;
         let vdev = RingVdev {
             name: c_name.clone(),
             _backing: Arc::clone(&backing),
@@ -166,7 +169,11 @@ pub fn ring_port_pair(
         };
         builders.push(PortBuilder::for_ring_vdev(PortId(port), vdev)?);
     }
-    let b = builders.pop().ok_or(DpdkError::NoSuchPort(name_b.to_owned()))?;
-    let a = builders.pop().ok_or(DpdkError::NoSuchPort(name_a.to_owned()))?;
+    let b = builders
+        .pop()
+        .ok_or(DpdkError::NoSuchPort(name_b.to_owned()))?;
+    let a = builders
+        .pop()
+        .ok_or(DpdkError::NoSuchPort(name_a.to_owned()))?;
     Ok((a, b))
 }
