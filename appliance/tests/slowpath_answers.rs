@@ -328,13 +328,14 @@ fn rejects_are_rate_limited_by_token_bucket() {
 }
 
 #[test]
-fn reject_for_a_non_vip_destination_or_broadcast_source_is_ignored() {
+fn reject_for_a_non_vip_destination_or_non_host_source_is_ignored() {
     let mut h = Harness::new();
     assert!(h
         .reject(udp4(PEER4, Ipv4Addr::new(198, 19, 7, 7), b"x"))
         .is_empty());
     assert!(h.reject(udp4(Ipv4Addr::BROADCAST, VIP4, b"x")).is_empty());
-    assert_eq!(h.stats().ignored, 2);
+    assert!(h.reject(udp4(Ipv4Addr::LOCALHOST, VIP4, b"x")).is_empty());
+    assert_eq!(h.stats().ignored, 3);
     assert_eq!(h.stats().rejects_sent, 0);
 }
 

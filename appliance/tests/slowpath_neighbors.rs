@@ -13,15 +13,9 @@ use std::time::Duration;
 use appliance::slowpath::{FrameSink, NeighborMap, SlowPath, SlowPathMsg};
 use slowpath_support::*;
 
+/// The ARP request the slow path must emit: broadcast, from our MAC and own address.
 fn expected_arp_request(target: std::net::Ipv4Addr) -> Vec<u8> {
-    arp_frame_from(OUR_MAC, OWN4, target)
-}
-
-/// ARP request as the slow path must emit it: broadcast, our MAC and own address.
-fn arp_frame_from(mac: [u8; 6], spa: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
-    let mut f = arp_frame(BROADCAST, 1, mac, spa, [0; 6], target);
-    f[6..12].copy_from_slice(&mac);
-    f
+    arp_frame(BROADCAST, 1, OUR_MAC, OWN4, [0; 6], target)
 }
 
 fn published(h: &mut Harness) -> Vec<NeighborMap> {

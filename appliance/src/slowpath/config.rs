@@ -169,12 +169,16 @@ pub(crate) fn mac_text(mac: [u8; 6]) -> String {
     EthernetAddress(mac).to_string()
 }
 
+/// A MAC a station can have: not multicast, not broadcast, not all-zero.
+pub(crate) fn is_unicast_mac(mac: EthernetAddress) -> bool {
+    mac.is_unicast() && mac.0 != [0; 6]
+}
+
 pub(crate) fn check_mac(
     object: impl FnOnce() -> String,
     mac: [u8; 6],
 ) -> Result<(), SlowPathError> {
-    let eth = EthernetAddress(mac);
-    if eth.is_unicast() && mac != [0; 6] {
+    if is_unicast_mac(EthernetAddress(mac)) {
         Ok(())
     } else {
         Err(SlowPathError::MacNotUnicast {
@@ -184,7 +188,9 @@ pub(crate) fn check_mac(
     }
 }
 
-fn is_host_address(ip: IpAddr) -> bool {
+/// An address a host on the wire can have: not unspecified, multicast, broadcast or
+/// loopback (RFC 1122 §3.2.1.3). Used for our own addresses and for whom we answer.
+pub(crate) fn is_host_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
             !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback())

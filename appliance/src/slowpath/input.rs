@@ -2,7 +2,7 @@
 //! and ICMP unreachable for rejected flows. Every frame ends in a [`Verdict`] that the
 //! caller counts; nothing here can panic on bad input (smoltcp's checked views).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
 use smoltcp::wire::{
@@ -11,6 +11,7 @@ use smoltcp::wire::{
     NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 
+use super::config::{is_host_address, is_unicast_mac};
 use super::counters::SlowPathCounters;
 use super::emit::{self, Link, ND_HOP_LIMIT};
 use super::neighbors::{Create, Learned};
@@ -34,23 +35,11 @@ pub(crate) enum Verdict {
 
 use Verdict::{Done, Ignored, Malformed};
 
-fn v4_unicast(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
-}
-
-fn v6_unicast(a: Ipv6Addr) -> bool {
-    !(a.is_unspecified() || a.is_multicast())
-}
-
-fn mac_unicast(mac: EthernetAddress) -> bool {
-    mac.is_unicast() && mac.0 != [0; 6]
-}
-
 /// A link-layer option as an Ethernet MAC, if it is one.
 fn lladdr_mac(raw: Option<RawHardwareAddress>) -> Option<EthernetAddress> {
     let raw = raw?;
     let bytes: [u8; 6] = raw.as_bytes().try_into().ok()?;
-    Some(EthernetAddress(bytes)).filter(|m| mac_unicast(*m))
+    Some(EthernetAddress(bytes)).filter(|m| is_unicast_mac(*m))
 }
 
 impl SlowPath {
@@ -70,7 +59,7 @@ impl SlowPath {
         };
         let (src_mac, dst_mac) = (eth.src_addr(), eth.dst_addr());
         // Our own frames looped back, and frames for another station, need nothing.
-        if src_mac == state.mac || !mac_unicast(src_mac) {
+        if src_mac == state.mac || !is_unicast_mac(src_mac) {
             return Ignored;
         }
         if dst_mac != state.mac && !dst_mac.is_multicast() {
@@ -143,8 +132,8 @@ impl SlowPath {
 
         // RFC 826: update the sender if known; add it only when it asked for us.
         // An all-zero sender address is an RFC 5227 probe: nothing to learn.
-        let learned = v4_unicast(spa)
-            && mac_unicast(sha)
+        let learned = is_host_address(spa.into())
+            && is_unicast_mac(sha)
             && self.learn(
                 port,
                 spa.into(),
@@ -202,7 +191,7 @@ impl SlowPath {
             || ip.more_frags()
             || ip.frag_offset() != 0
             || !state.answers_for(dst.into())
-            || !v4_unicast(src)
+            || !is_host_address(src.into())
         {
             return Ignored;
         }
@@ -304,7 +293,7 @@ impl SlowPath {
         let Some(state) = self.ports.get(&port) else {
             return Ignored;
         };
-        if !state.answers_for(dst.into()) || !v6_unicast(src) {
+        if !state.answers_for(dst.into()) || !is_host_address(src.into()) {
             return Ignored;
         }
         let link = Link {
@@ -432,7 +421,7 @@ impl SlowPath {
             return Malformed;
         };
         let client_mac = eth.src_addr();
-        if !mac_unicast(client_mac) {
+        if !is_unicast_mac(client_mac) {
             return Ignored;
         }
         let link = Link {
@@ -453,7 +442,7 @@ impl SlowPath {
                 // non-unicast source.
                 if ip.next_header() != IpProtocol::Udp
                     || ip.frag_offset() != 0
-                    || !v4_unicast(client)
+                    || !is_host_address(client.into())
                     || state.answers_for(client.into())
                     || !state.answers_for(vip.into())
                 {
@@ -476,7 +465,7 @@ impl SlowPath {
                     return Malformed;
                 }
                 let (client, vip) = (ip.src_addr(), ip.dst_addr());
-                if !v6_unicast(client)
+                if !is_host_address(client.into())
                     || state.answers_for(client.into())
                     || !state.answers_for(vip.into())
                 {

@@ -207,12 +207,8 @@ impl SlowPath {
         let mut probes = std::mem::take(&mut self.probes);
         probes.clear();
         let (abandoned, expired) = self.neighbors.poll(now, &self.tuning, &mut probes);
-        self.counters
-            .resolutions_failed
-            .fetch_add(abandoned, std::sync::atomic::Ordering::Relaxed);
-        self.counters
-            .neighbors_expired
-            .fetch_add(expired, std::sync::atomic::Ordering::Relaxed);
+        SlowPathCounters::add(&self.counters.resolutions_failed, abandoned);
+        SlowPathCounters::add(&self.counters.neighbors_expired, expired);
         for probe in &probes {
             self.send_probe(*probe, sink);
         }
