@@ -256,14 +256,8 @@ impl SlowPath {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut stop = self.handle(first, Instant::now(), &mut sink) == Control::Stop;
-            for msg in rx.try_iter().take(BATCH - 1) {
-                if stop {
-                    break;
-                }
-                stop = self.handle(msg, Instant::now(), &mut sink) == Control::Stop;
-            }
-            if stop {
+            let mut batch = std::iter::once(first).chain(rx.try_iter().take(BATCH - 1));
+            if batch.any(|msg| self.handle(msg, Instant::now(), &mut sink) == Control::Stop) {
                 break;
             }
         }
@@ -286,7 +280,8 @@ impl SlowPath {
 
     fn on_resolve(&mut self, port: u16, next_hop: IpAddr, now: Instant, sink: &mut dyn FrameSink) {
         if !self.ports.contains_key(&port) {
-            log::warn!("slow path: resolve {next_hop} on unknown port {port}");
+            // Unbounded (the fast path may ask per packet): counted, logged at debug only.
+            log::debug!("slow path: resolve {next_hop} on unknown port {port}");
             SlowPathCounters::bump(&self.counters.ignored);
             return;
         }
@@ -314,6 +309,7 @@ impl SlowPath {
             SlowPathCounters::bump(&self.counters.resolutions_sent);
             self.transmit(probe.port, sink);
         } else {
+            // Paced like the probes themselves: at most once per target per interval.
             log::warn!(
                 "slow path: cannot resolve {} on port {}: no own address of that family",
                 probe.target,
