@@ -114,6 +114,8 @@ impl Eal {
             }
             return Err(err);
         }
+        // Some EAL versions keep pointers into argv; a few bytes once per process are cheap.
+        std::mem::forget(owned);
         *state = EalState::Running;
         Ok(Eal { _private: () })
     }

@@ -1,9 +1,10 @@
 //! Ethernet ports: a typed builder (queues, rings, RSS, checksum offload, MTU, MAC), the
 //! port's lifecycle (start, stop, close on drop) and its counters.
 
+use std::collections::BTreeSet;
 use std::ffi::{c_char, CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::device::Device;
 use super::eal;
@@ -17,6 +18,10 @@ use super::ring::RingVdev;
 /// The symmetric Toeplitz key pattern: with 0x6d5a repeated, (src, dst) and (dst, src) hash
 /// alike, so both directions of a flow land on the same queue.
 const SYMMETRIC_RSS_KEY_PAIR: [u8; 2] = [0x6d, 0x5a];
+/// Ports that have a live [`Port`]: a second owner could reconfigure or close a port while
+/// the first one's queues are polled.
+static OPEN_PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 /// The RSS hash functions we ask for (IPv4/IPv6, with and without UDP ports), before masking
 /// with what the device supports.
 pub const RSS_IP_UDP: u64 = ffi::RTE_ETH_RSS_IP as u64 | ffi::RTE_ETH_RSS_UDP as u64;
@@ -280,6 +285,28 @@ impl PortBuilder {
     }
 
     fn configure(self) -> Result<Port> {
+        let id = self.id;
+        if !OPEN_PORTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.0)
+        {
+            return Err(DpdkError::Busy(format!(
+                "port {} is already open",
+                self.name
+            )));
+        }
+        let built = self.configure_unique();
+        if built.is_err() {
+            OPEN_PORTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id.0);
+        }
+        built
+    }
+
+    fn configure_unique(self) -> Result<Port> {
         let info = dev_info(self.id)?;
         if self.rx_queues == 0 && self.tx_queues == 0 {
             return Err(self.invalid(
@@ -490,6 +517,10 @@ impl Drop for PortShared {
         if ret < 0 {
             log::warn!("rte_eth_dev_close({}) failed: {ret}", self.name);
         }
+        OPEN_PORTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id.0);
         eal::object_released();
     }
 }
