@@ -279,8 +279,16 @@ pub fn dig(ns: &Netns, query: &DigQuery) -> Result<DigReply> {
     let bound = query.timeout.max(Duration::from_secs(1)) + Duration::from_secs(10);
     let out = exec::run_unchecked(&mut cmd, None, bound)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // dig exits with 9 also when it cannot even open its socket (e.g. a source address
+    // the namespace does not have): that is a test bug, not silence from the server.
+    let setup_failed = stdout.contains(" setup with ");
     match out.status.code() {
         Some(0) => parse_dig(&stdout),
+        Some(9) if setup_failed => Err(Error::Command {
+            command: format!("dig {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: stdout.trim().to_owned(),
+        }),
         // 9: no reply from the server (timeout, refused, unreachable).
         Some(9) => Ok(DigReply::NoAnswer(
             stdout

@@ -185,9 +185,15 @@ impl TopologyBuilder {
         let id = RunId::next();
         let run_dir = RunDir::create(&id)?;
         let lb = Netns::create(&id.netns("lb"))?;
+        lb.sysctl(&[
+            ("net.ipv4.conf.all.send_redirects", "0"),
+            ("net.ipv4.conf.default.send_redirects", "0"),
+        ])?;
+        lb.sysctl(NO_DAD)?;
+        lb.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
         lb.ip(&[
             "link",
-            "add",
+            "set",
             BRIDGE,
             "type",
             "bridge",
@@ -195,10 +201,6 @@ impl TopologyBuilder {
             "0",
         ])?;
         lb.ip(&["link", "set", BRIDGE, "up"])?;
-        lb.sysctl(&[
-            ("net.ipv4.conf.all.send_redirects", "0"),
-            ("net.ipv4.conf.default.send_redirects", "0"),
-        ])?;
 
         let mut clients = Vec::with_capacity(self.clients);
         for i in 0..self.clients {
@@ -291,19 +293,7 @@ impl TopologyBuilder {
         let port = format!("{short}{index}");
         check_ifname(&port)?;
         let ns = Netns::create(&id.netns(&port))?;
-        lb.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            HOST_IFACE,
-            "netns",
-            ns.name(),
-        ])?;
-        join_bridge(lb, &port)?;
+        // Before the interface exists, so that it inherits the defaults.
         // Redirects would let a host bypass the gateway after the first packet.
         ns.sysctl(&[
             ("net.ipv4.conf.all.accept_redirects", "0"),
@@ -311,6 +301,10 @@ impl TopologyBuilder {
             ("net.ipv6.conf.default.accept_redirects", "0"),
             ("net.ipv6.conf.default.accept_ra", "0"),
         ])?;
+        ns.sysctl(NO_DAD)?;
+        let peer = ["peer", "name", HOST_IFACE, "netns", ns.name()];
+        lb.ip(&[&["link", "add", port.as_str(), "type", "veth"][..], &peer].concat())?;
+        join_bridge(lb, &port)?;
         ns.ip(&["link", "set", HOST_IFACE, "up"])?;
         for addr in ipv4.iter().chain(&ipv6) {
             add_addr(&ns, HOST_IFACE, addr)?;
@@ -325,6 +319,14 @@ impl TopologyBuilder {
         })
     }
 }
+
+/// No duplicate address detection: while it runs (1 to 2 s) link-local addresses are
+/// tentative and neighbour discovery stalls, losing the first IPv6 datagrams. Set before
+/// interfaces are created, so they inherit it.
+const NO_DAD: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+];
 
 fn disable_ipv6_key(iface: &str) -> String {
     format!("net.ipv6.conf.{iface}.disable_ipv6")

@@ -1,0 +1,111 @@
+//! dnsmasq backends answer dig through the kernel stand-in, over IPv4 and IPv6.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use testbench::dns::{DNS_PORT, WHOAMI};
+use testbench::{dig, skip_unless_root, DigQuery, DigReply, Dnsmasq, Topology};
+
+fn start_all(topo: &Topology) -> Vec<Dnsmasq> {
+    topo.backends()
+        .iter()
+        .map(|b| {
+            Dnsmasq::start(
+                b,
+                DNS_PORT,
+                &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
+            )
+            .expect("dnsmasq starts")
+        })
+        .collect()
+}
+
+#[test]
+fn every_backend_names_itself_over_ipv4_and_ipv6() {
+    if skip_unless_root("every_backend_names_itself_over_ipv4_and_ipv6") {
+        return;
+    }
+    let topo = Topology::with_kernel_router().expect("topology builds");
+    let servers = start_all(&topo);
+    let client = topo.client(0);
+    for (backend, server) in topo.backends().iter().zip(&servers) {
+        assert_eq!(server.backend(), backend.name());
+        for addr in [IpAddr::from(backend.ipv4()), backend.ipv6().into()] {
+            let reply = dig(client.ns(), &DigQuery::whoami(addr)).expect("dig runs");
+            assert_eq!(
+                reply.txt(),
+                Some(backend.name()),
+                "TXT from {addr}: {reply}"
+            );
+        }
+        let a = dig(
+            client.ns(),
+            &DigQuery::whoami(backend.ipv4().into()).rtype("A"),
+        )
+        .expect("dig runs");
+        assert_eq!(a.addresses(), vec![IpAddr::from(backend.ipv4())], "{a}");
+        let aaaa = dig(
+            client.ns(),
+            &DigQuery::whoami(backend.ipv6().into()).rtype("AAAA"),
+        )
+        .expect("dig runs");
+        assert_eq!(
+            aaaa.addresses(),
+            vec![IpAddr::from(backend.ipv6())],
+            "{aaaa}"
+        );
+    }
+    // Routed, not bridged: the backend saw the client's own address.
+    let log = servers[0].log();
+    assert!(
+        log.contains(&format!("from {}", client.ipv4())),
+        "dnsmasq log lacks the client address:\n{log}"
+    );
+    assert!(log.contains(WHOAMI), "{log}");
+}
+
+#[test]
+fn explicit_source_ports_are_used() {
+    if skip_unless_root("explicit_source_ports_are_used") {
+        return;
+    }
+    let topo = Topology::builder()
+        .kernel_router(true)
+        .backends(1)
+        .build()
+        .expect("topology builds");
+    let _servers = start_all(&topo);
+    let client = topo.client(0);
+    let backend = topo.backend(0);
+    for (src, dst) in [
+        (IpAddr::from(client.ipv4()), IpAddr::from(backend.ipv4())),
+        (client.ipv6().into(), backend.ipv6().into()),
+    ] {
+        let query = DigQuery::whoami(dst).source(SocketAddr::new(src, 40_123));
+        let reply = dig(client.ns(), &query).expect("dig runs");
+        assert_eq!(reply.txt(), Some(backend.name()), "{reply}");
+    }
+    // A source address the client does not own is a usage error, not silence.
+    let foreign = DigQuery::whoami(backend.ipv4().into())
+        .source("198.19.0.250:40000".parse().expect("address"));
+    assert!(dig(client.ns(), &foreign).is_err());
+}
+
+#[test]
+fn a_closed_port_is_no_answer() {
+    if skip_unless_root("a_closed_port_is_no_answer") {
+        return;
+    }
+    let topo = Topology::builder()
+        .kernel_router(true)
+        .backends(1)
+        .build()
+        .expect("topology builds");
+    let _servers = start_all(&topo);
+    let query = DigQuery::whoami(topo.backend(0).ipv4().into())
+        .port(5353)
+        .timeout(Duration::from_secs(1));
+    let reply = dig(topo.client(0).ns(), &query).expect("dig runs");
+    assert!(matches!(reply, DigReply::NoAnswer(_)), "{reply}");
+    assert!(!reply.answered());
+}
