@@ -38,7 +38,10 @@ impl RingBacking {
         };
         for _ in 0..count {
             let name = format!("udplb_ring{}", NEXT_RING.fetch_add(1, Ordering::Relaxed));
-            let c_name = CString::new(name).map_err(|_| DpdkError::Busy("ring name".into()))?;
+            let c_name = CString::new(name).map_err(|e| DpdkError::InvalidArgument {
+                what: "ring name",
+                reason: e.to_string(),
+            })?;
             let flags = ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ | ffi::RING_F_EXACT_SZ;
             // SAFETY: c_name is a valid C string for the call (DPDK copies it); size and
             // flags are validated by DPDK.
