@@ -13,16 +13,15 @@ use crate::exec;
 use crate::names::check_ifname;
 use crate::netns::Netns;
 
-/// Sends every line of stdin (hex) as one frame on the interface named in argv[1].
-const SENDER: &str = "import socket,sys\n\
-s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
-s.bind((sys.argv[1],0))\n\
-n=0\n\
-for line in sys.stdin:\n\
-    line=line.strip()\n\
-    if line:\n\
-        s.send(bytes.fromhex(line)); n+=1\n\
-print(n)\n";
+/// Sends every hex word of stdin as one frame on the interface named in argv[1].
+const SENDER: &str = concat!(
+    "import socket,sys\n",
+    "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n",
+    "s.bind((sys.argv[1],0))\n",
+    "frames=[bytes.fromhex(w) for w in sys.stdin.read().split()]\n",
+    "for f in frames: s.send(f)\n",
+    "print(len(frames))\n",
+);
 
 /// Smallest frame the sender accepts: destination MAC, source MAC, EtherType.
 pub const MIN_FRAME: usize = 14;

@@ -1,4 +1,6 @@
 //! dnsmasq backends answer dig through the kernel stand-in, over IPv4 and IPv6.
+// An integration-test crate is test-only as a whole; no `mod tests` wrapper needed.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

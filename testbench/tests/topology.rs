@@ -1,4 +1,6 @@
 //! The topology builds what it promises and removes all of it, also on panic.
+// An integration-test crate is test-only as a whole; no `mod tests` wrapper needed.
+#![allow(clippy::tests_outside_test_module)]
 
 mod common;
 
@@ -207,8 +209,10 @@ fn bad_parameters_are_refused_before_anything_is_created() {
         .build()
         .expect_err("no backends");
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
-    let mut plan = testbench::Addressing::default();
-    plan.vip_v4 = "10.0.0.10".parse().unwrap();
+    let plan = testbench::Addressing {
+        vip_v4: "10.0.0.10".parse().expect("address"),
+        ..testbench::Addressing::default()
+    };
     let err = Topology::builder()
         .addressing(plan)
         .build()
