@@ -2,6 +2,24 @@
 //! thread, and cleanup. One test on purpose: cleanup ends DPDK for the whole process, so
 //! the steps must run in this order. Needs root (CI runs as root).
 
+/// With `--no-shconf` the EAL keeps nothing in its runtime directory after init, but it
+/// creates one (`/var/run/dpdk/<file-prefix>` for root): remove it at once, so that no run
+/// leaves it behind, whatever the tests do afterwards.
+fn remove_runtime_dir(args: &[String]) {
+    let prefix = args
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .and_then(|i| args.get(i + 1))
+        .expect("tests pass --file-prefix");
+    // The EAL uses /var/run for root, which these tests require.
+    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot remove {}: {e}", dir.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use appliance::dpdk::{DpdkError, Eal, LcoreId, Mbuf, Mempool, SocketId};
@@ -25,7 +43,9 @@ mod tests {
             format!("udplb-lcores-{}", std::process::id()),
         ])
         .collect::<Vec<_>>();
-        Eal::init(&args).expect("rte_eal_init (run as root)")
+        let eal = Eal::init(&args).expect("rte_eal_init (run as root)");
+        super::remove_runtime_dir(&args);
+        eal
     }
 
     #[test]

@@ -31,7 +31,9 @@ fn eal() -> Eal {
         args.push(format!("udplb-test-{}", std::process::id()));
         let null: Device = NULL_DEVICE.parse().expect("valid vdev");
         args.extend(eal_args_for(&[null]));
-        Eal::init(&args).expect("rte_eal_init (run as root)")
+        let eal = Eal::init(&args).expect("rte_eal_init (run as root)");
+        remove_runtime_dir(&args);
+        eal
     })
 }
 
@@ -98,6 +100,24 @@ fn receive_all(port: &Port) -> Vec<Vec<u8>> {
     }
     assert_eq!(rx.segmented_drops(), 0);
     out
+}
+
+/// With `--no-shconf` the EAL keeps nothing in its runtime directory after init, but it
+/// creates one (`/var/run/dpdk/<file-prefix>` for root): remove it at once, so that no run
+/// leaves it behind, whatever the tests do afterwards.
+fn remove_runtime_dir(args: &[String]) {
+    let prefix = args
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .and_then(|i| args.get(i + 1))
+        .expect("tests pass --file-prefix");
+    // The EAL uses /var/run for root, which these tests require.
+    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot remove {}: {e}", dir.display()),
+    }
 }
 
 #[cfg(test)]
