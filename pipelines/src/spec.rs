@@ -135,10 +135,10 @@ pub struct BackendSpec {
 impl ForwardingConfig {
     /// Sorts every list into canonical order, so equal inputs compare equal.
     pub fn normalize(&mut self) {
-        self.listeners.sort_by(|a, b| (a.vip, a.port).cmp(&(b.vip, b.port)));
+        self.listeners.sort_by_key(|l| (l.vip, l.port));
         for l in &mut self.listeners {
             if let Some(r) = &mut l.route {
-                r.backends.sort_by(|a, b| a.addr.cmp(&b.addr));
+                r.backends.sort_by_key(|b| b.addr);
             }
         }
     }
