@@ -7,7 +7,8 @@
 //! # fn main() -> testbench::Result<()> {
 //! use testbench::{LoadgenConfig, Tools, Topology};
 //! let topo = Topology::with_kernel_router()?;
-//! let tools = Tools::new(env!("CARGO_BIN_EXE_testbench"));
+//! // In an integration test of this crate: Tools::new(env!("CARGO_BIN_EXE_testbench")).
+//! let tools = Tools::new("target/debug/testbench");
 //! let _echo = tools.start_echo(topo.backend(0), 7000, false, &topo.log_path("echo.log"))?;
 //! let target = (topo.backend(0).ipv4(), 7000).into();
 //! let report = tools.loadgen(topo.client(0).ns(), &LoadgenConfig::new(target, topo.client(0).ipv4().into(), 10), &topo.log_path("lg.log"))?;

@@ -267,3 +267,61 @@ fn raw_frames_reach_the_wire_as_written() {
         "the corrupted frame is dropped: {stats:?}"
     );
 }
+
+#[test]
+fn thousands_of_flows_fit_under_the_open_file_limit() {
+    if skip_unless_root("thousands_of_flows_fit_under_the_open_file_limit") {
+        return;
+    }
+    let topo = Topology::with_kernel_router().expect("topology builds");
+    let tools = common::tools();
+    let _servers: Vec<_> = topo
+        .backends()
+        .iter()
+        .map(|b| {
+            tools
+                .start_echo(
+                    b,
+                    PORT,
+                    false,
+                    &topo.log_path(&format!("echo-{}.log", b.name())),
+                )
+                .expect("echo starts")
+        })
+        .collect();
+    let client = topo.client(0);
+    // More sockets than the usual default limit of 1024 open files: the driver raises it.
+    let mut config = LoadgenConfig::new(
+        SocketAddr::new(topo.backend(0).ipv4().into(), PORT),
+        client.ipv4().into(),
+        2_500,
+    );
+    config.targets = topo
+        .backends()
+        .iter()
+        .map(|b| SocketAddr::new(b.ipv4().into(), PORT))
+        .collect();
+    config.count = 2;
+    let report = tools
+        .loadgen(client.ns(), &config, &topo.log_path("loadgen.log"))
+        .expect("loadgen runs");
+    assert!(report.complete);
+    assert_eq!((report.sent, report.received), (5_000, 5_000));
+    let ports: BTreeSet<u16> = report
+        .flows
+        .iter()
+        .filter_map(|f| f.source.map(|s| s.port()))
+        .collect();
+    assert_eq!(ports.len(), 2_500, "every flow has its own source port");
+    let shares = report.flow_shares();
+    for (i, b) in topo.backends().iter().enumerate() {
+        let expected = (2_500 + 2 - i) / 3; // flows i, i+3, … below 2500
+        assert_eq!(
+            report.backends[b.name()].flows,
+            expected as u64,
+            "{}",
+            b.name()
+        );
+        assert!((shares[b.name()] - expected as f64 / 2_500.0).abs() < 1e-9);
+    }
+}
