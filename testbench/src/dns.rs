@@ -59,7 +59,7 @@ impl Dnsmasq {
         args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process = host.ns().spawn("dnsmasq", &args, log)?;
-        if let Err(e) = host.ns().wait_udp_bound(port, READY_TIMEOUT) {
+        if let Err(e) = host.ns().wait_udp_bound(port, listen.len(), READY_TIMEOUT) {
             process.kill();
             return Err(Error::Timeout {
                 what: format!(

@@ -126,18 +126,20 @@ impl Netns {
         pids_of(&self.name)
     }
 
-    /// Waits, at most `timeout`, until a UDP socket in the namespace is bound to `port`
-    /// (IPv4 or IPv6, any address), reading `/proc/net/udp{,6}` from inside.
+    /// Waits, at most `timeout`, until at least `sockets` UDP sockets in the namespace
+    /// are bound to `port` (IPv4 or IPv6, any address), reading `/proc/net/udp{,6}` from
+    /// inside. A server listening on several addresses is ready when all are bound.
     ///
     /// # Errors
-    /// [`Error::Timeout`] if nothing binds the port in time.
-    pub fn wait_udp_bound(&self, port: u16, timeout: Duration) -> Result<()> {
+    /// [`Error::Timeout`] if they are not all bound in time.
+    pub fn wait_udp_bound(&self, port: u16, sockets: usize, timeout: Duration) -> Result<()> {
         exec::wait_for(
-            &format!("a UDP socket on port {port} in {}", self.name),
+            &format!("{sockets} UDP socket(s) on port {port} in {}", self.name),
             timeout,
             || {
                 let out = self.run("cat", &["/proc/net/udp", "/proc/net/udp6"], SHORT_TIMEOUT)?;
-                Ok(udp_port_bound(&String::from_utf8_lossy(&out.stdout), port).then_some(()))
+                let bound = udp_sockets_on(&String::from_utf8_lossy(&out.stdout), port);
+                Ok((bound >= sockets).then_some(()))
             },
         )
     }
@@ -213,15 +215,18 @@ fn parse_mac(word: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
-/// Whether a `/proc/net/udp`-format table lists a socket with local port `port`.
-fn udp_port_bound(table: &str, port: u16) -> bool {
+/// How many sockets a `/proc/net/udp`-format table lists with local port `port`.
+fn udp_sockets_on(table: &str, port: u16) -> usize {
     let wanted = format!("{port:04X}");
-    table.lines().any(|line| {
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|local| local.rsplit_once(':'))
-            .is_some_and(|(_, p)| p == wanted)
-    })
+    table
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .is_some_and(|(_, p)| p == wanted)
+        })
+        .count()
 }
 
 #[cfg(test)]
@@ -244,9 +249,10 @@ mod tests {
         let table = "  sl  local_address rem_address   st\n\
             \x20 12: 0B01A8C6:0035 00000000:0000 07 00000000:00000000\n\
             \x20 13: 00000000000000000000000000000000:1B58 00000000000000000000000000000000:0000 07\n";
-        assert!(udp_port_bound(table, 53));
-        assert!(udp_port_bound(table, 7000));
-        assert!(!udp_port_bound(table, 54));
-        assert!(!udp_port_bound("garbage", 53));
+        assert_eq!(udp_sockets_on(table, 53), 1);
+        assert_eq!(udp_sockets_on(table, 7000), 1);
+        assert_eq!(udp_sockets_on(&format!("{table}{table}"), 53), 2);
+        assert_eq!(udp_sockets_on(table, 54), 0);
+        assert_eq!(udp_sockets_on("garbage", 53), 0);
     }
 }

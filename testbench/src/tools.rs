@@ -121,7 +121,7 @@ impl Tools {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process = host.ns().spawn(&self.bin, &args, log)?;
         let ready = Duration::from_secs(10);
-        if let Err(e) = host.ns().wait_udp_bound(port, ready) {
+        if let Err(e) = host.ns().wait_udp_bound(port, listen.len(), ready) {
             process.kill();
             return Err(Error::Timeout {
                 what: format!(
