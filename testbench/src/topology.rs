@@ -482,6 +482,9 @@ impl Topology {
     /// Waits, at most `timeout`, for interface `name` to appear in the lb namespace
     /// (DPDK creates it when udplb starts), then bridges it and brings it up.
     ///
+    /// The interface appears before DPDK has started the port: frames sent before the
+    /// appliance reports itself ready are dropped. Wait for that readiness too.
+    ///
     /// # Errors
     /// [`Error::Timeout`] if it never appears; [`Error::Command`] if bridging fails.
     pub fn attach_tap(&self, name: &str, timeout: Duration) -> Result<()> {
