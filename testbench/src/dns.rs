@@ -58,18 +58,9 @@ impl Dnsmasq {
         ];
         args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut process = host.ns().spawn("dnsmasq", &args, log)?;
-        if let Err(e) = host.ns().wait_udp_bound(port, listen.len(), READY_TIMEOUT) {
-            process.kill();
-            return Err(Error::Timeout {
-                what: format!(
-                    "dnsmasq of {} to listen ({e}); log:\n{}",
-                    host.name(),
-                    process.log()
-                ),
-                timeout: READY_TIMEOUT,
-            });
-        }
+        let process =
+            host.ns()
+                .spawn_udp_server("dnsmasq", &args, log, port, listen.len(), READY_TIMEOUT)?;
         Ok(Dnsmasq {
             process,
             backend: host.name().to_owned(),

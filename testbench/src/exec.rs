@@ -17,8 +17,11 @@ use crate::error::{Error, Result};
 /// Default bound for short administrative commands (`ip`, `sysctl`, `kill`).
 pub const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often bounded waits poll their condition.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How often a running child is checked for exit.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How often [`wait_for`] re-evaluates its condition (each try may run a command).
+const CONDITION_POLL: Duration = Duration::from_millis(10);
 
 /// Renders a command line for error messages.
 pub(crate) fn describe(cmd: &Command) -> String {
@@ -152,7 +155,7 @@ pub fn wait_for<T>(
                 }),
             };
         }
-        thread::sleep(POLL_INTERVAL.max(Duration::from_millis(10)));
+        thread::sleep(CONDITION_POLL);
     }
 }
 

@@ -98,6 +98,36 @@ impl Netns {
         Process::spawn(cmd, log)
     }
 
+    /// Starts a UDP server like [`Netns::spawn`] and waits, at most `timeout`, until it
+    /// has bound `sockets` sockets on `port` (see [`Netns::wait_udp_bound`]).
+    ///
+    /// # Errors
+    /// As [`Process::spawn`]; [`Error::Timeout`] with the server's log if it does not bind
+    /// in time (it is then killed).
+    pub fn spawn_udp_server(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        log: &Path,
+        port: u16,
+        sockets: usize,
+        timeout: Duration,
+    ) -> Result<Process> {
+        let mut process = self.spawn(program, args, log)?;
+        if let Err(e) = self.wait_udp_bound(port, sockets, timeout) {
+            process.kill();
+            return Err(Error::Timeout {
+                what: format!(
+                    "`{}` to listen ({e}); log:\n{}",
+                    process.command(),
+                    process.log()
+                ),
+                timeout,
+            });
+        }
+        Ok(process)
+    }
+
     /// Whether `iface` exists in the namespace.
     pub fn has_link(&self, iface: &str) -> bool {
         self.ip(&["link", "show", "dev", iface]).is_ok()

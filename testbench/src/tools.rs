@@ -30,6 +30,9 @@ use crate::topology::Host;
 /// Default number of open files; beyond it the loadgen is started under `prlimit`.
 const DEFAULT_NOFILE: u64 = 1024;
 
+/// How long a started echo server may take to bind its sockets.
+const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Slack added to a loadgen's own bound before the driver gives up on it.
 const LOADGEN_SLACK: Duration = Duration::from_secs(15);
 
@@ -119,19 +122,14 @@ impl Tools {
             args.push("--sink".to_owned());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut process = host.ns().spawn(&self.bin, &args, log)?;
-        let ready = Duration::from_secs(10);
-        if let Err(e) = host.ns().wait_udp_bound(port, listen.len(), ready) {
-            process.kill();
-            return Err(Error::Timeout {
-                what: format!(
-                    "echo server of {} ({e}); log:\n{}",
-                    host.name(),
-                    process.log()
-                ),
-                timeout: ready,
-            });
-        }
+        let process = host.ns().spawn_udp_server(
+            &self.bin,
+            &args,
+            log,
+            port,
+            listen.len(),
+            SERVER_READY_TIMEOUT,
+        )?;
         Ok(EchoServer {
             process,
             name: host.name().to_owned(),
