@@ -2,6 +2,8 @@
 // An integration-test crate is test-only as a whole; no `mod tests` wrapper needed.
 #![allow(clippy::tests_outside_test_module)]
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -71,11 +73,7 @@ fn explicit_source_ports_are_used() {
     if skip_unless_root("explicit_source_ports_are_used") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let _servers = start_all(&topo);
     let client = topo.client(0);
     let backend = topo.backend(0);
@@ -98,11 +96,7 @@ fn a_closed_port_is_no_answer() {
     if skip_unless_root("a_closed_port_is_no_answer") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let _servers = start_all(&topo);
     let query = DigQuery::whoami(topo.backend(0).ipv4().into())
         .port(5353)

@@ -24,20 +24,7 @@ fn loadgen_reports_which_backend_answered_each_flow() {
         .build()
         .expect("topology builds");
     let tools = common::tools();
-    let _servers: Vec<_> = topo
-        .backends()
-        .iter()
-        .map(|b| {
-            tools
-                .start_echo(
-                    b,
-                    PORT,
-                    false,
-                    &topo.log_path(&format!("echo-{}.log", b.name())),
-                )
-                .expect("echo starts")
-        })
-        .collect();
+    let _servers = common::echo_on_all(&topo, &tools, PORT, false);
     // Without an appliance, "which backend" is decided by the target: flow i goes to
     // backend i % 3, from source address i % 2.
     let client = topo.client(0);
@@ -46,11 +33,7 @@ fn loadgen_reports_which_backend_answered_each_flow() {
         client.ipv4().into(),
         30,
     );
-    config.targets = topo
-        .backends()
-        .iter()
-        .map(|b| SocketAddr::new(b.ipv4().into(), PORT))
-        .collect();
+    config.targets = common::backend_targets(&topo, PORT);
     config.sources = client.ipv4_all();
     config.count = 5;
     config.first_port = Some(41_000);
@@ -87,11 +70,7 @@ fn ipv6_flows_and_lost_requests_are_reported() {
     if skip_unless_root("ipv6_flows_and_lost_requests_are_reported") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
     let _echo = tools
@@ -134,11 +113,7 @@ fn blast_is_counted_by_a_sink() {
     if skip_unless_root("blast_is_counted_by_a_sink") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
     let server = SocketAddr::new(backend.ipv4().into(), PORT);
@@ -183,11 +158,7 @@ fn parallel_topologies_do_not_collide() {
             .map(|_| {
                 let tools = tools.clone();
                 scope.spawn(move || {
-                    let topo = Topology::builder()
-                        .kernel_router(true)
-                        .backends(1)
-                        .build()
-                        .expect("topology builds");
+                    let topo = common::routed(1);
                     let _echo = tools
                         .start_echo(topo.backend(0), PORT, false, &topo.log_path("echo.log"))
                         .expect("echo starts");
@@ -219,11 +190,7 @@ fn raw_frames_reach_the_wire_as_written() {
     if skip_unless_root("raw_frames_reach_the_wire_as_written") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
     let client = topo.client(0);
@@ -275,20 +242,7 @@ fn thousands_of_flows_fit_under_the_open_file_limit() {
     }
     let topo = Topology::with_kernel_router().expect("topology builds");
     let tools = common::tools();
-    let _servers: Vec<_> = topo
-        .backends()
-        .iter()
-        .map(|b| {
-            tools
-                .start_echo(
-                    b,
-                    PORT,
-                    false,
-                    &topo.log_path(&format!("echo-{}.log", b.name())),
-                )
-                .expect("echo starts")
-        })
-        .collect();
+    let _servers = common::echo_on_all(&topo, &tools, PORT, false);
     let client = topo.client(0);
     // More sockets than the usual default limit of 1024 open files: the driver raises it.
     let mut config = LoadgenConfig::new(
@@ -296,11 +250,7 @@ fn thousands_of_flows_fit_under_the_open_file_limit() {
         client.ipv4().into(),
         2_500,
     );
-    config.targets = topo
-        .backends()
-        .iter()
-        .map(|b| SocketAddr::new(b.ipv4().into(), PORT))
-        .collect();
+    config.targets = common::backend_targets(&topo, PORT);
     config.count = 2;
     let report = tools
         .loadgen(client.ns(), &config, &topo.log_path("loadgen.log"))

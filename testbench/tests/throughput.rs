@@ -10,7 +10,7 @@ mod common;
 use std::net::SocketAddr;
 
 use testbench::loadgen::Mode;
-use testbench::{skip_unless_root, LoadgenConfig, Topology};
+use testbench::{skip_unless_root, LoadgenConfig};
 
 const PORT: u16 = 7000;
 
@@ -20,11 +20,7 @@ fn loadgen_ceiling_through_the_kernel_router() {
     if skip_unless_root("loadgen_ceiling_through_the_kernel_router") {
         return;
     }
-    let topo = Topology::builder()
-        .kernel_router(true)
-        .backends(1)
-        .build()
-        .expect("topology builds");
+    let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
     let server = SocketAddr::new(backend.ipv4().into(), PORT);

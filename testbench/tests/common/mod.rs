@@ -33,3 +33,36 @@ pub fn link_line(ns: &testbench::Netns, iface: &str) -> String {
         .expect("link exists");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A kernel-routed topology with one client and `backends` backends.
+pub fn routed(backends: usize) -> testbench::Topology {
+    testbench::Topology::builder()
+        .kernel_router(true)
+        .backends(backends)
+        .build()
+        .expect("topology builds")
+}
+
+/// An echo server (or sink) on `port` of every backend, logging to `echo-<name>.log`.
+pub fn echo_on_all(
+    topo: &testbench::Topology,
+    tools: &Tools,
+    port: u16,
+    sink: bool,
+) -> Vec<testbench::EchoServer> {
+    topo.backends()
+        .iter()
+        .map(|b| {
+            let log = topo.log_path(&format!("echo-{}.log", b.name()));
+            tools.start_echo(b, port, sink, &log).expect("echo starts")
+        })
+        .collect()
+}
+
+/// `port` on every backend's IPv4 address, in backend order.
+pub fn backend_targets(topo: &testbench::Topology, port: u16) -> Vec<std::net::SocketAddr> {
+    topo.backends()
+        .iter()
+        .map(|b| std::net::SocketAddr::new(b.ipv4().into(), port))
+        .collect()
+}
