@@ -1,0 +1,192 @@
+//! Internet checksums (RFC 1071) and their incremental update (RFC 1624).
+//!
+//! The fast path never recomputes a checksum over the payload: every rewrite adjusts the
+//! stored value by the difference between old and new header words (RFC 1624, eqn. 3:
+//! `HC' = ~(~HC + ~m + m')`). The full computations here exist for the slow path, for
+//! offload pseudo-headers and for tests, which check every incremental result against them.
+
+use std::net::IpAddr;
+
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// Adds the big-endian 16-bit words of `data` to `sum` (an odd trailing byte is padded
+/// with zero, as RFC 768 prescribes).
+pub fn sum_words(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for w in &mut chunks {
+        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([w[0], w[1]])));
+        // Keep headroom: fold early so long inputs cannot overflow u32.
+        if sum >= 0x8000_0000 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    if let [last] = chunks.remainder() {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+    }
+    sum
+}
+
+/// Folds a 32-bit one's-complement accumulator to 16 bits (not complemented).
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // The loop leaves at most 0xffff.
+    u16::try_from(sum).unwrap_or(0xffff)
+}
+
+/// RFC 1624 update of checksum `check` for one 16-bit word changing from `old` to `new`.
+pub fn update_word(check: u16, old: u16, new: u16) -> u16 {
+    let sum = u32::from(!check) + u32::from(!old) + u32::from(new);
+    !fold(sum)
+}
+
+/// RFC 1624 update of `check` for a field changing from `old` to `new` (equal, even
+/// lengths: addresses, ports). Odd trailing bytes are ignored, so callers pass whole words.
+pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut sum = u32::from(!check);
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    !fold(sum)
+}
+
+/// Maps a computed UDP checksum to its wire form: 0 means "no checksum" in UDP, so a
+/// computed 0 is sent as 0xFFFF (RFC 768).
+pub fn udp_wire(check: u16) -> u16 {
+    if check == 0 {
+        0xffff
+    } else {
+        check
+    }
+}
+
+/// Full IPv4 header checksum over `header` (with its checksum field as stored; a header
+/// whose stored checksum is right yields 0).
+pub fn ipv4_header_sum(header: &[u8]) -> u16 {
+    !fold(sum_words(0, header))
+}
+
+/// Computes the IPv4 header checksum of `header`, treating its checksum field (bytes
+/// 10..12) as zero.
+pub fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    let mut sum = sum_words(0, header.get(..10).unwrap_or(header));
+    if let Some(rest) = header.get(12..) {
+        sum = sum_words(sum, rest);
+    }
+    !fold(sum)
+}
+
+/// One's-complement sum of the UDP pseudo-header (RFC 768 / RFC 8200 §8.1), folded but not
+/// complemented: exactly what DPDK's `rte_ipv4_phdr_cksum` / `rte_ipv6_phdr_cksum` return
+/// and what a NIC with UDP checksum offload expects in the checksum field.
+pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, udp_len: u32) -> u16 {
+    fold(pseudo_header_acc(src, dst, udp_len))
+}
+
+fn pseudo_header_acc(src: IpAddr, dst: IpAddr, udp_len: u32) -> u32 {
+    let mut sum = 0;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            sum = sum_words(sum, &s.octets());
+            sum = sum_words(sum, &d.octets());
+        }
+        (s, d) => {
+            sum = sum_words(sum, &to_v6_octets(s));
+            sum = sum_words(sum, &to_v6_octets(d));
+        }
+    }
+    sum += u32::from(IPPROTO_UDP);
+    sum += udp_len >> 16;
+    sum += udp_len & 0xffff;
+    sum
+}
+
+fn to_v6_octets(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Full UDP checksum (wire form, so never 0) of `udp` (header + payload, with its checksum
+/// field treated as zero) between `src` and `dst`.
+pub fn udp_checksum(src: IpAddr, dst: IpAddr, udp: &[u8]) -> u16 {
+    let len = u32::try_from(udp.len()).unwrap_or(u32::MAX);
+    let mut sum = pseudo_header_acc(src, dst, len);
+    sum = sum_words(sum, udp.get(..6).unwrap_or(udp));
+    if let Some(rest) = udp.get(8..) {
+        sum = sum_words(sum, rest);
+    }
+    udp_wire(!fold(sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// RFC 1071 §3 worked example: words 0001 f203 f4f5 f6f7 sum to ddf2.
+    #[test]
+    fn rfc1071_example() {
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum_words(0, &data)), 0xddf2);
+    }
+
+    /// A well-known IPv4 header (from Wikipedia's checksum article) with checksum b861.
+    #[test]
+    fn ipv4_header_known_value() {
+        let hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(ipv4_header_checksum(&hdr), 0xb861);
+        assert_eq!(ipv4_header_sum(&hdr), 0);
+    }
+
+    #[test]
+    fn incremental_matches_full_for_address_change() {
+        let mut hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        let old = [0xc0, 0xa8, 0x00, 0xc7];
+        let new = [198, 18, 7, 9];
+        hdr[16..20].copy_from_slice(&new);
+        let inc = update(0xb861, &old, &new);
+        assert_eq!(inc, ipv4_header_checksum(&hdr));
+    }
+
+    #[test]
+    fn update_word_ttl_decrement() {
+        // TTL 0x40 -> 0x3f in the ttl/protocol word of the header above.
+        let mut hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        hdr[8] = 0x3f;
+        assert_eq!(
+            update_word(0xb861, 0x4011, 0x3f11),
+            ipv4_header_checksum(&hdr)
+        );
+    }
+
+    #[test]
+    fn computed_zero_is_sent_as_ffff() {
+        assert_eq!(udp_wire(0), 0xffff);
+        assert_eq!(udp_wire(0x1234), 0x1234);
+    }
+
+    #[test]
+    fn udp_checksum_validates_to_zero_sum() {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+        let dst = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2));
+        let mut udp = [0x30, 0x39, 0x00, 0x35, 0x00, 0x0b, 0, 0, b'a', b'b', b'c'];
+        let c = udp_checksum(src, dst, &udp);
+        udp[6..8].copy_from_slice(&c.to_be_bytes());
+        let total = fold(sum_words(pseudo_header_acc(src, dst, 11), &udp));
+        assert_eq!(total, 0xffff);
+    }
+}

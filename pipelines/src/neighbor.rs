@@ -1,0 +1,80 @@
+//! Neighbor table: next-hop IP → MAC.
+//!
+//! An immutable snapshot, built by the slow path from ARP / ND replies and static entries
+//! and published whole as `Arc<Neighbors>`, like the tables. Lookups are a binary search
+//! over a sorted vector: no hashing state, no allocation.
+
+use std::net::IpAddr;
+
+use crate::net::Mac;
+
+/// Immutable IP → MAC snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Neighbors {
+    entries: Vec<(IpAddr, Mac)>,
+}
+
+impl Neighbors {
+    /// Builds a snapshot; on duplicate addresses the last entry wins.
+    pub fn new(entries: impl IntoIterator<Item = (IpAddr, Mac)>) -> Neighbors {
+        let mut v: Vec<(IpAddr, Mac)> = entries.into_iter().collect();
+        // Stable sort keeps input order among equal keys, so "last wins" after dedup.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(IpAddr, Mac)> = Vec::with_capacity(v.len());
+        for e in v {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        Neighbors { entries: out }
+    }
+
+    /// A copy with `ip` set to `mac` (how the slow path publishes a new resolution).
+    pub fn with(&self, ip: IpAddr, mac: Mac) -> Neighbors {
+        Neighbors::new(self.entries.iter().copied().chain([(ip, mac)]))
+    }
+
+    /// The MAC of `ip`, if resolved.
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Option<Mac> {
+        self.entries
+            .binary_search_by(|e| e.0.cmp(&ip))
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// All entries, sorted by address.
+    pub fn entries(&self) -> &[(IpAddr, Mac)] {
+        &self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_and_last_wins() {
+        let a: IpAddr = "198.18.0.1".parse().unwrap();
+        let b: IpAddr = "2001:2::1".parse().unwrap();
+        let n = Neighbors::new([(b, [2; 6]), (a, [1; 6]), (a, [3; 6])]);
+        assert_eq!(n.len(), 2);
+        assert_eq!(n.lookup(a), Some([3; 6]));
+        assert_eq!(n.lookup(b), Some([2; 6]));
+        assert_eq!(n.lookup("198.18.0.2".parse().unwrap()), None);
+        let n2 = n.with("198.18.0.2".parse().unwrap(), [4; 6]);
+        assert_eq!(n2.lookup("198.18.0.2".parse().unwrap()), Some([4; 6]));
+        assert_eq!(n.len(), 2);
+    }
+}

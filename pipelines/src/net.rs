@@ -1,0 +1,444 @@
+//! The appliance's own network, from its static configuration: ports with their MAC,
+//! addresses and checksum offload capabilities, static routes, and the SNAT addresses with
+//! their port pool.
+//!
+//! Routing is a longest-prefix match over connected prefixes (the ports' own addresses
+//! with their prefix lengths: next hop = the destination itself) and static routes (next
+//! hop = the gateway). The list is short and scanned linearly, longest prefix first.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+
+bitflags::bitflags! {
+    /// Transmit checksum offloads a port offers (a runtime value, not a cargo feature).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ChecksumCaps: u8 {
+        /// The NIC computes the IPv4 header checksum (`RTE_ETH_TX_OFFLOAD_IPV4_CKSUM`).
+        const IPV4 = 1;
+        /// The NIC computes the UDP checksum (`RTE_ETH_TX_OFFLOAD_UDP_CKSUM`).
+        const UDP = 2;
+    }
+}
+
+/// An address with a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    /// Address.
+    pub addr: IpAddr,
+    /// Prefix length (≤ 32 for IPv4, ≤ 128 for IPv6).
+    pub prefix_len: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` lies in this prefix (never across families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let m = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(n) & m == u32::from(a) & m
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let m = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(n) & m == u128::from(a) & m
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One DPDK port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Its MAC, the source of every frame sent on it.
+    pub mac: Mac,
+    /// Own addresses, with the prefix lengths of the connected networks.
+    pub addresses: Vec<IpNet>,
+    /// Transmit checksum offloads.
+    pub checksum: ChecksumCaps,
+}
+
+/// A static route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Destination prefix.
+    pub prefix: IpNet,
+    /// Gateway.
+    pub next_hop: IpAddr,
+    /// Output port.
+    pub port: u16,
+}
+
+/// An inclusive range of UDP ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Number of ports (0 when `last < first`).
+    pub fn len(&self) -> u32 {
+        if self.last < self.first {
+            0
+        } else {
+            u32::from(self.last - self.first) + 1
+        }
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `port` is in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    /// The contiguous share of worker `worker` among `workers` (the last takes the
+    /// remainder). Replies to an SNAT port must reach the worker owning its share.
+    pub fn partition(&self, worker: u16, workers: u16) -> PortRange {
+        let workers = u32::from(workers.max(1));
+        let w = u32::from(worker).min(workers - 1);
+        let share = self.len() / workers;
+        let first = u32::from(self.first) + w * share;
+        let last = if w + 1 == workers {
+            u32::from(self.last)
+        } else {
+            first + share.saturating_sub(1)
+        };
+        PortRange {
+            first: u16::try_from(first).unwrap_or(u16::MAX),
+            last: u16::try_from(last).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Which worker owns `port` under [`PortRange::partition`].
+    pub fn owner(&self, port: u16, workers: u16) -> Option<u16> {
+        if !self.contains(port) {
+            return None;
+        }
+        let workers = u32::from(workers.max(1));
+        let share = (self.len() / workers).max(1);
+        let w = (u32::from(port - self.first) / share).min(workers - 1);
+        u16::try_from(w).ok()
+    }
+}
+
+/// Source NAT for `fullnat` listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnatConfig {
+    /// Source address of IPv4 FullNAT traffic.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Source address of IPv6 FullNAT traffic.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Pool of source ports (shared by both addresses), partitioned among workers.
+    pub ports: PortRange,
+}
+
+/// Where to send a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// Output port.
+    pub port: u16,
+    /// The neighbor to resolve: the destination itself on a connected prefix, else the
+    /// gateway.
+    pub via: IpAddr,
+}
+
+/// A configuration error, naming the offending item.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// A prefix length is too long for its family.
+    #[error("{what}: prefix length {len} too long for {addr}")]
+    PrefixLen {
+        /// Which item.
+        what: String,
+        /// Address.
+        addr: IpAddr,
+        /// Length.
+        len: u8,
+    },
+    /// A route names a port that does not exist.
+    #[error("route to {prefix}/{len}: port {port} does not exist")]
+    NoSuchPort {
+        /// Route prefix.
+        prefix: IpAddr,
+        /// Prefix length.
+        len: u8,
+        /// The port.
+        port: u16,
+    },
+    /// The SNAT port range is empty.
+    #[error("snat port range {first}..={last} is empty")]
+    EmptySnatRange {
+        /// First.
+        first: u16,
+        /// Last.
+        last: u16,
+    },
+    /// Too many ports for u16 port ids.
+    #[error("too many ports")]
+    TooManyPorts,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FibEntry {
+    prefix: IpNet,
+    gateway: Option<IpAddr>,
+    port: u16,
+}
+
+/// The static network: ports, routes, SNAT.
+#[derive(Clone, Debug)]
+pub struct Network {
+    ports: Vec<PortConfig>,
+    snat: SnatConfig,
+    fib: Vec<FibEntry>,
+    own: Vec<IpAddr>,
+}
+
+fn check_prefix(what: String, n: &IpNet) -> Result<(), NetError> {
+    let max = if n.addr.is_ipv4() { 32 } else { 128 };
+    if n.prefix_len > max {
+        return Err(NetError::PrefixLen {
+            what,
+            addr: n.addr,
+            len: n.prefix_len,
+        });
+    }
+    Ok(())
+}
+
+impl Network {
+    /// Validates and indexes the network.
+    ///
+    /// # Errors
+    /// [`NetError`] for an over-long prefix, a route to a missing port or an empty SNAT
+    /// port range.
+    pub fn new(
+        ports: Vec<PortConfig>,
+        routes: Vec<StaticRoute>,
+        snat: SnatConfig,
+    ) -> Result<Network, NetError> {
+        if snat.ports.is_empty() {
+            return Err(NetError::EmptySnatRange {
+                first: snat.ports.first,
+                last: snat.ports.last,
+            });
+        }
+        let mut fib = Vec::new();
+        let mut own = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let port = u16::try_from(i).map_err(|_| NetError::TooManyPorts)?;
+            for a in &p.addresses {
+                check_prefix(format!("port {i} address"), a)?;
+                own.push(a.addr);
+                fib.push(FibEntry {
+                    prefix: *a,
+                    gateway: None,
+                    port,
+                });
+            }
+        }
+        for r in &routes {
+            check_prefix(format!("route via {}", r.next_hop), &r.prefix)?;
+            if usize::from(r.port) >= ports.len() {
+                return Err(NetError::NoSuchPort {
+                    prefix: r.prefix.addr,
+                    len: r.prefix.prefix_len,
+                    port: r.port,
+                });
+            }
+            fib.push(FibEntry {
+                prefix: r.prefix,
+                gateway: Some(r.next_hop),
+                port: r.port,
+            });
+        }
+        // Longest prefix first; connected before static at equal length (stable sort).
+        fib.sort_by(|a, b| b.prefix.prefix_len.cmp(&a.prefix.prefix_len));
+        own.extend(snat.ipv4.map(IpAddr::V4));
+        own.extend(snat.ipv6.map(IpAddr::V6));
+        own.sort_unstable();
+        own.dedup();
+        Ok(Network {
+            ports,
+            snat,
+            fib,
+            own,
+        })
+    }
+
+    /// The ports, by port id.
+    pub fn ports(&self) -> &[PortConfig] {
+        &self.ports
+    }
+
+    /// SNAT configuration.
+    pub fn snat(&self) -> &SnatConfig {
+        &self.snat
+    }
+
+    /// SNAT address for a family.
+    #[inline]
+    pub fn snat_addr(&self, ipv6: bool) -> Option<IpAddr> {
+        if ipv6 {
+            self.snat.ipv6.map(IpAddr::V6)
+        } else {
+            self.snat.ipv4.map(IpAddr::V4)
+        }
+    }
+
+    /// Whether `ip` is one of the appliance's own addresses (port or SNAT address).
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        self.own.binary_search(&ip).is_ok()
+    }
+
+    /// Longest-prefix route to `dst`.
+    #[inline]
+    pub fn route(&self, dst: IpAddr) -> Option<NextHop> {
+        self.fib
+            .iter()
+            .find(|e| e.prefix.contains(dst))
+            .map(|e| NextHop {
+                port: e.port,
+                via: e.gateway.unwrap_or(dst),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(addr: &str, len: u8) -> IpNet {
+        IpNet {
+            addr: addr.parse().unwrap(),
+            prefix_len: len,
+        }
+    }
+
+    fn network() -> Network {
+        Network::new(
+            vec![
+                PortConfig {
+                    mac: [2, 0, 0, 0, 0, 1],
+                    addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
+                    checksum: ChecksumCaps::empty(),
+                },
+                PortConfig {
+                    mac: [2, 0, 0, 0, 0, 2],
+                    addresses: vec![net("198.18.1.254", 24)],
+                    checksum: ChecksumCaps::all(),
+                },
+            ],
+            vec![StaticRoute {
+                prefix: net("198.19.0.0", 16),
+                next_hop: "198.18.1.1".parse().unwrap(),
+                port: 1,
+            }],
+            SnatConfig {
+                ipv4: Some("198.18.1.253".parse().unwrap()),
+                ipv6: None,
+                ports: PortRange {
+                    first: 1024,
+                    last: 65535,
+                },
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let n = network();
+        let h = n.route("198.18.0.7".parse().unwrap()).unwrap();
+        assert_eq!((h.port, h.via), (0, "198.18.0.7".parse().unwrap()));
+        let h = n.route("198.19.3.4".parse().unwrap()).unwrap();
+        assert_eq!((h.port, h.via), (1, "198.18.1.1".parse().unwrap()));
+        assert_eq!(n.route("203.0.113.1".parse().unwrap()), None);
+        assert_eq!(n.route("2001:2::9".parse().unwrap()).unwrap().port, 0);
+    }
+
+    #[test]
+    fn own_addresses_include_snat() {
+        let n = network();
+        assert!(n.is_own("198.18.1.253".parse().unwrap()));
+        assert!(n.is_own("2001:2::fe".parse().unwrap()));
+        assert!(!n.is_own("198.18.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_networks_are_refused() {
+        let e = Network::new(
+            vec![],
+            vec![StaticRoute {
+                prefix: net("0.0.0.0", 0),
+                next_hop: "198.18.0.1".parse().unwrap(),
+                port: 3,
+            }],
+            SnatConfig {
+                ipv4: None,
+                ipv6: None,
+                ports: PortRange {
+                    first: 1024,
+                    last: 2047,
+                },
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::NoSuchPort { port: 3, .. }));
+        let e = Network::new(
+            vec![PortConfig {
+                mac: [0; 6],
+                addresses: vec![net("198.18.0.1", 33)],
+                checksum: ChecksumCaps::empty(),
+            }],
+            vec![],
+            SnatConfig {
+                ipv4: None,
+                ipv6: None,
+                ports: PortRange { first: 5, last: 4 },
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::EmptySnatRange { .. }));
+    }
+
+    #[test]
+    fn partitions_cover_the_range_without_overlap() {
+        let r = PortRange {
+            first: 1024,
+            last: 65535,
+        };
+        let mut total = 0;
+        let mut prev_last = 1023u32;
+        for w in 0..3 {
+            let p = r.partition(w, 3);
+            assert_eq!(u32::from(p.first), prev_last + 1);
+            prev_last = u32::from(p.last);
+            total += p.len();
+            assert_eq!(r.owner(p.first, 3), Some(w));
+            assert_eq!(r.owner(p.last, 3), Some(w));
+        }
+        assert_eq!(total, r.len());
+        assert_eq!(prev_last, 65535);
+    }
+
+    #[test]
+    fn prefix_zero_matches_everything_of_its_family() {
+        assert!(net("0.0.0.0", 0).contains("198.18.0.1".parse().unwrap()));
+        assert!(!net("0.0.0.0", 0).contains("2001:2::1".parse().unwrap()));
+        assert!(net("2001:2::", 48).contains("2001:2:0:1::1".parse().unwrap()));
+        assert!(!net("2001:2::", 48).contains("2001:3::1".parse().unwrap()));
+    }
+}

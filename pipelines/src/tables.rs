@@ -1,0 +1,528 @@
+//! The compiled, immutable lookup tables the workers read: listeners by (VIP, port), each
+//! with its route's backends and Maglev table.
+//!
+//! Built once per configuration by the management thread from a
+//! [`ForwardingConfig`](crate::spec::ForwardingConfig) and published whole as
+//! `Arc<Tables>`; workers pick the new pointer up at a burst boundary. Every `Tables` gets
+//! a process-unique, increasing [`Tables::generation`], which is how a worker notices a new
+//! one and how per-entity counters are keyed (see [`crate::counters`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::hash::{hash_words, ip16, ip_words};
+use crate::maglev::{self, Endpoint, Maglev};
+use crate::spec::{
+    BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
+};
+
+/// Appliance-wide parameters of the data plane (from the appliance's own settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataplaneParams {
+    /// Maglev table size per route: a prime ≥ 100 × backends.
+    pub maglev_size: u32,
+    /// Seed of every data-plane hash that must agree across appliances.
+    pub maglev_seed: u64,
+    /// NAT mode of listeners that do not override it.
+    pub default_nat_mode: NatMode,
+    /// Flow idle timeout of listeners that do not override it.
+    pub default_idle_timeout: Duration,
+    /// Hash key of listeners that do not override it.
+    pub default_hash_key: HashKey,
+}
+
+impl Default for DataplaneParams {
+    fn default() -> Self {
+        DataplaneParams {
+            maglev_size: 65537,
+            maglev_seed: 0x7564_706c_62, // "udplb"
+            default_nat_mode: NatMode::FullNat,
+            default_idle_timeout: Duration::from_secs(30),
+            default_hash_key: HashKey::FiveTuple,
+        }
+    }
+}
+
+/// Why a configuration cannot be turned into tables.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// The Maglev size is not prime.
+    #[error("maglev table size {size} is not prime (use e.g. 65537 or 655373)")]
+    SizeNotPrime {
+        /// Configured size.
+        size: u32,
+    },
+    /// The Maglev size is under 100 × the backends of a route.
+    #[error(
+        "listener {listener}: maglev table size {size} is under 100 × {backends} backends \
+         (needs ≥ {required}, prime)"
+    )]
+    SizeTooSmall {
+        /// `namespace/gateway/listener`.
+        listener: String,
+        /// Configured size.
+        size: u32,
+        /// Backends taking slots (plus one for a dropped-weight share).
+        backends: usize,
+        /// Minimum size.
+        required: u64,
+    },
+    /// Two listeners serve the same (VIP, port).
+    #[error("listeners {first} and {second} both serve {vip} port {port}")]
+    DuplicateListener {
+        /// First listener.
+        first: String,
+        /// Second listener.
+        second: String,
+        /// VIP.
+        vip: IpAddr,
+        /// Port.
+        port: u16,
+    },
+    /// More listeners or backends than the 32-bit indices hold.
+    #[error("too many {what}")]
+    TooMany {
+        /// "listeners" or "backends".
+        what: &'static str,
+    },
+}
+
+/// One concrete endpoint of a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Address and port: the stable identity flows are pinned to.
+    pub addr: SocketAddr,
+    /// The Service port it was reached through.
+    pub service: ServiceKey,
+    /// Scaled weight (0 takes no new flows).
+    pub weight: u64,
+    /// Draining: no new flows, pinned flows stay.
+    pub draining: bool,
+    /// Index into [`crate::counters::EntityCounters::backends`].
+    pub counter_idx: u32,
+}
+
+/// The route of a listener, with its Maglev table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The UDPRoute.
+    pub key: RouteKey,
+    /// Index into [`crate::counters::EntityCounters::routes`] (one per distinct route key).
+    pub counter_idx: u32,
+    /// Backends sorted by `addr`.
+    pub backends: Vec<Backend>,
+    /// Scaled weight of the dropped share (including backends of the other IP family,
+    /// which cannot be reached without address-family translation).
+    pub dropped_weight: u64,
+    /// Slot value = backend index + 1, [`maglev::DROP`] or [`maglev::NO_BACKEND`].
+    pub maglev: Maglev,
+}
+
+impl Route {
+    /// Index of the backend with this identity.
+    pub fn find_backend(&self, addr: SocketAddr) -> Option<usize> {
+        self.backends.binary_search_by(|b| b.addr.cmp(&addr)).ok()
+    }
+
+    /// Who owns a slot value, by identity (for [`maglev::diff`]).
+    pub fn slot_owner(&self, value: u32) -> SlotOwner {
+        match value {
+            maglev::NO_BACKEND => SlotOwner::Nobody,
+            maglev::DROP => SlotOwner::Drop,
+            v => self
+                .backends
+                .get(usize::try_from(v - 1).unwrap_or(usize::MAX))
+                .map_or(SlotOwner::Nobody, |b| SlotOwner::Backend(b.addr)),
+        }
+    }
+}
+
+/// The identity owning a Maglev slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotOwner {
+    /// Empty.
+    Nobody,
+    /// Dropped-weight share.
+    Drop,
+    /// A backend, by address.
+    Backend(SocketAddr),
+}
+
+/// One served (VIP, UDP port), with its effective options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// VIP.
+    pub vip: IpAddr,
+    /// UDP port.
+    pub port: u16,
+    /// Gateway listener identity.
+    pub key: ListenerKey,
+    /// Effective NAT mode.
+    pub nat_mode: NatMode,
+    /// Effective hash key.
+    pub hash_key: HashKey,
+    /// Effective idle timeout in nanoseconds.
+    pub idle_timeout_ns: u64,
+    /// The attached route, if any.
+    pub route: Option<Route>,
+}
+
+/// Immutable, whole forwarding tables.
+#[derive(Debug)]
+pub struct Tables {
+    generation: u64,
+    params: DataplaneParams,
+    listeners: Vec<Listener>,
+    /// Open addressing over (vip, port): listener index + 1, 0 = empty.
+    index: Vec<u32>,
+    vips: Vec<IpAddr>,
+    route_keys: Vec<RouteKey>,
+    backend_ids: Vec<(u32, SocketAddr)>,
+}
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn listener_name(k: &ListenerKey) -> String {
+    format!("{}/{}/{}", k.namespace, k.gateway, k.listener)
+}
+
+fn endpoint_id(addr: SocketAddr) -> [u8; 18] {
+    let mut id = [0u8; 18];
+    id[..16].copy_from_slice(&ip16(addr.ip()));
+    id[16..].copy_from_slice(&addr.port().to_be_bytes());
+    id
+}
+
+/// Identity of the dropped-weight pseudo-endpoint (not a valid unicast address:port).
+const DROP_ID: [u8; 18] = *b"udplb-drop-share\0\0";
+
+impl Tables {
+    /// Compiles `spec` with `params`.
+    ///
+    /// # Errors
+    /// [`TableError`] naming the listener when the Maglev size is not prime or too small
+    /// for its route, or when two listeners claim one (VIP, port).
+    pub fn build(spec: &ForwardingConfig, params: &DataplaneParams) -> Result<Tables, TableError> {
+        if !maglev::is_prime(params.maglev_size) {
+            return Err(TableError::SizeNotPrime {
+                size: params.maglev_size,
+            });
+        }
+        let mut specs: Vec<_> = spec.listeners.iter().collect();
+        specs.sort_by(|a, b| (a.vip, a.port).cmp(&(b.vip, b.port)));
+        for w in specs.windows(2) {
+            if (w[0].vip, w[0].port) == (w[1].vip, w[1].port) {
+                return Err(TableError::DuplicateListener {
+                    first: listener_name(&w[0].key),
+                    second: listener_name(&w[1].key),
+                    vip: w[0].vip,
+                    port: w[0].port,
+                });
+            }
+        }
+        let mut route_keys: Vec<RouteKey> = Vec::new();
+        let mut backend_ids = Vec::new();
+        let mut listeners = Vec::with_capacity(specs.len());
+        for (li, l) in specs.iter().enumerate() {
+            let li = u32::try_from(li).map_err(|_| TableError::TooMany { what: "listeners" })?;
+            let route = match &l.route {
+                None => None,
+                Some(r) => {
+                    let counter_idx = match route_keys.iter().position(|k| *k == r.key) {
+                        Some(i) => i,
+                        None => {
+                            route_keys.push(r.key.clone());
+                            route_keys.len() - 1
+                        }
+                    };
+                    let mut specs_sorted: Vec<&BackendSpec> = r.backends.iter().collect();
+                    specs_sorted.sort_by(|a, b| a.addr.cmp(&b.addr));
+                    specs_sorted.dedup_by(|a, b| a.addr == b.addr);
+                    let mut dropped_weight = r.dropped_weight;
+                    let mut backends = Vec::with_capacity(specs_sorted.len());
+                    let mut endpoints = Vec::with_capacity(specs_sorted.len() + 1);
+                    for (bi, b) in specs_sorted.iter().enumerate() {
+                        let counter_idx = u32::try_from(backend_ids.len())
+                            .map_err(|_| TableError::TooMany { what: "backends" })?;
+                        backend_ids.push((li, b.addr));
+                        let same_family = b.addr.is_ipv4() == l.vip.is_ipv4();
+                        if !same_family {
+                            dropped_weight = dropped_weight.saturating_add(b.weight);
+                        } else if b.weight > 0 && !b.draining {
+                            endpoints.push(Endpoint {
+                                id: endpoint_id(b.addr),
+                                weight: b.weight,
+                                value: u32::try_from(bi + 1)
+                                    .map_err(|_| TableError::TooMany { what: "backends" })?,
+                            });
+                        }
+                        backends.push(Backend {
+                            addr: b.addr,
+                            service: b.service.clone(),
+                            weight: b.weight,
+                            draining: b.draining,
+                            counter_idx,
+                        });
+                    }
+                    if dropped_weight > 0 {
+                        endpoints.push(Endpoint {
+                            id: DROP_ID,
+                            weight: dropped_weight,
+                            value: maglev::DROP,
+                        });
+                    }
+                    let required = 100 * endpoints.len() as u64;
+                    if u64::from(params.maglev_size) < required {
+                        return Err(TableError::SizeTooSmall {
+                            listener: listener_name(&l.key),
+                            size: params.maglev_size,
+                            backends: endpoints.len(),
+                            required,
+                        });
+                    }
+                    let maglev = Maglev::build(&endpoints, params.maglev_size, params.maglev_seed);
+                    Some(Route {
+                        key: r.key.clone(),
+                        counter_idx: u32::try_from(counter_idx)
+                            .map_err(|_| TableError::TooMany { what: "routes" })?,
+                        backends,
+                        dropped_weight,
+                        maglev,
+                    })
+                }
+            };
+            let idle = l
+                .options
+                .idle_timeout
+                .unwrap_or(params.default_idle_timeout);
+            listeners.push(Listener {
+                vip: l.vip,
+                port: l.port,
+                key: l.key.clone(),
+                nat_mode: l.options.nat_mode.unwrap_or(params.default_nat_mode),
+                hash_key: l.options.hash_key.unwrap_or(params.default_hash_key),
+                idle_timeout_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+                route,
+            });
+        }
+        let slots = (listeners.len() * 2).next_power_of_two().max(8);
+        let mut index = vec![0u32; slots];
+        for (i, l) in listeners.iter().enumerate() {
+            let mut pos = listener_hash(params.maglev_seed, l.vip, l.port) as usize & (slots - 1);
+            while index[pos] != 0 {
+                pos = (pos + 1) & (slots - 1);
+            }
+            index[pos] =
+                u32::try_from(i + 1).map_err(|_| TableError::TooMany { what: "listeners" })?;
+        }
+        let mut vips: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
+        vips.sort_unstable();
+        vips.dedup();
+        Ok(Tables {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            params: *params,
+            listeners,
+            index,
+            vips,
+            route_keys,
+            backend_ids,
+        })
+    }
+
+    /// Process-unique, increasing identifier of this build.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Parameters it was built with.
+    pub fn params(&self) -> &DataplaneParams {
+        &self.params
+    }
+
+    /// All listeners, sorted by (VIP, port); indices are listener counter indices.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// Distinct routes, by counter index.
+    pub fn route_keys(&self) -> &[RouteKey] {
+        &self.route_keys
+    }
+
+    /// Backends by counter index: (listener index, address).
+    pub fn backend_ids(&self) -> &[(u32, SocketAddr)] {
+        &self.backend_ids
+    }
+
+    /// Listener index serving (`vip`, `port`). No allocation; O(1) expected.
+    #[inline]
+    pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<usize> {
+        let mask = self.index.len() - 1;
+        let mut pos = listener_hash(self.params.maglev_seed, vip, port) as usize & mask;
+        // The index is at most half full, so an empty slot ends every probe.
+        for _ in 0..self.index.len() {
+            let e = self.index[pos];
+            if e == 0 {
+                return None;
+            }
+            let i = (e - 1) as usize;
+            if let Some(l) = self.listeners.get(i) {
+                if l.port == port && l.vip == vip {
+                    return Some(i);
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+        None
+    }
+
+    /// Whether `ip` is a VIP of any listener.
+    pub fn is_vip(&self, ip: IpAddr) -> bool {
+        self.vips.binary_search(&ip).is_ok()
+    }
+
+    /// Memory held by the tables (Maglev tables dominate).
+    pub fn memory_bytes(&self) -> usize {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.route.as_ref())
+            .map(|r| r.maglev.memory_bytes() + r.backends.len() * std::mem::size_of::<Backend>())
+            .sum::<usize>()
+            + self.index.len() * 4
+            + self.listeners.len() * std::mem::size_of::<Listener>()
+    }
+}
+
+#[inline]
+fn listener_hash(seed: u64, vip: IpAddr, port: u16) -> u64 {
+    let [a, b] = ip_words(&ip16(vip));
+    hash_words(seed, &[a, b, u64::from(port)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{BackendSpec, ListenerOptions, ListenerSpec, RouteSpec, WEIGHT_SCALE};
+
+    pub(crate) fn listener(vip: &str, port: u16, backends: &[(&str, u64)]) -> ListenerSpec {
+        ListenerSpec {
+            vip: vip.parse().unwrap(),
+            port,
+            key: ListenerKey {
+                namespace: "ns".into(),
+                gateway: "gw".into(),
+                listener: format!("l{port}"),
+            },
+            options: ListenerOptions::default(),
+            route: Some(RouteSpec {
+                key: RouteKey {
+                    namespace: "ns".into(),
+                    name: "r".into(),
+                },
+                backends: backends
+                    .iter()
+                    .map(|(a, w)| BackendSpec {
+                        addr: a.parse().unwrap(),
+                        service: ServiceKey {
+                            namespace: "ns".into(),
+                            name: "svc".into(),
+                            port: 53,
+                        },
+                        weight: *w,
+                        draining: false,
+                    })
+                    .collect(),
+                dropped_weight: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn lookup_finds_each_listener_and_nothing_else() {
+        let cfg = ForwardingConfig {
+            listeners: (1..=50)
+                .map(|p| listener("198.19.0.10", p, &[("198.18.1.1:53", WEIGHT_SCALE)]))
+                .collect(),
+        };
+        let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        for p in 1..=50u16 {
+            let i = t
+                .lookup_listener("198.19.0.10".parse().unwrap(), p)
+                .unwrap();
+            assert_eq!(t.listeners()[i].port, p);
+        }
+        assert_eq!(t.lookup_listener("198.19.0.10".parse().unwrap(), 51), None);
+        assert_eq!(t.lookup_listener("198.19.0.11".parse().unwrap(), 1), None);
+        assert!(t.is_vip("198.19.0.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn rejects_non_prime_and_small_sizes_naming_the_listener() {
+        let cfg = ForwardingConfig {
+            listeners: vec![listener(
+                "198.19.0.10",
+                53,
+                &[("198.18.1.1:53", 1), ("198.18.1.2:53", 1)],
+            )],
+        };
+        let p = DataplaneParams {
+            maglev_size: 65536,
+            ..Default::default()
+        };
+        assert_eq!(
+            Tables::build(&cfg, &p).unwrap_err(),
+            TableError::SizeNotPrime { size: 65536 }
+        );
+        let p = DataplaneParams {
+            maglev_size: 197,
+            ..Default::default()
+        };
+        let e = Tables::build(&cfg, &p).unwrap_err();
+        assert!(e.to_string().contains("ns/gw/l53"), "{e}");
+        assert!(matches!(e, TableError::SizeTooSmall { required: 200, .. }));
+    }
+
+    #[test]
+    fn duplicate_listener_is_rejected() {
+        let mut a = listener("198.19.0.10", 53, &[]);
+        let b = a.clone();
+        a.key.listener = "other".into();
+        let cfg = ForwardingConfig {
+            listeners: vec![a, b],
+        };
+        assert!(matches!(
+            Tables::build(&cfg, &DataplaneParams::default()),
+            Err(TableError::DuplicateListener { port: 53, .. })
+        ));
+    }
+
+    #[test]
+    fn generations_increase() {
+        let cfg = ForwardingConfig::default();
+        let a = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        let b = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        assert!(b.generation() > a.generation());
+    }
+
+    #[test]
+    fn other_family_backend_joins_the_dropped_share() {
+        let cfg = ForwardingConfig {
+            listeners: vec![listener(
+                "198.19.0.10",
+                53,
+                &[("198.18.1.1:53", 1), ("[2001:2::1]:53", 1)],
+            )],
+        };
+        let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        let r = t.listeners()[0].route.as_ref().unwrap();
+        assert_eq!(r.dropped_weight, 1);
+        let drops = r
+            .maglev
+            .slots()
+            .iter()
+            .filter(|&&s| s == maglev::DROP)
+            .count();
+        assert!((32700..32840).contains(&drops), "{drops}");
+    }
+}
