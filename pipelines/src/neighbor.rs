@@ -19,7 +19,7 @@ impl Neighbors {
     pub fn new(entries: impl IntoIterator<Item = (IpAddr, Mac)>) -> Neighbors {
         let mut v: Vec<(IpAddr, Mac)> = entries.into_iter().collect();
         // Stable sort keeps input order among equal keys, so "last wins" after dedup.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|e| e.0);
         let mut out: Vec<(IpAddr, Mac)> = Vec::with_capacity(v.len());
         for e in v {
             match out.last_mut() {

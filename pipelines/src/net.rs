@@ -265,7 +265,7 @@ impl Network {
             });
         }
         // Longest prefix first; connected before static at equal length (stable sort).
-        fib.sort_by(|a, b| b.prefix.prefix_len.cmp(&a.prefix.prefix_len));
+        fib.sort_by_key(|e| std::cmp::Reverse(e.prefix.prefix_len));
         own.extend(snat.ipv4.map(IpAddr::V4));
         own.extend(snat.ipv6.map(IpAddr::V6));
         own.sort_unstable();

@@ -36,7 +36,7 @@ impl Default for DataplaneParams {
     fn default() -> Self {
         DataplaneParams {
             maglev_size: 65537,
-            maglev_seed: 0x7564_706c_62, // "udplb"
+            maglev_seed: 0x0075_6470_6c62, // "udplb"
             default_nat_mode: NatMode::FullNat,
             default_idle_timeout: Duration::from_secs(30),
             default_hash_key: HashKey::FiveTuple,
@@ -210,7 +210,7 @@ impl Tables {
             });
         }
         let mut specs: Vec<_> = spec.listeners.iter().collect();
-        specs.sort_by(|a, b| (a.vip, a.port).cmp(&(b.vip, b.port)));
+        specs.sort_by_key(|l| (l.vip, l.port));
         for w in specs.windows(2) {
             if (w[0].vip, w[0].port) == (w[1].vip, w[1].port) {
                 return Err(TableError::DuplicateListener {
@@ -237,7 +237,7 @@ impl Tables {
                         }
                     };
                     let mut specs_sorted: Vec<&BackendSpec> = r.backends.iter().collect();
-                    specs_sorted.sort_by(|a, b| a.addr.cmp(&b.addr));
+                    specs_sorted.sort_by_key(|b| b.addr);
                     specs_sorted.dedup_by(|a, b| a.addr == b.addr);
                     let mut dropped_weight = r.dropped_weight;
                     let mut backends = Vec::with_capacity(specs_sorted.len());
