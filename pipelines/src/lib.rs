@@ -12,6 +12,7 @@ pub mod net;
 pub mod parse;
 pub mod spec;
 pub mod tables;
+pub mod testkit;
 pub mod verdict;
 pub mod wire;
 pub mod worker;

@@ -1,0 +1,710 @@
+//! Byte-level tests of every fast-path outcome, on the `testkit` topology. Outputs are
+//! checked field by field against hand-written expectations and re-verified with
+//! etherparse's own checksum routines.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use pipelines::neighbor::Neighbors;
+use pipelines::net::{Network, PortRange, SnatConfig};
+use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
+use pipelines::tables::{DataplaneParams, Tables};
+use pipelines::testkit::{self, backend4, backend6, decode_verified, udp_frame};
+use pipelines::{Context, DropReason, HostReason, OffloadRequest, Verdict, Worker, WorkerParams};
+
+const SEC: u64 = 1_000_000_000;
+
+struct Rig {
+    tables: Tables,
+    network: Network,
+    neighbors: Neighbors,
+    worker: Worker,
+}
+
+fn params() -> WorkerParams {
+    let mut p = WorkerParams::new(
+        0,
+        1,
+        PortRange {
+            first: 1024,
+            last: 65535,
+        },
+    );
+    p.flow_capacity = 1024;
+    p
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(testkit::config(), testkit::network(false), params())
+    }
+
+    fn with(cfg: ForwardingConfig, network: Network, p: WorkerParams) -> Rig {
+        Rig {
+            tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
+            network,
+            neighbors: testkit::neighbors(4),
+            worker: Worker::new(p).unwrap(),
+        }
+    }
+
+    fn run(&mut self, frame: &mut [u8], now: u64) -> Verdict {
+        let ctx = Context {
+            tables: &self.tables,
+            network: &self.network,
+            neighbors: &self.neighbors,
+        };
+        self.worker.process(&ctx, now, 0, frame)
+    }
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const CLIENT4: &str = "198.19.0.7:40000";
+const VIP4: &str = "198.18.2.1:53";
+const SNAT4: &str = "198.18.1.253";
+const CLIENT6: &str = "[2001:2:0:9::7]:40000";
+const VIP6: &str = "[2001:2:0:2::1]:53";
+
+fn tx(v: Verdict) -> (u16, Option<OffloadRequest>) {
+    match v {
+        Verdict::Tx { port, offload } => (port, offload),
+        other => panic!("expected Tx, got {other:?}"),
+    }
+}
+
+/// Forward then reverse through a FullNAT listener; checks every rewritten field.
+fn fullnat_round_trip(client: &str, vip: &str, vlans: &[u16], backends: [SocketAddr; 2]) {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(client), sa(vip), 64, vlans, testkit::PORT0_MAC, b"query");
+    let (port, offload) = tx(rig.run(&mut f, SEC));
+    assert_eq!((port, offload), (1, None));
+    let d = decode_verified(&f).unwrap();
+    assert!(backends.contains(&d.dst), "to a route backend: {}", d.dst);
+    let snat: IpAddr = if d.dst.is_ipv4() {
+        SNAT4.parse().unwrap()
+    } else {
+        "2001:2:0:1::fd".parse().unwrap()
+    };
+    assert_eq!(d.src.ip(), snat);
+    assert!((1024..=65535).contains(&d.src.port()));
+    assert_eq!(d.ttl, 63);
+    assert_eq!(d.vlans, vlans);
+    assert_eq!(d.src_mac, testkit::PORT1_MAC);
+    let n = match d.dst.ip() {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    assert_eq!(d.dst_mac, testkit::backend_mac(n));
+    assert_eq!(d.payload, b"query");
+
+    // Same flow again: same backend and SNAT port.
+    let mut f2 = udp_frame(sa(client), sa(vip), 64, vlans, testkit::PORT0_MAC, b"again");
+    tx(rig.run(&mut f2, 2 * SEC));
+    let d2 = decode_verified(&f2).unwrap();
+    assert_eq!((d2.src, d2.dst), (d.src, d.dst));
+
+    // The reply: backend → SNAT:port becomes VIP → client.
+    let mut r = udp_frame(d.dst, d.src, 64, vlans, testkit::PORT1_MAC, b"answer");
+    let (port, _) = tx(rig.run(&mut r, 3 * SEC));
+    assert_eq!(port, 0);
+    let dr = decode_verified(&r).unwrap();
+    assert_eq!((dr.src, dr.dst), (sa(vip), sa(client)));
+    assert_eq!(
+        (dr.src_mac, dr.dst_mac),
+        (testkit::PORT0_MAC, testkit::ROUTER_MAC)
+    );
+    assert_eq!(dr.ttl, 63);
+    assert_eq!(dr.payload, b"answer");
+
+    let c = rig.worker.counters();
+    assert_eq!((c.flows_created, c.flows_active, c.tx_packets), (1, 1, 3));
+    assert_eq!(
+        c.entities.listeners.iter().map(|t| t.packets).sum::<u64>(),
+        2
+    );
+    assert_eq!(
+        c.entities
+            .listeners
+            .iter()
+            .map(|t| t.reply_packets)
+            .sum::<u64>(),
+        1
+    );
+    assert_eq!(
+        c.entities
+            .backends
+            .iter()
+            .map(|t| t.flows_created)
+            .sum::<u64>(),
+        1
+    );
+}
+
+#[test]
+fn ipv4_fullnat_forward_and_reverse() {
+    fullnat_round_trip(CLIENT4, VIP4, &[], [backend4(1), backend4(2)]);
+}
+
+#[test]
+fn ipv6_fullnat_forward_and_reverse() {
+    fullnat_round_trip(CLIENT6, VIP6, &[], [backend6(1), backend6(2)]);
+}
+
+#[test]
+fn vlan_and_qinq_fullnat_keep_their_tags() {
+    fullnat_round_trip(CLIENT4, VIP4, &[100], [backend4(1), backend4(2)]);
+    fullnat_round_trip(CLIENT4, VIP4, &[100, 200], [backend4(1), backend4(2)]);
+    fullnat_round_trip(CLIENT6, VIP6, &[7, 8], [backend6(1), backend6(2)]);
+}
+
+fn preserve_round_trip(client: &str, vip: &str, backend: SocketAddr) {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(client), sa(vip), 9, &[], testkit::PORT0_MAC, b"q");
+    assert_eq!(tx(rig.run(&mut f, SEC)).0, 1);
+    let d = decode_verified(&f).unwrap();
+    assert_eq!((d.src, d.dst, d.ttl), (sa(client), backend, 8));
+    // The backend answers the client directly (routing through us).
+    let mut r = udp_frame(backend, sa(client), 9, &[], testkit::PORT1_MAC, b"a");
+    assert_eq!(tx(rig.run(&mut r, 2 * SEC)).0, 0);
+    let dr = decode_verified(&r).unwrap();
+    assert_eq!((dr.src, dr.dst, dr.ttl), (sa(vip), sa(client), 8));
+    assert_eq!(dr.dst_mac, testkit::ROUTER_MAC);
+}
+
+#[test]
+fn ipv4_preserve_client_forward_and_reverse() {
+    preserve_round_trip(CLIENT4, "198.18.2.1:54", backend4(3));
+}
+
+#[test]
+fn ipv6_preserve_client_forward_and_reverse() {
+    preserve_round_trip(CLIENT6, "[2001:2:0:2::1]:54", backend6(3));
+}
+
+#[test]
+fn ipv4_zero_udp_checksum_stays_zero() {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
+    f[40..42].copy_from_slice(&[0, 0]);
+    tx(rig.run(&mut f, SEC));
+    let d = decode_verified(&f).unwrap();
+    assert_eq!(d.udp_checksum, 0);
+}
+
+/// A literal frame with IPv4 options (4 × NOP, IHL 6): the UDP header is found after them.
+#[test]
+fn ipv4_with_options_literal_fixture() {
+    #[rustfmt::skip]
+    let mut f: Vec<u8> = vec![
+        0x02, 0, 0, 0, 0, 0x01,  0x0a, 0, 0, 0, 0, 0x99,  0x08, 0x00,
+        0x46, 0x00, 0x00, 0x22,  0x12, 0x34, 0x40, 0x00,  0x40, 0x11, 0x00, 0x00,
+        198, 19, 0, 7,  198, 18, 2, 1,
+        0x01, 0x01, 0x01, 0x01,
+        0x9c, 0x40, 0x00, 0x35,  0x00, 0x0a, 0x00, 0x00,  b'h', b'i',
+    ];
+    let c = pipelines::checksum::ipv4_header_checksum(&f[14..38]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let u = pipelines::checksum::udp_checksum(
+        "198.19.0.7".parse().unwrap(),
+        "198.18.2.1".parse().unwrap(),
+        &f[38..48],
+    );
+    f[44..46].copy_from_slice(&u.to_be_bytes());
+    decode_verified(&f).unwrap();
+    let mut rig = Rig::new();
+    tx(rig.run(&mut f, SEC));
+    let d = decode_verified(&f).unwrap();
+    assert_eq!(d.src.ip(), SNAT4.parse::<IpAddr>().unwrap());
+    assert_eq!(d.payload, b"hi");
+    assert_eq!(&f[34..38], &[1, 1, 1, 1], "options untouched");
+    assert_eq!(f[22], 0x3f, "ttl decremented");
+}
+
+#[test]
+fn offload_port_gets_pseudo_header_sum_and_zero_ip_checksum() {
+    let mut rig = Rig::with(testkit::config(), testkit::network(true), params());
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[5], testkit::PORT0_MAC, b"abc");
+    let (port, off) = tx(rig.run(&mut f, SEC));
+    assert_eq!(port, 1);
+    assert_eq!(
+        off,
+        Some(OffloadRequest {
+            l2_len: 18,
+            l3_len: 20,
+            ipv6: false,
+            ipv4_checksum: true,
+            udp_checksum: true
+        })
+    );
+    let ip = &f[18..38];
+    assert_eq!(&ip[10..12], &[0, 0]);
+    // Pseudo-header sum, written out by hand: src + dst + proto + length, folded.
+    let words = [
+        u32::from(u16::from_be_bytes([ip[12], ip[13]])),
+        u32::from(u16::from_be_bytes([ip[14], ip[15]])),
+        u32::from(u16::from_be_bytes([ip[16], ip[17]])),
+        u32::from(u16::from_be_bytes([ip[18], ip[19]])),
+        17,
+        11,
+    ];
+    let mut s: u32 = words.iter().sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    assert_eq!(u32::from(u16::from_be_bytes([f[44], f[45]])), s);
+}
+
+#[test]
+fn ttl_expiry_is_dropped_and_counted() {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 1, &[], testkit::PORT0_MAC, b"x");
+    let before = f.clone();
+    assert_eq!(rig.run(&mut f, SEC), Verdict::Drop(DropReason::TtlExpired));
+    assert_eq!(f, before, "dropped packets are untouched");
+    assert_eq!(rig.worker.counters().drop_count(DropReason::TtlExpired), 1);
+}
+
+#[test]
+fn unknown_next_hop_goes_to_host_for_resolution() {
+    let mut rig = Rig::new();
+    rig.neighbors = Neighbors::new([]);
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
+    let before = f.clone();
+    let v = rig.run(&mut f, SEC);
+    let Verdict::ToHost(HostReason::Resolve { next_hop }) = v else {
+        panic!("{v:?}");
+    };
+    assert!([backend4(1).ip(), backend4(2).ip()].contains(&next_hop));
+    assert_eq!(f, before);
+    let c = rig.worker.counters();
+    assert_eq!(c.host_count(HostReason::Resolve { next_hop }), 1);
+}
+
+#[test]
+fn non_udp_goes_to_host_or_is_dropped() {
+    let mut rig = Rig::new();
+    let tcp = |dst: [u8; 4]| {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+            .ipv4([198, 19, 0, 7], dst, 64)
+            .tcp(40000, 80, 1, 1000)
+            .write(&mut out, b"")
+            .unwrap();
+        out
+    };
+    let icmp = {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+            .ipv4([198, 19, 0, 7], [198, 18, 0, 254], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut out, b"ping")
+            .unwrap();
+        out
+    };
+    let cases: Vec<(Vec<u8>, Verdict)> = vec![
+        (
+            tcp([198, 18, 2, 1]),
+            Verdict::ToHost(HostReason::OwnAddress),
+        ),
+        (
+            tcp([198, 18, 0, 254]),
+            Verdict::ToHost(HostReason::OwnAddress),
+        ),
+        (tcp([198, 18, 9, 9]), Verdict::Drop(DropReason::NotUdp)),
+        (icmp, Verdict::ToHost(HostReason::Icmp)),
+        (
+            udp_frame(sa(CLIENT4), sa("198.18.0.254:53"), 64, &[], [0; 6], b""),
+            Verdict::ToHost(HostReason::OwnAddress),
+        ),
+    ];
+    for (mut f, want) in cases {
+        assert_eq!(rig.run(&mut f, SEC), want);
+    }
+}
+
+/// Builds, for one reason, a rig and a packet that must be dropped for it.
+fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
+    let udp4 = |dst: &str, ttl| udp_frame(sa(CLIENT4), sa(dst), ttl, &[], testkit::PORT0_MAC, b"x");
+    let good = udp4(VIP4, 64);
+    let fix_ip = |mut f: Vec<u8>| {
+        let ihl = usize::from(f[14] & 0x0f) * 4;
+        if ihl >= 20 && f.len() >= 14 + ihl {
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = pipelines::checksum::ipv4_header_checksum(&f[14..14 + ihl]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        f
+    };
+    let rig = Rig::new();
+    match reason {
+        DropReason::TruncatedEthernet => (rig, good[..10].to_vec()),
+        DropReason::TruncatedVlan => {
+            let mut f = good[..14].to_vec();
+            f[12..14].copy_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&[0, 1]);
+            (rig, f)
+        }
+        DropReason::UnsupportedLink => {
+            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], [0; 6], b"x");
+            f.splice(20..20, [0x81, 0x00, 0x00, 0x03]);
+            (rig, f)
+        }
+        DropReason::NonIp => {
+            let mut f = good;
+            f[12..14].copy_from_slice(&[0x88, 0xcc]);
+            (rig, f)
+        }
+        DropReason::TruncatedIp => (rig, good[..24].to_vec()),
+        DropReason::MalformedIp => {
+            let mut f = good;
+            f[14] = 0x44;
+            (rig, f)
+        }
+        DropReason::BadIpLength => {
+            let n = good.len() - 1;
+            (rig, good[..n].to_vec())
+        }
+        DropReason::BadIpv4Checksum => {
+            let mut f = good;
+            f[24] ^= 0xff;
+            (rig, f)
+        }
+        DropReason::MalformedIpv6Ext => {
+            let mut f = udp_frame(sa("[2001:2:0:9::7]:255"), sa(VIP6), 64, &[], [0; 6], b"x");
+            f[20] = 0; // next header: hop-by-hop; its length byte (0xff) overruns
+            (rig, f)
+        }
+        DropReason::TruncatedUdp => {
+            let mut f = good;
+            f[39] += 1;
+            (rig, f)
+        }
+        DropReason::MalformedUdp => {
+            let mut f = good;
+            f[36..38].copy_from_slice(&[0, 0]);
+            (rig, f)
+        }
+        DropReason::Fragment => {
+            let mut f = good;
+            f[20] = 0x20;
+            (rig, fix_ip(f))
+        }
+        DropReason::NotUdp => {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+                .ipv4([198, 19, 0, 7], [198, 18, 9, 9], 64)
+                .tcp(1, 2, 3, 4)
+                .write(&mut f, b"")
+                .unwrap();
+            (rig, f)
+        }
+        DropReason::Stray => (rig, udp4("198.18.9.9:53", 64)),
+        DropReason::TtlExpired => (rig, udp4(VIP4, 1)),
+        DropReason::NoListener => (rig, udp4("198.18.2.1:99", 64)),
+        DropReason::NoRoute => (rig, udp4("198.18.2.1:55", 64)),
+        DropReason::NoBackend => (rig, udp4("198.18.2.1:56", 64)),
+        DropReason::DroppedShare => (
+            rig,
+            udp_frame(sa("0.0.0.0:68"), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x"),
+        ),
+        DropReason::NoSnatAddress => {
+            let mut net = testkit::network(false);
+            net = Network::new(
+                net.ports().to_vec(),
+                vec![],
+                SnatConfig {
+                    ipv4: None,
+                    ..*net.snat()
+                },
+            )
+            .unwrap();
+            let client = udp_frame(sa("198.18.0.7:40000"), sa(VIP4), 64, &[], [0; 6], b"x");
+            (Rig::with(testkit::config(), net, params()), client)
+        }
+        DropReason::SnatExhausted => {
+            let mut p = params();
+            p.snat_ports = PortRange {
+                first: 2000,
+                last: 2000,
+            };
+            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            let mut first = udp4(VIP4, 64);
+            tx(rig.run(&mut first, SEC));
+            (
+                rig,
+                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+            )
+        }
+        DropReason::FullNatNoState => {
+            let mut p = params();
+            p.flow_capacity = 1;
+            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            let mut first = udp4(VIP4, 64);
+            tx(rig.run(&mut first, SEC));
+            (
+                rig,
+                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+            )
+        }
+        DropReason::NoReverseFlow => (
+            rig,
+            udp_frame(backend4(1), sa("198.18.1.253:40000"), 64, &[], [0; 6], b"x"),
+        ),
+        DropReason::Unroutable => {
+            let mut cfg = testkit::config();
+            cfg.listeners.push(testkit::listener(
+                "2001:2:0:2::1",
+                58,
+                NatMode::FullNat,
+                &[(sa("[2001:2:0:ff::1]:53"), WEIGHT_SCALE)],
+            ));
+            cfg.normalize();
+            let rig = Rig::with(cfg, testkit::network(false), params());
+            let f = udp_frame(sa(CLIENT6), sa("[2001:2:0:2::1]:58"), 64, &[], [0; 6], b"x");
+            (rig, f)
+        }
+    }
+}
+
+/// One packet per drop reason: the verdict names it, its counter moves by one, no other
+/// drop counter moves, and the packet is left untouched.
+#[test]
+fn every_drop_reason_has_a_packet_and_a_counter() {
+    for &reason in DropReason::ALL {
+        let (mut rig, mut f) = drop_case(reason);
+        let before = rig.worker.counters().clone();
+        let original = f.clone();
+        let v = rig.run(&mut f, 2 * SEC);
+        assert_eq!(v, Verdict::Drop(reason), "reason {}", reason.name());
+        assert_eq!(f, original, "reason {} modified the packet", reason.name());
+        let after = rig.worker.counters();
+        for &r in DropReason::ALL {
+            let delta = after.drop_count(r) - before.drop_count(r);
+            assert_eq!(
+                delta,
+                u64::from(r == reason),
+                "{} after {}",
+                r.name(),
+                reason.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(CLIENT4), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x");
+    assert_eq!(rig.run(&mut f, SEC), Verdict::ToHost(HostReason::Reject));
+    assert_eq!(rig.worker.counters().host_count(HostReason::Reject), 1);
+}
+
+#[test]
+fn arp_goes_to_host() {
+    let mut rig = Rig::new();
+    let mut arp: Vec<u8> = vec![
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 2, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0,
+        1, 2, 0, 0, 0, 0, 2, 198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 254,
+    ];
+    assert_eq!(rig.run(&mut arp, SEC), Verdict::ToHost(HostReason::Arp));
+}
+
+#[test]
+fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
+    let mut p = params();
+    p.flow_capacity = 1;
+    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    for i in 0..3u16 {
+        let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
+        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, SEC));
+        assert_eq!(decode_verified(&f).unwrap().dst, backend4(3));
+    }
+    let c = rig.worker.counters();
+    assert_eq!((c.flows_created, c.table_full, c.flows_active), (1, 2, 1));
+
+    let mut p = params();
+    p.new_flow_rate_limit = 1;
+    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    for i in 0..3u16 {
+        let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
+        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, SEC));
+    }
+    assert_eq!(rig.worker.counters().rate_limited, 2);
+    assert_eq!(rig.worker.counters().flows_created, 1);
+    // A second later the bucket has refilled.
+    let mut f = udp_frame(
+        sa("198.19.0.9:9"),
+        sa("198.18.2.1:54"),
+        64,
+        &[],
+        [0; 6],
+        b"x",
+    );
+    tx(rig.run(&mut f, 2 * SEC + 1));
+    assert_eq!(rig.worker.counters().flows_created, 2);
+}
+
+#[test]
+fn idle_flows_expire_and_return_their_snat_port() {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    tx(rig.run(&mut f, SEC));
+    let d = decode_verified(&f).unwrap();
+    let free = rig.worker.snat_ports_free().0;
+    // Not yet idle for 30 s: nothing expires.
+    assert_eq!(rig.worker.maintain(30 * SEC), 0);
+    assert_eq!(rig.worker.maintain(32 * SEC), 1);
+    assert_eq!(rig.worker.snat_ports_free().0, free + 1);
+    assert_eq!(rig.worker.counters().flows_active, 0);
+    // The backend's late reply no longer matches.
+    let mut r = udp_frame(d.dst, d.src, 64, &[], [0; 6], b"late");
+    assert_eq!(
+        rig.run(&mut r, 33 * SEC),
+        Verdict::Drop(DropReason::NoReverseFlow)
+    );
+}
+
+#[test]
+fn snat_ports_are_never_shared_by_live_flows() {
+    let mut rig = Rig::new();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..500u16 {
+        let client = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 5000 + i));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, SEC));
+        assert!(seen.insert(decode_verified(&f).unwrap().src.port()));
+    }
+}
+
+/// Config changes: flows stay with a backend that remains (new weights notwithstanding),
+/// re-pick when it leaves, and new flows follow the new weights.
+#[test]
+fn flows_survive_config_changes_while_their_backend_stays() {
+    let mut rig = Rig::new();
+    let mut pinned = Vec::new();
+    for i in 0..64u16 {
+        let client = SocketAddr::from(([198, 19, 1, i as u8], 7000 + i));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, SEC));
+        pinned.push((client, decode_verified(&f).unwrap()));
+    }
+    assert!(pinned.iter().any(|(_, d)| d.dst == backend4(1)));
+    assert!(pinned.iter().any(|(_, d)| d.dst == backend4(2)));
+
+    // Backend 1 now takes weight 0 (no new flows), backend 2 doubles.
+    let mut cfg = testkit::config();
+    let l = cfg
+        .listeners
+        .iter_mut()
+        .find(|l| l.port == 53 && l.vip.is_ipv4())
+        .unwrap();
+    let r = l.route.as_mut().unwrap();
+    r.backends[0].weight = 0;
+    r.backends[1].weight = 2 * WEIGHT_SCALE;
+    let old_generation = rig.tables.generation();
+    rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+    for (client, d) in &pinned {
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, 2 * SEC));
+        let now = decode_verified(&f).unwrap();
+        assert_eq!((now.dst, now.src), (d.dst, d.src), "pinned flow moved");
+    }
+    let retired = rig.worker.take_retired();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].generation, old_generation);
+    assert_eq!(
+        retired[0].listeners.iter().map(|t| t.packets).sum::<u64>(),
+        64
+    );
+    // New flows all go to backend 2.
+    for i in 0..32u16 {
+        let client = SocketAddr::from(([198, 19, 2, i as u8], 9000 + i));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, 2 * SEC));
+        assert_eq!(decode_verified(&f).unwrap().dst, backend4(2));
+    }
+
+    // Backend 1 leaves: its flows re-pick (to 2) and keep their SNAT port; replies follow.
+    cfg.listeners
+        .iter_mut()
+        .find(|l| l.port == 53 && l.vip.is_ipv4())
+        .unwrap()
+        .route
+        .as_mut()
+        .unwrap()
+        .backends
+        .remove(0);
+    rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+    for (client, d) in &pinned {
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        tx(rig.run(&mut f, 3 * SEC));
+        let now = decode_verified(&f).unwrap();
+        assert_eq!(now.dst, backend4(2));
+        assert_eq!(now.src, d.src, "SNAT port kept");
+        let mut reply = udp_frame(now.dst, now.src, 64, &[], [0; 6], b"r");
+        tx(rig.run(&mut reply, 3 * SEC));
+        assert_eq!(decode_verified(&reply).unwrap().dst, *client);
+    }
+    let moved = pinned.iter().filter(|(_, d)| d.dst == backend4(1)).count() as u64;
+    assert_eq!(rig.worker.counters().flows_repinned, moved);
+}
+
+#[test]
+fn identity_keyed_counters_name_every_entity() {
+    let mut rig = Rig::new();
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    tx(rig.run(&mut f, SEC));
+    let named = rig.worker.counters().entities.named(&rig.tables).unwrap();
+    let listener_packets: u64 = named
+        .iter()
+        .filter_map(|(e, t)| match e {
+            pipelines::counters::Entity::Listener(k) if k.listener == "udp-53" => Some(t.packets),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(listener_packets, 1);
+}
+
+#[test]
+fn burst_api_matches_single_packet_api() {
+    let mut rig = Rig::new();
+    let mut frames: Vec<Vec<u8>> = (0..8u16)
+        .map(|i| {
+            let client = SocketAddr::from(([198, 19, 3, 1], 100 + i));
+            udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x")
+        })
+        .collect();
+    frames.push(udp_frame(sa(CLIENT4), sa(VIP4), 1, &[], [0; 6], b"x"));
+    let mut verdicts = [Verdict::Drop(DropReason::Stray); 9];
+    let mut bufs: Vec<&mut [u8]> = frames.iter_mut().map(|f| f.as_mut_slice()).collect();
+    let ctx = Context {
+        tables: &rig.tables,
+        network: &rig.network,
+        neighbors: &rig.neighbors,
+    };
+    rig.worker
+        .process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
+    assert!(verdicts[..8]
+        .iter()
+        .all(|v| matches!(v, Verdict::Tx { port: 1, .. })));
+    assert_eq!(verdicts[8], Verdict::Drop(DropReason::TtlExpired));
+    assert_eq!(rig.worker.counters().flows_active, 8);
+}
+
+#[test]
+fn listener_idle_timeout_override_applies() {
+    let mut cfg = testkit::config();
+    for l in &mut cfg.listeners {
+        l.options.idle_timeout = Some(Duration::from_secs(2));
+    }
+    let mut rig = Rig::with(cfg, testkit::network(false), params());
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    tx(rig.run(&mut f, SEC));
+    assert_eq!(rig.worker.maintain(2 * SEC), 0);
+    assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);
+}
