@@ -2,6 +2,9 @@
 //! checked field by field against hand-written expectations and re-verified with
 //! etherparse's own checksum routines.
 
+// An integration-test crate is all tests; the lint targets library code.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
