@@ -340,6 +340,28 @@ impl Worker {
         n
     }
 
+    /// Forgets the flow whose client → VIP datagrams have `key` (management "clear
+    /// flow"; also how benchmarks keep occupancy constant), returning its SNAT port to
+    /// the pool. Returns whether there was one. Not counted as an expiry.
+    pub fn remove_flow(&mut self, key: &FlowKey) -> bool {
+        let t = Tuple {
+            src: ip16(key.src),
+            dst: ip16(key.dst),
+            src_port: key.src_port,
+            dst_port: key.dst_port,
+        };
+        let v6 = key.dst.is_ipv6();
+        let Some(fi) = self.flows.lookup(&t, Dir::Forward, self.snat.of(v6)) else {
+            return false;
+        };
+        let f = *self.flows.get(fi);
+        let mut uncounted = 0;
+        release(&mut self.snat4, &mut self.snat6, &mut uncounted, &f);
+        self.flows.remove(fi, self.snat.of(v6));
+        self.counters.flows_active = self.flows.len() as u64;
+        true
+    }
+
     fn process_one(&mut self, ctx: &Context<'_>, now: Timestamp, pkt: &mut [u8]) -> Verdict {
         let len = pkt.len() as u64;
         self.counters.rx_packets += 1;

@@ -1,0 +1,378 @@
+//! Fast-path benchmarks: bursts of 32 frames of 60–64 bytes through
+//! `Worker::process_burst`, with 1 and 1,000,000 live flows.
+//!
+//! Only `process_burst` is timed (`iter_custom`): restoring the frames between bursts
+//! (they are rewritten in place) and, for the new-flow cases, forgetting the flows just
+//! created so the occupancy stays constant, happen off the clock. Frames for the
+//! 1 M-flow cases are drawn pseudo-randomly from the whole population, so flow-table
+//! accesses miss the caches as they would under real traffic.
+//!
+//! The 1 M-flow populations use the preserve-client listener: FullNAT needs one SNAT port
+//! per flow and one SNAT address holds 64,512, so 1 M FullNAT flows do not fit one worker.
+//!
+//! Run: `cargo bench -p pipelines --bench fastpath` (or `scripts/bench-fastpath`).
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pipelines::neighbor::Neighbors;
+use pipelines::net::{Network, PortRange};
+use pipelines::parse::FlowKey;
+use pipelines::tables::{DataplaneParams, Tables};
+use pipelines::testkit::{self, decode_verified, udp_frame};
+use pipelines::{Context, DropReason, Verdict, Worker, WorkerParams};
+
+const BURST: usize = 32;
+const STRIDE: usize = 64;
+const MILLION: usize = 1_000_000;
+
+/// Frames of equal length stored back to back.
+struct Pool {
+    bytes: Vec<u8>,
+    len: usize,
+    keys: Vec<FlowKey>,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            bytes: Vec::new(),
+            len: 0,
+            keys: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, f: &[u8], key: FlowKey) {
+        assert!(f.len() <= STRIDE);
+        self.len = f.len();
+        let start = self.bytes.len();
+        self.bytes.resize(start + STRIDE, 0);
+        self.bytes[start..start + f.len()].copy_from_slice(f);
+        self.keys.push(key);
+    }
+
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn frame(&self, i: usize) -> &[u8] {
+        &self.bytes[i * STRIDE..i * STRIDE + self.len]
+    }
+}
+
+struct Rig {
+    tables: Tables,
+    network: Network,
+    neighbors: Neighbors,
+    worker: Worker,
+}
+
+impl Rig {
+    fn new(capacity: u32) -> Rig {
+        let mut p = WorkerParams::new(
+            0,
+            1,
+            PortRange {
+                first: 1024,
+                last: 65535,
+            },
+        );
+        p.flow_capacity = capacity;
+        Rig {
+            tables: Tables::build(&testkit::config(), &DataplaneParams::default()).unwrap(),
+            network: testkit::network(false),
+            neighbors: testkit::neighbors(4),
+            worker: Worker::new(p).unwrap(),
+        }
+    }
+
+    fn run(&mut self, f: &mut [u8], now: u64) -> Verdict {
+        let ctx = Context {
+            tables: &self.tables,
+            network: &self.network,
+            neighbors: &self.neighbors,
+        };
+        self.worker.process(&ctx, now, 0, f)
+    }
+}
+
+fn client4(i: usize) -> SocketAddr {
+    let ip = Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8);
+    SocketAddr::from((ip, 1024 + (i >> 16) as u16))
+}
+
+fn client6(i: usize) -> SocketAddr {
+    let ip = Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, (i >> 16) as u16, i as u16);
+    SocketAddr::from((ip, 40000))
+}
+
+fn key(src: SocketAddr, dst: SocketAddr) -> FlowKey {
+    FlowKey {
+        src: src.ip(),
+        dst: dst.ip(),
+        src_port: src.port(),
+        dst_port: dst.port(),
+    }
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Forward frames from `n` clients to `vip`, payload sized for a 60/64-byte frame.
+fn forward_pool(n: usize, client: fn(usize) -> SocketAddr, vip: SocketAddr) -> Pool {
+    let payload = if vip.is_ipv4() { 18 } else { 2 };
+    let mut p = Pool::new();
+    for i in 0..n {
+        let c = client(i);
+        p.push(
+            &udp_frame(c, vip, 64, &[], testkit::PORT0_MAC, &vec![0x5a; payload]),
+            key(c, vip),
+        );
+    }
+    p
+}
+
+/// Runs every frame of `pool` once, creating its flow.
+fn populate(rig: &mut Rig, pool: &Pool) {
+    let mut buf = [0u8; STRIDE];
+    for i in 0..pool.count() {
+        buf[..pool.len].copy_from_slice(pool.frame(i));
+        let v = rig.run(&mut buf[..pool.len], 1);
+        assert!(
+            matches!(v, Verdict::Tx { .. }),
+            "population frame {i}: {v:?}"
+        );
+    }
+}
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+/// How the frames of a burst are chosen.
+enum Pick {
+    /// Frame 0 every time (one flow).
+    Same,
+    /// Uniformly at random from the pool.
+    Random,
+    /// The next frames in order, cycling (new flows, forgotten after each burst).
+    NewFlows,
+}
+
+/// Times `iters` bursts drawn from `pool`.
+fn time_bursts(
+    rig: &mut Rig,
+    pool: &Pool,
+    pick: &Pick,
+    iters: u64,
+    rng: &mut Lcg,
+    cursor: &mut usize,
+) -> Duration {
+    let mut frames = vec![[0u8; STRIDE]; BURST];
+    let mut used = [0usize; BURST];
+    let mut verdicts = [Verdict::Drop(DropReason::Stray); BURST];
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        for (b, u) in frames.iter_mut().zip(used.iter_mut()) {
+            *u = match pick {
+                Pick::Same => 0,
+                Pick::Random => rng.next(pool.count()),
+                Pick::NewFlows => {
+                    *cursor = (*cursor + 1) % pool.count();
+                    *cursor
+                }
+            };
+            b[..pool.len].copy_from_slice(pool.frame(*u));
+        }
+        let mut bufs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..pool.len]).collect();
+        let ctx = Context {
+            tables: &rig.tables,
+            network: &rig.network,
+            neighbors: &rig.neighbors,
+        };
+        let start = Instant::now();
+        rig.worker
+            .process_burst(&ctx, 2, 0, &mut bufs, &mut verdicts);
+        total += start.elapsed();
+        black_box(&verdicts);
+        debug_assert!(verdicts.iter().all(|v| matches!(v, Verdict::Tx { .. })));
+        if let Pick::NewFlows = pick {
+            for &u in &used {
+                rig.worker.remove_flow(&pool.keys[u]);
+            }
+        }
+    }
+    total
+}
+
+fn check_all_tx(rig: &mut Rig, pool: &Pool, pick: &Pick) {
+    let mut rng = Lcg(7);
+    let mut cursor = 0;
+    let tx_before = rig.worker.counters().tx_packets;
+    time_bursts(rig, pool, pick, 4, &mut rng, &mut cursor);
+    assert_eq!(
+        rig.worker.counters().tx_packets - tx_before,
+        4 * BURST as u64,
+        "every benchmark packet must be forwarded"
+    );
+}
+
+fn case(c: &mut Criterion, name: &str, rig: &mut Rig, pool: &Pool, pick: Pick) {
+    check_all_tx(rig, pool, &pick);
+    let mut group = c.benchmark_group("fastpath");
+    group.throughput(Throughput::Elements(BURST as u64));
+    let mut rng = Lcg(42);
+    let mut cursor = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| time_bursts(rig, pool, &pick, iters, &mut rng, &mut cursor));
+    });
+    group.finish();
+}
+
+/// The reply frame a backend sends for the flow a forwarded frame created.
+fn reply_of(forwarded: &[u8]) -> (Vec<u8>, FlowKey) {
+    let d = decode_verified(forwarded).unwrap();
+    let payload = if d.dst.is_ipv4() { 18 } else { 2 };
+    (
+        udp_frame(
+            d.dst,
+            d.src,
+            64,
+            &[],
+            testkit::PORT1_MAC,
+            &vec![0xa5; payload],
+        ),
+        key(d.dst, d.src),
+    )
+}
+
+fn one_flow_cases(c: &mut Criterion) {
+    let vip4 = sa("198.18.2.1:53");
+    let vip6 = sa("[2001:2:0:2::1]:53");
+
+    // Established: one FullNAT flow, every packet a flow-table hit.
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(1, client4, vip4);
+    populate(&mut rig, &pool);
+    case(
+        c,
+        "ipv4_established_fullnat_1flow",
+        &mut rig,
+        &pool,
+        Pick::Same,
+    );
+
+    // Reverse: the backend's replies to that flow.
+    let mut f = pool.frame(0).to_vec();
+    rig.run(&mut f, 1);
+    let (reply, k) = reply_of(&f);
+    let mut rpool = Pool::new();
+    rpool.push(&reply, k);
+    case(
+        c,
+        "ipv4_reverse_fullnat_1flow",
+        &mut rig,
+        &rpool,
+        Pick::Same,
+    );
+
+    // New flows: Maglev pick, SNAT port, insert (then forgotten off the clock).
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(4096, client4, vip4);
+    case(c, "ipv4_new_fullnat_1flow", &mut rig, &pool, Pick::NewFlows);
+
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(1, client6, vip6);
+    populate(&mut rig, &pool);
+    case(
+        c,
+        "ipv6_established_fullnat_1flow",
+        &mut rig,
+        &pool,
+        Pick::Same,
+    );
+}
+
+fn million_flow_cases(c: &mut Criterion) {
+    let vip4 = sa("198.18.2.1:54");
+    let vip6 = sa("[2001:2:0:2::1]:54");
+
+    let mut rig = Rig::new(1 << 20);
+    let pool = forward_pool(MILLION, client4, vip4);
+    populate(&mut rig, &pool);
+    assert_eq!(rig.worker.flows_len(), MILLION);
+    case(
+        c,
+        "ipv4_established_preserve_1m",
+        &mut rig,
+        &pool,
+        Pick::Random,
+    );
+
+    // Replies of random flows among the million.
+    let mut rpool = Pool::new();
+    for i in 0..MILLION {
+        let cl = client4(i);
+        let payload = [0xa5u8; 18];
+        rpool.push(
+            &udp_frame(
+                testkit::backend4(3),
+                cl,
+                64,
+                &[],
+                testkit::PORT1_MAC,
+                &payload,
+            ),
+            key(testkit::backend4(3), cl),
+        );
+    }
+    case(
+        c,
+        "ipv4_reverse_preserve_1m",
+        &mut rig,
+        &rpool,
+        Pick::Random,
+    );
+    drop(rpool);
+
+    // New flows into a table holding a million.
+    let new_pool = forward_pool(65536, |i| client4(MILLION + i), vip4);
+    case(
+        c,
+        "ipv4_new_preserve_1m",
+        &mut rig,
+        &new_pool,
+        Pick::NewFlows,
+    );
+    drop((rig, pool, new_pool));
+
+    let mut rig = Rig::new(1 << 20);
+    let pool = forward_pool(MILLION, client6, vip6);
+    populate(&mut rig, &pool);
+    case(
+        c,
+        "ipv6_established_preserve_1m",
+        &mut rig,
+        &pool,
+        Pick::Random,
+    );
+}
+
+fn sanity(_: &mut Criterion) {
+    // The client ranges used above stay inside the benchmarking prefixes.
+    assert!(matches!(client4(MILLION + 65535).ip(), IpAddr::V4(a) if a.octets()[..2] == [198, 19]));
+}
+
+criterion_group!(benches, sanity, one_flow_cases, million_flow_cases);
+criterion_main!(benches);
