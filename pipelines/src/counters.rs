@@ -7,7 +7,7 @@
 //!
 //! Global counters (drop reasons, host reasons, fallbacks, flows) live for the worker's
 //! life. Per-entity counters (listener, route, backend) are indexed by the positions in one
-//! [`Tables`](crate::tables::Tables) generation and are therefore **flushed per
+//! [`Tables`] generation and are therefore **flushed per
 //! generation**: when a worker adopts new tables, its [`EntityCounters`] of the old
 //! generation are retired (kept until [`Worker::take_retired`](crate::worker::Worker::take_retired)
 //! collects them) and a zeroed set sized for the new tables starts. The management thread,

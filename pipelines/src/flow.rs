@@ -186,8 +186,9 @@ impl FlowTable {
             + self.flows.len() * std::mem::size_of::<u32>()
     }
 
+    /// Hash of a tuple under this table's seed.
     #[inline]
-    fn hash(&self, t: &Tuple) -> u64 {
+    pub fn hash(&self, t: &Tuple) -> u64 {
         let [a, b] = ip_words(&t.src);
         let [c, d] = ip_words(&t.dst);
         hash_words(
@@ -210,6 +211,25 @@ impl FlowTable {
     /// Mutable record by index.
     pub fn get_mut(&mut self, idx: u32) -> &mut Flow {
         &mut self.flows[idx as usize]
+    }
+
+    /// Loads the index slot at the home of hash `h` (see [`FlowTable::hash`]) so a later
+    /// lookup finds it in cache; returns its entry for [`FlowTable::touch_record`].
+    #[inline]
+    pub fn touch_slot(&self, h: u64) -> u32 {
+        self.index[h as u32 as usize & self.mask].entry
+    }
+
+    /// Loads the record an index entry points to (0 = none); returns a value only to
+    /// keep the load alive.
+    #[inline]
+    pub fn touch_record(&self, entry: u32) -> u64 {
+        if entry == 0 {
+            return 0;
+        }
+        self.flows
+            .get(((entry - 1) >> 1) as usize)
+            .map_or(0, |f| f.expires)
     }
 
     /// Finds the record whose `dir` tuple equals `t`. `snat` is the SNAT address of the

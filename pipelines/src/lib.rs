@@ -1,4 +1,54 @@
-//! udplb fast path: parse, classify, Maglev flow pinning, NAT rewrite — I/O-free.
+//! # udplb fast path (I/O-free)
+//!
+//! What happens to every packet, at line rate, without any I/O: the appliance's DPDK
+//! workers hand bursts of byte buffers in and get a [`Verdict`] per packet back. Because
+//! nothing here touches a NIC, a clock, a lock or the allocator per packet, everything is
+//! tested on byte fixtures and benchmarked with criterion.
+//!
+//! ## Layers, bottom up
+//! - [`wire`]: named-field views for in-place rewrites; [`checksum`]: RFC 1071 sums and
+//!   RFC 1624 incremental updates.
+//! - [`parse`]: etherparse checks a frame once and it is reduced to a `Copy`
+//!   [`parse::ParsedUdp`] (Ethernet II, ≤ 2 VLAN tags, IPv4 with options, IPv6 extension
+//!   headers, UDP); the IPv4 header checksum is verified, UDP checksums are not,
+//!   fragments are dropped.
+//! - [`maglev`]: weighted, seeded, deterministic Maglev; [`tables`]: the immutable
+//!   [`tables::Tables`] compiled from [`spec::ForwardingConfig`] (listeners by (VIP, port),
+//!   routes, backends, Maglev tables).
+//! - [`net`]: the static [`net::Network`] (ports, own addresses, routes, SNAT, checksum
+//!   offload capabilities); [`neighbor`]: the [`neighbor::Neighbors`] snapshot.
+//! - [`flow`]: the fixed-capacity per-worker flow table and SNAT port pools;
+//!   [`counters`]: per-worker counters; [`worker`]: [`Worker`], the per-packet function.
+//! - [`testkit`]: fixtures (topology, packet builder, independent verifier) for tests.
+//!
+//! ## Contract with the appliance
+//! 1. The management thread builds `Arc<Tables>` with [`tables::Tables::build`] and
+//!    publishes it whole (e.g. over a crossbeam channel); likewise the slow path publishes
+//!    `Arc<Neighbors>`. The [`net::Network`] is built once at start.
+//! 2. Each worker owns one [`Worker`] ([`Worker::new`] preallocates its flow table). Per
+//!    burst it takes the newest pointers (`try_recv`) and calls
+//!    [`Worker::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
+//!    port and the buffers (Ethernet header at index 0).
+//! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
+//!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
+//!    `ToHost(reason)` → the buffer is untouched; give it to the slow path (ARP/ND/ICMP,
+//!    own address, `Resolve { next_hop }`: resolve and publish a new `Neighbors`,
+//!    `Reject`: answer ICMP unreachable from the VIP, rate-limited). `Drop(reason)` →
+//!    free it; it has been counted.
+//! 4. Between bursts, call [`Worker::maintain`] (bounded idle expiry), and periodically
+//!    copy [`Worker::counters`] and [`Worker::take_retired`] to the management thread,
+//!    which sums workers with [`counters::Counters::merge`] and names entity counters with
+//!    [`counters::EntityCounters::named`] using the tables of the same generation.
+//! 5. Steering: FullNAT replies must reach the worker owning the SNAT port
+//!    ([`net::PortRange::owner`]); preserve-client replies the worker that saw the client.
+//!
+//! ## Guarantees
+//! - `process` never panics on any input (proptest over arbitrary and mutated frames).
+//! - Appliances with the same configuration and [`tables::DataplaneParams`] build identical
+//!   Maglev tables and send a new flow to the same backend.
+//! - Flows stay on their backend (by address) across table swaps while it stays in the
+//!   route; otherwise they re-pick on their next packet, keeping their SNAT port.
+//! - SNAT ports are never held by two live flows and return to the pool on expiry.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -2,7 +2,7 @@
 //! with its route's backends and Maglev table.
 //!
 //! Built once per configuration by the management thread from a
-//! [`ForwardingConfig`](crate::spec::ForwardingConfig) and published whole as
+//! [`ForwardingConfig`] and published whole as
 //! `Arc<Tables>`; workers pick the new pointer up at a burst boundary. Every `Tables` gets
 //! a process-unique, increasing [`Tables::generation`], which is how a worker notices a new
 //! one and how per-entity counters are keyed (see [`crate::counters`]).

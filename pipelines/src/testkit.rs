@@ -163,8 +163,8 @@ pub fn backend6(n: u8) -> SocketAddr {
 /// The standard configuration:
 /// - 198.18.2.1:53 FullNAT over backends 1 and 2 (equal weights);
 /// - 198.18.2.1:54 preserve-client over backend 3;
-/// - [2001:2:0:2::1]:53 FullNAT over IPv6 backends 1 and 2;
-/// - [2001:2:0:2::1]:54 preserve-client over IPv6 backend 3;
+/// - `[2001:2:0:2::1]:53` FullNAT over IPv6 backends 1 and 2;
+/// - `[2001:2:0:2::1]:54` preserve-client over IPv6 backend 3;
 /// - 198.18.2.1:55 without a route; :56 with only a draining backend; :57 with only a
 ///   dropped-weight share.
 pub fn config() -> ForwardingConfig {
