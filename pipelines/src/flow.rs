@@ -236,7 +236,13 @@ impl FlowTable {
     /// tuple's family, to rebuild reverse tuples of FullNAT flows.
     #[inline]
     pub fn lookup(&self, t: &Tuple, dir: Dir, snat: &[u8; 16]) -> Option<u32> {
-        let tag = self.hash(t) as u32;
+        self.lookup_hashed(self.hash(t), t, dir, snat)
+    }
+
+    /// [`FlowTable::lookup`] with `h = self.hash(t)` already computed.
+    #[inline]
+    pub fn lookup_hashed(&self, h: u64, t: &Tuple, dir: Dir, snat: &[u8; 16]) -> Option<u32> {
+        let tag = h as u32;
         let mut pos = tag as usize & self.mask;
         let want = u32::from(dir == Dir::Reverse);
         // At most half full: an empty slot ends every probe well before a full lap.

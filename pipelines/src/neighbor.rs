@@ -12,6 +12,10 @@ use crate::net::Mac;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Neighbors {
     entries: Vec<(IpAddr, Mac)>,
+    /// IPv4 entries as integers, for a cheaper search.
+    v4: Vec<(u32, Mac)>,
+    /// IPv6 entries as integers.
+    v6: Vec<(u128, Mac)>,
 }
 
 impl Neighbors {
@@ -27,7 +31,25 @@ impl Neighbors {
                 _ => out.push(e),
             }
         }
-        Neighbors { entries: out }
+        let v4 = out
+            .iter()
+            .filter_map(|(ip, m)| match ip {
+                IpAddr::V4(a) => Some((u32::from(*a), *m)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let v6 = out
+            .iter()
+            .filter_map(|(ip, m)| match ip {
+                IpAddr::V6(a) => Some((u128::from(*a), *m)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        Neighbors {
+            entries: out,
+            v4,
+            v6,
+        }
     }
 
     /// A copy with `ip` set to `mac` (how the slow path publishes a new resolution).
@@ -38,10 +60,22 @@ impl Neighbors {
     /// The MAC of `ip`, if resolved.
     #[inline]
     pub fn lookup(&self, ip: IpAddr) -> Option<Mac> {
-        self.entries
-            .binary_search_by(|e| e.0.cmp(&ip))
-            .ok()
-            .map(|i| self.entries[i].1)
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .binary_search_by_key(&a, |e| e.0)
+                    .ok()
+                    .map(|i| self.v4[i].1)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .binary_search_by_key(&a, |e| e.0)
+                    .ok()
+                    .map(|i| self.v6[i].1)
+            }
+        }
     }
 
     /// Number of entries.

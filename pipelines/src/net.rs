@@ -197,12 +197,22 @@ struct FibEntry {
     port: u16,
 }
 
+/// A FIB entry with its prefix as integers, per family, for a branch-light scan.
+#[derive(Clone, Copy, Debug)]
+struct Fib<T> {
+    net: T,
+    mask: T,
+    gateway: Option<IpAddr>,
+    port: u16,
+}
+
 /// The static network: ports, routes, SNAT.
 #[derive(Clone, Debug)]
 pub struct Network {
     ports: Vec<PortConfig>,
     snat: SnatConfig,
-    fib: Vec<FibEntry>,
+    fib4: Vec<Fib<u32>>,
+    fib6: Vec<Fib<u128>>,
     own: Vec<IpAddr>,
 }
 
@@ -266,6 +276,34 @@ impl Network {
         }
         // Longest prefix first; connected before static at equal length (stable sort).
         fib.sort_by_key(|e| std::cmp::Reverse(e.prefix.prefix_len));
+        let mut fib4 = Vec::new();
+        let mut fib6 = Vec::new();
+        for e in &fib {
+            match e.prefix.addr {
+                IpAddr::V4(a) => {
+                    let mask = u32::MAX
+                        .checked_shl(32 - u32::from(e.prefix.prefix_len))
+                        .unwrap_or(0);
+                    fib4.push(Fib {
+                        net: u32::from(a) & mask,
+                        mask,
+                        gateway: e.gateway,
+                        port: e.port,
+                    });
+                }
+                IpAddr::V6(a) => {
+                    let mask = u128::MAX
+                        .checked_shl(128 - u32::from(e.prefix.prefix_len))
+                        .unwrap_or(0);
+                    fib6.push(Fib {
+                        net: u128::from(a) & mask,
+                        mask,
+                        gateway: e.gateway,
+                        port: e.port,
+                    });
+                }
+            }
+        }
         own.extend(snat.ipv4.map(IpAddr::V4));
         own.extend(snat.ipv6.map(IpAddr::V6));
         own.sort_unstable();
@@ -273,7 +311,8 @@ impl Network {
         Ok(Network {
             ports,
             snat,
-            fib,
+            fib4,
+            fib6,
             own,
         })
     }
@@ -306,13 +345,22 @@ impl Network {
     /// Longest-prefix route to `dst`.
     #[inline]
     pub fn route(&self, dst: IpAddr) -> Option<NextHop> {
-        self.fib
-            .iter()
-            .find(|e| e.prefix.contains(dst))
-            .map(|e| NextHop {
-                port: e.port,
-                via: e.gateway.unwrap_or(dst),
-            })
+        let (port, gateway) = match dst {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                let e = self.fib4.iter().find(|e| a & e.mask == e.net)?;
+                (e.port, e.gateway)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                let e = self.fib6.iter().find(|e| a & e.mask == e.net)?;
+                (e.port, e.gateway)
+            }
+        };
+        Some(NextHop {
+            port,
+            via: gateway.unwrap_or(dst),
+        })
     }
 }
 

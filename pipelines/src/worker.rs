@@ -328,12 +328,13 @@ impl Worker {
                 touched ^= self.flows.touch_record(e);
             }
             std::hint::black_box(touched);
-            for ((pkt, v), p) in packets[start..end]
+            for (((pkt, v), p), h) in packets[start..end]
                 .iter_mut()
                 .zip(&mut verdicts[start..end])
                 .zip(parsed)
+                .zip(hashes)
             {
-                *v = self.process_parsed(ctx, now, pkt, p);
+                *v = self.process_parsed(ctx, now, pkt, p, h);
             }
             start = end;
         }
@@ -397,7 +398,7 @@ impl Worker {
 
     fn process_one(&mut self, ctx: &Context<'_>, now: Timestamp, pkt: &mut [u8]) -> Verdict {
         let parsed = parse(pkt);
-        self.process_parsed(ctx, now, pkt, parsed)
+        self.process_parsed(ctx, now, pkt, parsed, None)
     }
 
     fn process_parsed(
@@ -406,12 +407,17 @@ impl Worker {
         now: Timestamp,
         pkt: &mut [u8],
         parsed: Parsed,
+        hash: Option<u64>,
     ) -> Verdict {
         let len = pkt.len() as u64;
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += len;
         let v = match parsed {
-            Parsed::Udp(p) => self.udp(ctx, now, pkt, &p),
+            Parsed::Udp(p) => {
+                let t = packet_tuple(&p.flow);
+                let h = hash.unwrap_or_else(|| self.flows.hash(&t));
+                self.udp(ctx, now, pkt, &p, &t, h)
+            }
             Parsed::Arp => Verdict::ToHost(HostReason::Arp),
             Parsed::Icmp => Verdict::ToHost(HostReason::Icmp),
             Parsed::OtherIp { dst } => {
@@ -434,19 +440,25 @@ impl Worker {
         v
     }
 
-    fn udp(&mut self, ctx: &Context<'_>, now: Timestamp, pkt: &mut [u8], p: &ParsedUdp) -> Verdict {
+    /// A UDP datagram whose wire tuple is `t`, with `h = flows.hash(t)`.
+    fn udp(
+        &mut self,
+        ctx: &Context<'_>,
+        now: Timestamp,
+        pkt: &mut [u8],
+        p: &ParsedUdp,
+        t: &Tuple,
+        h: u64,
+    ) -> Verdict {
         let k = &p.flow;
         if let Some(li) = ctx.tables.lookup_listener(k.dst, k.dst_port) {
-            return self.forward(ctx, now, pkt, p, li);
+            return self.forward(ctx, now, pkt, p, li, t, h);
         }
         let v6 = p.is_ipv6();
-        let rt = Tuple {
-            src: ip16(k.src),
-            dst: ip16(k.dst),
-            src_port: k.src_port,
-            dst_port: k.dst_port,
-        };
-        if let Some(fi) = self.flows.lookup(&rt, Dir::Reverse, self.snat.of(v6)) {
+        if let Some(fi) = self
+            .flows
+            .lookup_hashed(h, t, Dir::Reverse, self.snat.of(v6))
+        {
             if self.flows.get(fi).expires > now {
                 return self.reverse(ctx, now, pkt, p, fi);
             }
@@ -489,6 +501,7 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
         ctx: &Context<'_>,
@@ -496,6 +509,8 @@ impl Worker {
         pkt: &mut [u8],
         p: &ParsedUdp,
         li: usize,
+        ft: &Tuple,
+        h: u64,
     ) -> Verdict {
         let tables = ctx.tables;
         let l = &tables.listeners()[li];
@@ -507,14 +522,10 @@ impl Worker {
         }
         let k = &p.flow;
         let v6 = p.is_ipv6();
-        let ft = Tuple {
-            src: ip16(k.src),
-            dst: ip16(k.dst),
-            src_port: k.src_port,
-            dst_port: k.dst_port,
-        };
         let idle_ms = u32::try_from(l.idle_timeout_ns / 1_000_000).unwrap_or(u32::MAX);
-        let mut hit = self.flows.lookup(&ft, Dir::Forward, self.snat.of(v6));
+        let mut hit = self
+            .flows
+            .lookup_hashed(h, ft, Dir::Forward, self.snat.of(v6));
         if let Some(fi) = hit {
             if self.flows.get(fi).expires <= now {
                 self.expire(fi);
@@ -557,7 +568,7 @@ impl Worker {
                 fm.expires = now.saturating_add(l.idle_timeout_ns);
                 (bi, f.is_fullnat(), f.snat_port)
             }
-            None => match self.new_flow(ctx, now, l, route, li, p, &ft, idle_ms) {
+            None => match self.new_flow(ctx, now, l, route, li, p, ft, idle_ms) {
                 Ok(x) => x,
                 Err(v) => return v,
             },
