@@ -202,6 +202,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4<T> {
         ttl
     }
 
+    /// Sets both addresses and decrements the TTL with one incremental checksum update
+    /// (the forwarding rewrite); returns the new TTL.
+    pub fn rewrite_for_forwarding(&mut self, src: [u8; 4], dst: [u8; 4]) -> u8 {
+        let mut old = [0u8; 10];
+        old[..4].copy_from_slice(&self.src());
+        old[4..8].copy_from_slice(&self.dst());
+        old[8..].copy_from_slice(&self.buf.as_ref()[ipv4_field::TTL_PROTO]);
+        let ttl = self.ttl().wrapping_sub(1);
+        let b = self.buf.as_mut();
+        b[ipv4_field::SRC].copy_from_slice(&src);
+        b[ipv4_field::DST].copy_from_slice(&dst);
+        b[ipv4_field::TTL] = ttl;
+        let mut new = [0u8; 10];
+        new[..4].copy_from_slice(&src);
+        new[4..8].copy_from_slice(&dst);
+        new[8..].copy_from_slice(&self.buf.as_ref()[ipv4_field::TTL_PROTO]);
+        let c = crate::checksum::update(self.checksum(), &old, &new);
+        self.set_checksum(c);
+        ttl
+    }
+
     /// Sets the source address, updating the header checksum incrementally.
     pub fn set_src(&mut self, addr: [u8; 4]) {
         let c = crate::checksum::update(self.checksum(), &self.src(), &addr);
@@ -431,6 +452,23 @@ mod tests {
         assert_eq!(&hdr[12..20], &[198, 18, 0, 1, 198, 19, 255, 254]);
         assert_eq!(hdr[8], 0x3f);
         assert_eq!(crate::checksum::ipv4_header_sum(&hdr), 0);
+    }
+
+    #[test]
+    fn combined_forwarding_rewrite_matches_full_recompute() {
+        let mut hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        let mut ip = Ipv4::new_checked(&mut hdr[..]).unwrap();
+        assert_eq!(
+            ip.rewrite_for_forwarding([198, 18, 1, 253], [198, 18, 1, 1]),
+            0x3f
+        );
+        assert_eq!(&hdr[12..20], &[198, 18, 1, 253, 198, 18, 1, 1]);
+        assert_eq!(hdr[8], 0x3f);
+        let stored = u16::from_be_bytes([hdr[10], hdr[11]]);
+        assert_eq!(stored, crate::checksum::ipv4_header_checksum(&hdr));
     }
 
     #[test]

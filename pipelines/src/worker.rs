@@ -826,9 +826,7 @@ fn rewrite(
             old_words[4..8].copy_from_slice(&ip.dst());
             new_words[..4].copy_from_slice(&s.octets());
             new_words[4..8].copy_from_slice(&d.octets());
-            ip.set_src(s.octets());
-            ip.set_dst(d.octets());
-            ip.decrement_ttl();
+            ip.rewrite_for_forwarding(s.octets(), d.octets());
             let offload_ip = caps.contains(ChecksumCaps::IPV4);
             if offload_ip {
                 ip.set_checksum(0);
