@@ -28,6 +28,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod addressing;
+pub mod appliance;
 pub mod cleanup;
 pub mod dns;
 pub mod echo;
@@ -35,6 +36,7 @@ pub mod error;
 pub mod exec;
 pub mod latency;
 pub mod loadgen;
+pub mod manifests;
 pub mod names;
 pub mod netns;
 pub mod proto;

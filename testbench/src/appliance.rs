@@ -1,0 +1,248 @@
+//! Runs the real `udplb` binary in a topology's lb namespace, on a DPDK `net_tap` port,
+//! and talks to its management API (loopback of the lb namespace, reached with `curl`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::exec::Process;
+use crate::topology::Topology;
+
+/// Management API address inside the lb namespace (each namespace has its own loopback).
+pub const API: &str = "127.0.0.1:9180";
+
+/// How to start udplb.
+#[derive(Clone, Debug)]
+pub struct ApplianceOptions {
+    /// `fullnat` or `preserve-client`.
+    pub nat_mode: String,
+    /// Gateway API manifests (multi-document YAML) written to `manifests/all.yaml`.
+    pub manifests: String,
+    /// Extra top-level settings lines appended to the generated `appliance.yaml`.
+    pub extra_settings: String,
+    /// Flow idle timeout.
+    pub idle_timeout: String,
+}
+
+impl ApplianceOptions {
+    /// Full NAT with `manifests`, 30 s idle timeout.
+    pub fn new(manifests: impl Into<String>) -> ApplianceOptions {
+        ApplianceOptions {
+            nat_mode: "fullnat".into(),
+            manifests: manifests.into(),
+            extra_settings: String::new(),
+            idle_timeout: "30s".into(),
+        }
+    }
+}
+
+/// A running udplb; stopped with SIGTERM (then killed) on drop.
+pub struct Appliance<'t> {
+    topo: &'t Topology,
+    process: Process,
+    dir: PathBuf,
+}
+
+/// The udplb binary next to the running test or tool binary (`target/<profile>/udplb`).
+///
+/// # Errors
+/// [`Error::Invalid`] when it has not been built (`cargo build -p appliance`).
+pub fn udplb_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test binaries live in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("udplb");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(Error::invalid(
+            "udplb binary",
+            format!(
+                "{} not found: build it first (cargo build -p appliance)",
+                bin.display()
+            ),
+        ))
+    }
+}
+
+/// The `appliance.yaml` the bench uses: one TAP port with the topology's gateway
+/// addresses, the VIP subnet's SNAT addresses, one worker.
+pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
+    let a = topo.addressing();
+    let mut s = String::new();
+    let _ = writeln!(s, "ports:");
+    let _ = writeln!(s, "  - name: tap0");
+    let _ = writeln!(s, "    device: net_tap0,iface={}", topo.tap_name());
+    let _ = writeln!(s, "    addresses:");
+    for addr in a.appliance_addrs() {
+        let _ = writeln!(s, "      - \"{}/{}\"", addr.addr, addr.prefix_len);
+    }
+    let _ = writeln!(s, "snat:");
+    let _ = writeln!(s, "  ipv4: {}", a.snat_v4);
+    let _ = writeln!(s, "  ipv6: \"{}\"", a.snat_v6);
+    let _ = writeln!(
+        s,
+        "workers: {{lcores: [1], main_lcore: 0, idle_backoff_us: 100}}"
+    );
+    let _ = writeln!(
+        s,
+        "flows: {{capacity: 65536, idle_timeout: {}}}",
+        opts.idle_timeout
+    );
+    let _ = writeln!(s, "nat_mode: {}", opts.nat_mode);
+    let _ = writeln!(s, "management: {{listen: \"{API}\"}}");
+    let _ = writeln!(s, "manifests: [manifests]");
+    let _ = writeln!(
+        s,
+        "eal_args: [--no-huge, -m, \"256\", --no-shconf, --no-pci, --file-prefix, \"udplb-{}\", \"--log-level=lib.eal:error\"]",
+        topo.tap_name()
+    );
+    s.push_str(&opts.extra_settings);
+    s
+}
+
+impl<'t> Appliance<'t> {
+    /// Writes the settings and manifests, starts udplb in the lb namespace, bridges its
+    /// TAP and waits until it reports ready and answers ARP for its gateway address.
+    ///
+    /// # Errors
+    /// udplb is missing, exits, or does not become ready within 60 s.
+    pub fn start(topo: &'t Topology, opts: &ApplianceOptions) -> Result<Appliance<'t>> {
+        let bin = udplb_binary()?;
+        let dir = topo.run_dir().join("udplb");
+        let manifests = dir.join("manifests");
+        std::fs::create_dir_all(&manifests).map_err(|e| Error::io("create udplb dir", e))?;
+        std::fs::write(manifests.join("all.yaml"), &opts.manifests)
+            .map_err(|e| Error::io("write manifests", e))?;
+        let settings = dir.join("appliance.yaml");
+        std::fs::write(&settings, settings_yaml(topo, opts))
+            .map_err(|e| Error::io("write appliance.yaml", e))?;
+        let settings_arg = settings.to_string_lossy().into_owned();
+        let process = topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], "udplb.log")?;
+        let mut app = Appliance { topo, process, dir };
+        topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
+        app.wait_ready(Duration::from_secs(60))?;
+        Ok(app)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if !self.process.is_running() {
+                return Err(Error::invalid(
+                    "udplb",
+                    format!("exited during start-up:\n{}", self.process.log()),
+                ));
+            }
+            if self.process.log().contains("udplb ready") {
+                if let Ok((200, _)) = self.get("/healthz") {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(Error::invalid(
+                    "udplb",
+                    format!("not ready after {timeout:?}:\n{}", self.process.log()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Where its settings and manifests live.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn curl(&self, args: &[&str]) -> Result<(u16, String)> {
+        let mut all = vec!["-sS", "--max-time", "20", "-w", "\n%{http_code}"];
+        all.extend_from_slice(args);
+        let out = self
+            .topo
+            .lb_ns()
+            .run("curl", &all, Duration::from_secs(25))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let code = code
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("curl", format!("no HTTP status in {text:?}")))?;
+        Ok((code, body.to_owned()))
+    }
+
+    /// `GET path` on the management API.
+    ///
+    /// # Errors
+    /// curl fails (the API is down).
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        self.curl(&[&format!("http://{API}{path}")])
+    }
+
+    /// `PUT /v1/manifests` with `yaml`.
+    ///
+    /// # Errors
+    /// curl fails (the API is down).
+    pub fn put_manifests(&self, yaml: &str) -> Result<(u16, String)> {
+        let file = self.dir.join("put.yaml");
+        std::fs::write(&file, yaml).map_err(|e| Error::io("write put.yaml", e))?;
+        let data = format!("@{}", file.display());
+        self.curl(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            &data,
+            &format!("http://{API}/v1/manifests"),
+        ])
+    }
+
+    /// The value of the metric line that starts with `prefix` (name and labels), summed
+    /// over every matching line.
+    ///
+    /// # Errors
+    /// The API is down.
+    pub fn metric(&self, prefix: &str) -> Result<u64> {
+        let (_, text) = self.get("/metrics")?;
+        Ok(sum_metric(&text, prefix))
+    }
+
+    /// Stops udplb with SIGTERM and returns its exit status and log.
+    ///
+    /// # Errors
+    /// It does not exit within 20 s.
+    pub fn stop(mut self) -> Result<(std::process::ExitStatus, String)> {
+        let status = self.process.stop("TERM", Duration::from_secs(20))?;
+        Ok((status, self.process.log()))
+    }
+}
+
+/// Sums the values of the metric lines starting with `prefix`.
+pub fn sum_metric(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_matching_metric_lines() {
+        let text = "# HELP x y\nudplb_drops_total{reason=\"a\"} 3\nudplb_drops_total{reason=\"b\"} 4\nudplb_x 9\n";
+        assert_eq!(sum_metric(text, "udplb_drops_total"), 7);
+        assert_eq!(sum_metric(text, "udplb_drops_total{reason=\"b\"}"), 4);
+        assert_eq!(sum_metric(text, "udplb_y"), 0);
+    }
+}
