@@ -378,12 +378,7 @@ impl Worker {
     /// flow"; also how benchmarks keep occupancy constant), returning its SNAT port to
     /// the pool. Returns whether there was one. Not counted as an expiry.
     pub fn remove_flow(&mut self, key: &FlowKey) -> bool {
-        let t = Tuple {
-            src: ip16(key.src),
-            dst: ip16(key.dst),
-            src_port: key.src_port,
-            dst_port: key.dst_port,
-        };
+        let t = packet_tuple(key);
         let v6 = key.dst.is_ipv6();
         let Some(fi) = self.flows.lookup(&t, Dir::Forward, self.snat.of(v6)) else {
             return false;
