@@ -575,6 +575,38 @@ mod tests {
         assert_eq!(std::mem::size_of::<Flow>(), 80);
     }
 
+    proptest::proptest! {
+        /// Random inserts and removals agree with a map model: every live flow is found in
+        /// both directions, every removed one in neither (checks backward-shift deletion).
+        #[test]
+        fn matches_a_map_model(ops in proptest::collection::vec((0u16..200, proptest::bool::ANY), 1..400)) {
+            let mut t = FlowTable::new(256, 7);
+            let mut model = std::collections::HashMap::new();
+            for (n, insert) in ops {
+                let f = flow(n, 1000 + n);
+                let live = model.get(&n).copied();
+                match (insert, live) {
+                    (true, None) => {
+                        let id = t.insert(f, &ADDRS, 0, &mut |_: &Flow| {}).unwrap();
+                        model.insert(n, id);
+                    }
+                    (false, Some(id)) => {
+                        t.remove(id, &SNAT);
+                        model.remove(&n);
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(t.len(), model.len());
+            }
+            for n in 0u16..200 {
+                let f = flow(n, 1000 + n);
+                let want = model.get(&n).copied();
+                proptest::prop_assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), want);
+                proptest::prop_assert_eq!(t.lookup(&f.reverse_tuple(&SNAT), Dir::Reverse, &SNAT), want);
+            }
+        }
+    }
+
     #[test]
     fn snat_ports_come_back() {
         let mut p = SnatPorts::new(crate::net::PortRange {
