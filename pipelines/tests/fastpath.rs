@@ -711,3 +711,23 @@ fn listener_idle_timeout_override_applies() {
     assert_eq!(rig.worker.maintain(2 * SEC), 0);
     assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);
 }
+
+/// IPv6 with a hop-by-hop extension header: the UDP header is found after it and the
+/// extension header is carried through untouched.
+#[test]
+fn ipv6_extension_header_is_walked() {
+    let mut f = udp_frame(sa(CLIENT6), sa(VIP6), 64, &[], testkit::PORT0_MAC, b"ext");
+    // Next header → hop-by-hop (0); insert [next = UDP, len 0, PadN(4)] after the header.
+    f[20] = 0;
+    let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    f.splice(54..54, [17, 0, 1, 4, 0, 0, 0, 0]);
+    decode_verified(&f).unwrap();
+    let mut rig = Rig::new();
+    tx(rig.run(&mut f, SEC));
+    let d = decode_verified(&f).unwrap();
+    assert!([backend6(1), backend6(2)].contains(&d.dst));
+    assert_eq!(d.payload, b"ext");
+    assert_eq!(&f[54..62], &[17, 0, 1, 4, 0, 0, 0, 0]);
+    assert_eq!(d.ttl, 63);
+}
