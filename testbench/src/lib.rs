@@ -30,6 +30,7 @@
 pub mod addressing;
 pub mod appliance;
 pub mod cleanup;
+pub mod demo;
 pub mod dns;
 pub mod echo;
 pub mod error;

@@ -52,6 +52,16 @@ enum Cmd {
     },
     /// Removes namespaces and directories left by testbench runs whose process died.
     Cleanup,
+    /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
+    /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
+    Demo {
+        /// Gateway API manifests to load.
+        #[arg(long, default_value = "config/examples/dns")]
+        manifests: std::path::PathBuf,
+        /// dig queries per address family.
+        #[arg(long, default_value_t = 9)]
+        queries: u16,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -155,6 +165,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{json}");
             Ok(())
         }
+        Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
         Cmd::Cleanup => {
             let report = cleanup::remove_stale()?;
             for ns in &report.namespaces {
