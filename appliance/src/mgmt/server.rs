@@ -1,0 +1,339 @@
+//! The management HTTP API server: std threads, one short-lived thread per connection.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::http::{check_body_size, Conn, Limits, ReadError, Request, Response};
+
+/// Largest accepted `PUT /v1/manifests` body: 16 MiB.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Connections served at once; more are answered 503 straight away.
+const MAX_CONNECTIONS: usize = 16;
+
+const LIMITS: Limits = Limits {
+    max_head_bytes: 16 << 10,
+    max_headers: 64,
+    max_body_bytes: MAX_BODY_BYTES,
+    head_timeout: Duration::from_secs(10),
+    body_timeout: Duration::from_secs(60),
+    io_timeout: Duration::from_secs(5),
+};
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const YAML: &str = "application/yaml";
+const JSON: &str = "application/json";
+
+/// What the API asks of the appliance. The appliance implements it over its `config`
+/// compiler and the tables it publishes to the workers.
+///
+/// The server calls `apply_manifests` for one request at a time; the other methods may be
+/// called concurrently with it and with each other.
+pub trait Control: Send + Sync + 'static {
+    /// Validates and compiles the full set of Gateway API objects in `yaml` and, on success,
+    /// swaps it in atomically. Returns the status YAML on success and the precise error text
+    /// on failure, in which case the running configuration must stay unchanged.
+    ///
+    /// # Errors
+    /// The validation or compilation errors, ready to show to the user.
+    fn apply_manifests(&self, yaml: &str) -> Result<String, String>;
+    /// Gateway API status of the running configuration, as YAML.
+    fn status_yaml(&self) -> String;
+    /// Prometheus text exposition of the current counters.
+    fn metrics(&self) -> String;
+    /// Whether the appliance is serving (ports up, workers running).
+    fn healthy(&self) -> bool;
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MgmtError {
+    /// The listen address could not be bound.
+    #[error("management.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The server thread could not be started.
+    #[error("cannot start the management thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// The running API server; [`ManagementServer::shutdown`] (or drop) stops it.
+pub struct ManagementServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    token: Option<String>,
+    control: Arc<dyn Control>,
+    /// Serialises `apply_manifests`.
+    apply: Mutex<()>,
+}
+
+impl ManagementServer {
+    /// Binds `addr` (port 0 picks a free port) and serves the API on a background thread.
+    /// With `token`, `PUT /v1/manifests` requires `Authorization: Bearer <token>`.
+    ///
+    /// # Errors
+    /// [`MgmtError::Bind`] if the address cannot be bound, [`MgmtError::Spawn`] if the thread
+    /// cannot be created.
+    pub fn start(
+        addr: SocketAddr,
+        token: Option<String>,
+        control: Arc<dyn Control>,
+    ) -> Result<ManagementServer, MgmtError> {
+        let listener =
+            TcpListener::bind(addr).map_err(|source| MgmtError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| MgmtError::Bind { addr, source })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            token,
+            control,
+            apply: Mutex::new(()),
+        });
+        let accept = std::thread::Builder::new()
+            .name("udplb-mgmt".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || accept_loop(&listener, &stop, &shared)
+            })
+            .map_err(MgmtError::Spawn)?;
+        log::info!("management API listening on http://{local}");
+        Ok(ManagementServer {
+            addr: local,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes open connections and joins every server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let Some(accept) = self.accept.take() else {
+            return;
+        };
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept with a connection of our own.
+        let wake = SocketAddr::new(loopback_for(self.addr.ip()), self.addr.port());
+        match TcpStream::connect_timeout(&wake, Duration::from_secs(1)) {
+            Ok(_) => {
+                let _ = accept.join();
+            }
+            Err(e) => log::warn!("management API: cannot wake the accept thread: {e}"),
+        }
+    }
+}
+
+impl Drop for ManagementServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// A wildcard listen address is reached through loopback.
+fn loopback_for(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+fn accept_loop(listener: &TcpListener, stop: &AtomicBool, shared: &Arc<Shared>) {
+    let mut open: Vec<(JoinHandle<()>, TcpStream)> = Vec::new();
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            continue;
+        };
+        open.retain(|(thread, _)| !thread.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            Conn::new(stream, LIMITS).reject(&Response::text(
+                503,
+                "too many management connections; retry later",
+            ));
+            continue;
+        }
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
+        let shared = Arc::clone(shared);
+        match std::thread::Builder::new()
+            .name("udplb-mgmt-conn".into())
+            .spawn(move || serve(Conn::new(stream, LIMITS), &shared))
+        {
+            Ok(thread) => open.push((thread, handle)),
+            Err(e) => log::warn!("management API: cannot start a connection thread: {e}"),
+        }
+    }
+    // Unblock connections still reading, then wait for them.
+    for (thread, stream) in open {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let _ = thread.join();
+    }
+}
+
+fn serve(mut conn: Conn, shared: &Shared) {
+    let req = match conn.read_head() {
+        Ok(req) => req,
+        Err(ReadError::Gone) => return,
+        Err(ReadError::Respond(status, message)) => {
+            conn.respond(&Response::text(status, &message), false);
+            return;
+        }
+    };
+    let head_only = req.method == "HEAD";
+    let response = route(&mut conn, &req, shared);
+    log::debug!(
+        "management API: {} {} -> {}",
+        req.method,
+        req.path,
+        response.status
+    );
+    conn.respond(&response, head_only);
+}
+
+fn route(conn: &mut Conn, req: &Request, shared: &Shared) -> Response {
+    let readable = matches!(req.method.as_str(), "GET" | "HEAD");
+    match req.path.as_str() {
+        "/v1/manifests" if req.method == "PUT" => put_manifests(conn, req, shared),
+        "/v1/manifests" => method_not_allowed("PUT"),
+        "/v1/status" if readable => status(req, shared),
+        "/metrics" if readable => Response::new(200, PROMETHEUS_TEXT, shared.control.metrics()),
+        "/healthz" if readable => {
+            if shared.control.healthy() {
+                Response::text(200, "ok")
+            } else {
+                Response::text(503, "unhealthy")
+            }
+        }
+        "/v1/status" | "/metrics" | "/healthz" => method_not_allowed("GET, HEAD"),
+        _ => Response::text(404, &format!("no such resource: {}", req.path)),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    Response::text(405, &format!("method not allowed; use {allow}")).with_header("Allow", allow)
+}
+
+fn put_manifests(conn: &mut Conn, req: &Request, shared: &Shared) -> Response {
+    if let Some(token) = &shared.token {
+        if !bearer_matches(req.header("authorization"), token) {
+            return Response::text(401, "a valid bearer token is required")
+                .with_header("WWW-Authenticate", "Bearer");
+        }
+    }
+    if let Err(ReadError::Respond(status, message)) = check_body_size(req, MAX_BODY_BYTES) {
+        return Response::text(status, &message);
+    }
+    if req
+        .header("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+        && conn.send_continue().is_err()
+    {
+        return Response::text(400, "connection failed");
+    }
+    let body = match conn.read_body(req) {
+        Ok(body) => body,
+        Err(ReadError::Respond(status, message)) => return Response::text(status, &message),
+        Err(ReadError::Gone) => return Response::text(400, "request body incomplete"),
+    };
+    let Ok(yaml) = String::from_utf8(body) else {
+        return Response::text(400, "request body is not UTF-8");
+    };
+    // A poisoned lock only means an earlier apply panicked; the guard holds no data.
+    let _serial = shared
+        .apply
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match shared.control.apply_manifests(&yaml) {
+        Ok(status) => Response::new(200, YAML, status),
+        Err(errors) => Response::text(422, &errors),
+    }
+}
+
+fn status(req: &Request, shared: &Shared) -> Response {
+    let yaml = shared.control.status_yaml();
+    match req.query_param("format") {
+        None | Some("yaml") => Response::new(200, YAML, yaml),
+        Some("json") => match serde_norway::from_str::<serde_json::Value>(&yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::to_string_pretty(&v).map_err(|e| e.to_string()))
+        {
+            Ok(mut json) => {
+                json.push('\n');
+                Response::new(200, JSON, json)
+            }
+            Err(e) => Response::text(500, &format!("status is not valid YAML: {e}")),
+        },
+        Some(other) => Response::text(400, &format!("format {other:?}: use yaml or json")),
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in time independent of where the tokens differ.
+fn bearer_matches(header: Option<&str>, token: &str) -> bool {
+    let Some((scheme, presented)) = header.and_then(|h| h.split_once(' ')) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(presented.trim(), token)
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_compare_exactly() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cretx"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer "), "s3cret"));
+        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
+    }
+
+    #[test]
+    fn wildcard_addresses_are_woken_through_loopback() {
+        assert_eq!(
+            loopback_for("0.0.0.0".parse().expect("ip")),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            loopback_for("::".parse().expect("ip")),
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        );
+        let own: IpAddr = "198.18.0.1".parse().expect("ip");
+        assert_eq!(loopback_for(own), own);
+    }
+}

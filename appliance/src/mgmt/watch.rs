@@ -1,0 +1,173 @@
+//! Polls manifest files and directories for changes (no inotify: polling is portable,
+//! catches changes on any file system, and costs a few `stat` calls per second).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+
+use super::events::{MgmtEvent, ReloadReason};
+
+/// How deep directories are searched, and how many files are tracked at most.
+const MAX_DEPTH: usize = 8;
+const MAX_FILES: usize = 10_000;
+
+/// What is known about one manifest file; any difference counts as a change. The inode
+/// catches files replaced by rename (editors, Kubernetes ConfigMap volumes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileState {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+/// The state of every manifest file under the watched paths, sorted by path. A watched
+/// path that does not exist is recorded as absent, so its appearance is a change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(PathBuf, Option<FileState>)>);
+
+impl Fingerprint {
+    /// Takes the fingerprint of `paths`: files as given, and in directories (recursively)
+    /// the files ending in `.yaml`, `.yml` or `.json`, which are the ones loaded.
+    pub fn of(paths: &[PathBuf]) -> Fingerprint {
+        let mut entries = Vec::new();
+        for path in paths {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => collect_dir(path, 0, &mut entries),
+                Ok(meta) => entries.push((path.clone(), Some(state(&meta)))),
+                Err(_) => entries.push((path.clone(), None)),
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        Fingerprint(entries)
+    }
+
+    /// The paths that differ between `self` (older) and `newer`: changed, added or removed.
+    pub fn changed_paths(&self, newer: &Fingerprint) -> Vec<PathBuf> {
+        let mut changed: Vec<PathBuf> = newer
+            .0
+            .iter()
+            .filter(|entry| !self.0.contains(entry))
+            .map(|(p, _)| p.clone())
+            .collect();
+        changed.extend(
+            self.0
+                .iter()
+                .filter(|(p, _)| !newer.0.iter().any(|(q, _)| q == p))
+                .map(|(p, _)| p.clone()),
+        );
+        changed.sort();
+        changed
+    }
+}
+
+fn state(meta: &std::fs::Metadata) -> FileState {
+    FileState {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode: meta.ino(),
+    }
+}
+
+fn is_manifest(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+}
+
+fn collect_dir(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, Option<FileState>)>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if out.len() >= MAX_FILES {
+            return;
+        }
+        let path = entry.path();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => collect_dir(&path, depth + 1, out),
+            Ok(meta) if is_manifest(&path) => out.push((path, Some(state(&meta)))),
+            _ => {}
+        }
+    }
+}
+
+/// A thread that polls manifest paths and calls back on every change.
+pub struct ManifestWatcher {
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ManifestWatcher {
+    /// Takes a fingerprint of `paths` now, then every `interval` compares a new one with it
+    /// and calls `on_change(ReloadReason::FilesChanged(paths))` when they differ. A file
+    /// caught half-written is simply reported again once its writer finishes.
+    ///
+    /// # Errors
+    /// If the thread cannot be created.
+    pub fn spawn(
+        paths: Vec<PathBuf>,
+        interval: Duration,
+        mut on_change: impl FnMut(ReloadReason) + Send + 'static,
+    ) -> std::io::Result<ManifestWatcher> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let mut known = Fingerprint::of(&paths);
+        let thread = std::thread::Builder::new()
+            .name("udplb-watch".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                let now = Fingerprint::of(&paths);
+                if now != known {
+                    let changed = known.changed_paths(&now);
+                    known = now;
+                    on_change(ReloadReason::FilesChanged(changed));
+                }
+            })?;
+        Ok(ManifestWatcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// [`ManifestWatcher::spawn`] sending `MgmtEvent::Reload` into `events`.
+    ///
+    /// # Errors
+    /// If the thread cannot be created.
+    pub fn start(
+        paths: Vec<PathBuf>,
+        interval: Duration,
+        events: Sender<MgmtEvent>,
+    ) -> std::io::Result<ManifestWatcher> {
+        ManifestWatcher::spawn(paths, interval, move |reason| {
+            // A closed channel means the main loop is gone; nothing is left to tell.
+            let _ = events.send(MgmtEvent::Reload(reason));
+        })
+    }
+
+    /// Stops polling and joins the thread.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.stop.try_send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ManifestWatcher {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,410 @@
+//! `appliance.yaml`: the shipped examples parse, unknown fields and bad values are errors that
+//! name the field, and every semantic rule reports its field path.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use appliance::settings::{Device, HashKey, NatMode, Settings, SettingsError};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+/// A valid base document; tests append or replace sections.
+const BASE: &str = "\
+ports:
+  - name: lan
+    device: net_tap0,iface=udplb0
+    addresses: [198.18.0.1/24, \"2001:2::1/64\"]
+default_vips: [198.18.0.10]
+snat: {ipv4: 198.18.0.2}
+";
+
+fn error_text(doc: &str) -> String {
+    match Settings::from_str(doc) {
+        Ok(_) => panic!("expected an error for:\n{doc}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The error of `BASE` plus `extra`, which must be exactly one semantic error.
+fn single_invalid(extra: &str) -> String {
+    match Settings::from_str(&format!("{BASE}{extra}")) {
+        Err(SettingsError::Invalid(errors)) => {
+            assert_eq!(errors.len(), 1, "expected one error, got {errors:?}");
+            errors[0].to_string()
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn base_document_is_valid() {
+    Settings::from_str(BASE).expect("BASE must be valid");
+}
+
+#[test]
+fn tap_example_parses_with_the_testbench_topology() {
+    let path = example("appliance-tap.yaml");
+    let s = Settings::from_file(&path).expect("appliance-tap.yaml");
+    assert_eq!(s.ports.len(), 1);
+    let port = &s.ports[0];
+    assert_eq!(port.device, Device::Vdev("net_tap0,iface=udplb0".into()));
+    let addrs: Vec<String> = port.addresses.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        addrs,
+        [
+            "198.18.0.1/24",
+            "198.18.1.1/24",
+            "198.19.0.1/24",
+            "2001:2::1/64",
+            "2001:2:0:1::1/64",
+            "2001:2:0:100::1/64"
+        ]
+    );
+    assert_eq!(s.default_vips, [ip("198.18.0.10"), ip("2001:2::10")]);
+    assert_eq!(s.snat.ipv4, Some("198.18.0.2".parse().expect("ip")));
+    assert_eq!(s.snat.ipv6, Some("2001:2::2".parse().expect("ip")));
+    assert_eq!(s.eal_args[..3], ["--no-huge", "-m", "512"]);
+    // Relative manifest paths resolve against the settings file's directory.
+    assert_eq!(
+        s.manifests,
+        [example("").join("../../config/examples/dns/")]
+    );
+    assert_eq!(s.management.listen.to_string(), "127.0.0.1:9180");
+}
+
+#[test]
+fn pci_example_parses() {
+    let s = Settings::from_file(&example("appliance-pci.yaml")).expect("appliance-pci.yaml");
+    assert!(matches!(s.ports[0].device, Device::Pci(_)));
+    assert_eq!(s.workers.lcores, [2, 3]);
+    assert_eq!(s.queues_per_port(), 2);
+    assert_eq!(s.routes.len(), 3);
+    assert_eq!(s.flows.idle_timeout.0, Duration::from_secs(60));
+    assert_eq!(s.nat_mode, NatMode::FullNat);
+    assert_eq!(s.hash_key, HashKey::FiveTuple);
+    assert_eq!(
+        s.management.token_file.as_deref(),
+        Some(Path::new("/etc/udplb/token"))
+    );
+    let eal = s.eal_arguments();
+    assert_eq!(
+        eal,
+        [
+            "-l",
+            "1,2,3",
+            "--main-lcore",
+            "1",
+            "-a",
+            "0000:03:00.0",
+            "-a",
+            "0000:03:00.1",
+            "--in-memory",
+            "-n",
+            "4"
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    let top = error_text(&format!("{BASE}worker: {{lcores: [1]}}\n"));
+    assert!(top.contains("unknown field `worker`"), "{top}");
+    let nested = error_text(&format!("{BASE}flows: {{idle_timeot: 30s}}\n"));
+    assert!(
+        nested.starts_with("flows: unknown field `idle_timeot`"),
+        "{nested}"
+    );
+    let in_list = error_text(
+        "ports:\n  - name: a\n    device: net_null0\n  - name: b\n    device: net_null1\n    mtuu: 9000\n",
+    );
+    assert!(
+        in_list.starts_with("ports[1]: unknown field `mtuu`"),
+        "{in_list}"
+    );
+}
+
+#[test]
+fn bad_values_are_named_with_their_path() {
+    let cases = [
+        (
+            "ports:\n  - name: a\n    device: net_null0\n  - name: b\n    device: net_null1\n    addresses: [198.18.0.1/33]\n",
+            "ports[1].addresses[0]: \"198.18.0.1/33\": prefix length out of range",
+        ),
+        (
+            "ports:\n  - {name: a, device: eth0}\n",
+            "ports[0].device: \"eth0\": expected a PCI address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, mac: \"02:00:00:00:00\"}\n",
+            "ports[0].mac: \"02:00:00:00:00\": expected a MAC address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nflows: {idle_timeout: 30}\n",
+            "flows.idle_timeout: \"30\": expected a number and a unit",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nsnat: {ports: 2000-1000}\n",
+            "snat.ports: \"2000-1000\": the first port is above the last",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nnat_mode: dsr\n",
+            "nat_mode: unknown variant `dsr`",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nhash_key: 4-tuple\n",
+            "hash_key: unknown variant `4-tuple`",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [198.18.0.300]\n",
+            "default_vips[0]: invalid IP address syntax",
+        ),
+    ];
+    for (doc, expected) in cases {
+        let text = error_text(doc);
+        assert!(
+            text.starts_with(expected),
+            "for\n{doc}\nexpected {expected:?}\ngot {text:?}"
+        );
+    }
+}
+
+#[test]
+fn each_rule_reports_its_field() {
+    let cases = [
+        (
+            "maglev: {table_size: 65536}\n",
+            "maglev.table_size: 65536 is not prime (the next prime is 65537)",
+        ),
+        (
+            "maglev: {table_size: 16777259}\n",
+            "maglev.table_size: 16777259 is too large (at most 16777216)",
+        ),
+        (
+            "routes: [{prefix: 0.0.0.0/0, via: 198.18.0.254, port: wan}]\n",
+            "routes[0].port: no port named \"wan\"",
+        ),
+        (
+            "routes: [{prefix: 0.0.0.0/0, via: 198.19.0.254, port: lan}]\n",
+            "routes[0].via: 198.19.0.254 is not inside any address prefix of port \"lan\"",
+        ),
+        (
+            "routes: [{prefix: 198.19.0.1/16, via: 198.18.0.254, port: lan}]\n",
+            "routes[0].prefix: 198.19.0.1/16: host bits are set (did you mean 198.19.0.0/16?)",
+        ),
+        (
+            "routes: [{prefix: \"::/0\", via: 198.18.0.254, port: lan}]\n",
+            "routes[0].via: 198.18.0.254 is not of the same IP family as prefix ::/0",
+        ),
+        (
+            "workers: {lcores: []}\n",
+            "workers.lcores: at least one worker lcore is required",
+        ),
+        (
+            "workers: {lcores: [1, 2, 1]}\n",
+            "workers.lcores[2]: lcore 1 is listed twice",
+        ),
+        (
+            "workers: {lcores: [0]}\n",
+            "workers.lcores[0]: lcore 0 is the main lcore (workers.main_lcore)",
+        ),
+        (
+            "workers: {burst: 0}\n",
+            "workers.burst: 0 is out of range (1 to 512)",
+        ),
+        (
+            "workers: {idle_backoff_us: 2000000}\n",
+            "workers.idle_backoff_us: 2000000 is out of range (0 to 1000000)",
+        ),
+        (
+            "flows: {capacity: 0}\n",
+            "flows.capacity: 0 is out of range (1 to 268435456)",
+        ),
+        (
+            "flows: {idle_timeout: 0s}\n",
+            "flows.idle_timeout: 0s is out of range (1ms to 24h)",
+        ),
+        (
+            "flows: {idle_timeout: 25h}\n",
+            "flows.idle_timeout: 25h is out of range (1ms to 24h)",
+        ),
+        (
+            "controller_name: udplb\n",
+            "controller_name: \"udplb\": expected DOMAIN/PATH, e.g. \"udplb.io/appliance\"",
+        ),
+        (
+            "slow_path: {queue_depth: 0}\n",
+            "slow_path.queue_depth: 0 is out of range (1 to 1048576)",
+        ),
+        (
+            "eal_args: [--no-huge, -l, \"0-3\"]\n",
+            "eal_args[1]: \"-l\" is derived from workers.lcores; remove it",
+        ),
+        (
+            "eal_args: [\"--vdev=net_null0\"]\n",
+            "eal_args[0]: \"--vdev=net_null0\" is derived from ports[].device; remove it",
+        ),
+        (
+            "neighbors: [{ip: 198.18.0.5, mac: \"01:00:5e:00:00:01\"}]\n",
+            "neighbors[0].mac: 01:00:5e:00:00:01 is not a unicast address",
+        ),
+        (
+            "neighbors: [{ip: 198.18.0.5, mac: \"02:00:00:00:00:05\"}, {ip: 198.18.0.5, mac: \"02:00:00:00:00:06\"}]\n",
+            "neighbors[1].ip: 198.18.0.5 is already listed at neighbors[0]",
+        ),
+        (
+            "neighbors: [{ip: 224.0.0.1, mac: \"02:00:00:00:00:05\"}]\n",
+            "neighbors[0].ip: 224.0.0.1 is a multicast address",
+        ),
+    ];
+    for (extra, expected) in cases {
+        assert_eq!(single_invalid(extra), expected, "for {extra}");
+    }
+}
+
+#[test]
+fn port_rules_report_their_field() {
+    let cases = [
+        ("ports: []\n", "ports: at least one port is required"),
+        (
+            "ports:\n  - {name: \"lan 1\", device: net_null0}\n",
+            "ports[0].name: \"lan 1\": use letters, digits, '_', '-' or '.' (it is a metrics label)",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\n  - {name: a, device: net_null1}\n",
+            "ports[1].name: \"a\" is already the name of ports[0]",
+        ),
+        (
+            "ports:\n  - {name: a, device: \"net_tap0,iface=x\"}\n  - {name: b, device: \"net_tap0,iface=y\"}\n",
+            "ports[1].device: \"net_tap0\" is already the device of ports[0]",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, mac: \"ff:ff:ff:ff:ff:ff\"}\n",
+            "ports[0].mac: ff:ff:ff:ff:ff:ff is not a unicast address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, mtu: 60}\n",
+            "ports[0].mtu: 60 is out of range (68 to 9702)",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, mtu: 1000, addresses: [\"2001:2::1/64\"]}\n",
+            "ports[0].mtu: 1000 is out of range (1280 to 9702; the port has IPv6 addresses)",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, addresses: [198.18.0.1/24]}\n  - {name: b, device: net_null1, addresses: [198.18.0.1/16]}\n",
+            "ports[1].addresses[0]: 198.18.0.1 is already assigned at ports[0].addresses[0]",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, addresses: [0.0.0.0/0]}\n",
+            "ports[0].addresses[0]: 0.0.0.0 is the unspecified address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0, addresses: [198.18.0.1/24]}\ndefault_vips: [198.18.0.1]\nsnat: {ipv4: 198.18.0.2}\n",
+            "default_vips[0]: 198.18.0.1 is already assigned at ports[0].addresses[0]",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [\"2001:2::10\"]\n",
+            "snat.ipv6: required: nat_mode is fullnat and default_vips has an IPv6 address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nsnat: {ipv4: 127.0.0.1}\n",
+            "snat.ipv4: 127.0.0.1 is a loopback address",
+        ),
+        (
+            "ports:\n  - {name: a, device: net_null0}\nsnat: {ports: 0-100}\n",
+            "snat.ports: port 0 cannot be a source port",
+        ),
+    ];
+    for (doc, expected) in cases {
+        match Settings::from_str(doc) {
+            Err(SettingsError::Invalid(errors)) => {
+                let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert_eq!(texts, [expected], "for {doc}");
+            }
+            other => panic!("expected Invalid for {doc}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn preserve_client_needs_no_snat_and_all_errors_are_listed() {
+    let s = Settings::from_str(
+        "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [198.18.0.10]\nnat_mode: preserve-client\nhash_key: source-ip\n",
+    )
+    .expect("preserve-client without snat");
+    assert_eq!(s.nat_mode, NatMode::PreserveClient);
+    assert_eq!(s.hash_key, HashKey::SourceIp);
+    assert_eq!(
+        pipelines::spec::NatMode::from(s.nat_mode),
+        pipelines::spec::NatMode::PreserveClient
+    );
+
+    let text = error_text(&format!(
+        "{BASE}maglev: {{table_size: 100}}\nworkers: {{burst: 0}}\n"
+    ));
+    assert_eq!(
+        text,
+        "workers.burst: 0 is out of range (1 to 512)\n\
+         maglev.table_size: 100 is not prime (the next prime is 101)"
+    );
+}
+
+#[test]
+fn from_file_names_the_file_and_token_file_is_read() {
+    let dir = std::env::temp_dir().join(format!("udplb-settings-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = RemoveDir(dir.clone());
+
+    let missing = dir.join("missing.yaml");
+    let err = Settings::from_file(&missing).expect_err("missing file");
+    assert!(matches!(err, SettingsError::Read { .. }));
+    assert!(err.to_string().starts_with(&missing.display().to_string()));
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, format!("{BASE}bogus: 1\n")).expect("write");
+    let text = Settings::from_file(&bad).expect_err("bad").to_string();
+    assert!(
+        text.starts_with(&format!("{}: unknown field `bogus`", bad.display())),
+        "{text}"
+    );
+
+    let good = dir.join("appliance.yaml");
+    std::fs::write(
+        &good,
+        format!("{BASE}management: {{token_file: token}}\nmanifests: [m/, /abs.yaml]\n"),
+    )
+    .expect("write");
+    let s = Settings::from_file(&good).expect("good");
+    assert_eq!(s.manifests, [dir.join("m/"), PathBuf::from("/abs.yaml")]);
+    assert_eq!(s.management.token_file, Some(dir.join("token")));
+    let err = s.management.read_token().expect_err("no token file yet");
+    assert!(
+        err.to_string().starts_with("management.token_file: "),
+        "{err}"
+    );
+    std::fs::write(dir.join("token"), "  \n").expect("write");
+    let err = s.management.read_token().expect_err("empty token");
+    assert!(err.to_string().ends_with("the file is empty"), "{err}");
+    std::fs::write(dir.join("token"), "s3cret-token\n").expect("write");
+    assert_eq!(
+        s.management.read_token().expect("token"),
+        Some("s3cret-token".to_owned())
+    );
+}
+
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
