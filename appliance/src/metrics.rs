@@ -12,12 +12,14 @@
 //! use appliance::metrics::{MetricType, MetricsWriter};
 //! let mut w = MetricsWriter::new();
 //! w.family("udplb_port_rx_packets_total", "Packets received.", MetricType::Counter)
-//!     .sample(&[("port", "lan")], 42);
+//!     .sample(&[("port", "lan")], 42u64);
 //! assert_eq!(
-//!     w.finish(),
-//!     "# HELP udplb_port_rx_packets_total Packets received.\n\
-//!      # TYPE udplb_port_rx_packets_total counter\n\
-//!      udplb_port_rx_packets_total{port=\"lan\"} 42\n"
+//!     w.finish().lines().collect::<Vec<_>>(),
+//!     [
+//!         "# HELP udplb_port_rx_packets_total Packets received.",
+//!         "# TYPE udplb_port_rx_packets_total counter",
+//!         "udplb_port_rx_packets_total{port=\"lan\"} 42",
+//!     ]
 //! );
 //! ```
 

@@ -920,6 +920,8 @@ impl IpPrefix {
     }
 
     /// The prefix length.
+    // A prefix length, not a collection size: `is_empty` would mean nothing.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -1039,12 +1041,11 @@ pub struct HumanDuration(pub Duration);
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        let (value, unit) = match ms {
-            _ if ms % 3_600_000 == 0 && ms > 0 => (ms / 3_600_000, "h"),
-            _ if ms % 60_000 == 0 && ms > 0 => (ms / 60_000, "m"),
-            _ if ms % 1000 == 0 => (ms / 1000, "s"),
-            _ => (ms, "ms"),
-        };
+        let (value, unit) = [(3_600_000, "h"), (60_000, "m"), (1000, "s")]
+            .into_iter()
+            // Zero prints as "0s".
+            .find(|&(per, _)| ms / per * per == ms && (ms >= per || per == 1000))
+            .map_or((ms, "ms"), |(per, unit)| (ms / per, unit));
         write!(f, "{value}{unit}")
     }
 }

@@ -1,6 +1,8 @@
 //! `appliance.yaml`: the shipped examples parse, unknown fields and bad values are errors that
 //! name the field, and every semantic rule reports its field path.
 
+#![allow(clippy::tests_outside_test_module)]
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,0 +1,399 @@
+//! The management HTTP API against a fake `Control`: every route, status code, the token,
+//! body limits, framing, and a clean shutdown.
+
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use appliance::mgmt::{fetch, request, Control, ManagementServer, MAX_BODY_BYTES};
+
+/// Accepts manifests that contain `kind:` and no `invalid`; keeps the last accepted set.
+#[derive(Default)]
+struct FakeControl {
+    applied: Mutex<Vec<String>>,
+    unhealthy: AtomicBool,
+}
+
+impl FakeControl {
+    fn generation(&self) -> usize {
+        self.applied.lock().expect("lock").len()
+    }
+}
+
+impl Control for FakeControl {
+    fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
+        if !yaml.contains("kind:") || yaml.contains("invalid") {
+            return Err(format!(
+                "UDPRoute default/dns: spec.rules[0].backendRefs[0].port: required\n({} bytes)",
+                yaml.len()
+            ));
+        }
+        let mut applied = self.applied.lock().expect("lock");
+        applied.push(yaml.to_owned());
+        Ok(format!(
+            "generation: {}\nbytes: {}\n",
+            applied.len(),
+            yaml.len()
+        ))
+    }
+
+    fn status_yaml(&self) -> String {
+        format!(
+            "generation: {}\ngateways:\n- name: gw\n  programmed: true\n",
+            self.generation()
+        )
+    }
+
+    fn metrics(&self) -> String {
+        format!(
+            "# HELP udplb_config_generation Generation.\n# TYPE udplb_config_generation gauge\nudplb_config_generation {}\n",
+            self.generation()
+        )
+    }
+
+    fn healthy(&self) -> bool {
+        !self.unhealthy.load(Ordering::SeqCst)
+    }
+}
+
+struct Api {
+    server: Option<ManagementServer>,
+    control: Arc<FakeControl>,
+    addr: String,
+}
+
+impl Api {
+    fn start(token: Option<&str>) -> Api {
+        let control = Arc::new(FakeControl::default());
+        let server = ManagementServer::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            token.map(str::to_owned),
+            Arc::clone(&control) as Arc<dyn Control>,
+        )
+        .expect("start server");
+        let addr = server.local_addr().to_string();
+        Api {
+            server: Some(server),
+            control,
+            addr,
+        }
+    }
+
+    /// Sends raw bytes and returns the whole raw response.
+    fn raw(&self, bytes: &[u8]) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(bytes).expect("send");
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    fn put(&self, body: &str, token: Option<&str>) -> (u16, String) {
+        request(
+            &self.addr,
+            "PUT",
+            "/v1/manifests",
+            Some(body.as_bytes()),
+            token,
+        )
+        .expect("PUT")
+    }
+}
+
+const MANIFESTS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n";
+
+#[test]
+fn put_manifests_applies_and_answers_status_yaml() {
+    let api = Api::start(None);
+    let (code, body) = api.put(MANIFESTS, None);
+    assert_eq!(code, 200);
+    assert_eq!(body, format!("generation: 1\nbytes: {}\n", MANIFESTS.len()));
+    assert_eq!(*api.control.applied.lock().expect("lock"), [MANIFESTS]);
+    let raw = api.raw(
+        format!(
+            "PUT /v1/manifests HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{MANIFESTS}",
+            MANIFESTS.len()
+        )
+        .as_bytes(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nContent-Type: application/yaml\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.ends_with(&format!("generation: 2\nbytes: {}\n", MANIFESTS.len())),
+        "{raw}"
+    );
+}
+
+#[test]
+fn rejected_manifests_get_422_with_the_errors_and_change_nothing() {
+    let api = Api::start(None);
+    api.put(MANIFESTS, None);
+    let (code, body) = api.put("kind: UDPRoute # invalid\n", None);
+    assert_eq!(code, 422);
+    assert_eq!(
+        body,
+        "UDPRoute default/dns: spec.rules[0].backendRefs[0].port: required\n(25 bytes)\n"
+    );
+    assert_eq!(api.control.generation(), 1);
+    let (code, status) = fetch(&api.addr, "/v1/status").expect("status");
+    assert_eq!(code, 200);
+    assert!(status.starts_with("generation: 1\n"), "{status}");
+}
+
+#[test]
+fn bearer_token_guards_only_mutating_calls() {
+    let api = Api::start(Some("s3cret"));
+    let (code, body) = api.put(MANIFESTS, None);
+    assert_eq!(
+        (code, body.as_str()),
+        (401, "a valid bearer token is required\n")
+    );
+    assert_eq!(api.put(MANIFESTS, Some("s3cre")).0, 401);
+    assert_eq!(api.put(MANIFESTS, Some("s3cret-and-more")).0, 401);
+    assert_eq!(api.control.generation(), 0, "no apply without the token");
+    let raw = api.raw(b"PUT /v1/manifests HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{raw}");
+    assert!(raw.contains("\r\nWWW-Authenticate: Bearer\r\n"), "{raw}");
+
+    assert_eq!(api.put(MANIFESTS, Some("s3cret")).0, 200);
+    assert_eq!(api.control.generation(), 1);
+    assert_eq!(fetch(&api.addr, "/v1/status").expect("status").0, 200);
+    assert_eq!(fetch(&api.addr, "/metrics").expect("metrics").0, 200);
+}
+
+#[test]
+fn status_as_yaml_and_json() {
+    let api = Api::start(None);
+    let (code, yaml) = fetch(&api.addr, "/v1/status").expect("status");
+    assert_eq!(code, 200);
+    assert_eq!(
+        yaml,
+        "generation: 0\ngateways:\n- name: gw\n  programmed: true\n"
+    );
+    let (code, json) = fetch(&api.addr, "/v1/status?format=json").expect("json");
+    assert_eq!(code, 200);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({"generation": 0, "gateways": [{"name": "gw", "programmed": true}]})
+    );
+    let raw = api.raw(b"GET /v1/status?format=json HTTP/1.1\r\n\r\n");
+    assert!(
+        raw.contains("\r\nContent-Type: application/json\r\n"),
+        "{raw}"
+    );
+    let (code, body) = fetch(&api.addr, "/v1/status?format=xml").expect("xml");
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "format \"xml\": use yaml or json\n")
+    );
+}
+
+#[test]
+fn metrics_are_prometheus_text() {
+    let api = Api::start(None);
+    let raw = api.raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{raw}"
+    );
+    assert!(raw.ends_with("\r\n\r\n# HELP udplb_config_generation Generation.\n# TYPE udplb_config_generation gauge\nudplb_config_generation 0\n"), "{raw}");
+    // HEAD answers the same head without a body.
+    let head = api.raw(b"HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn healthz_follows_control() {
+    let api = Api::start(None);
+    assert_eq!(
+        fetch(&api.addr, "/healthz").expect("healthz"),
+        (200, "ok\n".into())
+    );
+    api.control.unhealthy.store(true, Ordering::SeqCst);
+    assert_eq!(
+        fetch(&api.addr, "/healthz").expect("healthz"),
+        (503, "unhealthy\n".into())
+    );
+}
+
+#[test]
+fn unknown_paths_404_and_wrong_methods_405() {
+    let api = Api::start(None);
+    assert_eq!(fetch(&api.addr, "/v2/status").expect("get").0, 404);
+    assert_eq!(fetch(&api.addr, "/").expect("get").0, 404);
+    let raw = api.raw(b"GET /v1/manifests HTTP/1.1\r\n\r\n");
+    assert!(
+        raw.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("\r\nAllow: PUT\r\n"), "{raw}");
+    let raw = api.raw(b"DELETE /v1/status HTTP/1.1\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 405 "), "{raw}");
+    assert!(raw.contains("\r\nAllow: GET, HEAD\r\n"), "{raw}");
+    let (code, _) = request(&api.addr, "POST", "/metrics", Some(b"x"), None).expect("post");
+    assert_eq!(code, 405);
+}
+
+#[test]
+fn oversize_bodies_get_413_before_being_read() {
+    let api = Api::start(None);
+    let raw = api.raw(
+        format!(
+            "PUT /v1/manifests HTTP/1.1\r\nContent-Length: {}\r\n\r\nkind: x\n",
+            MAX_BODY_BYTES + 1
+        )
+        .as_bytes(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 413 "), "{raw}");
+    assert!(
+        raw.ends_with("request body exceeds the limit of 16777216 bytes\n"),
+        "{raw}"
+    );
+    // Chunked bodies are bounded as they arrive.
+    let big_chunk = format!(
+        "PUT /v1/manifests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        MAX_BODY_BYTES + 1
+    );
+    let raw = api.raw(big_chunk.as_bytes());
+    assert!(raw.starts_with("HTTP/1.1 413 "), "{raw}");
+    assert_eq!(api.control.generation(), 0);
+}
+
+#[test]
+fn chunked_bodies_and_expect_continue_are_understood() {
+    let api = Api::start(None);
+    let raw = api.raw(
+        b"PUT /v1/manifests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+          6\r\nkind: \r\n8\r\nGateway\n\r\n0\r\n\r\n",
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert_eq!(
+        *api.control.applied.lock().expect("lock"),
+        ["kind: Gateway\n"]
+    );
+
+    // Like curl with a large body: headers, wait for 100 Continue, then the body.
+    let mut stream = TcpStream::connect(&api.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(
+            b"PUT /v1/manifests HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 14\r\n\r\n",
+        )
+        .expect("head");
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).expect("100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"kind: Service\n").expect("body");
+    let mut rest = String::new();
+    let _ = stream.read_to_string(&mut rest);
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert_eq!(api.control.generation(), 2);
+}
+
+#[test]
+fn malformed_requests_get_4xx() {
+    let api = Api::start(None);
+    for (request, status) in [
+        (&b"GARBAGE\r\n\r\n"[..], "400"),
+        (b"GET /metrics HTTP/2.0\r\n\r\n", "505"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505"),
+        (b"GET metrics HTTP/1.1\r\n\r\n", "400"),
+        (b"PUT /v1/manifests HTTP/1.1\r\n\r\n", "411"),
+        (
+            b"PUT /v1/manifests HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "501",
+        ),
+        (
+            b"PUT /v1/manifests HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xfe",
+            "400",
+        ),
+    ] {
+        let raw = api.raw(request);
+        assert!(
+            raw.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{} -> {raw}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    let huge_header = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(api.raw(huge_header.as_bytes()).starts_with("HTTP/1.1 431 "));
+    assert_eq!(api.control.generation(), 0);
+}
+
+#[test]
+fn a_silent_client_does_not_block_others_and_shutdown_is_clean() {
+    let mut api = Api::start(None);
+    // Half a request, then silence: its thread waits on the read timeout.
+    let mut idle = TcpStream::connect(&api.addr).expect("connect");
+    idle.write_all(b"GET /metr").expect("send");
+    assert_eq!(fetch(&api.addr, "/healthz").expect("healthz").0, 200);
+
+    let server = api.server.take().expect("server");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = done_tx.send(());
+    });
+    // Generous bound: shutdown must not wait for the idle client's 10 s head timeout.
+    done_rx
+        .recv_timeout(Duration::from_secs(8))
+        .expect("shutdown finished despite the idle connection");
+    assert!(
+        TcpStream::connect(&api.addr).is_err(),
+        "the port is closed after shutdown"
+    );
+    // The idle client sees its connection closed.
+    idle.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    match idle.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "no answer to half a request"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+#[test]
+fn bind_errors_name_the_address() {
+    let api = Api::start(None);
+    let addr: SocketAddr = api.addr.parse().expect("addr");
+    let err = ManagementServer::start(addr, None, Arc::new(FakeControl::default()))
+        .err()
+        .expect("second bind fails");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("management.listen: cannot listen on {addr}: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn client_reports_unreachable_api() {
+    // Bind then drop to find a port with (very likely) no listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port();
+    let err = fetch(&format!("127.0.0.1:{port}"), "/healthz").expect_err("nothing listens");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("management API at 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+}
