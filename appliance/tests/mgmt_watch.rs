@@ -47,6 +47,8 @@ fn watcher_reports_changed_added_and_removed_files() {
     let dir = TempDir::new("watch");
     let manifests = dir.path("manifests");
     std::fs::create_dir_all(manifests.join("nested")).expect("mkdir");
+    // Subdirectories are not loaded, so not watched either.
+    write(&manifests.join("nested/ignored.yaml"), "kind: Gateway\n");
     let gateway = manifests.join("gateway.yaml");
     let single = dir.path("single.yaml");
     write(&gateway, "kind: Gateway\n");
@@ -62,7 +64,11 @@ fn watcher_reports_changed_added_and_removed_files() {
     write(&gateway, "kind: Gateway\nmetadata: {name: gw}\n");
     assert_eq!(next_change(&events), std::slice::from_ref(&gateway));
 
-    let route = manifests.join("nested/route.yml");
+    write(
+        &manifests.join("nested/ignored.yaml"),
+        "kind: Gateway # changed\n",
+    );
+    let route = manifests.join("route.yml");
     write(&route, "kind: UDPRoute\n");
     assert_eq!(next_change(&events), std::slice::from_ref(&route));
 
@@ -74,7 +80,7 @@ fn watcher_reports_changed_added_and_removed_files() {
     assert_eq!(next_change(&events), [gateway]);
 
     // Replaced by rename with the same size: the inode differs.
-    let tmp = manifests.join("nested/.route.yml.tmp");
+    let tmp = manifests.join(".route.yml.tmp");
     write(&tmp, "kind: UDPRoutX\n");
     std::fs::rename(&tmp, &route).expect("rename");
     let changed = next_change(&events);
@@ -95,9 +101,10 @@ fn fingerprint_ignores_non_manifest_files() {
     let before = Fingerprint::of(&paths);
     write(&dir.path("notes.txt"), "scratch");
     write(&dir.path(".a.yaml.swp"), "editor state");
+    write(&dir.path("c.json"), "{}");
     assert_eq!(Fingerprint::of(&paths), before);
-    write(&dir.path("b.json"), "{}");
+    write(&dir.path("b.yml"), "kind: Service\n");
     let after = Fingerprint::of(&paths);
-    assert_eq!(before.changed_paths(&after), [dir.path("b.json")]);
-    assert_eq!(after.changed_paths(&before), [dir.path("b.json")]);
+    assert_eq!(before.changed_paths(&after), [dir.path("b.yml")]);
+    assert_eq!(after.changed_paths(&before), [dir.path("b.yml")]);
 }

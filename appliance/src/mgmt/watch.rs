@@ -10,8 +10,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use super::events::{MgmtEvent, ReloadReason};
 
-/// How deep directories are searched, and how many files are tracked at most.
-const MAX_DEPTH: usize = 8;
+/// How many files of one directory are tracked at most.
 const MAX_FILES: usize = 10_000;
 
 /// What is known about one manifest file; any difference counts as a change. The inode
@@ -29,13 +28,13 @@ struct FileState {
 pub struct Fingerprint(Vec<(PathBuf, Option<FileState>)>);
 
 impl Fingerprint {
-    /// Takes the fingerprint of `paths`: files as given, and in directories (recursively)
-    /// the files ending in `.yaml`, `.yml` or `.json`, which are the ones loaded.
+    /// Takes the fingerprint of `paths`: files as given, and in directories the files ending
+    /// in `.yaml` or `.yml` (not in subdirectories), which are the ones `config` loads.
     pub fn of(paths: &[PathBuf]) -> Fingerprint {
         let mut entries = Vec::new();
         for path in paths {
             match std::fs::metadata(path) {
-                Ok(meta) if meta.is_dir() => collect_dir(path, 0, &mut entries),
+                Ok(meta) if meta.is_dir() => collect_dir(path, &mut entries),
                 Ok(meta) => entries.push((path.clone(), Some(state(&meta)))),
                 Err(_) => entries.push((path.clone(), None)),
             }
@@ -75,24 +74,19 @@ fn state(meta: &std::fs::Metadata) -> FileState {
 fn is_manifest(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        .is_some_and(|e| matches!(e, "yaml" | "yml"))
 }
 
-fn collect_dir(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, Option<FileState>)>) {
-    if depth > MAX_DEPTH {
-        return;
-    }
+fn collect_dir(dir: &Path, out: &mut Vec<(PathBuf, Option<FileState>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        if out.len() >= MAX_FILES {
-            return;
-        }
+    for entry in entries.flatten().take(MAX_FILES) {
         let path = entry.path();
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => collect_dir(&path, depth + 1, out),
-            Ok(meta) if is_manifest(&path) => out.push((path, Some(state(&meta)))),
+            Ok(meta) if meta.is_file() && is_manifest(&path) => {
+                out.push((path, Some(state(&meta))));
+            }
             _ => {}
         }
     }
