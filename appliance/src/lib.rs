@@ -7,9 +7,12 @@
 //! `slowpath` (host stack), `metrics` (Prometheus text), `settings` (appliance.yaml).
 #![deny(unsafe_code)]
 
+pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod metrics;
 pub mod mgmt;
+pub mod run;
 pub mod settings;
 pub mod slowpath;
+pub mod worker;

@@ -126,6 +126,7 @@ impl<'t> Appliance<'t> {
         let mut app = Appliance { topo, process, dir };
         topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
         app.wait_ready(Duration::from_secs(60))?;
+        topo.detach_tap_mac(topo.tap_name())?;
         Ok(app)
     }
 

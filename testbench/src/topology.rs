@@ -510,6 +510,20 @@ impl Topology {
         self.lb.spawn(program, args, &self.log_path(log))
     }
 
+    /// Gives the kernel side of a DPDK `net_tap` interface a MAC of its own. net_tap gives
+    /// it the DPDK port's MAC when the port starts; bridged, that MAC counts as the
+    /// bridge's local address and frames for the appliance never leave through the TAP.
+    /// Call it once the appliance has started its port. Each topology has its own bridge,
+    /// so a fixed locally administered MAC is unique.
+    ///
+    /// # Errors
+    /// [`Error::Command`] if `ip link set` fails.
+    pub fn detach_tap_mac(&self, name: &str) -> Result<()> {
+        self.lb
+            .ip(&["link", "set", "dev", name, "address", "02:75:6c:62:00:01"])
+            .map(|_| ())
+    }
+
     /// Every namespace of this run: lb, clients, backends.
     pub fn namespaces(&self) -> Vec<&str> {
         std::iter::once(self.lb.name())

@@ -102,14 +102,28 @@ fn start_dnsmasq(topo: &Topology) -> Vec<Dnsmasq> {
 
 /// dig through the VIP until it answers (the first datagram to a backend may be spent on
 /// neighbor resolution), bounded.
-fn dig_until_answer(topo: &Topology, q: &DigQuery) -> String {
+fn dig_until_answer(topo: &Topology, app: &Appliance<'_>, q: &DigQuery) -> String {
     for _ in 0..10 {
         let reply = dig(topo.client(0).ns(), q).expect("dig runs");
         if let Some(txt) = reply.txt() {
             return txt.to_owned();
         }
     }
-    panic!("no answer from {}:{} after 10 tries", q.server, q.port);
+    panic!(
+        "no answer from {}:{} after 10 tries\n{}",
+        q.server,
+        q.port,
+        nonzero_metrics(app)
+    );
+}
+
+/// The non-zero samples of the appliance's metrics, for failure messages.
+fn nonzero_metrics(app: &Appliance<'_>) -> String {
+    let (_, text) = app.get("/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn loadgen(topo: &Topology, target: SocketAddr, flows: u32, count: u64) -> testbench::Report {
@@ -154,7 +168,7 @@ fn dns_through_vip_fullnat_ipv4_ipv6_arp_ping() {
                 client.ipv6().into()
             };
             let q = DigQuery::whoami(vip).source(SocketAddr::new(src, 20000 + i));
-            seen.insert(dig_until_answer(&topo, &q));
+            seen.insert(dig_until_answer(&topo, &app, &q));
         }
     }
     assert!(
@@ -672,4 +686,19 @@ fn fix_ipv4_checksum(f: &mut [u8]) {
     }
     let ck = !(sum as u16);
     f[24..26].copy_from_slice(&ck.to_be_bytes());
+}
+
+#[test]
+#[ignore = "manual debugging aid"]
+fn zz_hold_for_debugging() {
+    let topo = topology(3);
+    let _dns = start_dnsmasq(&topo);
+    let app = Appliance::start(&topo, &ApplianceOptions::new(dns_example())).expect("udplb starts");
+    println!(
+        "HOLD namespaces {:?} tap {}",
+        topo.namespaces(),
+        topo.tap_name()
+    );
+    std::thread::sleep(Duration::from_secs(150));
+    println!("{}", nonzero_metrics(&app));
 }

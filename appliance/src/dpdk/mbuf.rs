@@ -285,3 +285,9 @@ impl Drop for Mbuf {
         unsafe { ffi::rte_pktmbuf_free(self.raw.as_ptr()) }
     }
 }
+
+impl AsRef<[u8]> for Mbuf {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}

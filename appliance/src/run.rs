@@ -1,0 +1,551 @@
+//! `udplb run` and `udplb status`: start-up, the management loop and graceful shutdown.
+//!
+//! Start-up order: settings → manifests (refused if invalid) → EAL → mempool → ports →
+//! slow path thread → workers on their lcores → management API → signals and file
+//! watcher. Shutdown reverses it and checks that every mbuf came back to its pool.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use config::CompileParams;
+use crossbeam_channel::{unbounded, Sender};
+use pipelines::neighbor::Neighbors;
+use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, SnatConfig, StaticRoute};
+use pipelines::tables::DataplaneParams;
+use pipelines::WorkerParams;
+
+use crate::control::{ControlPlane, PortSample, Wiring};
+use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortBuilder, QueueId, SocketId};
+use crate::mgmt::{self, Control, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
+use crate::settings::Settings;
+use crate::slowpath::{
+    FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
+    SlowPathTuning, StaticNeighbor,
+};
+use crate::worker::{self, ReportSlot, WorkerReport, WorkerSetup};
+
+/// Why the appliance could not start (or stopped badly).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The settings file is unreadable or invalid.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The manifests named in the settings are invalid.
+    #[error("manifests: {0}")]
+    Manifests(String),
+    /// DPDK refused something.
+    #[error("dpdk: {0}")]
+    Dpdk(#[from] crate::dpdk::DpdkError),
+    /// The network description is inconsistent.
+    #[error("network: {0}")]
+    Network(String),
+    /// The management API could not start.
+    #[error("management API: {0}")]
+    Management(String),
+    /// Mbufs were still held at shutdown.
+    #[error("{0} mbufs did not return to the pool at shutdown")]
+    LeakedMbufs(u32),
+}
+
+/// Mbufs per pool: enough for every RX/TX ring plus bursts in flight and the slow path.
+const POOL_MBUFS: u32 = 16383;
+const RING_SIZE: u16 = 1024;
+
+/// Reads the settings file and runs the appliance until SIGINT/SIGTERM.
+///
+/// # Errors
+/// See [`RunError`].
+pub fn run_from_file(path: &Path) -> Result<(), RunError> {
+    let settings = Settings::from_file(path)?;
+    run(settings)
+}
+
+/// Hands slow-path frames to worker 0, which sends them on its own TX queues: no TX
+/// queue is shared between threads, and PMDs that need as many TX as RX queues (net_tap)
+/// work unchanged.
+struct MbufSink {
+    pool: Mempool,
+    worker: Sender<(u16, Mbuf)>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl FrameSink for MbufSink {
+    fn send(&mut self, port: u16, frame: &[u8]) {
+        let sent = Mbuf::from_bytes(&self.pool, frame)
+            .ok()
+            .is_some_and(|mbuf| self.worker.try_send((port, mbuf)).is_ok());
+        if !sent {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn ipnet(p: &crate::settings::IpPrefix) -> IpNet {
+    IpNet {
+        addr: p.addr(),
+        prefix_len: p.len(),
+    }
+}
+
+/// Runs the appliance described by `settings` until SIGINT/SIGTERM.
+///
+/// # Errors
+/// See [`RunError`].
+pub fn run(settings: Settings) -> Result<(), RunError> {
+    let token = settings.management.read_token()?;
+    let objects = if settings.manifests.is_empty() {
+        config::ObjectSet::default()
+    } else {
+        config::load_paths(&settings.manifests).map_err(|e| RunError::Manifests(e.to_string()))?
+    };
+
+    let eal = Eal::init(&settings.eal_arguments())?;
+    let worker_lcores = eal.worker_lcores();
+    let workers = u16::try_from(worker_lcores.len().max(1)).unwrap_or(u16::MAX);
+    let pool = Mempool::new(
+        "udplb_pool",
+        POOL_MBUFS,
+        256,
+        Mempool::DEFAULT_DATA_ROOM,
+        SocketId::ANY,
+    )?;
+
+    // Ports: one RX/TX queue pair per worker.
+    let mut ports: Vec<Port> = Vec::new();
+    for p in &settings.ports {
+        let mut b = PortBuilder::by_name(p.device.id())?
+            .rx_queues(workers)
+            .tx_queues(workers)
+            .rx_ring_size(RING_SIZE)
+            .tx_ring_size(RING_SIZE)
+            .mempool(&pool)
+            .rss(workers > 1)
+            .tx_checksum_offload(true)
+            .mtu(p.mtu);
+        if let Some(mac) = p.mac {
+            b = b.mac_addr(mac.0);
+        }
+        let mut port = b.build()?;
+        port.start()?;
+        log::info!(
+            "port {} ({}): driver {}, mac {}, checksum offload {:?}",
+            p.name,
+            p.device,
+            port.driver(),
+            fmt_mac(port.mac_addr()?),
+            port.checksum_offload()
+        );
+        ports.push(port);
+    }
+
+    let network = Arc::new(build_network(&settings, &ports)?);
+    let static_neighbors: Vec<StaticNeighbor> = settings
+        .neighbors
+        .iter()
+        .map(|n| StaticNeighbor {
+            port: port_of(&network, n.ip),
+            ip: n.ip,
+            mac: n.mac.0,
+        })
+        .collect();
+    let neighbors = Arc::new(Neighbors::new(
+        static_neighbors.iter().map(|n| (n.ip, n.mac)),
+    ));
+
+    // Channels: tables and neighbors to each worker, frames to the slow path.
+    let (sp_tx, sp_rx) =
+        crossbeam_channel::bounded::<SlowPathMsg<Mbuf>>(settings.slow_path.queue_depth as usize);
+    let sp_counters = Arc::new(SlowPathCounters::default());
+    let mut tables_txs = Vec::new();
+    let mut tables_rxs = Vec::new();
+    let mut nb_txs: Vec<Sender<Arc<Neighbors>>> = Vec::new();
+    let mut nb_rxs = Vec::new();
+    let mut reports: Vec<ReportSlot> = Vec::new();
+    for _ in 0..workers {
+        let (t, r) = unbounded();
+        tables_txs.push(t);
+        tables_rxs.push(r);
+        let (t, r) = unbounded();
+        nb_txs.push(t);
+        nb_rxs.push(r);
+        reports.push(Arc::new(Mutex::new(WorkerReport::default())));
+    }
+
+    let neighbor_count = Arc::new(AtomicUsize::new(neighbors.len()));
+    let own: Vec<Vec<(IpAddr, u8)>> = settings
+        .ports
+        .iter()
+        .map(|p| p.addresses.iter().map(|a| (a.addr(), a.len())).collect())
+        .collect();
+    let vip_tx = sp_tx.clone();
+    let resolve_tx = sp_tx.clone();
+    let resolve_counters = Arc::clone(&sp_counters);
+    let resolve_network = Arc::clone(&network);
+    let vip_counters = Arc::clone(&sp_counters);
+    let own_for_vips = own.clone();
+    let port_names: Vec<String> = settings.ports.iter().map(|p| p.name.clone()).collect();
+    // Ports stay here for statistics until shutdown; workers hold only queue handles.
+    let shared_ports: Arc<Mutex<Vec<Port>>> = Arc::new(Mutex::new(Vec::new()));
+    let stats_ports_read = Arc::clone(&shared_ports);
+    let sp_counters_read = Arc::clone(&sp_counters);
+    let neighbor_count_read = Arc::clone(&neighbor_count);
+    let wiring = Wiring {
+        workers: tables_txs,
+        reports: reports.clone(),
+        set_vips: Box::new(move |vips: Vec<IpAddr>| {
+            for (port, own) in own_for_vips.iter().enumerate() {
+                let msg = SlowPathMsg::UpdateAddresses {
+                    port: u16::try_from(port).unwrap_or(u16::MAX),
+                    own: own.clone(),
+                    vips: vips.clone(),
+                };
+                if !vip_counters.try_send(&vip_tx, msg) {
+                    log::warn!("slow path queue full: VIP update for port {port} lost");
+                }
+            }
+        }),
+        resolve: Box::new(move |addrs: Vec<IpAddr>| {
+            for ip in addrs {
+                // Resolve the next hop the fast path will use for this backend.
+                let Some(hop) = resolve_network.route(ip) else {
+                    continue;
+                };
+                let msg = SlowPathMsg::Resolve {
+                    port: hop.port,
+                    next_hop: hop.via,
+                };
+                resolve_counters.try_send(&resolve_tx, msg);
+            }
+        }),
+        port_stats: Box::new(move || {
+            let ports = stats_ports_read.lock().unwrap_or_else(|e| e.into_inner());
+            port_names
+                .iter()
+                .zip(ports.iter())
+                .map(|(name, port)| port_sample(name, port))
+                .collect()
+        }),
+        extra_counters: Box::new(move || sp_counters_read.named()),
+        neighbors: Box::new(move || neighbor_count_read.load(Ordering::Relaxed)),
+    };
+    let dataplane = DataplaneParams {
+        maglev_size: settings.maglev.table_size,
+        maglev_seed: settings.maglev.seed,
+        default_nat_mode: settings.nat_mode.into(),
+        default_idle_timeout: settings.flows.idle_timeout.0,
+        default_hash_key: settings.hash_key.into(),
+    };
+    let params = CompileParams {
+        controller_name: settings.controller_name.clone(),
+        default_vips: settings.default_vips.clone(),
+    };
+    let (plane, tables) = ControlPlane::new(
+        params,
+        dataplane,
+        settings.manifests.clone(),
+        wiring,
+        &objects,
+    )
+    .map_err(RunError::Manifests)?;
+    let plane = Arc::new(plane);
+
+    // Slow path thread.
+    let mut sp_ports = BTreeMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        sp_ports.insert(
+            u16::try_from(i).unwrap_or(u16::MAX),
+            PortAddresses {
+                mac: port.mac_addr()?,
+                own: own[i].clone(),
+                vips: plane.tables().listeners().iter().map(|l| l.vip).collect(),
+            },
+        );
+    }
+    let tuning = SlowPathTuning {
+        reject_rate_per_sec: settings.slow_path.icmp_rate_limit,
+        ..SlowPathTuning::default()
+    };
+    let slow = SlowPath::new(
+        SlowPathConfig {
+            ports: sp_ports,
+            static_neighbors,
+            tuning,
+        },
+        Arc::clone(&sp_counters),
+    )
+    .map_err(|e| RunError::Network(e.to_string()))?;
+    let sink_failed = Arc::new(AtomicUsize::new(0));
+    let (inject_tx, inject_rx) = crossbeam_channel::bounded::<(u16, Mbuf)>(1024);
+    let sink = MbufSink {
+        pool: pool.clone(),
+        worker: inject_tx,
+        failed: Arc::clone(&sink_failed),
+    };
+    let nb_count = Arc::clone(&neighbor_count);
+    let slow_thread = std::thread::Builder::new()
+        .name("udplb-slowpath".into())
+        .spawn(move || {
+            let _registered = Eal::get().and_then(|e| e.register_thread().ok());
+            slow.run(sp_rx, sink, move |map: &BTreeMap<IpAddr, [u8; 6]>| {
+                let snap = Arc::new(Neighbors::new(map.iter().map(|(ip, mac)| (*ip, *mac))));
+                nb_count.store(snap.len(), Ordering::Relaxed);
+                for tx in &nb_txs {
+                    let _ = tx.send(Arc::clone(&snap));
+                }
+            });
+        })
+        .map_err(|e| RunError::Network(format!("cannot start the slow path thread: {e}")))?;
+
+    // Workers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let snat_pool = network.snat().ports;
+    let mut jobs = Vec::new();
+    for (i, (lcore, (tables_rx, neighbors_rx))) in worker_lcores
+        .iter()
+        .zip(tables_rxs.into_iter().zip(nb_rxs))
+        .enumerate()
+    {
+        let id = u16::try_from(i).unwrap_or(u16::MAX);
+        let wp = WorkerParams {
+            flow_capacity: (settings.flows.capacity / u32::from(workers)).max(1),
+            new_flow_rate_limit: settings.flows.new_flow_rate_limit,
+            ..WorkerParams::new(id, workers, snat_pool)
+        };
+        let pipeline = pipelines::Worker::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
+        let q = QueueId(id);
+        let setup = WorkerSetup {
+            pipeline,
+            rx: ports
+                .iter()
+                .map(|p| p.rx_queue(q))
+                .collect::<Result<_, _>>()?,
+            tx: ports
+                .iter()
+                .map(|p| p.tx_queue(q))
+                .collect::<Result<_, _>>()?,
+            network: Arc::clone(&network),
+            tables: Arc::clone(&tables),
+            tables_rx,
+            neighbors: Arc::clone(&neighbors),
+            neighbors_rx,
+            slowpath: sp_tx.clone(),
+            slowpath_counters: Arc::clone(&sp_counters),
+            report: Arc::clone(&reports[i]),
+            inject_rx: if i == 0 {
+                inject_rx.clone()
+            } else {
+                crossbeam_channel::never()
+            },
+            stop: Arc::clone(&stop),
+            idle_backoff: Duration::from_micros(u64::from(settings.workers.idle_backoff_us)),
+            epoch,
+        };
+        jobs.push(eal.launch(*lcore, move || worker::run(setup))?);
+    }
+    if jobs.is_empty() {
+        return Err(RunError::Network(
+            "no worker lcore: list at least one in workers.lcores".into(),
+        ));
+    }
+
+    let n_ports = ports.len();
+    *shared_ports.lock().unwrap_or_else(|e| e.into_inner()) = ports;
+
+    // Management API, reload triggers, signals.
+    let (events_tx, events_rx) = unbounded::<MgmtEvent>();
+    let signals = SignalListener::start(events_tx.clone())
+        .map_err(|e| RunError::Management(e.to_string()))?;
+    let watcher = if settings.manifests.is_empty() {
+        None
+    } else {
+        Some(ManifestWatcher::start(
+            settings.manifests.clone(),
+            Duration::from_secs(1),
+            events_tx.clone(),
+        ))
+    };
+    let control: Arc<dyn Control> = Arc::new(ApiControl(Arc::clone(&plane)));
+    let server = ManagementServer::start(settings.management.listen, token, control)
+        .map_err(|e| RunError::Management(e.to_string()))?;
+    log::info!(
+        "udplb ready: {} port(s), {} worker(s), management API on http://{}",
+        n_ports,
+        workers,
+        server.local_addr()
+    );
+
+    for event in events_rx.iter() {
+        match event {
+            MgmtEvent::Reload(reason) => match plane.reload_files() {
+                Ok(_) => log::info!("manifests reloaded ({reason:?})"),
+                Err(e) => log::error!(
+                    "manifests refused ({reason:?}), still serving the previous set:\n{e}"
+                ),
+            },
+            MgmtEvent::Shutdown(signal) => {
+                log::info!("{signal:?}: shutting down");
+                break;
+            }
+        }
+    }
+
+    // Shutdown: API, watcher, workers, slow path, ports; then count mbufs.
+    server.shutdown();
+    drop(watcher);
+    drop(signals);
+    stop.store(true, Ordering::Relaxed);
+    for job in jobs {
+        if let Err(e) = job.wait() {
+            log::error!("worker: {e}");
+        }
+    }
+    let _ = sp_tx.send(SlowPathMsg::Shutdown);
+    drop(sp_tx);
+    if slow_thread.join().is_err() {
+        log::error!("the slow path thread panicked");
+    }
+    drop(plane);
+    let ports = std::mem::take(&mut *shared_ports.lock().unwrap_or_else(|e| e.into_inner()));
+    for mut port in ports {
+        if let Err(e) = port.stop() {
+            log::warn!("stopping port {}: {e}", port.name());
+        }
+    }
+    let in_use = pool.in_use();
+    log::info!("shutdown complete: {in_use} mbufs outstanding");
+    if in_use != 0 {
+        return Err(RunError::LeakedMbufs(in_use));
+    }
+    Ok(())
+}
+
+/// The management API's view of the control plane.
+struct ApiControl(Arc<ControlPlane>);
+
+impl Control for ApiControl {
+    fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
+        self.0.apply_yaml(yaml)
+    }
+    fn status_yaml(&self) -> String {
+        self.0.status_yaml()
+    }
+    fn metrics(&self) -> String {
+        self.0.metrics()
+    }
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunError> {
+    let mut configs = Vec::new();
+    for (p, port) in settings.ports.iter().zip(ports) {
+        let off = port.checksum_offload();
+        let mut caps = ChecksumCaps::empty();
+        if off.ipv4_header {
+            caps |= ChecksumCaps::IPV4;
+        }
+        if off.udp {
+            caps |= ChecksumCaps::UDP;
+        }
+        configs.push(PortConfig {
+            mac: port.mac_addr()?,
+            addresses: p.addresses.iter().map(ipnet).collect(),
+            checksum: caps,
+        });
+    }
+    let mut routes = Vec::new();
+    for r in &settings.routes {
+        let (idx, _) = settings
+            .port(&r.port)
+            .ok_or_else(|| RunError::Network(format!("routes: no port named {:?}", r.port)))?;
+        routes.push(StaticRoute {
+            prefix: ipnet(&r.prefix),
+            next_hop: r.via,
+            port: u16::try_from(idx).unwrap_or(u16::MAX),
+        });
+    }
+    let snat = SnatConfig {
+        ipv4: settings.snat.ipv4,
+        ipv6: settings.snat.ipv6,
+        ports: pipelines::net::PortRange {
+            first: settings.snat.ports.first,
+            last: settings.snat.ports.last,
+        },
+    };
+    Network::new(configs, routes, snat).map_err(|e| RunError::Network(e.to_string()))
+}
+
+fn port_of(network: &Network, ip: IpAddr) -> u16 {
+    network.route(ip).map_or(0, |h| h.port)
+}
+
+fn port_sample(name: &str, port: &Port) -> PortSample {
+    let s = port.stats().unwrap_or_default();
+    PortSample {
+        name: name.to_owned(),
+        rx_packets: s.ipackets,
+        rx_bytes: s.ibytes,
+        tx_packets: s.opackets,
+        tx_bytes: s.obytes,
+        rx_missed: s.imissed,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `udplb status`: prints the running appliance's Gateway API status and key counters.
+///
+/// # Errors
+/// The API cannot be reached or answers with an error.
+pub fn print_status(api: &str, full_metrics: bool) -> Result<(), String> {
+    let (code, status) = mgmt::fetch(api, "/v1/status").map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("GET /v1/status: HTTP {code}: {status}"));
+    }
+    let (code, metrics) = mgmt::fetch(api, "/metrics").map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("GET /metrics: HTTP {code}"));
+    }
+    if full_metrics {
+        print!("{metrics}");
+        return Ok(());
+    }
+    print!("{status}");
+    println!("---\n# key counters");
+    for line in metrics.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let key = [
+            "udplb_config_",
+            "udplb_port_rx_packets",
+            "udplb_port_tx_packets",
+            "udplb_flows_active",
+            "udplb_flows_created",
+            "udplb_drops_total",
+            "udplb_backend_packets_total",
+            "udplb_neighbors",
+        ];
+        let value_nonzero = !line.ends_with(" 0");
+        if key.iter().any(|k| line.starts_with(k))
+            && (value_nonzero || line.starts_with("udplb_config_"))
+        {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
