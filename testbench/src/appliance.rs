@@ -23,6 +23,8 @@ pub struct ApplianceOptions {
     pub extra_settings: String,
     /// Flow idle timeout.
     pub idle_timeout: String,
+    /// New flows per second per worker before the flood guard engages (0: no guard).
+    pub new_flow_rate_limit: u32,
 }
 
 impl ApplianceOptions {
@@ -33,6 +35,7 @@ impl ApplianceOptions {
             manifests: manifests.into(),
             extra_settings: String::new(),
             idle_timeout: "30s".into(),
+            new_flow_rate_limit: 0,
         }
     }
 }
@@ -90,8 +93,8 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     );
     let _ = writeln!(
         s,
-        "flows: {{capacity: 65536, idle_timeout: {}}}",
-        opts.idle_timeout
+        "flows: {{capacity: 65536, idle_timeout: {}, new_flow_rate_limit: {}}}",
+        opts.idle_timeout, opts.new_flow_rate_limit
     );
     let _ = writeln!(s, "nat_mode: {}", opts.nat_mode);
     let _ = writeln!(s, "management: {{listen: \"{API}\"}}");

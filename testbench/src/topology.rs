@@ -201,6 +201,17 @@ impl TopologyBuilder {
             "0",
         ])?;
         lb.ip(&["link", "set", BRIDGE, "up"])?;
+        // With br_netfilter loaded (Docker hosts), the bridge would validate and drop
+        // malformed IP frames itself: the appliance must see them as a wire would.
+        for key in [
+            "net.bridge.bridge-nf-call-iptables",
+            "net.bridge.bridge-nf-call-ip6tables",
+            "net.bridge.bridge-nf-call-arptables",
+        ] {
+            if Path::new("/proc/sys").join(key.replace('.', "/")).exists() {
+                lb.sysctl(&[(key, "0")])?;
+            }
+        }
 
         let mut clients = Vec::with_capacity(self.clients);
         for i in 0..self.clients {
