@@ -716,6 +716,100 @@ fn fix_ipv4_checksum(f: &mut [u8]) {
     f[24..26].copy_from_slice(&ck.to_be_bytes());
 }
 
+/// Reloads: a changed manifest file is picked up by the watcher, SIGHUP reloads, an
+/// invalid file is refused with the running config kept; `udplb status` reports.
+#[test]
+fn file_reload_sighup_and_status_command() {
+    if skip_unless_root("file_reload_sighup_and_status_command") {
+        return;
+    }
+    let topo = topology(2);
+    let tools = common::tools();
+    let _echo = common::echo_on_all(&topo, &tools, ECHO_PORT, false);
+    let only = |i: usize| {
+        echo_manifests(
+            &topo,
+            &[("echo", ECHO_PORT)],
+            &[],
+            &[("svc", 1, endpoints(&topo, i))],
+        )
+    };
+    let app = Appliance::start(&topo, &ApplianceOptions::new(only(0))).expect("udplb starts");
+    let target = SocketAddr::new(vip4(&topo), ECHO_PORT);
+    warm_up(&topo, target);
+    let answered_by = |topo: &Topology| {
+        let r = loadgen(topo, target, 8, 1);
+        r.flows
+            .iter()
+            .filter_map(|f| f.backend().map(str::to_owned))
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        answered_by(&topo),
+        BTreeSet::from([topo.backend(0).name().to_owned()])
+    );
+
+    // The watcher sees the file change (polled every second).
+    let file = app.dir().join("manifests/all.yaml");
+    std::fs::write(&file, only(1)).expect("rewrite manifests");
+    let reloaded = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        app.metric("udplb_config_generation").unwrap_or(0) >= 2
+    });
+    assert!(reloaded, "file change not picked up:\n{}", app.log());
+    warm_up(&topo, target);
+    assert_eq!(
+        answered_by(&topo),
+        BTreeSet::from([topo.backend(1).name().to_owned()])
+    );
+
+    // An invalid file is refused; the running config keeps serving.
+    std::fs::write(&file, "kind: UDPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: x}\nspec: {rules: []}\n")
+        .expect("write bad manifests");
+    let refused = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        app.metric("udplb_config_reloads_total{result=\"failed\"}")
+            .unwrap_or(0)
+            >= 1
+    });
+    assert!(refused, "invalid file not refused:\n{}", app.log());
+    assert_eq!(
+        answered_by(&topo),
+        BTreeSet::from([topo.backend(1).name().to_owned()])
+    );
+
+    // SIGHUP reloads the (fixed) file.
+    std::fs::write(&file, only(0)).expect("rewrite manifests");
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = topo.lb_ns().pids().expect("pids");
+    for p in pid {
+        let _ = std::process::Command::new("kill")
+            .args(["-HUP", &p.to_string()])
+            .status();
+    }
+    let back = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        app.metric("udplb_config_generation").unwrap_or(0) >= 3
+    });
+    assert!(back, "SIGHUP reload not seen:\n{}", app.log());
+
+    // `udplb status` prints the Gateway API status and key counters.
+    let bin = testbench::appliance::udplb_binary().expect("udplb built");
+    let out = topo
+        .lb_ns()
+        .run(
+            &bin.to_string_lossy(),
+            &["status", "--api", testbench::appliance::API],
+            Duration::from_secs(10),
+        )
+        .expect("udplb status");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("kind: UDPRoute") && text.contains("udplb_config_generation"),
+        "{text}"
+    );
+}
+
 #[test]
 #[ignore = "manual debugging aid"]
 fn zz_hold_for_debugging() {
