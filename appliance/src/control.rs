@@ -43,6 +43,23 @@ pub struct PortSample {
     pub rx_nombuf: u64,
 }
 
+/// Worker-loop tallies summed over workers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopTotals {
+    /// Datagrams the TX queues refused.
+    pub tx_refused: u64,
+    /// Frames that did not fit in the slow path's channel.
+    pub host_overflow: u64,
+    /// Replies passed to the worker owning their flow.
+    pub handed_off: u64,
+    /// Replies that could not be passed on.
+    pub handoff_overflow: u64,
+    /// Datagrams held for neighbor resolution.
+    pub held: u64,
+    /// Held datagrams dropped (not resolved in time, or the hold queue full).
+    pub hold_expired: u64,
+}
+
 /// What the control plane is wired to.
 pub struct Wiring {
     /// One channel per worker: new tables.
@@ -223,11 +240,11 @@ impl ControlPlane {
     }
 
     /// Sums every worker's counters (identity-keyed entity totals included).
-    pub fn counters(&self) -> (Counters, BTreeMap<Entity, Traffic>, u64, u64) {
+    pub fn counters(&self) -> (Counters, BTreeMap<Entity, Traffic>, LoopTotals) {
         let mut st = self.state();
         let mut sum = Counters::default();
         let mut live: BTreeMap<Entity, Traffic> = BTreeMap::new();
-        let (mut tx_refused, mut host_overflow) = (0, 0);
+        let mut totals = LoopTotals::default();
         for slot in &self.wiring.reports {
             let mut r = slot.lock().unwrap_or_else(|e| e.into_inner());
             for retired in r.retired.drain(..) {
@@ -250,18 +267,26 @@ impl ControlPlane {
             // Entities are summed by identity above; merge the scalar counters only.
             c.entities = EntityCounters::default();
             sum.merge(&c);
-            tx_refused += r.tx_refused;
-            host_overflow += r.host_overflow;
+            totals.tx_refused += r.tx_refused;
+            totals.host_overflow += r.host_overflow;
+            totals.handed_off += r.handed_off;
+            totals.handoff_overflow += r.handoff_overflow;
+            totals.held += r.held;
+            totals.hold_expired += r.hold_expired;
         }
+        // A reply handed to the worker owning its flow was first counted as having no
+        // flow; only its owner's verdict counts.
+        let nrf = pipelines::DropReason::NoReverseFlow.index();
+        sum.drops[nrf] = sum.drops[nrf].saturating_sub(totals.handed_off);
         for (entity, t) in &st.totals {
             live.entry(entity.clone()).or_default().add(t);
         }
-        (sum, live, tx_refused, host_overflow)
+        (sum, live, totals)
     }
 
     /// Prometheus text exposition of everything the appliance counts.
     pub fn metrics(&self) -> String {
-        let (c, entities, tx_refused, host_overflow) = self.counters();
+        let (c, entities, totals) = self.counters();
         let generation = self.state().generation;
         let mut m = MetricsWriter::new();
         m.family(
@@ -367,8 +392,23 @@ impl ControlPlane {
         for (reason, v) in c.drops_named() {
             f.sample(&[("reason", reason)], v);
         }
-        f.sample(&[("reason", "tx_refused")], tx_refused);
-        f.sample(&[("reason", "slow_path_overflow")], host_overflow);
+        f.sample(&[("reason", "tx_refused")], totals.tx_refused);
+        f.sample(&[("reason", "slow_path_overflow")], totals.host_overflow);
+        f.sample(&[("reason", "handoff_overflow")], totals.handoff_overflow);
+        f.sample(&[("reason", "neighbor_unresolved")], totals.hold_expired);
+        m.family(
+            "udplb_held_for_resolution_total",
+            "Datagrams held while their next hop was resolved (each is processed again, so \
+             it also counts again in udplb_rx_packets_total).",
+            MetricType::Counter,
+        )
+        .sample(&[], totals.held);
+        m.family(
+            "udplb_handoff_total",
+            "Replies passed to the worker that owns their flow (full NAT, several workers).",
+            MetricType::Counter,
+        )
+        .sample(&[], totals.handed_off);
         let mut f = m.family(
             "udplb_host_packets_total",
             "Packets handed to the slow path, by reason.",

@@ -305,6 +305,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let epoch = Instant::now();
     let snat_pool = network.snat().ports;
     let mut jobs = Vec::new();
+    let mut handoffs = worker::Handoff::mesh(workers, 1024).into_iter();
     for (i, (lcore, (tables_rx, neighbors_rx))) in worker_lcores
         .iter()
         .zip(tables_rxs.into_iter().zip(nb_rxs))
@@ -345,7 +346,10 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             idle_backoff: Duration::from_micros(u64::from(settings.workers.idle_backoff_us)),
             epoch,
         };
-        jobs.push(eal.launch(*lcore, move || worker::run(setup))?);
+        let handoff = handoffs
+            .next()
+            .ok_or_else(|| RunError::Network("handoff channels missing".into()))?;
+        jobs.push(eal.launch(*lcore, move || worker::run_with_handoff(setup, handoff))?);
     }
     if jobs.is_empty() {
         return Err(RunError::Network(

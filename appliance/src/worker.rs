@@ -16,7 +16,7 @@ use pipelines::counters::{Counters, EntityCounters};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::Network;
 use pipelines::tables::Tables;
-use pipelines::{Context, HostReason, Verdict};
+use pipelines::{Context, DropReason, HostReason, Verdict};
 
 use crate::dpdk::{Mbuf, MbufBurst, RxQueue, TxChecksum, TxQueue};
 use crate::slowpath::{SlowPathCounters, SlowPathMsg};
@@ -41,6 +41,15 @@ pub struct WorkerReport {
     pub host_overflow: u64,
     /// Generation of the tables the worker runs.
     pub generation: u64,
+    /// Replies passed to the worker that owns their SNAT port (each was first counted
+    /// as `no_reverse_flow` here).
+    pub handed_off: u64,
+    /// Replies that could not be passed on (the owner's channel was full).
+    pub handoff_overflow: u64,
+    /// Datagrams held while their next hop was resolved.
+    pub held: u64,
+    /// Held datagrams dropped: not resolved in time, or the hold queue was full.
+    pub hold_expired: u64,
 }
 
 /// Shared handle on a worker's report.
@@ -81,15 +90,90 @@ pub struct WorkerSetup {
     pub epoch: Instant,
 }
 
+/// Hands replies to the worker that owns their flow (full NAT with several workers).
+///
+/// RSS steers a backend's reply by its own hash, not by which worker allocated the SNAT
+/// port it is addressed to. A worker that finds no flow for such a reply passes it to the
+/// owner of the port (`PortRange::owner`) over a bounded channel, untouched; the owner
+/// processes it with its own flow table.
+pub struct Handoff {
+    /// This worker's index.
+    pub worker_id: u16,
+    /// Replies other workers pass to this one.
+    pub rx: Receiver<Mbuf>,
+    /// `to[w]` reaches worker `w` (this worker's own entry is unused).
+    pub to: Vec<Sender<Mbuf>>,
+}
+
+impl Handoff {
+    /// Channels for `workers` workers, each bounded to `depth` mbufs.
+    pub fn mesh(workers: u16, depth: usize) -> Vec<Handoff> {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| crossbeam_channel::bounded::<Mbuf>(depth))
+            .unzip();
+        rxs.into_iter()
+            .enumerate()
+            .map(|(i, rx)| Handoff {
+                worker_id: u16::try_from(i).unwrap_or(u16::MAX),
+                rx,
+                to: txs.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Per-loop tallies that are not fast-path counters.
+#[derive(Default)]
+struct LoopStats {
+    tx_refused: u64,
+    host_overflow: u64,
+    handed_off: u64,
+    handoff_overflow: u64,
+    held: u64,
+    hold_expired: u64,
+}
+
+/// Datagrams waiting for their next hop to be resolved, like a kernel's ARP queue: when
+/// the slow path publishes new neighbors they run through the fast path again; after
+/// [`HOLD_TIME`] they are dropped. Fixed capacity, allocated once.
+struct Held {
+    queue: std::collections::VecDeque<(u64, Mbuf)>,
+}
+
+/// How many datagrams a worker holds for neighbor resolution.
+const HOLD_CAPACITY: usize = 256;
+/// How long a datagram waits for its neighbor.
+const HOLD_TIME: Duration = Duration::from_secs(3);
+
+impl Held {
+    fn new() -> Held {
+        Held {
+            queue: std::collections::VecDeque::with_capacity(HOLD_CAPACITY),
+        }
+    }
+}
+
+/// Runs the worker loop until `stop` is set, with no other worker to hand replies to.
+pub fn run(w: WorkerSetup) {
+    let (_tx, rx) = crossbeam_channel::bounded(1);
+    run_with_handoff(
+        w,
+        Handoff {
+            worker_id: 0,
+            rx,
+            to: Vec::new(),
+        },
+    );
+}
+
 /// Runs the worker loop until `stop` is set. Every mbuf the worker holds is freed or
 /// handed on before it returns.
-pub fn run(mut w: WorkerSetup) {
+pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
     let ports = w.rx.len();
     let mut rx_burst = MbufBurst::new();
     let mut tx_bursts: Vec<MbufBurst> = (0..ports).map(|_| MbufBurst::new()).collect();
-    let mut verdicts = [Verdict::Drop(pipelines::DropReason::NotUdp); BURST];
-    let mut tx_refused = 0u64;
-    let mut host_overflow = 0u64;
+    let mut stats = LoopStats::default();
+    let mut held = Held::new();
     let mut last_report = Instant::now();
     let mut last_maintain = last_report;
     let mut idle_rounds = 0u32;
@@ -99,119 +183,105 @@ pub fn run(mut w: WorkerSetup) {
             w.tables = t;
             w.pipeline.adopt(&w.tables);
         }
-        if let Some(n) = w.neighbors_rx.try_iter().last() {
-            w.neighbors = n;
-        }
         let clock = Instant::now();
         let now = nanos_since(w.epoch, clock);
-        let ctx = Context {
-            tables: &w.tables,
-            network: &w.network,
-            neighbors: &w.neighbors,
-        };
         let mut received = 0usize;
-        for (in_port, rxq) in w.rx.iter_mut().enumerate() {
-            let n = rxq.rx_burst(&mut rx_burst);
+        if let Some(n) = w.neighbors_rx.try_iter().last() {
+            w.neighbors = n;
+            // New neighbors: held datagrams try again (at most a burst's worth per
+            // snapshot; the rest wait for the next one or expire).
+            let mut again = held.queue.len();
+            while again > 0 {
+                again -= 1;
+                let Some((deadline, mbuf)) = held.queue.pop_front() else {
+                    break;
+                };
+                if deadline < now {
+                    stats.hold_expired += 1;
+                    continue;
+                }
+                if let Err(mbuf) = rx_burst.push(mbuf) {
+                    held.queue.push_front((deadline, mbuf));
+                    break;
+                }
+            }
+            if !rx_burst.is_empty() {
+                handle_burst(
+                    &mut w,
+                    &handoff,
+                    now,
+                    0,
+                    &mut rx_burst,
+                    &mut tx_bursts,
+                    &mut stats,
+                    &mut held,
+                );
+            }
+        }
+        for in_port in 0..ports {
+            let n = w.rx[in_port].rx_burst(&mut rx_burst);
             if n == 0 {
                 continue;
             }
             received += n;
             let in_port = u16::try_from(in_port).unwrap_or(u16::MAX);
-            {
-                // Empty slices are `Default`: a fixed array of views, no allocation.
-                let mut packets: [&mut [u8]; BURST] = Default::default();
-                let mut n = 0;
-                for (view, mbuf) in packets.iter_mut().zip(rx_burst.as_mut_slice()) {
-                    *view = mbuf.data_mut();
-                    n += 1;
-                }
-                w.pipeline
-                    .process_burst(&ctx, now, in_port, &mut packets[..n], &mut verdicts[..n]);
+            handle_burst(
+                &mut w,
+                &handoff,
+                now,
+                in_port,
+                &mut rx_burst,
+                &mut tx_bursts,
+                &mut stats,
+                &mut held,
+            );
+        }
+        // Replies other workers passed here (full NAT, several workers).
+        for mbuf in handoff.rx.try_iter().take(BURST) {
+            if rx_burst.push(mbuf).is_err() {
+                break;
             }
-            for (mut mbuf, &verdict) in rx_burst.drain().zip(verdicts.iter()) {
-                match verdict {
-                    Verdict::Tx { port, offload } => {
-                        if let Some(o) = offload {
-                            let sum = if o.ipv6 {
-                                TxChecksum::Ipv6 {
-                                    udp: o.udp_checksum,
-                                }
-                            } else {
-                                TxChecksum::Ipv4 {
-                                    header: o.ipv4_checksum,
-                                    udp: o.udp_checksum,
-                                }
-                            };
-                            if mbuf.set_tx_checksum(sum, o.l2_len, o.l3_len).is_err() {
-                                // Header lengths beyond what the NIC takes: cannot offload,
-                                // and the checksum fields hold partial sums. Drop it.
-                                tx_refused += 1;
-                                continue;
-                            }
-                        }
-                        let Some(burst) = tx_bursts.get_mut(usize::from(port)) else {
-                            tx_refused += 1;
-                            continue;
-                        };
-                        if burst.is_full() {
-                            tx_refused += flush(&mut w.tx[usize::from(port)], burst);
-                        }
-                        if burst.push(mbuf).is_err() {
-                            tx_refused += 1;
-                        }
-                    }
-                    Verdict::ToHost(reason) => {
-                        let msg = match reason {
-                            HostReason::Resolve { next_hop } => {
-                                // The datagram itself is lost (like a kernel without a
-                                // neighbor queue); the next one finds the entry.
-                                drop(mbuf);
-                                SlowPathMsg::Resolve {
-                                    port: resolve_port(&w.network, next_hop, in_port),
-                                    next_hop,
-                                }
-                            }
-                            HostReason::Reject => SlowPathMsg::Reject {
-                                port: in_port,
-                                frame: mbuf,
-                            },
-                            _ => SlowPathMsg::Frame {
-                                port: in_port,
-                                frame: mbuf,
-                            },
-                        };
-                        if !w.slowpath_counters.try_send(&w.slowpath, msg) {
-                            host_overflow += 1;
-                        }
-                    }
-                    Verdict::Drop(_) => drop(mbuf),
-                }
-            }
+        }
+        if !rx_burst.is_empty() {
+            received += rx_burst.len();
+            handle_burst(
+                &mut w,
+                &handoff,
+                now,
+                0,
+                &mut rx_burst,
+                &mut tx_bursts,
+                &mut stats,
+                &mut held,
+            );
         }
         // Frames from the slow path ride along with the forwarded ones.
         for (port, mbuf) in w.inject_rx.try_iter().take(BURST) {
-            let Some(burst) = tx_bursts.get_mut(usize::from(port)) else {
-                tx_refused += 1;
-                continue;
-            };
-            if burst.is_full() {
-                tx_refused += flush(&mut w.tx[usize::from(port)], burst);
-            }
-            if burst.push(mbuf).is_err() {
-                tx_refused += 1;
-            }
+            enqueue(&mut w.tx, &mut tx_bursts, port, mbuf, &mut stats);
         }
         for (port, burst) in tx_bursts.iter_mut().enumerate() {
             if !burst.is_empty() {
-                tx_refused += flush(&mut w.tx[port], burst);
+                stats.tx_refused += flush(&mut w.tx[port], burst);
             }
         }
         if clock.duration_since(last_maintain) >= MAINTAIN_INTERVAL {
             last_maintain = clock;
             w.pipeline.maintain(now);
+            while held
+                .queue
+                .front()
+                .is_some_and(|(deadline, _)| *deadline < now)
+            {
+                held.queue.pop_front();
+                stats.hold_expired += 1;
+            }
             if clock.duration_since(last_report) >= REPORT_INTERVAL {
                 last_report = clock;
-                publish(&mut w, tx_refused, host_overflow);
+                let report = Arc::clone(&w.report);
+                let guard = report.try_lock();
+                if let Ok(mut r) = guard {
+                    fill_report(&mut r, &mut w, &stats);
+                }
             }
         }
         if received == 0 {
@@ -227,26 +297,156 @@ pub fn run(mut w: WorkerSetup) {
     // Last report: wait for the lock so the final counters are never lost.
     let report = Arc::clone(&w.report);
     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+    fill_report(&mut r, &mut w, &stats);
+}
+
+fn fill_report(r: &mut WorkerReport, w: &mut WorkerSetup, stats: &LoopStats) {
     r.counters.clone_from(w.pipeline.counters());
     r.retired.extend(w.pipeline.take_retired());
-    r.tx_refused = tx_refused;
-    r.host_overflow = host_overflow;
+    r.tx_refused = stats.tx_refused;
+    r.host_overflow = stats.host_overflow;
+    r.handed_off = stats.handed_off;
+    r.handoff_overflow = stats.handoff_overflow;
+    r.held = stats.held;
+    r.hold_expired = stats.hold_expired;
+    r.generation = w.tables.generation();
+}
+
+/// Runs one burst through the fast path and acts on every verdict; empties `burst`.
+#[allow(clippy::too_many_arguments)]
+fn handle_burst(
+    w: &mut WorkerSetup,
+    handoff: &Handoff,
+    now: u64,
+    in_port: u16,
+    burst: &mut MbufBurst,
+    tx_bursts: &mut [MbufBurst],
+    stats: &mut LoopStats,
+    held: &mut Held,
+) {
+    let mut verdicts = [Verdict::Drop(DropReason::NotUdp); BURST];
+    let ctx = Context {
+        tables: &w.tables,
+        network: &w.network,
+        neighbors: &w.neighbors,
+    };
+    {
+        // Empty slices are `Default`: a fixed array of views, no allocation.
+        let mut packets: [&mut [u8]; BURST] = Default::default();
+        let mut n = 0;
+        for (view, mbuf) in packets.iter_mut().zip(burst.as_mut_slice()) {
+            *view = mbuf.data_mut();
+            n += 1;
+        }
+        w.pipeline
+            .process_burst(&ctx, now, in_port, &mut packets[..n], &mut verdicts[..n]);
+    }
+    for (mut mbuf, &verdict) in burst.drain().zip(verdicts.iter()) {
+        match verdict {
+            Verdict::Tx { port, offload } => {
+                if let Some(o) = offload {
+                    let sum = if o.ipv6 {
+                        TxChecksum::Ipv6 {
+                            udp: o.udp_checksum,
+                        }
+                    } else {
+                        TxChecksum::Ipv4 {
+                            header: o.ipv4_checksum,
+                            udp: o.udp_checksum,
+                        }
+                    };
+                    if mbuf.set_tx_checksum(sum, o.l2_len, o.l3_len).is_err() {
+                        // Header lengths beyond what the NIC takes: cannot offload, and
+                        // the checksum fields hold partial sums. Drop it.
+                        stats.tx_refused += 1;
+                        continue;
+                    }
+                }
+                enqueue(&mut w.tx, tx_bursts, port, mbuf, stats);
+            }
+            Verdict::ToHost(reason) => {
+                let msg = match reason {
+                    HostReason::Resolve { next_hop } => {
+                        // Hold the datagram (untouched) until the neighbor is known.
+                        if held.queue.len() < HOLD_CAPACITY {
+                            let deadline =
+                                now + u64::try_from(HOLD_TIME.as_nanos()).unwrap_or(u64::MAX);
+                            held.queue.push_back((deadline, mbuf));
+                            stats.held += 1;
+                        } else {
+                            stats.hold_expired += 1;
+                        }
+                        SlowPathMsg::Resolve {
+                            port: resolve_port(&w.network, next_hop, in_port),
+                            next_hop,
+                        }
+                    }
+                    HostReason::Reject => SlowPathMsg::Reject {
+                        port: in_port,
+                        frame: mbuf,
+                    },
+                    _ => SlowPathMsg::Frame {
+                        port: in_port,
+                        frame: mbuf,
+                    },
+                };
+                if !w.slowpath_counters.try_send(&w.slowpath, msg) {
+                    stats.host_overflow += 1;
+                }
+            }
+            Verdict::Drop(DropReason::NoReverseFlow) => {
+                // Maybe another worker's flow: the packet is untouched, pass it on.
+                let owner = reply_owner(&w.network, mbuf.data(), handoff.to.len());
+                match owner.and_then(|o| handoff.to.get(usize::from(o)).map(|tx| (o, tx))) {
+                    Some((o, tx)) if o != handoff.worker_id => match tx.try_send(mbuf) {
+                        Ok(()) => stats.handed_off += 1,
+                        Err(_) => stats.handoff_overflow += 1,
+                    },
+                    _ => drop(mbuf),
+                }
+            }
+            Verdict::Drop(_) => drop(mbuf),
+        }
+    }
+}
+
+/// The worker whose SNAT partition holds the destination port of a reply to an SNAT
+/// address.
+fn reply_owner(network: &Network, frame: &[u8], workers: usize) -> Option<u16> {
+    let workers = u16::try_from(workers).ok().filter(|&w| w > 1)?;
+    match pipelines::parse::parse(frame) {
+        pipelines::parse::Parsed::Udp(p) => network.snat().ports.owner(p.flow.dst_port, workers),
+        _ => None,
+    }
+}
+
+/// Queues `mbuf` for transmission on `port`, flushing the burst when it is full.
+fn enqueue(
+    txqs: &mut [TxQueue],
+    tx_bursts: &mut [MbufBurst],
+    port: u16,
+    mbuf: Mbuf,
+    stats: &mut LoopStats,
+) {
+    let (Some(burst), Some(txq)) = (
+        tx_bursts.get_mut(usize::from(port)),
+        txqs.get_mut(usize::from(port)),
+    ) else {
+        stats.tx_refused += 1;
+        return;
+    };
+    if burst.is_full() {
+        stats.tx_refused += flush(txq, burst);
+    }
+    if burst.push(mbuf).is_err() {
+        stats.tx_refused += 1;
+    }
 }
 
 /// Transmits a burst; frees and counts what the queue refused.
 fn flush(txq: &mut TxQueue, burst: &mut MbufBurst) -> u64 {
     txq.tx_burst(burst);
     burst.free_all() as u64
-}
-
-fn publish(w: &mut WorkerSetup, tx_refused: u64, host_overflow: u64) {
-    if let Ok(mut r) = w.report.try_lock() {
-        r.counters.clone_from(w.pipeline.counters());
-        r.retired.extend(w.pipeline.take_retired());
-        r.tx_refused = tx_refused;
-        r.host_overflow = host_overflow;
-        r.generation = w.tables.generation();
-    }
 }
 
 /// The port a next hop is resolved on: where the routing table sends it.

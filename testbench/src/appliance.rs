@@ -128,9 +128,26 @@ impl<'t> Appliance<'t> {
         let process = topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], "udplb.log")?;
         let mut app = Appliance { topo, process, dir };
         topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
-        app.wait_ready(Duration::from_secs(60))?;
+        // As soon as the port has started (and taken its MAC), give the kernel side of the
+        // TAP its own MAC, before the slow path's first neighbor probes go out.
+        app.wait_log("driver net_tap", Duration::from_secs(60))?;
         topo.detach_tap_mac(topo.tap_name())?;
+        app.wait_ready(Duration::from_secs(60))?;
         Ok(app)
+    }
+
+    fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        while !self.process.log().contains(needle) {
+            if !self.process.is_running() || start.elapsed() > timeout {
+                return Err(Error::invalid(
+                    "udplb",
+                    format!("no {needle:?} in its log:\n{}", self.process.log()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {

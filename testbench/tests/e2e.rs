@@ -809,18 +809,3 @@ fn file_reload_sighup_and_status_command() {
         "{text}"
     );
 }
-
-#[test]
-#[ignore = "manual debugging aid"]
-fn zz_hold_for_debugging() {
-    let topo = topology(3);
-    let _dns = start_dnsmasq(&topo);
-    let app = Appliance::start(&topo, &ApplianceOptions::new(dns_example())).expect("udplb starts");
-    println!(
-        "HOLD namespaces {:?} tap {}",
-        topo.namespaces(),
-        topo.tap_name()
-    );
-    std::thread::sleep(Duration::from_secs(150));
-    println!("{}", nonzero_metrics(&app));
-}
