@@ -78,7 +78,6 @@ fn main() -> ExitCode {
         Command::Run { config } => match appliance::run::run_from_file(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                log::error!("{e:#}");
                 eprintln!("udplb: {e}");
                 ExitCode::FAILURE
             }
