@@ -39,17 +39,7 @@ pub fn read_manifest_dir(dir: &Path) -> Result<String> {
 pub fn run(manifest_dir: &Path, queries: u16) -> Result<()> {
     let topo = Topology::builder().clients(1).backends(3).build()?;
     println!("== topology (namespaces: {})", topo.namespaces().join(", "));
-    let _dns: Vec<Dnsmasq> = topo
-        .backends()
-        .iter()
-        .map(|b| {
-            Dnsmasq::start(
-                b,
-                DNS_PORT,
-                &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
-            )
-        })
-        .collect::<Result<_>>()?;
+    let _dns = Dnsmasq::start_on_backends(&topo, DNS_PORT)?;
     println!(
         "== dnsmasq on {} backends; starting udplb on TAP {}",
         topo.backends().len(),

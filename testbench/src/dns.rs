@@ -69,6 +69,24 @@ impl Dnsmasq {
         })
     }
 
+    /// Starts one on `port` of every backend of `topo`, logging to
+    /// `dnsmasq-<backend>.log` in the run directory.
+    ///
+    /// # Errors
+    /// As [`Dnsmasq::start`].
+    pub fn start_on_backends(topo: &crate::topology::Topology, port: u16) -> Result<Vec<Dnsmasq>> {
+        topo.backends()
+            .iter()
+            .map(|b| {
+                Dnsmasq::start(
+                    b,
+                    port,
+                    &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
+                )
+            })
+            .collect()
+    }
+
     /// The backend name it answers with.
     pub fn backend(&self) -> &str {
         &self.backend

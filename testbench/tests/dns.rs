@@ -11,17 +11,7 @@ use testbench::dns::{DNS_PORT, WHOAMI};
 use testbench::{dig, skip_unless_root, DigQuery, DigReply, Dnsmasq, Topology};
 
 fn start_all(topo: &Topology) -> Vec<Dnsmasq> {
-    topo.backends()
-        .iter()
-        .map(|b| {
-            Dnsmasq::start(
-                b,
-                DNS_PORT,
-                &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
-            )
-            .expect("dnsmasq starts")
-        })
-        .collect()
+    Dnsmasq::start_on_backends(topo, DNS_PORT).expect("dnsmasq starts")
 }
 
 #[test]

@@ -87,17 +87,7 @@ fn dns_example() -> String {
 }
 
 fn start_dnsmasq(topo: &Topology) -> Vec<Dnsmasq> {
-    topo.backends()
-        .iter()
-        .map(|b| {
-            Dnsmasq::start(
-                b,
-                DNS_PORT,
-                &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
-            )
-            .expect("dnsmasq starts")
-        })
-        .collect()
+    Dnsmasq::start_on_backends(topo, DNS_PORT).expect("dnsmasq starts")
 }
 
 /// dig through the VIP until it answers (the first datagram to a backend may be spent on
