@@ -29,6 +29,7 @@
 
 pub mod addressing;
 pub mod appliance;
+pub mod bench;
 pub mod cleanup;
 pub mod demo;
 pub mod dns;

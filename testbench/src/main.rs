@@ -5,6 +5,7 @@
 //! testbench loadgen --target 198.18.0.10:7000 --source 198.19.0.100 --flows 100 --count 10
 //! testbench stats --server 198.18.1.11:7000
 //! testbench cleanup
+//! testbench bench-peers --out docs/benchmarks
 //! ```
 #![forbid(unsafe_code)]
 
@@ -52,6 +53,23 @@ enum Cmd {
     },
     /// Removes namespaces and directories left by testbench runs whose process died.
     Cleanup,
+    /// Benchmarks udplb side by side with nginx, nftables and dnsdist; writes RESULTS.md,
+    /// results.json and plots into `--out` (what `scripts/bench-peers` runs).
+    BenchPeers {
+        /// Output directory (holds plot.py).
+        #[arg(long, default_value = "docs/benchmarks")]
+        out: std::path::PathBuf,
+        /// udplb manifests for the DNS workload.
+        #[arg(long, default_value = "config/examples/dns")]
+        dns_manifests: std::path::PathBuf,
+    },
+    /// Closed-loop request/response client of bench-peers (prints a JSON report).
+    #[command(hide = true)]
+    BenchRr {
+        /// The configuration (`testbench::bench::RrConfig`) as JSON.
+        #[arg(long)]
+        config_json: String,
+    },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
     Demo {
@@ -162,6 +180,23 @@ fn run(cli: Cli) -> Result<()> {
             let stats = echo::query_stats(server, Duration::from_millis(timeout_ms))?;
             let json = serde_json::to_string_pretty(&stats)
                 .map_err(|e| Error::invalid("echo stats", e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
+        Cmd::BenchPeers { out, dns_manifests } => {
+            let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+            testbench::bench::run(&testbench::bench::BenchOptions {
+                out,
+                tools,
+                dns_manifests,
+            })
+        }
+        Cmd::BenchRr { config_json } => {
+            let config: testbench::bench::RrConfig = serde_json::from_str(&config_json)
+                .map_err(|e| Error::invalid("bench-rr --config-json", e.to_string()))?;
+            let report = testbench::bench::rr(&config)?;
+            let json = serde_json::to_string(&report)
+                .map_err(|e| Error::invalid("bench-rr report", e.to_string()))?;
             println!("{json}");
             Ok(())
         }
