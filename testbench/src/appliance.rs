@@ -25,6 +25,10 @@ pub struct ApplianceOptions {
     pub idle_timeout: String,
     /// New flows per second per worker before the flood guard engages (0: no guard).
     pub new_flow_rate_limit: u32,
+    /// The DPDK device of the appliance's port; `None` (the default) is the topology's
+    /// TAP (`net_tap0,iface=<topology TAP>`), which [`Appliance::start`] bridges. Any
+    /// other device (e.g. `net_virtio_user0,path=<socket>`) is the caller's to connect.
+    pub device: Option<String>,
 }
 
 impl ApplianceOptions {
@@ -36,7 +40,22 @@ impl ApplianceOptions {
             extra_settings: String::new(),
             idle_timeout: "30s".into(),
             new_flow_rate_limit: 0,
+            device: None,
         }
+    }
+
+    /// The port's DPDK device (vdev args or PCI address): the override, else the TAP.
+    pub fn device(&self, topo: &Topology) -> String {
+        self.device
+            .clone()
+            .unwrap_or_else(|| format!("net_tap0,iface={}", topo.tap_name()))
+    }
+
+    /// Whether the port is a DPDK `net_tap` that the testbench bridges itself.
+    pub fn is_tap(&self) -> bool {
+        self.device
+            .as_deref()
+            .is_none_or(|d| d.starts_with("net_tap"))
     }
 }
 
@@ -72,14 +91,16 @@ pub fn udplb_binary() -> Result<PathBuf> {
     }
 }
 
-/// The `appliance.yaml` the bench uses: one TAP port with the topology's gateway
-/// addresses, the VIP subnet's SNAT addresses, one worker.
+/// The `appliance.yaml` the bench uses: one port (the topology's TAP unless
+/// [`ApplianceOptions::device`] says otherwise) with the topology's gateway addresses, the
+/// VIP subnet's SNAT addresses, one worker.
 pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let a = topo.addressing();
     let mut s = String::new();
     let _ = writeln!(s, "ports:");
-    let _ = writeln!(s, "  - name: tap0");
-    let _ = writeln!(s, "    device: net_tap0,iface={}", topo.tap_name());
+    let name = if opts.is_tap() { "tap0" } else { "port0" };
+    let _ = writeln!(s, "  - name: {name}");
+    let _ = writeln!(s, "    device: \"{}\"", opts.device(topo));
     let _ = writeln!(s, "    addresses:");
     for addr in a.appliance_addrs() {
         let _ = writeln!(s, "      - \"{}/{}\"", addr.addr, addr.prefix_len);
@@ -110,7 +131,7 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
 
 impl<'t> Appliance<'t> {
     /// Writes the settings and manifests, starts udplb in the lb namespace, bridges its
-    /// TAP and waits until it reports ready and answers ARP for its gateway address.
+    /// TAP (only when the port is the default TAP) and waits until it reports ready.
     ///
     /// # Errors
     /// udplb is missing, exits, or does not become ready within 60 s.
@@ -127,11 +148,13 @@ impl<'t> Appliance<'t> {
         let settings_arg = settings.to_string_lossy().into_owned();
         let process = topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], "udplb.log")?;
         let mut app = Appliance { topo, process, dir };
-        topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
-        // As soon as the port has started (and taken its MAC), give the kernel side of the
-        // TAP its own MAC, before the slow path's first neighbor probes go out.
-        app.wait_log("driver net_tap", Duration::from_secs(60))?;
-        topo.detach_tap_mac(topo.tap_name())?;
+        if opts.is_tap() {
+            topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
+            // As soon as the port has started (and taken its MAC), give the kernel side of
+            // the TAP its own MAC, before the slow path's first neighbor probes go out.
+            app.wait_log("driver net_tap", Duration::from_secs(60))?;
+            topo.detach_tap_mac(topo.tap_name())?;
+        }
         app.wait_ready(Duration::from_secs(60))?;
         Ok(app)
     }
@@ -265,5 +288,15 @@ mod tests {
         assert_eq!(sum_metric(text, "udplb_drops_total"), 7);
         assert_eq!(sum_metric(text, "udplb_drops_total{reason=\"b\"}"), 4);
         assert_eq!(sum_metric(text, "udplb_y"), 0);
+    }
+
+    #[test]
+    fn only_tap_devices_are_bridged_by_start() {
+        let mut opts = ApplianceOptions::new("");
+        assert!(opts.is_tap(), "the default port is the topology's TAP");
+        opts.device = Some("net_tap0,iface=other".into());
+        assert!(opts.is_tap());
+        opts.device = Some("net_virtio_user0,path=/tmp/x.sock,queues=1".into());
+        assert!(!opts.is_tap());
     }
 }

@@ -1,0 +1,232 @@
+//! End-to-end over virtio: udplb on a DPDK `net_virtio_user` port, the way it runs in a VM
+//! with a virtio NIC. The host side of the NIC is another DPDK process, `dpdk-testpmd`,
+//! with a `net_vhost` port (vhost-user server) forwarding frames unchanged (`io`) to and
+//! from a `net_tap` port bridged into the topology:
+//!
+//! ```text
+//!  client ns ─ br0 ─ TAP ═ testpmd [net_tap0 ⇄ net_vhost0] ═ vhost.sock ═ udplb [net_virtio_user0]
+//!  backends  ─┘        (io forwarding, paired ports)           (unix socket)
+//! ```
+//!
+//! Start order: testpmd first, since its vhost port is the server and creates the socket;
+//! udplb's virtio_user connects to it while probing its port and fails if it is absent.
+//! Both run with `--no-huge`: since DPDK 19.02 no-huge memory is memfd-backed, so the
+//! vhost side can map what virtio_user shares, and no hugepage has to be reserved.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use testbench::appliance::{Appliance, ApplianceOptions};
+use testbench::{dig, exec, skip_unless_root, DigQuery, Dnsmasq, Process, Topology};
+
+const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
+
+/// Longest path a unix socket address holds (`sun_path`, including the final NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// dpdk-testpmd as the vhost-user peer; on drop it is killed and its socket and DPDK
+/// runtime directories are removed (also when the test panics).
+struct VhostPeer {
+    testpmd: Process,
+    socket: PathBuf,
+    runtime_dirs: Vec<PathBuf>,
+}
+
+impl VhostPeer {
+    /// Starts testpmd in the lb namespace with a vhost-user server on `socket` and a TAP
+    /// named after the topology, bridges the TAP, and waits until it forwards.
+    fn start(topo: &Topology, socket: &Path) -> VhostPeer {
+        let sock = socket.to_string_lossy().into_owned();
+        assert!(
+            sock.len() <= MAX_SOCKET_PATH,
+            "vhost-user socket path {sock} is longer than {MAX_SOCKET_PATH} bytes"
+        );
+        let prefix = format!("{}-vhost", topo.id().stem());
+        let vhost = format!("net_vhost0,iface={sock},client=0,queues=1");
+        let tap = format!("net_tap0,iface={}", topo.tap_name());
+        let testpmd = topo
+            .spawn_in_lb(
+                TESTPMD,
+                &[
+                    // Forwarding on lcore 0, so it does not share a CPU with udplb's
+                    // worker (lcore 1); the main lcore only prints statistics.
+                    "-l",
+                    "0-1",
+                    "--main-lcore",
+                    "1",
+                    "--no-huge",
+                    "-m",
+                    "256",
+                    "--no-shconf",
+                    "--no-pci",
+                    "--file-prefix",
+                    &prefix,
+                    "--log-level=lib.eal:error",
+                    "--vdev",
+                    &vhost,
+                    "--vdev",
+                    &tap,
+                    "--",
+                    "--forward-mode=io",
+                    "--port-topology=paired",
+                    "--total-num-mbufs=8192",
+                    "--stats-period=1",
+                ],
+                "testpmd.log",
+            )
+            .expect("testpmd starts");
+        let peer = VhostPeer {
+            testpmd,
+            socket: socket.to_owned(),
+            runtime_dirs: vec![
+                Path::new("/var/run/dpdk").join(&prefix),
+                // udplb's own (testbench::appliance::settings_yaml names it after the TAP).
+                Path::new("/var/run/dpdk").join(format!("udplb-{}", topo.tap_name())),
+            ],
+        };
+        exec::wait_for("the vhost-user socket", Duration::from_secs(30), || {
+            Ok(socket.exists().then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
+        topo.attach_tap(topo.tap_name(), Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
+        // The first statistics block means both ports have started, so net_tap has given
+        // the kernel side its MAC: replace it, or the bridge would keep frames for it.
+        exec::wait_for("testpmd to forward", Duration::from_secs(30), || {
+            Ok(peer.testpmd.log().contains("Port statistics").then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
+        topo.detach_tap_mac(topo.tap_name())
+            .expect("TAP gets its own MAC");
+        peer
+    }
+
+    fn log(&self) -> String {
+        self.testpmd.log()
+    }
+}
+
+impl Drop for VhostPeer {
+    fn drop(&mut self) {
+        self.testpmd.kill();
+        let _ = std::fs::remove_file(&self.socket);
+        for dir in &self.runtime_dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The largest figure testpmd has printed after `label` (e.g. `TX-packets:`).
+fn max_counter(log: &str, label: &str) -> u64 {
+    log.split(label)
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn dns_example() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dns");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("config/examples/dns")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("example manifest"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+#[test]
+fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
+    if skip_unless_root("dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer") {
+        return;
+    }
+    if !Path::new(TESTPMD).exists() {
+        eprintln!("skipping: {TESTPMD} is not installed (package dpdk-dev; scripts/setup)");
+        return;
+    }
+    let topo = Topology::builder()
+        .clients(1)
+        .backends(3)
+        .build()
+        .expect("topology builds");
+    let _dns = Dnsmasq::start_on_backends(&topo, testbench::dns::DNS_PORT).expect("dnsmasq");
+    let socket = topo.run_dir().join("vhost.sock");
+    let peer = VhostPeer::start(&topo, &socket);
+
+    let mut opts = ApplianceOptions::new(dns_example());
+    opts.device = Some(format!(
+        "net_virtio_user0,path={},queues=1",
+        socket.display()
+    ));
+    let app = Appliance::start(&topo, &opts)
+        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.log()));
+    assert!(
+        app.log().contains("driver net_virtio_user"),
+        "udplb's port is not virtio_user:\n{}",
+        app.log()
+    );
+
+    let client = topo.client(0);
+    let vips: [IpAddr; 2] = [
+        topo.addressing().vip_v4.into(),
+        topo.addressing().vip_v6.into(),
+    ];
+    let mut seen = BTreeSet::new();
+    for vip in vips {
+        let src: IpAddr = if vip.is_ipv4() {
+            client.ipv4().into()
+        } else {
+            client.ipv6().into()
+        };
+        for i in 0..12u16 {
+            let q = DigQuery::whoami(vip).source(SocketAddr::new(src, 21000 + i));
+            // The first datagram towards a backend may wait for neighbor resolution.
+            let answer = (0..10).find_map(|_| {
+                dig(client.ns(), &q)
+                    .expect("dig runs")
+                    .txt()
+                    .map(str::to_owned)
+            });
+            let answer = answer.unwrap_or_else(|| {
+                panic!(
+                    "no answer from {vip} via virtio\nudplb log:\n{}\ntestpmd log:\n{}",
+                    app.log(),
+                    peer.log()
+                )
+            });
+            seen.insert(answer);
+        }
+    }
+    assert!(
+        seen.len() >= 2,
+        "answers should spread over the backends, got {seen:?}"
+    );
+    // Every query and answer crossed testpmd. It prints its counters once a second, so
+    // wait (bounded) for a block printed after the last answer.
+    exec::wait_for(
+        "testpmd to count 24 forwarded frames",
+        Duration::from_secs(10),
+        || Ok((max_counter(&peer.log(), "TX-packets:") >= 24).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.log()));
+
+    let (status, log) = app.stop().expect("udplb stops");
+    assert!(status.success(), "udplb exit {status:?}:\n{log}");
+    assert!(log.contains("0 mbufs outstanding"), "{log}");
+    drop(peer);
+    assert!(!socket.exists(), "vhost-user socket left behind");
+}
+
+#[test]
+fn counter_parsing() {
+    let log = "  TX-packets: 3   TX-errors: 0\n  TX-packets: 41    TX-errors: 0\n";
+    assert_eq!(max_counter(log, "TX-packets:"), 41);
+    assert_eq!(max_counter("nothing", "TX-packets:"), 0);
+}
