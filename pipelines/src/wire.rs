@@ -127,6 +127,7 @@ mod ipv4_field {
     use super::Field;
     pub(super) const VER_IHL: usize = 0;
     pub(super) const TOTAL_LEN: Field = 2..4;
+    pub(super) const FLAGS_FRAGMENT: Field = 6..8;
     pub(super) const TTL: usize = 8;
     pub(super) const PROTOCOL: usize = 9;
     pub(super) const TTL_PROTO: Field = 8..10;
@@ -148,6 +149,16 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
             return Err(Truncated);
         }
         Ok(Self { buf })
+    }
+
+    /// Version field (4 for a well-formed header).
+    pub fn version(&self) -> u8 {
+        self.buf.as_ref()[ipv4_field::VER_IHL] >> 4
+    }
+
+    /// Flags and fragment offset (16 bits); `& 0x3fff != 0` means a fragment.
+    pub fn flags_fragment(&self) -> u16 {
+        read_u16(self.buf.as_ref(), ipv4_field::FLAGS_FRAGMENT)
     }
 
     /// Header length in bytes (IHL × 4).
@@ -263,7 +274,9 @@ pub struct Ipv6<T> {
 
 mod ipv6_field {
     use super::Field;
+    pub(super) const VERSION: usize = 0;
     pub(super) const PAYLOAD_LEN: Field = 4..6;
+    pub(super) const NEXT_HEADER: usize = 6;
     pub(super) const HOP_LIMIT: usize = 7;
     pub(super) const SRC: Field = 8..24;
     pub(super) const DST: Field = 24..40;
@@ -284,9 +297,19 @@ impl<T: AsRef<[u8]>> Ipv6<T> {
         Ok(Self { buf })
     }
 
+    /// Version field (6 for a well-formed header).
+    pub fn version(&self) -> u8 {
+        self.buf.as_ref()[ipv6_field::VERSION] >> 4
+    }
+
     /// Payload length field.
     pub fn payload_len(&self) -> u16 {
         read_u16(self.buf.as_ref(), ipv6_field::PAYLOAD_LEN)
+    }
+
+    /// Next header (the protocol of the payload when there are no extension headers).
+    pub fn next_header(&self) -> u8 {
+        self.buf.as_ref()[ipv6_field::NEXT_HEADER]
     }
 
     /// Hop limit.
