@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
+use testbench::demo::read_manifest_dir;
 use testbench::{dig, exec, skip_unless_root, DigQuery, Dnsmasq, Process, Topology};
 
 const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
@@ -128,20 +129,6 @@ fn max_counter(log: &str, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn dns_example() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dns");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("config/examples/dns")
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).expect("example manifest"))
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
-
 #[test]
 fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
     if skip_unless_root("dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer") {
@@ -160,7 +147,9 @@ fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
     let socket = topo.run_dir().join("vhost.sock");
     let peer = VhostPeer::start(&topo, &socket);
 
-    let mut opts = ApplianceOptions::new(dns_example());
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/dns");
+    let manifests = read_manifest_dir(&examples).expect("config/examples/dns");
+    let mut opts = ApplianceOptions::new(manifests);
     opts.device = Some(format!(
         "net_virtio_user0,path={},queues=1",
         socket.display()
