@@ -268,6 +268,18 @@ impl<'t> Appliance<'t> {
     }
 }
 
+impl Drop for Appliance<'_> {
+    fn drop(&mut self) {
+        // EAL makes /var/run/dpdk/<file-prefix> even with --no-shconf: leave nothing behind.
+        let _ = std::fs::remove_dir_all(runtime_dir(self.topo));
+    }
+}
+
+/// The DPDK runtime directory of the udplb that `settings_yaml` configures.
+fn runtime_dir(topo: &Topology) -> PathBuf {
+    PathBuf::from(format!("/var/run/dpdk/udplb-{}", topo.tap_name()))
+}
+
 /// Sums the values of the metric lines starting with `prefix`.
 pub fn sum_metric(text: &str, prefix: &str) -> u64 {
     text.lines()
