@@ -125,6 +125,69 @@ pub struct Worker {
     guard: NewFlowGuard,
     counters: Counters,
     retired: Vec<EntityCounters>,
+    hops: HopCache,
+}
+
+/// A resolved destination: out port, MACs and the port's offloads.
+#[derive(Clone, Copy, Debug)]
+struct Hop {
+    dst: IpAddr,
+    port: u16,
+    dst_mac: Mac,
+    src_mac: Mac,
+    caps: ChecksumCaps,
+}
+
+/// Destinations resolved during the current burst (route + port + neighbor), so a burst
+/// to a few backends or clients resolves each once. Cleared at every burst start: the
+/// [`Context`] (network, neighbors) is only fixed for one burst. Direct-mapped by the
+/// address's last byte; only successful resolutions are kept, so every other verdict
+/// is produced exactly as without the cache.
+#[derive(Clone, Copy, Debug, Default)]
+struct HopCache {
+    entries: [Option<Hop>; HOP_CACHE_SLOTS],
+}
+
+const HOP_CACHE_SLOTS: usize = 8;
+
+impl HopCache {
+    #[inline]
+    fn slot(dst: IpAddr) -> usize {
+        let last = match dst {
+            IpAddr::V4(a) => a.octets()[3],
+            IpAddr::V6(a) => a.octets()[15],
+        };
+        usize::from(last) % HOP_CACHE_SLOTS
+    }
+
+    /// The hop to `dst`, resolving it on a miss; `Err` is the verdict when it cannot be.
+    #[inline]
+    fn resolve(&mut self, ctx: &Context<'_>, dst: IpAddr) -> Result<Hop, Verdict> {
+        let slot = &mut self.entries[Self::slot(dst)];
+        if let Some(h) = slot {
+            if h.dst == dst {
+                return Ok(*h);
+            }
+        }
+        let Some(NextHop { port, via }) = ctx.network.route(dst) else {
+            return Err(Verdict::Drop(DropReason::Unroutable));
+        };
+        let Some(out) = ctx.network.ports().get(usize::from(port)) else {
+            return Err(Verdict::Drop(DropReason::Unroutable));
+        };
+        let Some(mac) = ctx.neighbors.lookup(via) else {
+            return Err(Verdict::ToHost(HostReason::Resolve { next_hop: via }));
+        };
+        let h = Hop {
+            dst,
+            port,
+            dst_mac: mac,
+            src_mac: out.mac,
+            caps: out.checksum,
+        };
+        *slot = Some(h);
+        Ok(h)
+    }
 }
 
 /// The new addresses and ports of a rewritten datagram.
@@ -234,6 +297,7 @@ impl Worker {
             guard: NewFlowGuard::new(params.new_flow_rate_limit),
             counters,
             retired: Vec::new(),
+            hops: HopCache::default(),
         })
     }
 
@@ -280,6 +344,7 @@ impl Worker {
 
     fn begin(&mut self, ctx: &Context<'_>) {
         self.adopt(ctx.tables);
+        self.hops = HopCache::default();
         let n = ctx.network;
         self.snat = SnatAddrs {
             v4: n.snat_addr(false).map(ip16).unwrap_or_default(),
@@ -587,7 +652,7 @@ impl Worker {
                 dst_port: b.addr.port(),
             }
         };
-        let v = transmit(ctx, pkt, p, &rw);
+        let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
             let len = pkt.len() as u64;
             let e = &mut self.counters.entities;
@@ -709,7 +774,7 @@ impl Worker {
             dst: ip_from16(&f.client, v6),
             dst_port: f.client_port,
         };
-        let v = transmit(ctx, pkt, p, &rw);
+        let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
             self.flows.get_mut(fi).expires = now.saturating_add(u64::from(f.idle_ms) * 1_000_000);
             self.count_reply(ctx.tables, &f, rw.src, pkt.len() as u64);
@@ -770,18 +835,22 @@ fn release(snat4: &mut SnatPorts, snat6: &mut SnatPorts, expired: &mut u64, f: &
 
 /// Routes, resolves and rewrites a datagram to `rw`; the packet is modified only when the
 /// verdict is `Tx`.
-fn transmit(ctx: &Context<'_>, pkt: &mut [u8], p: &ParsedUdp, rw: &Rewrite) -> Verdict {
-    let Some(NextHop { port, via }) = ctx.network.route(rw.dst) else {
-        return Verdict::Drop(DropReason::Unroutable);
+fn transmit(
+    ctx: &Context<'_>,
+    hops: &mut HopCache,
+    pkt: &mut [u8],
+    p: &ParsedUdp,
+    rw: &Rewrite,
+) -> Verdict {
+    let hop = match hops.resolve(ctx, rw.dst) {
+        Ok(h) => h,
+        Err(v) => return v,
     };
-    let Some(out) = ctx.network.ports().get(usize::from(port)) else {
-        return Verdict::Drop(DropReason::Unroutable);
-    };
-    let Some(mac) = ctx.neighbors.lookup(via) else {
-        return Verdict::ToHost(HostReason::Resolve { next_hop: via });
-    };
-    match rewrite(pkt, p, rw, mac, out.mac, out.checksum) {
-        Some(offload) => Verdict::Tx { port, offload },
+    match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, hop.caps) {
+        Some(offload) => Verdict::Tx {
+            port: hop.port,
+            offload,
+        },
         // Unreachable after a successful parse; never panic on it.
         None => Verdict::Drop(DropReason::TruncatedIp),
     }
@@ -898,4 +967,40 @@ fn rewrite(
     eth.set_dst(dst_mac);
     eth.set_src(src_mac);
     Some(offload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::DataplaneParams;
+    use crate::testkit;
+
+    #[test]
+    fn hop_cache_keeps_colliding_destinations_apart() {
+        let tables = Tables::build(&testkit::config(), &DataplaneParams::default()).unwrap();
+        let network = testkit::network(false);
+        let neighbors = testkit::neighbors(9);
+        let ctx = Context {
+            tables: &tables,
+            network: &network,
+            neighbors: &neighbors,
+        };
+        let mut hops = HopCache::default();
+        // .1 and .9 share a slot; each must get its own MAC, hit or miss.
+        let (a, b) = (testkit::backend4(1).ip(), testkit::backend4(9).ip());
+        assert_eq!(HopCache::slot(a), HopCache::slot(b));
+        for dst in [a, b, a, a, b] {
+            let hop = hops.resolve(&ctx, dst).unwrap();
+            assert_eq!(Some(hop.dst_mac), neighbors.lookup(dst));
+            assert_eq!(hop.dst, dst);
+        }
+        // Failures are not cached: an unresolved next hop stays unresolved.
+        let unknown: IpAddr = "198.18.1.200".parse().unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                hops.resolve(&ctx, unknown),
+                Err(Verdict::ToHost(HostReason::Resolve { .. }))
+            ));
+        }
+    }
 }
