@@ -8,7 +8,8 @@
 //! ## Layers, bottom up
 //! - [`wire`]: named-field views for in-place rewrites; [`checksum`]: RFC 1071 sums and
 //!   RFC 1624 incremental updates.
-//! - [`parse`]: etherparse checks a frame once and it is reduced to a `Copy`
+//! - [`parse`]: a frame is checked once (a narrow reader for the common shape,
+//!   etherparse for everything else) and reduced to a `Copy`
 //!   [`parse::ParsedUdp`] (Ethernet II, ≤ 2 VLAN tags, IPv4 with options, IPv6 extension
 //!   headers, UDP); the IPv4 header checksum is verified, UDP checksums are not,
 //!   fragments are dropped.
