@@ -193,6 +193,22 @@ pub struct Results {
     pub failures: Vec<String>,
 }
 
+/// Redraws the plots and rewrites RESULTS.md from `out/results.json` of an earlier run
+/// (no measurement).
+///
+/// # Errors
+/// The file cannot be read or parsed, or the outputs cannot be written.
+pub fn render(out: &Path) -> Result<()> {
+    let path = out.join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let results: Results = serde_json::from_str(&text).map_err(|e| Error::Parse {
+        tool: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    write_outputs(out, &results)
+}
+
 /// Options of `testbench bench-peers`.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -1159,6 +1175,24 @@ fn write_outputs(out: &Path, r: &Results) -> Result<()> {
     Ok(())
 }
 
+/// A ladder's maximum, `(gen)` when the generator bound it, or what the lowest step lost.
+fn ladder_cell(l: &Ladder) -> String {
+    match (l.max_pps, l.steps.first()) {
+        (Some(max), _) => format!(
+            "{}{}",
+            fmt_k(Some(max)),
+            if l.generator_bound { " (gen)" } else { "" }
+        ),
+        (None, Some(first)) => format!(
+            "< {} ({:.2} % lost at {})",
+            fmt_k(first.offered_pps),
+            first.loss * 100.0,
+            fmt_k(first.offered_pps)
+        ),
+        (None, None) => "—".into(),
+    }
+}
+
 fn fmt_k(v: Option<f64>) -> String {
     v.map_or("—".into(), |v| format!("{:.0}k", v / 1000.0))
 }
@@ -1211,24 +1245,13 @@ Backends run our echo server (throughput: counting sink; latency: echo) on UDP {
     }
     let _ = writeln!(
         s,
-        " CPU s/Mpkt (64B few) | RSS growth, {MANY_FLOWS} flows |"
+        " CPU s/Mpkt (64B few) | RSS growth, {MANY_FLOWS} flows (→ per 1M flows) |"
     );
     let _ = writeln!(s, "|---|{}---|---|", "---|".repeat(cases.len()));
     for p in echo_peers {
         let _ = write!(s, "| {} |", p.label());
         for c in cases {
-            let cell = match ladder_of(p, c) {
-                Some(l) => format!(
-                    "{}{}",
-                    fmt_k(l.max_pps),
-                    if l.generator_bound && l.max_pps.is_some() {
-                        " (gen)"
-                    } else {
-                        ""
-                    }
-                ),
-                None => "failed".into(),
-            };
+            let cell = ladder_of(p, c).map_or_else(|| "failed".into(), ladder_cell);
             let _ = write!(s, " {cell} |");
         }
         let cpu = ladder_of(p, "64B few")
@@ -1367,7 +1390,7 @@ Backends run our echo server (throughput: counting sink; latency: echo) on UDP {
 /// Fixed remarks on what the figures mean; RESULTS.md carries them verbatim.
 const NOTES: &str = r"
 - **Where udplb is not ahead, the usual reason is the port, not the fast path.** udplb reaches the namespaces through DPDK `net_tap`: every packet crosses a TAP file descriptor (a system call per burst, a copy each way) and the kernel bridge. The criterion figures of the fast path alone (`scripts/bench-fastpath`) are in the tens of Mpps per core; here the TAP, the kernel veths and the 2 shared vCPUs bound everyone. The kernel peers (nftables, nginx) ride the same veth path without the TAP hop. On a NIC with a real PMD the comparison would differ; this run cannot show it.
-- **udplb sits at the DPDK `net_tap` ceiling of this machine**: testpmd, which does nothing but move packets, forwards about as much as udplb through the same kind of port fed by the same generator (see the fraction above). Its losses start where the TAP's do; the kernel peers never cross a TAP.
+- **udplb sits at the DPDK `net_tap` ceiling of this machine**: testpmd, which does nothing but move packets, forwards about as much as udplb through the same kind of port fed by the same generator (see the fraction above; both cross the TAP twice per packet, and a fraction above 1 only says the two are within this shared machine's run-to-run noise). udplb's losses start where the TAP's do; the kernel peers never cross a TAP. testpmd `txonly` shows what the port can write into the kernel when nothing has to be read from it.
 - udplb's worker polls (`idle_backoff_us: 0`, the appliance's default): it holds one of the 2 vCPUs at 100 %, leaving the other to the generator, the servers and every softirq; the kernel peers share both. Its latency tail on this machine comes from that contention.
 - udplb's worker polls: its CPU per packet includes idle polling, so at low rates it is high by construction; it is read at the max step.
 - nftables does its work in softirq context, attributed to no process: its CPU per packet is not measured (n/a), not zero.

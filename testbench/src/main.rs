@@ -62,6 +62,9 @@ enum Cmd {
         /// udplb manifests for the DNS workload.
         #[arg(long, default_value = "config/examples/dns")]
         dns_manifests: std::path::PathBuf,
+        /// Only redraw the plots and rewrite RESULTS.md from `--out`/results.json.
+        #[arg(long)]
+        render_only: bool,
     },
     /// Closed-loop request/response client of bench-peers (prints a JSON report).
     #[command(hide = true)]
@@ -183,7 +186,16 @@ fn run(cli: Cli) -> Result<()> {
             println!("{json}");
             Ok(())
         }
-        Cmd::BenchPeers { out, dns_manifests } => {
+        Cmd::BenchPeers {
+            out,
+            render_only: true,
+            ..
+        } => testbench::bench::render(&out),
+        Cmd::BenchPeers {
+            out,
+            dns_manifests,
+            render_only: false,
+        } => {
             let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
             testbench::bench::run(&testbench::bench::BenchOptions {
                 out,
