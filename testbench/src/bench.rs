@@ -166,6 +166,9 @@ pub struct PeerResult {
 /// The DPDK I/O ceiling on net_tap.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DpdkCeiling {
+    /// Where packets were dropped during the io ladder.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// `--forward-mode=io` fed by the generator (64 B, few flows).
     pub io: Ladder,
     /// `--forward-mode=txonly`: packets per second the port writes into the kernel.
@@ -425,6 +428,53 @@ fn start_udplb(topo: &Topology, manifests: &str) -> Result<Process> {
     })
     .map_err(|e| failed(&e.to_string(), &p))?;
     Ok(p)
+}
+
+/// Where udplb's run dropped packets: the kernel side of its TAP (the queue towards
+/// DPDK was full) and udplb's own non-zero drop counters.
+fn udplb_drops(topo: &Topology) -> Vec<String> {
+    let mut notes = vec![tap_drops(topo)];
+    let url = format!("http://{}/metrics", appliance::API);
+    if let Ok(out) = topo.lb_ns().run(
+        "curl",
+        &["-sS", "--max-time", "5", &url],
+        Duration::from_secs(10),
+    ) {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let drops: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains("drop") && !l.ends_with(" 0"))
+            .collect();
+        notes.push(if drops.is_empty() {
+            "udplb counted no drops of its own".into()
+        } else {
+            format!("udplb's own drop counters: `{}`", drops.join("`, `"))
+        });
+    }
+    notes
+}
+
+/// The TAP's kernel-side counters: `tx dropped` are frames the kernel could not queue
+/// for the DPDK reader.
+fn tap_drops(topo: &Topology) -> String {
+    let tap = topo.tap_name();
+    let stats = topo
+        .lb_ns()
+        .ip(&["-j", "-s", "link", "show", "dev", tap])
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    let get = |dir: &str, what: &str| {
+        stats
+            .as_ref()
+            .and_then(|v| v.get(0)?.get("stats64")?.get(dir)?.get(what)?.as_u64())
+            .unwrap_or(0)
+    };
+    format!(
+        "TAP {tap} (kernel side): {} frames written towards DPDK, {} dropped there (queue full); {} frames read back from DPDK",
+        get("tx", "packets"),
+        get("tx", "dropped"),
+        get("rx", "packets")
+    )
 }
 
 /// The VIP as a local address of the lb namespace (for the socket proxies).
@@ -749,6 +799,9 @@ fn bench_echo_peer(peer: Peer, tools: &Tools) -> Result<PeerResult> {
     }
     if bed.has_processes {
         result.rss_growth_kib = Some(rss_kib(topo.lb_ns()).saturating_sub(rss0));
+    }
+    if peer == Peer::Udplb {
+        result.notes = udplb_drops(&topo);
     }
 
     eprintln!(" request/response latency");
@@ -1078,6 +1131,7 @@ fn bench_testpmd(tools: &Tools) -> Result<DpdkCeiling> {
             ))
         };
         out.io = ladder(LADDER, |rate| step(&bed, tools, few(64, rate, 1.0), &count))?;
+        out.notes.push(tap_drops(&topo));
         drop(testpmd);
     }
     {
@@ -1381,6 +1435,14 @@ Backends run our echo server (throughput: counting sink; latency: echo) on UDP {
     let _ = writeln!(s, "\n## Plots\n\n![throughput vs offered load](throughput.png)\n\n![latency CDF](latency_cdf.png)\n");
     let _ = writeln!(s, "## Notes\n");
     let _ = writeln!(s, "{}", NOTES.trim());
+    for (peer, x) in &r.peers {
+        for n in &x.notes {
+            let _ = writeln!(s, "- {} in this run: {n}", peer.label());
+        }
+    }
+    for n in &r.dpdk.notes {
+        let _ = writeln!(s, "- testpmd io in this run: {n}");
+    }
     for n in notes.iter().chain(r.failures.iter()) {
         let _ = writeln!(s, "- run note: {n}");
     }
