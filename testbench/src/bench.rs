@@ -1158,6 +1158,8 @@ fn start_testpmd(topo: &Topology, mode: &str) -> Result<Process> {
             "--no-shconf",
             "--no-pci",
             "--log-level=lib.eal:error",
+            "--file-prefix",
+            &format!("udplb-bench-{}", topo.tap_name()),
             "--vdev",
             &vdev,
             "--",
