@@ -33,6 +33,15 @@ fn dpdk_net_tap_joins_the_bridge_and_receives_client_frames() {
         .build()
         .expect("topology builds");
     let vdev = format!("net_tap0,iface={}", topo.tap_name());
+    let prefix = format!("udplb-tb-{}", topo.tap_name());
+    // EAL makes its runtime directory even with --no-shconf; remove it whatever happens.
+    struct RemoveDir(String);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.0));
+        }
+    }
+    let _runtime = RemoveDir(prefix.clone());
     let testpmd = topo
         .spawn_in_lb(
             "dpdk-testpmd",
@@ -45,6 +54,8 @@ fn dpdk_net_tap_joins_the_bridge_and_receives_client_frames() {
                 "--no-shconf",
                 "--no-pci",
                 "--log-level=lib.eal:error",
+                "--file-prefix",
+                &prefix,
                 "--vdev",
                 &vdev,
                 "--",
