@@ -25,6 +25,9 @@ pub struct ApplianceOptions {
     pub idle_timeout: String,
     /// New flows per second per worker before the flood guard engages (0: no guard).
     pub new_flow_rate_limit: u32,
+    /// Worker sleep after empty polls, µs. The testbench's default of 100 spares the
+    /// shared test machine's CPUs; 0 polls without sleeping, as deployed.
+    pub idle_backoff_us: u32,
     /// The DPDK device of the appliance's port; `None` (the default) is the topology's
     /// TAP (`net_tap0,iface=<topology TAP>`), which [`Appliance::start`] bridges. Any
     /// other device (e.g. `net_virtio_user0,path=<socket>`) is the caller's to connect.
@@ -40,6 +43,7 @@ impl ApplianceOptions {
             extra_settings: String::new(),
             idle_timeout: "30s".into(),
             new_flow_rate_limit: 0,
+            idle_backoff_us: 100,
             device: None,
         }
     }
@@ -110,7 +114,8 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let _ = writeln!(s, "  ipv6: \"{}\"", a.snat_v6);
     let _ = writeln!(
         s,
-        "workers: {{lcores: [1], main_lcore: 0, idle_backoff_us: 100}}"
+        "workers: {{lcores: [1], main_lcore: 0, idle_backoff_us: {}}}",
+        opts.idle_backoff_us
     );
     let _ = writeln!(
         s,

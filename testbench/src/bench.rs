@@ -298,6 +298,7 @@ struct Bed<'t> {
     /// Whether the peer's work is done by processes in the lb namespace (CPU accounting).
     has_processes: bool,
     _procs: Vec<Process>,
+    _udplb: Option<appliance::Appliance<'t>>,
 }
 
 fn vip(topo: &Topology) -> IpAddr {
@@ -328,6 +329,7 @@ fn start_peer<'t>(peer: Peer, topo: &'t Topology, port: u16, manifests: &str) ->
         target: vec![vip_sock],
         has_processes: true,
         _procs: Vec::new(),
+        _udplb: None,
     };
     match peer {
         Peer::Direct => {
@@ -335,7 +337,13 @@ fn start_peer<'t>(peer: Peer, topo: &'t Topology, port: u16, manifests: &str) ->
             bed.has_processes = false;
         }
         Peer::Udplb => {
-            bed._procs.push(start_udplb(topo, manifests)?);
+            // The appliance's own polling default (a worker that never sleeps, as
+            // deployed), not the testbench's CPU-saving back-off, which would add up to
+            // 100 µs to every round trip at moderate rates.
+            let mut opts = ApplianceOptions::new(manifests);
+            opts.idle_timeout = format!("{IDLE_TIMEOUT_S}s");
+            opts.idle_backoff_us = 0;
+            bed._udplb = Some(appliance::Appliance::start(topo, &opts)?);
         }
         Peer::Nginx => {
             add_vip(topo)?;
@@ -395,40 +403,6 @@ fn start_peer<'t>(peer: Peer, topo: &'t Topology, port: u16, manifests: &str) ->
 /// The hard open-file limit of this machine's processes (no CAP_SYS_RESOURCE to raise
 /// it): it bounds the generator's flows and nginx's sessions.
 const NOFILE: u32 = 20_000;
-
-/// Starts udplb like [`appliance::Appliance::start`], but with the appliance's own
-/// defaults for polling (`idle_backoff_us: 0`, a worker that never sleeps, as deployed)
-/// instead of the testbench's CPU-saving 100 µs back-off, which would add up to 100 µs
-/// to every round trip at moderate rates.
-fn start_udplb(topo: &Topology, manifests: &str) -> Result<Process> {
-    let bin = appliance::udplb_binary()?;
-    let dir = topo.run_dir().join("udplb");
-    std::fs::create_dir_all(dir.join("manifests")).map_err(|e| Error::io("udplb dir", e))?;
-    std::fs::write(dir.join("manifests/all.yaml"), manifests)
-        .map_err(|e| Error::io("write manifests", e))?;
-    let mut opts = ApplianceOptions::new(manifests);
-    opts.idle_timeout = format!("{IDLE_TIMEOUT_S}s");
-    let settings =
-        appliance::settings_yaml(topo, &opts).replace("idle_backoff_us: 100", "idle_backoff_us: 0");
-    let path = dir.join("appliance.yaml");
-    std::fs::write(&path, settings).map_err(|e| Error::io("write appliance.yaml", e))?;
-    let path = path.to_string_lossy().into_owned();
-    let p = topo.spawn_in_lb(&bin, &["run", "-c", &path], "udplb.log")?;
-    topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;
-    let failed =
-        |what: &str, p: &Process| Error::invalid("udplb", format!("{what}; log:\n{}", p.log()));
-    exec::wait_for("udplb to start its port", Duration::from_secs(60), || {
-        Ok(p.log().contains("driver net_tap").then_some(()))
-    })
-    .map_err(|e| failed(&e.to_string(), &p))?;
-    // As Appliance::start: the kernel side of the TAP needs a MAC of its own.
-    topo.detach_tap_mac(topo.tap_name())?;
-    exec::wait_for("udplb to be ready", Duration::from_secs(60), || {
-        Ok(p.log().contains("udplb ready").then_some(()))
-    })
-    .map_err(|e| failed(&e.to_string(), &p))?;
-    Ok(p)
-}
 
 /// Where udplb's run dropped packets: the kernel side of its TAP (the queue towards
 /// DPDK was full) and udplb's own non-zero drop counters.
@@ -1121,6 +1095,7 @@ fn bench_testpmd(tools: &Tools) -> Result<DpdkCeiling> {
             target: vec![SocketAddr::new(topo.backend(0).ipv4().into(), ECHO_PORT)],
             has_processes: true,
             _procs: Vec::new(),
+            _udplb: None,
         };
         let log = testpmd.log_path().to_path_buf();
         let count = move || -> Result<u64> {
