@@ -139,7 +139,7 @@ impl ControlPlane {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         };
-        (plane.wiring.set_vips)(plane.vips(&tables));
+        (plane.wiring.set_vips)(plane.vips_of(&tables));
         (plane.wiring.resolve)(backend_addrs(&tables));
         Ok((plane, tables))
     }
@@ -148,7 +148,13 @@ impl ControlPlane {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn vips(&self, tables: &Tables) -> Vec<IpAddr> {
+    /// Every VIP the running configuration serves (listeners' and default VIPs), which
+    /// the slow path answers ARP, ND and ping for.
+    pub fn vips(&self) -> Vec<IpAddr> {
+        self.vips_of(&self.tables())
+    }
+
+    fn vips_of(&self, tables: &Tables) -> Vec<IpAddr> {
         let set: BTreeSet<IpAddr> = tables
             .listeners()
             .iter()
@@ -177,7 +183,7 @@ impl ControlPlane {
             // A worker that has exited no longer needs tables.
             let _ = w.send(Arc::clone(&tables));
         }
-        (self.wiring.set_vips)(self.vips(&tables));
+        (self.wiring.set_vips)(self.vips_of(&tables));
         (self.wiring.resolve)(backend_addrs(&tables));
         st.by_generation
             .insert(tables.generation(), Arc::clone(&tables));

@@ -147,7 +147,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .neighbors
         .iter()
         .map(|n| StaticNeighbor {
-            port: port_of(&network, n.ip),
+            port: worker::resolve_port(&network, n.ip, 0),
             ip: n.ip,
             mac: n.mac.0,
         })
@@ -192,6 +192,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let shared_ports: Arc<Mutex<Vec<Port>>> = Arc::new(Mutex::new(Vec::new()));
     let stats_ports_read = Arc::clone(&shared_ports);
     let sp_counters_read = Arc::clone(&sp_counters);
+    // Slow-path frames that could not be handed to a worker for transmission.
+    let sink_failed = Arc::new(AtomicUsize::new(0));
+    let sink_failed_read = Arc::clone(&sink_failed);
     let neighbor_count_read = Arc::clone(&neighbor_count);
     let wiring = Wiring {
         workers: tables_txs,
@@ -229,7 +232,12 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
                 .map(|(name, port)| port_sample(name, port))
                 .collect()
         }),
-        extra_counters: Box::new(move || sp_counters_read.named()),
+        extra_counters: Box::new(move || {
+            let mut named = sp_counters_read.named();
+            let unsent = sink_failed_read.load(Ordering::Relaxed);
+            named.push(("frames_unsent", u64::try_from(unsent).unwrap_or(u64::MAX)));
+            named
+        }),
         neighbors: Box::new(move || neighbor_count_read.load(Ordering::Relaxed)),
     };
     let dataplane = DataplaneParams {
@@ -261,7 +269,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             PortAddresses {
                 mac: port.mac_addr()?,
                 own: own[i].clone(),
-                vips: plane.tables().listeners().iter().map(|l| l.vip).collect(),
+                vips: plane.vips(),
             },
         );
     }
@@ -278,7 +286,6 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         Arc::clone(&sp_counters),
     )
     .map_err(|e| RunError::Network(e.to_string()))?;
-    let sink_failed = Arc::new(AtomicUsize::new(0));
     let (inject_tx, inject_rx) = crossbeam_channel::bounded::<(u16, Mbuf)>(1024);
     let sink = MbufSink {
         pool: pool.clone(),
@@ -483,10 +490,6 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
         },
     };
     Network::new(configs, routes, snat).map_err(|e| RunError::Network(e.to_string()))
-}
-
-fn port_of(network: &Network, ip: IpAddr) -> u16 {
-    network.route(ip).map_or(0, |h| h.port)
 }
 
 fn port_sample(name: &str, port: &Port) -> PortSample {

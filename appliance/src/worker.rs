@@ -450,7 +450,7 @@ fn flush(txq: &mut TxQueue, burst: &mut MbufBurst) -> u64 {
 }
 
 /// The port a next hop is resolved on: where the routing table sends it.
-fn resolve_port(network: &Network, next_hop: IpAddr, fallback: u16) -> u16 {
+pub(crate) fn resolve_port(network: &Network, next_hop: IpAddr, fallback: u16) -> u16 {
     network.route(next_hop).map_or(fallback, |h| h.port)
 }
 
