@@ -8,6 +8,7 @@ use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
 
 use crate::attach::{admits_namespace, route_kinds, UDP_ROUTE};
 use crate::backends::{resolve_route, route_spec, without_ready_endpoints, Resolved, WeightedRef};
+use crate::class;
 use crate::load::ObjectSet;
 use crate::model::{Gateway, Listener, UdpRoute, GATEWAY_GROUP};
 use crate::options;
@@ -42,7 +43,7 @@ impl Default for CompileParams {
 pub struct Compiled {
     /// What the data plane serves (normalized).
     pub forwarding: ForwardingConfig,
-    /// Status of every Gateway of ours and every UDPRoute.
+    /// Status of every GatewayClass and Gateway of ours and every UDPRoute.
     pub status: StatusReport,
 }
 
@@ -124,6 +125,7 @@ pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
 
     let forwarding = forwarding(&gateways, &routes, &resolved);
     let mut report = StatusReport {
+        gateway_classes: class::reports(set, params),
         gateways: gateways.iter().map(gateway_report).collect(),
         routes: routes
             .iter()
@@ -147,14 +149,9 @@ pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
     }
 }
 
-/// Gateways whose class names our controller, sorted by namespace/name.
+/// Gateways whose class names our controller and is Accepted, sorted by namespace/name.
 fn our_gateways<'a>(set: &'a ObjectSet, params: &CompileParams) -> Vec<GatewayState<'a>> {
-    let ours: BTreeSet<&str> = set
-        .gateway_classes
-        .iter()
-        .filter(|c| c.spec.controller_name == params.controller_name)
-        .map(|c| c.meta.name.as_str())
-        .collect();
+    let ours = class::served(set, params);
     let mut out: Vec<GatewayState<'a>> = set
         .gateways
         .iter()

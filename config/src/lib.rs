@@ -8,7 +8,8 @@
 //!    field path ([`validate`]).
 //! 2. [`compile()`] applies the Gateway API attachment and reference rules and returns a
 //!    [`Compiled`]: the data plane's [`pipelines::spec::ForwardingConfig`] and a
-//!    [`StatusReport`] spelled as the Gateway API spells status.
+//!    [`StatusReport`] spelled as the Gateway API spells status, GatewayClass status
+//!    included ([`class`]).
 //! 3. [`check::run`] is `udplb check`; [`status_yaml`] renders the same documents for the
 //!    management API; [`forwarding_yaml`] renders the forwarding spec for diagnostics.
 //!
@@ -41,6 +42,7 @@
 mod attach;
 mod backends;
 pub mod check;
+pub mod class;
 mod compile;
 pub mod load;
 pub mod model;

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_norway::Value;
 
 use crate::model::{
-    Endpoint, EndpointPort, EndpointSlice, Gateway, GatewayClass, GatewayClassSpec, GatewaySpec,
-    Meta, Namespace, RawMeta, ReferenceGrant, ReferenceGrantSpec, Service, ServiceSpec, UdpRoute,
-    UdpRouteSpec,
+    CustomResourceDefinition, Endpoint, EndpointPort, EndpointSlice, Gateway, GatewayClass,
+    GatewayClassSpec, GatewaySpec, Meta, Namespace, RawMeta, ReferenceGrant, ReferenceGrantSpec,
+    Service, ServiceSpec, UdpRoute, UdpRouteSpec, GATEWAY_EXPERIMENTAL_GROUP, GATEWAY_GROUP,
 };
 use crate::time::Timestamp;
 use crate::validate::{self, Checker, Location, ObjectId, Problem, ValidationError};
@@ -39,6 +39,9 @@ pub struct ObjectSet {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Namespaces.
     pub namespaces: Vec<Namespace>,
+    /// The Gateway API's CustomResourceDefinitions (their bundle version decides the
+    /// GatewayClass `SupportedVersion` condition); other CRDs are skipped.
+    pub custom_resource_definitions: Vec<CustomResourceDefinition>,
 }
 
 /// Why a set of objects could not be loaded.
@@ -67,6 +70,7 @@ impl ObjectSet {
             + self.services.len()
             + self.endpoint_slices.len()
             + self.namespaces.len()
+            + self.custom_resource_definitions.len()
     }
 
     /// True when the set holds no object.
@@ -89,6 +93,9 @@ impl ObjectSet {
         merged.services.extend(other.services);
         merged.endpoint_slices.extend(other.endpoint_slices);
         merged.namespaces.extend(other.namespaces);
+        merged
+            .custom_resource_definitions
+            .extend(other.custom_resource_definitions);
         let problems = merged.duplicates();
         if problems.is_empty() {
             *self = merged;
@@ -119,6 +126,11 @@ impl ObjectSet {
                 .map(|o| ("EndpointSlice", &o.meta)),
         );
         out.extend(self.namespaces.iter().map(|o| ("Namespace", &o.meta)));
+        out.extend(
+            self.custom_resource_definitions
+                .iter()
+                .map(|o| ("CustomResourceDefinition", &o.meta)),
+        );
         out
     }
 
@@ -281,6 +293,7 @@ fn supported(group: &str, kind: &str) -> Option<&'static [&'static str]> {
         ("gateway.networking.k8s.io", "ReferenceGrant") => &["v1", "v1beta1", "v1alpha2"],
         ("", "Service" | "Namespace") => &["v1"],
         ("discovery.k8s.io", "EndpointSlice") => &["v1"],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &["v1"],
         _ => return None,
     })
 }
@@ -318,7 +331,10 @@ fn object(value: Value, location: Location, set: &mut ObjectSet, problems: &mut 
         log::debug!("{location}: skipping {api_version} {kind}: not a kind udplb reads");
         return;
     };
-    let cluster_scoped = matches!(kind.as_str(), "GatewayClass" | "Namespace");
+    let cluster_scoped = matches!(
+        kind.as_str(),
+        "GatewayClass" | "Namespace" | "CustomResourceDefinition"
+    );
     let meta_value = value.get("metadata");
     let name = meta_value
         .and_then(|m| m.get("name"))
@@ -430,6 +446,23 @@ fn object(value: Value, location: Location, set: &mut ObjectSet, problems: &mut 
                 }
             }
         }
+        "CustomResourceDefinition" => {
+            if let Some(e) = typed::<RawCrd>(value, &mut c) {
+                if let Some(meta) = with_meta(e.metadata, true, &location, &mut c) {
+                    let group = e.spec.group;
+                    if group == GATEWAY_GROUP || group == GATEWAY_EXPERIMENTAL_GROUP {
+                        set.custom_resource_definitions
+                            .push(CustomResourceDefinition {
+                                meta,
+                                group,
+                                kind: e.spec.names.kind,
+                            });
+                    } else {
+                        log::debug!("{location}: skipping the CRD of {group}: not Gateway API");
+                    }
+                }
+            }
+        }
         _ => log::debug!("{location}: skipping {kind}"),
     }
 }
@@ -468,6 +501,26 @@ struct RawEndpointSlice {
     endpoints: Option<Vec<Endpoint>>,
     #[serde(default)]
     ports: Option<Vec<EndpointPort>>,
+}
+
+/// A CustomResourceDefinition: identity only. Its schema (often hundreds of kilobytes)
+/// and every other field are ignored.
+#[derive(Deserialize)]
+struct RawCrd {
+    #[serde(default)]
+    metadata: RawMeta,
+    spec: RawCrdSpec,
+}
+
+#[derive(Deserialize)]
+struct RawCrdSpec {
+    group: String,
+    names: RawCrdNames,
+}
+
+#[derive(Deserialize)]
+struct RawCrdNames {
+    kind: String,
 }
 
 /// Decodes `value` as `T`, reporting a failure with its field path.

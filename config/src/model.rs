@@ -4,8 +4,9 @@
 //! (ports, weights) are read as `i64` so that an out-of-range value is reported by
 //! [`crate::validate`] with its range instead of as a type error. Gateway API `spec`
 //! structures reject unknown fields (a typo such as `backendRef` must not be silently
-//! ignored); core objects (`Service`, `EndpointSlice`, `Namespace`) accept and ignore the
-//! many fields kubectl prints that udplb does not use.
+//! ignored); core objects (`Service`, `EndpointSlice`, `Namespace`) and the Gateway API's
+//! `CustomResourceDefinition`s accept and ignore the many fields kubectl prints that udplb
+//! does not use.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,10 @@ use crate::validate::Location;
 
 /// The API group of Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// The API group of the Gateway API's experimental `X`-prefixed kinds (same bundle).
+pub const GATEWAY_EXPERIMENTAL_GROUP: &str = "gateway.networking.x-k8s.io";
+/// The CRD annotation naming the Gateway API release (bundle version) it comes from.
+pub const BUNDLE_VERSION_ANNOTATION: &str = "gateway.networking.k8s.io/bundle-version";
 /// The label that links an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label Kubernetes puts on every Namespace, holding its name.
@@ -83,16 +88,32 @@ pub struct GatewayClass {
 
 /// `GatewayClass.spec`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayClassSpec {
     /// The controller that manages Gateways of this class.
     pub controller_name: String,
-    /// Ignored.
+    /// Controller-specific parameters. udplb takes none, so a class that sets this is
+    /// not Accepted (`InvalidParameters`).
     #[serde(default)]
-    pub parameters_ref: Option<serde_json::Value>,
+    pub parameters_ref: Option<ParametersReference>,
     /// Ignored.
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// `GatewayClass.spec.parametersRef`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParametersReference {
+    /// API group of the referent (`""` for core).
+    pub group: String,
+    /// Kind of the referent.
+    pub kind: String,
+    /// Name of the referent.
+    pub name: String,
+    /// Namespace, for a namespaced referent.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 /// A Gateway API `Gateway`.
@@ -480,4 +501,27 @@ pub struct EndpointPort {
 pub struct Namespace {
     /// Metadata (cluster-scoped).
     pub meta: Meta,
+}
+
+/// An `apiextensions.k8s.io/v1` `CustomResourceDefinition` of the Gateway API (group
+/// `gateway.networking.k8s.io` or `gateway.networking.x-k8s.io`). Only its identity is
+/// kept: the bundle version is an annotation, in `meta.annotations`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomResourceDefinition {
+    /// Metadata (cluster-scoped; the name is `<plural>.<group>`).
+    pub meta: Meta,
+    /// `spec.group`.
+    pub group: String,
+    /// `spec.names.kind`.
+    pub kind: String,
+}
+
+impl CustomResourceDefinition {
+    /// The `gateway.networking.k8s.io/bundle-version` annotation, if set.
+    pub fn bundle_version(&self) -> Option<&str> {
+        self.meta
+            .annotations
+            .get(BUNDLE_VERSION_ANNOTATION)
+            .map(String::as_str)
+    }
 }

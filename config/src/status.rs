@@ -1,5 +1,5 @@
 //! Status objects, spelled exactly as the Gateway API spells them (camelCase), and their
-//! rendering as the documents `udplb check` prints.
+//! rendering as the documents `udplb check` prints (GatewayClasses, Gateways, UDPRoutes).
 //!
 //! `lastTransitionTime` is omitted so that the output is a pure function of the input.
 
@@ -18,10 +18,11 @@ pub(crate) fn flag(b: bool) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`.
+    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`, `SupportedVersion`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// `True` or `False`.
+    /// `True`, `False`, or `Unknown` (only GatewayClass `SupportedVersion`, when the
+    /// input carries no Gateway API CRDs).
     pub status: String,
     /// CamelCase reason.
     pub reason: String,
@@ -48,9 +49,30 @@ impl Condition {
         }
     }
 
+    /// A condition whose status is `Unknown`.
+    pub(crate) fn unknown(
+        kind: &str,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
+        Condition {
+            kind: kind.into(),
+            status: "Unknown".into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+
     /// True when `status` is `"True"`.
     pub fn is_true(&self) -> bool {
         self.status == "True"
+    }
+
+    /// True when `status` is `"False"`.
+    pub fn is_false(&self) -> bool {
+        self.status == "False"
     }
 }
 
@@ -61,6 +83,25 @@ pub struct GroupKind {
     pub group: String,
     /// Kind.
     pub kind: String,
+}
+
+/// `GatewayClass.status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassStatus {
+    /// `Accepted`, `SupportedVersion`.
+    pub conditions: Vec<Condition>,
+    /// What the class supports, sorted by name; empty (and omitted) when the class is
+    /// not Accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_features: Vec<SupportedFeature>,
+}
+
+/// `GatewayClass.status.supportedFeatures[]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SupportedFeature {
+    /// A feature name as the Gateway API spells it (`pkg/features`).
+    pub name: String,
 }
 
 /// `Gateway.status`.
@@ -137,6 +178,15 @@ pub struct ParentRefStatus {
     pub port: Option<u16>,
 }
 
+/// The computed status of one GatewayClass of ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayClassReport {
+    /// Name (cluster-scoped).
+    pub name: String,
+    /// Status.
+    pub status: GatewayClassStatus,
+}
+
 /// The computed status of one Gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayReport {
@@ -161,9 +211,12 @@ pub struct RouteReport {
     pub status: RouteStatus,
 }
 
-/// Status of every Gateway of ours and every UDPRoute, sorted by namespace/name.
+/// Status of every GatewayClass and Gateway of ours and every UDPRoute, sorted by
+/// namespace/name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusReport {
+    /// GatewayClasses that name our controller, Accepted or not.
+    pub gateway_classes: Vec<GatewayClassReport>,
     /// Our Gateways.
     pub gateways: Vec<GatewayReport>,
     /// All UDPRoutes.
@@ -176,7 +229,7 @@ pub struct StatusReport {
 pub struct StatusDocument<'a> {
     /// apiVersion.
     pub api_version: &'a str,
-    /// `Gateway` or `UDPRoute`.
+    /// `GatewayClass`, `Gateway` or `UDPRoute`.
     pub kind: &'static str,
     /// Name and namespace.
     pub metadata: DocumentMeta<'a>,
@@ -189,14 +242,17 @@ pub struct StatusDocument<'a> {
 pub struct DocumentMeta<'a> {
     /// Name.
     pub name: &'a str,
-    /// Namespace.
+    /// Namespace; empty (and omitted) for a cluster-scoped GatewayClass.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub namespace: &'a str,
 }
 
-/// Gateway or route status.
+/// GatewayClass, Gateway or route status.
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum AnyStatus<'a> {
+    /// A GatewayClass's.
+    GatewayClass(&'a GatewayClassStatus),
     /// A Gateway's.
     Gateway(&'a GatewayStatus),
     /// A route's.
@@ -204,8 +260,18 @@ pub enum AnyStatus<'a> {
 }
 
 impl StatusReport {
-    /// The documents, Gateways first, each group in namespace/name order.
+    /// The documents: GatewayClasses, then Gateways, then UDPRoutes, each group in
+    /// namespace/name order.
     pub fn documents(&self) -> Vec<StatusDocument<'_>> {
+        let classes = self.gateway_classes.iter().map(|c| StatusDocument {
+            api_version: "gateway.networking.k8s.io/v1",
+            kind: "GatewayClass",
+            metadata: DocumentMeta {
+                name: &c.name,
+                namespace: "",
+            },
+            status: AnyStatus::GatewayClass(&c.status),
+        });
         let gateways = self.gateways.iter().map(|g| StatusDocument {
             api_version: "gateway.networking.k8s.io/v1",
             kind: "Gateway",
@@ -224,7 +290,7 @@ impl StatusReport {
             },
             status: AnyStatus::Route(&r.status),
         });
-        gateways.chain(routes).collect()
+        classes.chain(gateways).chain(routes).collect()
     }
 
     /// Routes whose status has no parent of ours (they are not ours to judge).
@@ -235,9 +301,25 @@ impl StatusReport {
             .count()
     }
 
-    /// Problems: every condition that is not as a healthy object has it.
+    /// Problems: every condition that is not as a healthy object has it. A GatewayClass
+    /// `SupportedVersion` that is `Unknown` (no CRDs in the input) is not a problem.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for c in &self.gateway_classes {
+            for cond in &c.status.conditions {
+                let healthy = if cond.kind == "SupportedVersion" {
+                    !cond.is_false()
+                } else {
+                    cond.is_true()
+                };
+                if !healthy {
+                    out.push(format!(
+                        "GatewayClass {}: {}={} ({})",
+                        c.name, cond.kind, cond.status, cond.reason
+                    ));
+                }
+            }
+        }
         for g in &self.gateways {
             let id = format!("Gateway {}/{}", g.namespace, g.name);
             for c in &g.status.conditions {
@@ -282,8 +364,9 @@ impl StatusReport {
         out
     }
 
-    /// True when every Gateway and listener is Accepted, Programmed and not conflicted,
-    /// and every route parent is Accepted with ResolvedRefs true.
+    /// True when every GatewayClass of ours is Accepted with no unsupported CRD version,
+    /// every Gateway and listener is Accepted, Programmed and not conflicted, and every
+    /// route parent is Accepted with ResolvedRefs true.
     pub fn all_ok(&self) -> bool {
         self.problems().is_empty()
     }
@@ -293,7 +376,8 @@ impl StatusReport {
         let problems = self.problems();
         let ignored = self.ignored_routes();
         let mut line = format!(
-            "{} gateway(s), {} UDPRoute(s)",
+            "{} gatewayclass(es), {} gateway(s), {} UDPRoute(s)",
+            self.gateway_classes.len(),
             self.gateways.len(),
             self.routes.len()
         );

@@ -136,7 +136,7 @@ spec:
         );
         assert_eq!(
             outcome.stderr_summary,
-            "1 gateway(s), 1 UDPRoute(s): all accepted"
+            "1 gatewayclass(es), 1 gateway(s), 1 UDPRoute(s): all accepted"
         );
 
         let compiled = compile(
@@ -262,7 +262,14 @@ spec:
         let from_json: Vec<serde_json::Value> =
             serde_json::from_str(&json.stdout).expect("json array");
         assert_eq!(from_yaml, from_json);
-        assert_eq!(from_json.len(), 2);
+        assert_eq!(from_json.len(), 3);
+        // GatewayClass first, cluster-scoped, with supportedFeatures as a list of objects.
+        assert_eq!(from_json[0]["kind"], "GatewayClass");
+        assert!(from_json[0]["metadata"].get("namespace").is_none());
+        assert_eq!(
+            from_json[0]["status"]["supportedFeatures"],
+            serde_json::json!([{"name": "Gateway"}, {"name": "ReferenceGrant"}, {"name": "UDPRoute"}])
+        );
     }
 
     #[test]
@@ -281,7 +288,7 @@ spec:
         assert_eq!(other.exit_code, 0);
         assert_eq!(
             other.stderr_summary,
-            "0 gateway(s), 1 UDPRoute(s) (1 not attached to a Gateway of ours): all accepted"
+            "0 gatewayclass(es), 0 gateway(s), 1 UDPRoute(s) (1 not attached to a Gateway of ours): all accepted"
         );
     }
 }
