@@ -89,13 +89,21 @@ fn versions(crds: &[CustomResourceDefinition]) -> Versions {
         .all(|v| v.is_some_and(supported_bundle_version));
     if all_supported {
         let list: Vec<&str> = found.keys().filter_map(|v| *v).collect();
+        let (noun, verb) = if list.len() == 1 {
+            ("version", "is")
+        } else {
+            ("versions", "are")
+        };
         return Versions::Supported(format!(
-            "Gateway API CRD bundle version {} is supported (udplb supports {SUPPORTED_BUNDLE_VERSIONS})",
+            "Gateway API CRD bundle {noun} {} {verb} supported (udplb supports {SUPPORTED_BUNDLE_VERSIONS})",
             list.join(", ")
         ));
     }
-    let list: Vec<String> = found
-        .iter()
+    // Versions in order, then the CRDs without the annotation.
+    let (annotated, missing): (Vec<_>, Vec<_>) = found.iter().partition(|(v, _)| v.is_some());
+    let list: Vec<String> = annotated
+        .into_iter()
+        .chain(missing)
         .map(|(version, kinds)| {
             let kinds: Vec<&str> = kinds.iter().copied().collect();
             format!(
@@ -106,8 +114,8 @@ fn versions(crds: &[CustomResourceDefinition]) -> Versions {
         })
         .collect();
     Versions::Unsupported(format!(
-        "unsupported Gateway API CRD bundle version: found {}; udplb supports {SUPPORTED_BUNDLE_VERSIONS}",
-        list.join("; ")
+        "Gateway API CRD bundle version not supported: found {}; udplb supports {SUPPORTED_BUNDLE_VERSIONS}",
+        list.join(", ")
     ))
 }
 

@@ -245,6 +245,85 @@ spec:
         );
     }
 
+    /// GatewayClass conditions count in the exit status: an unsupported CRD bundle version
+    /// or a refused class is unhealthy (1); a supported version is healthy (0), and so is
+    /// a version left Unknown because the input has no CRDs.
+    #[test]
+    fn gateway_class_conditions_decide_the_exit_code() {
+        let fixtures = manifest_dir().join("tests/fixtures");
+        let check = |name: &str| {
+            run(
+                &[fixtures.join(name).join("input.yaml")],
+                &CheckOptions::default(),
+            )
+        };
+
+        let unsupported = check("crds-unsupported-version");
+        assert_eq!(unsupported.exit_code, 1, "{}", unsupported.stderr_summary);
+        assert_eq!(
+            unsupported.stderr_summary,
+            "1 gatewayclass(es), 1 gateway(s), 1 UDPRoute(s): 1 condition(s) not healthy, \
+             first: GatewayClass udplb: SupportedVersion=False (UnsupportedVersion)"
+        );
+
+        let refused = check("gatewayclass-invalid-parameters");
+        assert_eq!(refused.exit_code, 1, "{}", refused.stderr_summary);
+        assert!(
+            refused
+                .stderr_summary
+                .ends_with("first: GatewayClass udplb-tuned: Accepted=False (InvalidParameters)"),
+            "{}",
+            refused.stderr_summary
+        );
+
+        for healthy in [
+            "crds-supported-version",
+            "kubectl-dump-cluster",
+            "gatewayclass-unused",
+            "gatewayclass-two-of-ours",
+        ] {
+            let out = check(healthy);
+            assert_eq!(out.exit_code, 0, "{healthy}: {}", out.stderr_summary);
+            assert!(out.stdout.contains("kind: GatewayClass"), "{healthy}");
+        }
+        let unused = check("gatewayclass-unused");
+        assert_eq!(
+            unused.stderr_summary,
+            "1 gatewayclass(es), 0 gateway(s), 0 UDPRoute(s): all accepted"
+        );
+    }
+
+    /// Only Gateway API CRDs are kept, with the fields udplb reads; the rest of a CRD is
+    /// ignored however large.
+    #[test]
+    fn only_gateway_api_crds_are_kept() {
+        let set =
+            load_paths(&[manifest_dir().join("tests/fixtures/crds-supported-version/input.yaml")])
+                .expect("loads");
+        let mut kinds: Vec<(&str, &str, Option<&str>)> = set
+            .custom_resource_definitions
+            .iter()
+            .map(|c| (c.group.as_str(), c.kind.as_str(), c.bundle_version()))
+            .collect();
+        kinds.sort_unstable();
+        let g = "gateway.networking.k8s.io";
+        assert_eq!(
+            kinds,
+            [
+                (g, "Gateway", Some("v1.6.1")),
+                (g, "GatewayClass", Some("v1.6.1")),
+                (g, "ReferenceGrant", Some("v1.6.1")),
+                (g, "UDPRoute", Some("v1.6.1")),
+                (
+                    "gateway.networking.x-k8s.io",
+                    "XBackendTrafficPolicy",
+                    Some("v1.6.1")
+                ),
+            ]
+        );
+        assert_eq!(set.custom_resource_definitions[0].meta.namespace, "");
+    }
+
     #[test]
     fn json_output_has_the_same_content_as_yaml() {
         let dir = manifest_dir().join("tests/fixtures/weighted-70-30-0/input.yaml");

@@ -207,6 +207,67 @@ spec:
         assert!(set.is_empty());
     }
 
+    #[test]
+    fn gateway_class_spec_is_strict() {
+        let class = |spec: &str| {
+            format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: c}}\nspec: {spec}\n")
+        };
+        assert_eq!(
+            problems("c.yaml", &class("{controllerName: udplb.io/appliance, parameterRef: {}}")),
+            ["c.yaml: document 1: GatewayClass c: spec.parameterRef: unknown field `parameterRef`, expected one of `controllerName`, `parametersRef`, `description`"]
+        );
+        let p = problems(
+            "c.yaml",
+            &class("{controllerName: udplb.io/appliance, parametersRef: {group: \"\", kind: ConfigMap}}"),
+        );
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with(
+                "c.yaml: document 1: GatewayClass c: spec.parametersRef: missing field `name`"
+            ),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn custom_resource_definitions_are_read_leniently_but_need_their_identity() {
+        // Unknown fields anywhere in a CRD are ignored; a CRD of another project is skipped.
+        let set = load_str(
+            "crd.yaml",
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: udproutes.gateway.networking.k8s.io\n  annotations: {gateway.networking.k8s.io/bundle-version: v1.6.0}\n  managedFields: [{manager: kubectl}]\nspec:\n  group: gateway.networking.k8s.io\n  names: {kind: UDPRoute, plural: udproutes, whatever: 1}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n  preserveUnknownFields: false\nstatus: {storedVersions: [v1]}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec: {group: example.com, names: {kind: Widget}}\n",
+        )
+        .expect("CRDs load");
+        assert_eq!(set.custom_resource_definitions.len(), 1);
+        assert_eq!(set.custom_resource_definitions[0].kind, "UDPRoute");
+        assert_eq!(
+            set.custom_resource_definitions[0].bundle_version(),
+            Some("v1.6.0")
+        );
+
+        let p = problems(
+            "crd.yaml",
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gateways.gateway.networking.k8s.io}\nspec: {names: {kind: Gateway}}\n",
+        );
+        assert_eq!(
+            p,
+            ["crd.yaml: document 1: CustomResourceDefinition gateways.gateway.networking.k8s.io: spec: missing field `group`"]
+        );
+        let p = problems(
+            "crd.yaml",
+            "apiVersion: apiextensions.k8s.io/v1beta1\nkind: CustomResourceDefinition\nmetadata: {name: gateways.gateway.networking.k8s.io}\nspec: {group: gateway.networking.k8s.io, names: {kind: Gateway}}\n",
+        );
+        assert_eq!(
+            p,
+            ["crd.yaml: document 1: CustomResourceDefinition gateways.gateway.networking.k8s.io: apiVersion: apiextensions.k8s.io/v1beta1 is not supported for CustomResourceDefinition (supported: apiextensions.k8s.io/v1)"]
+        );
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gateways.gateway.networking.k8s.io}\nspec: {group: gateway.networking.k8s.io, names: {kind: Gateway}}\n";
+        assert_eq!(
+            problems("crd.yaml", &format!("{crd}---\n{crd}")),
+            ["crd.yaml: document 2: CustomResourceDefinition gateways.gateway.networking.k8s.io: defined twice; first at crd.yaml: document 1"]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
