@@ -1,5 +1,6 @@
 //! The management HTTP API against a fake `Control`: every route, status code, the token,
-//! body limits, framing, and a clean shutdown.
+//! body limits, framing, and a clean shutdown. One test puts the real control plane
+//! behind it (its I/O injected, no DPDK) to check what `GET /v1/status` reports.
 
 #![allow(clippy::tests_outside_test_module)]
 
@@ -9,7 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use appliance::control::{ControlPlane, Wiring};
 use appliance::mgmt::{fetch, request, Control, ManagementServer, MAX_BODY_BYTES};
+use config::CompileParams;
+use pipelines::tables::DataplaneParams;
 
 /// Accepts manifests that contain `kind:` and no `invalid`; keeps the last accepted set.
 #[derive(Default)]
@@ -185,7 +189,7 @@ fn status_as_yaml_and_json() {
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(
         value,
-        serde_json::json!({"generation": 0, "gateways": [{"name": "gw", "programmed": true}]})
+        serde_json::json!([{"generation": 0, "gateways": [{"name": "gw", "programmed": true}]}])
     );
     let raw = api.raw(b"GET /v1/status?format=json HTTP/1.1\r\n\r\n");
     assert!(
@@ -396,4 +400,172 @@ fn client_reports_unreachable_api() {
             .starts_with(&format!("management API at 127.0.0.1:{port}: ")),
         "{err}"
     );
+}
+
+/// The API's view of the real control plane, as `udplb run` wires it.
+struct PlaneControl(ControlPlane);
+
+impl Control for PlaneControl {
+    fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
+        self.0.apply_yaml(yaml)
+    }
+    fn status_yaml(&self) -> String {
+        self.0.status_yaml()
+    }
+    fn metrics(&self) -> String {
+        self.0.metrics()
+    }
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+const ONE_CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: udplb, generation: 3}
+spec: {controllerName: udplb.io/appliance}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: udplb
+  addresses: [{value: 198.18.0.10}]
+  listeners: [{name: dns, port: 53, protocol: UDP}]
+";
+
+/// `(name, Accepted status and reason, supportedFeatures)` of each GatewayClass document.
+fn classes(docs: &[serde_json::Value]) -> Vec<(String, String, Vec<String>)> {
+    docs.iter()
+        .filter(|d| d["kind"] == "GatewayClass")
+        .map(|d| {
+            let accepted = d["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+                .map(|c| format!("{}/{}", c["status"], c["reason"]).replace('"', ""))
+                .unwrap_or_default();
+            let features = d["status"]["supportedFeatures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                d["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                accepted,
+                features,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn status_reports_the_gateway_classes_of_the_running_configuration() {
+    let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
+    let wiring = Wiring {
+        workers: Vec::new(),
+        reports: Vec::new(),
+        set_vips: Box::new(|_| {}),
+        resolve: Box::new(|_| {}),
+        port_stats: Box::new(Vec::new),
+        extra_counters: Box::new(Vec::new),
+        neighbors: Box::new(|| 0),
+    };
+    let (plane, _tables) = ControlPlane::new(
+        CompileParams::default(),
+        DataplaneParams::default(),
+        Vec::new(),
+        wiring,
+        &objects,
+    )
+    .expect("control plane");
+    let server = ManagementServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+        Arc::new(PlaneControl(plane)) as Arc<dyn Control>,
+    )
+    .expect("start server");
+    let addr = server.local_addr().to_string();
+    let features = vec![
+        "Gateway".to_owned(),
+        "ReferenceGrant".into(),
+        "UDPRoute".into(),
+    ];
+
+    // YAML: the class document comes first, cluster-scoped, with its generation.
+    let (code, yaml) = fetch(&addr, "/v1/status").expect("status");
+    assert_eq!(code, 200);
+    assert!(
+        yaml.starts_with(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: udplb\nstatus:\n"
+        ),
+        "{yaml}"
+    );
+    let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).expect("status is YAML"))
+        .collect();
+    assert_eq!(
+        classes(&docs),
+        [(
+            "udplb".to_owned(),
+            "True/Accepted".to_owned(),
+            features.clone()
+        )]
+    );
+    let conditions = docs[0]["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    assert!(conditions.iter().all(|c| c["observedGeneration"] == 3));
+    assert_eq!(conditions[1]["type"], "SupportedVersion");
+    assert_eq!(conditions[1]["status"], "Unknown");
+
+    // A PUT that adds an unused class and one with parameters: all three reported, in
+    // the PUT's answer and in JSON.
+    let more = format!(
+        "{ONE_CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: spare}}
+spec: {{controllerName: udplb.io/appliance}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: tuned}}
+spec:
+  controllerName: udplb.io/appliance
+  parametersRef: {{group: example.com, kind: Tuning, name: fast}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: theirs}}
+spec: {{controllerName: example.com/other}}
+"
+    );
+    let (code, answer) =
+        request(&addr, "PUT", "/v1/manifests", Some(more.as_bytes()), None).expect("PUT");
+    assert_eq!(code, 200, "{answer}");
+    let (code, json) = fetch(&addr, "/v1/status?format=json").expect("json");
+    assert_eq!(code, 200);
+    let docs: Vec<serde_json::Value> = serde_json::from_str(&json).expect("JSON array");
+    let want = [
+        (
+            "spare".to_owned(),
+            "True/Accepted".to_owned(),
+            features.clone(),
+        ),
+        (
+            "tuned".to_owned(),
+            "False/InvalidParameters".to_owned(),
+            Vec::new(),
+        ),
+        ("udplb".to_owned(), "True/Accepted".to_owned(), features),
+    ];
+    assert_eq!(classes(&docs), want);
+    let answered: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&answer)
+        .map(|d| serde::Deserialize::deserialize(d).expect("answer is YAML"))
+        .collect();
+    assert_eq!(classes(&answered), want);
+    server.shutdown();
 }

@@ -795,7 +795,9 @@ fn file_reload_sighup_and_status_command() {
         .expect("udplb status");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        text.contains("kind: UDPRoute") && text.contains("udplb_config_generation"),
+        text.contains("kind: GatewayClass")
+            && text.contains("kind: UDPRoute")
+            && text.contains("udplb_config_generation"),
         "{text}"
     );
 }

@@ -276,10 +276,7 @@ fn status(req: &Request, shared: &Shared) -> Response {
     let yaml = shared.control.status_yaml();
     match req.query_param("format") {
         None | Some("yaml") => Response::new(200, YAML, yaml),
-        Some("json") => match serde_norway::from_str::<serde_json::Value>(&yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|v| serde_json::to_string_pretty(&v).map_err(|e| e.to_string()))
-        {
+        Some("json") => match yaml_documents_as_json(&yaml) {
             Ok(mut json) => {
                 json.push('\n');
                 Response::new(200, JSON, json)
@@ -288,6 +285,20 @@ fn status(req: &Request, shared: &Shared) -> Response {
         },
         Some(other) => Response::text(400, &format!("format {other:?}: use yaml or json")),
     }
+}
+
+/// The status is a multi-document YAML stream; as JSON it is an array of the documents,
+/// as `udplb check --output json` prints it.
+fn yaml_documents_as_json(yaml: &str) -> Result<String, String> {
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(yaml) {
+        let value = <serde_json::Value as serde::Deserialize>::deserialize(doc)
+            .map_err(|e| e.to_string())?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    serde_json::to_string_pretty(&docs).map_err(|e| e.to_string())
 }
 
 /// Checks `Authorization: Bearer <token>` in time independent of where the tokens differ.
