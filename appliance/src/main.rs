@@ -37,9 +37,9 @@ enum Command {
     /// Check Gateway API manifests offline and print the status udplb would report.
     ///
     /// Reads files and directories (*.yaml, *.yml; kubectl List output works), prints one
-    /// document per Gateway and UDPRoute with its computed status, and a summary on
-    /// stderr. Exit status: 0 all accepted and resolved, 1 some condition false,
-    /// 2 input unreadable or invalid.
+    /// document per GatewayClass, Gateway and UDPRoute with its computed status, and a
+    /// summary on stderr. Exit status: 0 all accepted and resolved, 1 some condition
+    /// false, 2 input unreadable or invalid.
     Check {
         /// Manifest files or directories.
         #[arg(required = true, value_name = "PATH")]

@@ -95,7 +95,8 @@ fn versions(crds: &[CustomResourceDefinition]) -> Versions {
             ("versions", "are")
         };
         return Versions::Supported(format!(
-            "Gateway API CRD bundle {noun} {} {verb} supported (udplb supports {SUPPORTED_BUNDLE_VERSIONS})",
+            "Gateway API CRD bundle {noun} {} {verb} supported \
+             (udplb supports {SUPPORTED_BUNDLE_VERSIONS})",
             list.join(", ")
         ));
     }
@@ -114,7 +115,8 @@ fn versions(crds: &[CustomResourceDefinition]) -> Versions {
         })
         .collect();
     Versions::Unsupported(format!(
-        "Gateway API CRD bundle version not supported: found {}; udplb supports {SUPPORTED_BUNDLE_VERSIONS}",
+        "Gateway API CRD bundle version not supported: found {}; \
+         udplb supports {SUPPORTED_BUNDLE_VERSIONS}",
         list.join(", ")
     ))
 }
