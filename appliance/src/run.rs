@@ -21,7 +21,7 @@ use pipelines::WorkerParams;
 use crate::control::{ControlPlane, PortSample, Wiring};
 use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortBuilder, QueueId, SocketId};
 use crate::mgmt::{self, Control, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
-use crate::settings::Settings;
+use crate::settings::{Settings, SnatReach};
 use crate::slowpath::{
     FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
     SlowPathTuning, StaticNeighbor,
@@ -262,6 +262,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let plane = Arc::new(plane);
 
     // Slow path thread.
+    let snat_on_link = snat_ports(&settings);
     let mut sp_ports = BTreeMap::new();
     for (i, port) in ports.iter().enumerate() {
         sp_ports.insert(
@@ -270,6 +271,11 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
                 mac: port.mac_addr()?,
                 own: own[i].clone(),
                 vips: plane.vips(),
+                snat: snat_on_link
+                    .iter()
+                    .filter(|(_, p)| *p == i)
+                    .map(|(ip, _)| *ip)
+                    .collect(),
             },
         );
     }
@@ -490,6 +496,30 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
         },
     };
     Network::new(configs, routes, snat).map_err(|e| RunError::Network(e.to_string()))
+}
+
+/// The on-link SNAT addresses with the port that answers ARP/NDP for them; logs where
+/// each SNAT address is reached from, so an operator sees which port owns it.
+fn snat_ports(settings: &Settings) -> Vec<(IpAddr, usize)> {
+    let mut on_link = Vec::new();
+    for (field, ip) in settings.snat_addresses() {
+        match settings.snat_reach(ip) {
+            Some(SnatReach::OnLink { port }) => {
+                log::info!(
+                    "{field} {ip}: on the link of port {}, which answers ARP/NDP and ping for it",
+                    settings.ports[port].name
+                );
+                on_link.push((ip, port));
+            }
+            Some(SnatReach::Routed { route }) => log::info!(
+                "{field} {ip}: inside no port's prefix, covered by routes[{route}]; no port \
+                 answers ARP/NDP for it, the network must route it to this appliance"
+            ),
+            // Refused by settings validation.
+            None => {}
+        }
+    }
+    on_link
 }
 
 fn port_sample(name: &str, port: &Port) -> PortSample {

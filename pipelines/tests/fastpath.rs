@@ -316,6 +316,11 @@ fn non_udp_goes_to_host_or_is_dropped() {
             tcp([198, 18, 0, 254]),
             Verdict::ToHost(HostReason::OwnAddress),
         ),
+        // The SNAT address is the appliance's too (replies, pings and ND reach the host).
+        (
+            tcp([198, 18, 1, 253]),
+            Verdict::ToHost(HostReason::OwnAddress),
+        ),
         (tcp([198, 18, 9, 9]), Verdict::Drop(DropReason::NotUdp)),
         (icmp, Verdict::ToHost(HostReason::Icmp)),
         (
