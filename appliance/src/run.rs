@@ -520,6 +520,8 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
             mac: port.mac_addr()?,
             addresses: p.addresses.iter().map(ipnet).collect(),
             checksum: caps,
+            // Kernel-attached PMDs pass on what a local sender's veth hands them.
+            unfinished_rx_checksums: matches!(port.driver(), "net_af_xdp" | "net_af_packet"),
         });
     }
     let mut routes = Vec::new();

@@ -8,6 +8,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
 use testbench::loadgen::LoadgenConfig;
@@ -114,8 +115,15 @@ fn neighbor(topo: &Topology, backend: usize, addr: IpAddr) -> (String, String) {
 
 /// Runs full-NAT load through both VIPs and checks that every datagram was answered, that
 /// the backends saw the SNAT address, and that each backend resolved the SNAT address to
-/// the MAC of the appliance port `answering_port`.
-fn replies_come_back(topo: &Topology, opts: ApplianceOptions, answering_port: &str, label: &str) {
+/// the MAC of the appliance port `answering_port`; then runs `more` and stops udplb,
+/// which must exit cleanly and remove its DPDK runtime directory.
+fn replies_come_back(
+    topo: &Topology,
+    opts: ApplianceOptions,
+    answering_port: &str,
+    label: &str,
+    more: &dyn Fn(&Appliance<'_>) -> Vec<String>,
+) {
     let _echo = common::echo_on_all(topo, &common::tools(), ECHO_PORT, false);
     let app = Appliance::start(topo, &opts).expect("udplb starts");
     let a = topo.addressing().clone();
@@ -165,6 +173,7 @@ fn replies_come_back(topo: &Topology, opts: ApplianceOptions, answering_port: &s
         arp >= 1 && nd >= 1,
         "{label}: arp_replies {arp}, nd_replies {nd}"
     );
+    results.extend(more(&app));
     let stopped = app.stop_report().expect("udplb stops");
     let log = &stopped.log;
     assert!(
@@ -196,7 +205,7 @@ fn snat_on_backend_link_is_answered_over_tap() {
         .build()
         .expect("topology builds");
     let opts = ApplianceOptions::new(echo_manifests(&topo));
-    replies_come_back(&topo, opts, "tap0", "tap");
+    replies_come_back(&topo, opts, "tap0", "tap", &|_| Vec::new());
 }
 
 #[test]
@@ -212,5 +221,45 @@ fn snat_on_backend_link_is_answered_over_af_xdp() {
     let mut opts = ApplianceOptions::new(echo_manifests(&topo));
     opts.device = Some(format!("net_af_xdp0,iface={}", topo.appliance_veth()));
     opts.backend_device = Some(format!("net_af_xdp1,iface={backend_veth}"));
-    replies_come_back(&topo, opts, "backends", "af_xdp");
+    replies_come_back(&topo, opts, "backends", "af_xdp", &|app| {
+        unfinished_checksums_are_counted(&topo, app)
+    });
+}
+
+/// With TX checksum offload back on at the client, its datagrams reach the AF_XDP port
+/// with only their pseudo-header checksum: udplb drops and counts every one of them
+/// (`unfinished_udp_checksum`) instead of forwarding them invalid.
+fn unfinished_checksums_are_counted(topo: &Topology, app: &Appliance<'_>) -> Vec<String> {
+    const SENT: u32 = 20;
+    let metric = "udplb_drops_total{reason=\"unfinished_udp_checksum\"}";
+    let before = app.metric(metric).expect("metrics");
+    let ethtool = |on: &str| {
+        topo.client(0)
+            .ns()
+            .run(
+                "ethtool",
+                &["-K", "eth0", "tx", on],
+                Duration::from_secs(10),
+            )
+            .expect("ethtool")
+    };
+    ethtool("on");
+    let target = SocketAddr::new(topo.addressing().vip_v4.into(), ECHO_PORT);
+    let report = loadgen(topo, target, SENT, 1);
+    ethtool("off");
+    let counted = app.metric(metric).expect("metrics") - before;
+    assert_eq!(
+        report.received, 0,
+        "unfinished datagrams must not be answered"
+    );
+    assert_eq!(
+        counted,
+        u64::from(SENT),
+        "every unfinished datagram counted"
+    );
+    vec![format!(
+        "af_xdp with client TX offload on: {counted}/{} datagrams counted as \
+         unfinished_udp_checksum, {} answered",
+        report.sent, report.received
+    )]
 }
