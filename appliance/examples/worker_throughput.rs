@@ -298,6 +298,7 @@ fn main() -> ExitCode {
                 // Clients on-link, so replies would need no router; backends on-link.
                 addresses: vec![net([198, 18, 1, 254], 24), net([198, 18, 0, 254], 15)],
                 checksum: ChecksumCaps::empty(),
+                unfinished_rx_checksums: false,
             }],
             vec![],
             SnatConfig {

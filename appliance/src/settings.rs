@@ -175,6 +175,25 @@ impl Default for SnatSettings {
     }
 }
 
+/// How full-NAT replies addressed to an SNAT address reach the appliance
+/// ([`Settings::snat_reach`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnatReach {
+    /// Inside an address prefix of `ports[port]`: hosts on that link resolve the address
+    /// themselves, so that port answers ARP/NDP (and ping) for it.
+    OnLink {
+        /// Index into `ports`.
+        port: usize,
+    },
+    /// Inside no port's prefix but covered by `routes[route]`: routers deliver replies to
+    /// it (the network beyond must route it to this appliance); no port answers ARP/NDP
+    /// for it.
+    Routed {
+        /// Index into `routes`.
+        route: usize,
+    },
+}
+
 /// A static neighbor entry.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -506,6 +525,35 @@ impl Settings {
         self.ports.iter().enumerate().find(|(_, p)| p.name == name)
     }
 
+    /// The configured SNAT addresses with their field names (`snat.ipv4`, `snat.ipv6`).
+    pub fn snat_addresses(&self) -> Vec<(&'static str, IpAddr)> {
+        let v4 = self.snat.ipv4.map(|a| ("snat.ipv4", IpAddr::V4(a)));
+        let v6 = self.snat.ipv6.map(|a| ("snat.ipv6", IpAddr::V6(a)));
+        v4.into_iter().chain(v6).collect()
+    }
+
+    /// How replies to SNAT address `ip` reach the appliance: on the link of the port with
+    /// the longest address prefix holding it (the first such port on a tie), else through
+    /// the longest route covering it; `None` if neither (validation refuses that).
+    pub fn snat_reach(&self, ip: IpAddr) -> Option<SnatReach> {
+        let on_link = self
+            .ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.addresses.iter().map(move |a| (i, a)))
+            .filter(|(_, a)| a.contains(ip))
+            .max_by_key(|&(i, a)| (a.len(), std::cmp::Reverse(i)));
+        if let Some((port, _)) = on_link {
+            return Some(SnatReach::OnLink { port });
+        }
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.prefix.contains(ip))
+            .max_by_key(|&(i, r)| (r.prefix.len(), std::cmp::Reverse(i)))
+            .map(|(route, _)| SnatReach::Routed { route })
+    }
+
     /// EAL arguments for this configuration: lcores, main lcore, one device argument per
     /// port, then `eal_args`. The program name (`argv[0]`) is not included.
     pub fn eal_arguments(&self) -> Vec<String> {
@@ -634,11 +682,21 @@ impl Settings {
             }
             own.push((*vip, at));
         }
-        if let Some(ip) = self.snat.ipv4 {
-            v.unicast("snat.ipv4", IpAddr::V4(ip));
-        }
-        if let Some(ip) = self.snat.ipv6 {
-            v.unicast("snat.ipv6", IpAddr::V6(ip));
+        for (field, ip) in self.snat_addresses() {
+            let errors = v.errors.len();
+            v.unicast(field, ip);
+            if v.errors.len() == errors && self.snat_reach(ip).is_none() {
+                v.fail(
+                    field,
+                    format!(
+                        "{ip} is inside no port's address prefix and no route covers it, so \
+                         backends' replies to it cannot reach the appliance: put it inside \
+                         the prefix of the port facing the backends (that port then answers \
+                         ARP/NDP for it), or add a route covering it and have the network \
+                         route it to this appliance"
+                    ),
+                );
+            }
         }
         if self.nat_mode == NatMode::FullNat {
             let v4 = self.default_vips.iter().any(IpAddr::is_ipv4);

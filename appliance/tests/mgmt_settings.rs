@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use appliance::settings::{Device, HashKey, NatMode, Settings, SettingsError};
+use appliance::settings::{Device, HashKey, NatMode, Settings, SettingsError, SnatReach};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -98,6 +98,11 @@ fn pci_example_parses() {
         s.management.token_file.as_deref(),
         Some(Path::new("/etc/udplb/token"))
     );
+    // The SNAT addresses sit on the backends' link: port "backends" answers for them.
+    assert_eq!(s.ports[1].name, "backends");
+    for snat in [ip("198.18.128.2"), ip("2001:2:0:80::2")] {
+        assert_eq!(s.snat_reach(snat), Some(SnatReach::OnLink { port: 1 }));
+    }
     let eal = s.eal_arguments();
     assert_eq!(
         eal,
@@ -409,4 +414,83 @@ impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+const SNAT_UNREACHABLE: &str = "is inside no port's address prefix and no route covers it, so \
+    backends' replies to it cannot reach the appliance: put it inside the prefix of the port \
+    facing the backends (that port then answers ARP/NDP for it), or add a route covering it \
+    and have the network route it to this appliance";
+
+#[test]
+fn snat_address_outside_every_prefix_and_route_is_refused() {
+    let doc = "ports:\n  - {name: lan, device: net_null0, addresses: [198.18.0.1/24, \"2001:2::1/64\"]}\n\
+               snat: {ipv4: 198.19.5.5, ipv6: \"2001:2:0:9::5\"}\n";
+    match Settings::from_str(doc) {
+        Err(SettingsError::Invalid(errors)) => {
+            let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                texts,
+                [
+                    format!("snat.ipv4: 198.19.5.5 {SNAT_UNREACHABLE}"),
+                    format!("snat.ipv6: 2001:2:0:9::5 {SNAT_UNREACHABLE}"),
+                ]
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    // A route of the other family does not cover it.
+    let doc = doc.replace("ipv6: \"2001:2:0:9::5\"", "ipv6: \"2001:2::2\"")
+        + "routes: [{prefix: \"::/0\", via: \"2001:2::fe\", port: lan}]\n";
+    match Settings::from_str(&doc) {
+        Err(SettingsError::Invalid(errors)) => {
+            let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(texts, [format!("snat.ipv4: 198.19.5.5 {SNAT_UNREACHABLE}")]);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn snat_address_on_a_link_is_owned_by_the_port_with_the_longest_prefix() {
+    let s = Settings::from_str(
+        "ports:\n\
+         \x20 - {name: edge, device: net_null0, addresses: [198.18.0.1/16, \"2001:2::1/48\"]}\n\
+         \x20 - {name: backends, device: net_null1, addresses: [198.18.128.1/24, \"2001:2:0:80::1/64\"]}\n\
+         snat: {ipv4: 198.18.128.2, ipv6: \"2001:2:0:80::2\"}\n",
+    )
+    .expect("on-link SNAT addresses are accepted");
+    assert_eq!(
+        s.snat_addresses(),
+        [
+            ("snat.ipv4", ip("198.18.128.2")),
+            ("snat.ipv6", ip("2001:2:0:80::2"))
+        ]
+    );
+    for (_, snat) in s.snat_addresses() {
+        assert_eq!(s.snat_reach(snat), Some(SnatReach::OnLink { port: 1 }));
+    }
+    // Equal to an own address: that port, which answers for it anyway.
+    let own = Settings::from_str(&BASE.replace("198.18.0.2", "198.18.0.1"))
+        .expect("SNAT equal to an own address is accepted");
+    assert_eq!(
+        own.snat_reach(ip("198.18.0.1")),
+        Some(SnatReach::OnLink { port: 0 })
+    );
+}
+
+#[test]
+fn snat_address_covered_only_by_a_route_is_accepted_without_an_owner() {
+    let s = Settings::from_str(
+        "ports:\n  - {name: lan, device: net_null0, addresses: [198.18.0.1/24]}\n\
+         routes:\n\
+         \x20 - {prefix: 0.0.0.0/0, via: 198.18.0.254, port: lan}\n\
+         \x20 - {prefix: 198.19.0.0/16, via: 198.18.0.253, port: lan}\n\
+         snat: {ipv4: 198.19.5.5}\n",
+    )
+    .expect("a routed SNAT address is accepted");
+    assert_eq!(
+        s.snat_reach(ip("198.19.5.5")),
+        Some(SnatReach::Routed { route: 1 }),
+        "the longest covering route"
+    );
 }

@@ -1,5 +1,5 @@
-//! The slow path answers for the appliance's own addresses and VIPs (ARP, NDP, echo),
-//! rejects flows with ICMP unreachable, and follows address updates.
+//! The slow path answers for the appliance's own addresses, VIPs and SNAT addresses (ARP,
+//! NDP, echo), rejects flows with ICMP unreachable, and follows address updates.
 // An integration-test crate is test-only as a whole; no `mod tests` wrapper needed.
 #![allow(clippy::tests_outside_test_module)]
 
@@ -8,7 +8,7 @@ mod slowpath_support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use appliance::slowpath::SlowPathMsg;
+use appliance::slowpath::{PortAddresses, SlowPathConfig, SlowPathMsg, SlowPathTuning};
 use etherparse::{Icmpv4Type, Icmpv6Type, NetSlice, SlicedPacket, TransportSlice};
 use slowpath_support::*;
 
@@ -382,4 +382,163 @@ fn frames_on_unknown_port_are_ignored() {
     assert!(out.is_empty());
     assert_eq!(h.stats().ignored, 1);
     assert_eq!(h.stats().frames_handled, 1);
+}
+
+// SNAT addresses: backends on the SNAT address's link send their full-NAT replies to it,
+// so they resolve it like any neighbor. Expected frames are literal bytes.
+
+#[test]
+fn arp_request_for_snat_address_gets_reply_byte_for_byte() {
+    let mut h = Harness::new();
+    let req = arp_frame(BROADCAST, 1, PEER_MAC, PEER4, [0; 6], SNAT4);
+    #[rustfmt::skip]
+    let expected: [u8; 60] = [
+        // Ethernet: to the requester, from the port, ARP
+        0x02, 0x00, 0x5e, 0x00, 0x00, 0x02,  0x02, 0x00, 0x5e, 0x00, 0x00, 0x01,  0x08, 0x06,
+        // Ethernet/IPv4, 6/4 bytes, reply
+        0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02,
+        // sender: the port's MAC has 198.18.0.2 (the SNAT address)
+        0x02, 0x00, 0x5e, 0x00, 0x00, 0x01,  198, 18, 0, 2,
+        // target: the requester, 198.18.0.50
+        0x02, 0x00, 0x5e, 0x00, 0x00, 0x02,  198, 18, 0, 50,
+        // padding to the Ethernet minimum
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(only(h.frame(req)), expected);
+    assert_eq!(h.stats().arp_replies, 1);
+    // The backend asked for us: it is learned, as for an own address.
+    assert_eq!(
+        h.sp.neighbor_snapshot().get(&IpAddr::V4(PEER4)),
+        Some(&PEER_MAC)
+    );
+}
+
+#[test]
+fn neighbor_solicitation_for_snat_address_gets_advert_byte_for_byte() {
+    let mut h = Harness::new();
+    // Solicited-node group of 2001:2::2 and its MAC.
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 0x0002);
+    let sol = ns(
+        PEER_MAC,
+        [0x33, 0x33, 0xff, 0x00, 0x00, 0x02],
+        PEER6,
+        group,
+        SNAT6,
+        &lladdr_option(1, PEER_MAC),
+    );
+    #[rustfmt::skip]
+    let expected: [u8; 86] = [
+        // Ethernet: to the solicitor, from the port, IPv6
+        0x02, 0x00, 0x5e, 0x00, 0x00, 0x02,  0x02, 0x00, 0x5e, 0x00, 0x00, 0x01,  0x86, 0xdd,
+        // IPv6: version 6, payload 32 bytes, ICMPv6, hop limit 255
+        0x60, 0x00, 0x00, 0x00,  0x00, 0x20, 58, 255,
+        // source 2001:2::2 (the SNAT address)
+        0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x02,
+        // destination 2001:2::50 (the solicitor)
+        0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x50,
+        // neighbor advertisement, code 0, checksum (computed by hand over the pseudo-header)
+        136, 0, 0x55, 0x45,
+        // flags: solicited + override, not router
+        0x60, 0x00, 0x00, 0x00,
+        // target 2001:2::2
+        0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x02,
+        // target link-layer address option: the port's MAC
+        2, 1, 0x02, 0x00, 0x5e, 0x00, 0x00, 0x01,
+    ];
+    let reply = only(h.frame(sol));
+    assert_eq!(reply, expected);
+    assert_icmpv6_checksum(SNAT6, PEER6, &reply[54..]);
+    assert_eq!(h.stats().nd_replies, 1);
+}
+
+#[test]
+fn duplicate_address_detection_of_snat_address_is_answered_to_all_nodes() {
+    let mut h = Harness::new();
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 0x0002);
+    let sol = ns(
+        PEER_MAC,
+        [0x33, 0x33, 0xff, 0, 0, 2],
+        Ipv6Addr::UNSPECIFIED,
+        group,
+        SNAT6,
+        &[],
+    );
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let flags = check_na(
+        &only(h.frame(sol)),
+        [0x33, 0x33, 0, 0, 0, 1],
+        all_nodes,
+        SNAT6,
+    );
+    assert_eq!(flags, 0x20, "override only: unsolicited");
+}
+
+#[test]
+fn echo_to_snat_address_is_answered_from_it() {
+    let mut h = Harness::new();
+    let reply = only(h.frame(echo4(PEER4, SNAT4, 5, 6, b"ping snat")));
+    check_echo4_reply(&reply, SNAT4, 5, 6, b"ping snat");
+    let reply = only(h.frame(echo6(PEER6, SNAT6, 7, 8, b"ping snat6")));
+    let ip6 = &reply[14..54];
+    assert_eq!(&ip6[8..24], &SNAT6.octets(), "from the SNAT address");
+    assert_icmpv6_checksum(SNAT6, PEER6, &reply[54..]);
+    assert_eq!(reply[54], 129, "echo reply");
+    assert_eq!(h.stats().echo_replies, 2);
+}
+
+#[test]
+fn address_updates_keep_the_snat_addresses() {
+    let mut h = Harness::new();
+    h.send(SlowPathMsg::UpdateAddresses {
+        port: PORT,
+        own: vec![(IpAddr::V4(OWN4), 24), (IpAddr::V6(OWN6), 64)],
+        vips: vec![],
+    });
+    let req = arp_frame(BROADCAST, 1, PEER_MAC, PEER4, [0; 6], SNAT4);
+    assert_eq!(only(h.frame(req)), expected_arp_reply(SNAT4));
+    let sol = ns(PEER_MAC, OUR_MAC, PEER6, SNAT6, SNAT6, &[]);
+    check_na(&only(h.frame(sol)), PEER_MAC, PEER6, SNAT6);
+}
+
+#[test]
+fn snat_address_is_answered_only_on_the_port_given_it() {
+    const BACKEND_PORT: u16 = 1;
+    let backend_mac = [0x02, 0x00, 0x5e, 0x00, 0x01, 0x01];
+    let snat = Ipv4Addr::new(198, 18, 1, 2);
+    let backend = Ipv4Addr::new(198, 18, 1, 11);
+    let clients = PortAddresses {
+        mac: OUR_MAC,
+        own: vec![(IpAddr::V4(OWN4), 24)],
+        vips: vec![IpAddr::V4(VIP4)],
+        snat: vec![],
+    };
+    let backends = PortAddresses {
+        mac: backend_mac,
+        own: vec![(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1)), 24)],
+        vips: vec![IpAddr::V4(VIP4)],
+        snat: vec![IpAddr::V4(snat)],
+    };
+    let mut h = Harness::with(SlowPathConfig {
+        ports: [(PORT, clients), (BACKEND_PORT, backends)]
+            .into_iter()
+            .collect(),
+        static_neighbors: vec![],
+        tuning: SlowPathTuning::default(),
+    });
+    let ask = |eth_dst| arp_frame(eth_dst, 1, PEER_MAC, backend, [0; 6], snat);
+    let out = h.send(SlowPathMsg::Frame {
+        port: BACKEND_PORT,
+        frame: ask(BROADCAST),
+    });
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, BACKEND_PORT);
+    assert_eq!(
+        &out[0].1[6..12],
+        &backend_mac,
+        "from the backend port's MAC"
+    );
+    assert_eq!(&out[0].1[28..32], &snat.octets());
+    // The client-side port does not claim it.
+    assert!(h.frame(ask(BROADCAST)).is_empty());
+    assert_eq!(h.stats().arp_replies, 1);
 }

@@ -181,6 +181,7 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
                     net([198, 19, 0, 1], 24),
                 ],
                 checksum: ChecksumCaps::empty(),
+                unfinished_rx_checksums: false,
             }],
             vec![],
             SnatConfig {

@@ -133,6 +133,25 @@ fn to_v6_octets(ip: IpAddr) -> [u8; 16] {
     }
 }
 
+/// Whether a received UDP datagram (`udp`: header and payload, between `src` and `dst`)
+/// carries an *unfinished* checksum: the field holds only the pseudo-header sum, as a Linux
+/// sender with TX checksum offload leaves it for the NIC, and the datagram does not verify.
+/// A veth passes such datagrams on as they are, so kernel-attached PMDs (AF_XDP,
+/// AF_PACKET) see them. Cheap: a pseudo-header sum and one compare; only a match (also one
+/// valid datagram in 65,535, by chance) pays for the full verification that decides.
+pub fn is_unfinished_udp(src: IpAddr, dst: IpAddr, udp: &[u8]) -> bool {
+    let Some(&[hi, lo]) = udp.get(6..8) else {
+        return false;
+    };
+    let stored = u16::from_be_bytes([hi, lo]);
+    let len = u32::try_from(udp.len()).unwrap_or(u32::MAX);
+    // 0 is "no checksum" (IPv4), never a pseudo-header sum of a UDP datagram.
+    if stored == 0 || stored != pseudo_header_sum(src, dst, len) {
+        return false;
+    }
+    fold(sum_words(pseudo_header_acc(src, dst, len), udp)) != 0xffff
+}
+
 /// Full UDP checksum (wire form, so never 0) of `udp` (header + payload, with its checksum
 /// field treated as zero) between `src` and `dst`.
 pub fn udp_checksum(src: IpAddr, dst: IpAddr, udp: &[u8]) -> u16 {
@@ -210,6 +229,35 @@ mod tests {
         udp[6..8].copy_from_slice(&c.to_be_bytes());
         let total = fold(sum_words(pseudo_header_acc(src, dst, 11), &udp));
         assert_eq!(total, 0xffff);
+    }
+
+    #[test]
+    fn unfinished_checksum_is_the_bare_pseudo_header_sum_and_must_fail_verification() {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+        let dst = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2));
+        // Pseudo-header words c612 0001 c613 0002 0011 000b sum to 0x18c44, folded 0x8c45.
+        let mut udp = [
+            0x30, 0x39, 0x00, 0x35, 0x00, 0x0b, 0x8c, 0x45, b'a', b'b', b'c',
+        ];
+        assert_eq!(pseudo_header_sum(src, dst, 11), 0x8c45);
+        assert!(is_unfinished_udp(src, dst, &udp));
+        let full = udp_checksum(src, dst, &udp);
+        udp[6..8].copy_from_slice(&full.to_be_bytes());
+        assert!(!is_unfinished_udp(src, dst, &udp), "a finished checksum");
+        udp[6..8].copy_from_slice(&[0, 0]);
+        assert!(!is_unfinished_udp(src, dst, &udp), "no checksum (IPv4)");
+        assert!(!is_unfinished_udp(src, dst, &udp[..7]), "cut short");
+        // A valid datagram whose checksum happens to equal the pseudo-header sum (0x8c46
+        // for 12 bytes) is fine: the last payload word is chosen so that it verifies.
+        let mut lucky = [
+            0x30, 0x39, 0x00, 0x35, 0x00, 0x0c, 0x8c, 0x46, b'a', b'b', 0, 0,
+        ];
+        assert_eq!(pseudo_header_sum(src, dst, 12), 0x8c46);
+        let pseudo = pseudo_header_acc(src, dst, 12);
+        let partial = fold(sum_words(pseudo, &lucky));
+        lucky[10..12].copy_from_slice(&(!partial).to_be_bytes());
+        assert_eq!(fold(sum_words(pseudo, &lucky)), 0xffff, "it verifies");
+        assert!(!is_unfinished_udp(src, dst, &lucky));
     }
 
     /// Word-at-a-time reference (RFC 1071 as written).

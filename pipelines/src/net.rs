@@ -61,6 +61,11 @@ pub struct PortConfig {
     pub addresses: Vec<IpNet>,
     /// Transmit checksum offloads.
     pub checksum: ChecksumCaps,
+    /// The port can receive UDP datagrams with an unfinished checksum (only the
+    /// pseudo-header sum): kernel-attached PMDs (AF_XDP, AF_PACKET) on a veth whose sender
+    /// has TX checksum offload on. The fast path looks for that signature on such ports
+    /// only and drops what fails verification (`unfinished_udp_checksum`).
+    pub unfinished_rx_checksums: bool,
 }
 
 /// A static route.
@@ -382,11 +387,13 @@ mod tests {
                     mac: [2, 0, 0, 0, 0, 1],
                     addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                     checksum: ChecksumCaps::empty(),
+                    unfinished_rx_checksums: false,
                 },
                 PortConfig {
                     mac: [2, 0, 0, 0, 0, 2],
                     addresses: vec![net("198.18.1.254", 24)],
                     checksum: ChecksumCaps::all(),
+                    unfinished_rx_checksums: false,
                 },
             ],
             vec![StaticRoute {
@@ -450,6 +457,7 @@ mod tests {
                 mac: [0; 6],
                 addresses: vec![net("198.18.0.1", 33)],
                 checksum: ChecksumCaps::empty(),
+                unfinished_rx_checksums: false,
             }],
             vec![],
             SnatConfig {

@@ -10,6 +10,8 @@
 //! - The IPv4 header checksum is verified (20–60 bytes, cheap); a bad one is dropped.
 //! - The UDP checksum is **not** verified per packet: rewrites are incremental, so a wrong
 //!   checksum stays wrong and the receiver drops the datagram, as it would have without us.
+//!   (The worker looks for unfinished checksums on kernel-attached ports only:
+//!   [`crate::checksum::is_unfinished_udp`].)
 //! - Fragments are dropped (`fragment`): there is no reassembly, and only the first fragment
 //!   carries the ports, so later ones could not be classified.
 //! - The UDP length field must equal the IP payload length (after IPv6 extension headers).

@@ -54,6 +54,7 @@ pub fn network(offload: bool) -> Network {
                 mac: PORT0_MAC,
                 addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                 checksum: ChecksumCaps::empty(),
+                unfinished_rx_checksums: false,
             },
             PortConfig {
                 mac: PORT1_MAC,
@@ -63,6 +64,7 @@ pub fn network(offload: bool) -> Network {
                 } else {
                     ChecksumCaps::empty()
                 },
+                unfinished_rx_checksums: false,
             },
         ],
         vec![

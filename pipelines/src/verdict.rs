@@ -131,6 +131,12 @@ drop_reasons! {
     TruncatedUdp = "truncated_udp",
     /// UDP source or destination port 0.
     MalformedUdp = "malformed_udp",
+    /// The UDP checksum field holds only the pseudo-header sum and the datagram fails
+    /// verification: a sender on the same host left it for TX checksum offload, and a veth
+    /// handed it on unfinished. Checked only on ports that can see this (kernel-attached:
+    /// `PortConfig::unfinished_rx_checksums`); the fix is on the sender's side
+    /// (`ethtool -K <veth> tx off`).
+    UnfinishedUdpChecksum = "unfinished_udp_checksum",
     /// An IP fragment: there is no reassembly (later fragments carry no ports).
     Fragment = "fragment",
     /// Non-UDP, non-ICMP traffic not addressed to the appliance.

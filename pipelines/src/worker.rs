@@ -126,6 +126,9 @@ pub struct Worker {
     counters: Counters,
     retired: Vec<EntityCounters>,
     hops: HopCache,
+    /// The current burst's port can deliver unfinished UDP checksums (see
+    /// [`crate::net::PortConfig::unfinished_rx_checksums`]).
+    check_unfinished: bool,
 }
 
 /// A resolved destination: out port, MACs and the port's offloads.
@@ -214,6 +217,14 @@ fn is_unicast(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether the datagram's UDP checksum is unfinished (see [`checksum::is_unfinished_udp`]).
+#[inline]
+fn unfinished_checksum(pkt: &[u8], p: &ParsedUdp) -> bool {
+    let l4 = usize::from(p.l4_off);
+    pkt.get(l4..l4 + usize::from(p.udp_len))
+        .is_some_and(|udp| checksum::is_unfinished_udp(p.flow.src, p.flow.dst, udp))
+}
+
 /// The Maglev hash of a flow under a hash-key mode, with the tables' seed. Identical on
 /// every appliance given the same configuration.
 #[inline]
@@ -298,6 +309,7 @@ impl Worker {
             counters,
             retired: Vec::new(),
             hops: HopCache::default(),
+            check_unfinished: false,
         })
     }
 
@@ -342,9 +354,14 @@ impl Worker {
         }
     }
 
-    fn begin(&mut self, ctx: &Context<'_>) {
+    fn begin(&mut self, ctx: &Context<'_>, in_port: u16) {
         self.adopt(ctx.tables);
         self.hops = HopCache::default();
+        self.check_unfinished = ctx
+            .network
+            .ports()
+            .get(usize::from(in_port))
+            .is_some_and(|p| p.unfinished_rx_checksums);
         let n = ctx.network;
         self.snat = SnatAddrs {
             v4: n.snat_addr(false).map(ip16).unwrap_or_default(),
@@ -354,8 +371,8 @@ impl Worker {
 
     /// Processes a burst: `verdicts[i]` is the decision for `packets[i]`. Only the first
     /// `min(packets.len(), verdicts.len())` packets are processed. `in_port` is the port
-    /// the burst arrived on (kept for per-port policy; the fast path does not need it
-    /// today).
+    /// the burst arrived on (its index in [`Network::ports`]): on kernel-attached ports
+    /// unfinished UDP checksums are looked for.
     pub fn process_burst(
         &mut self,
         ctx: &Context<'_>,
@@ -364,8 +381,7 @@ impl Worker {
         packets: &mut [&mut [u8]],
         verdicts: &mut [Verdict],
     ) {
-        let _ = in_port;
-        self.begin(ctx);
+        self.begin(ctx, in_port);
         // Two passes per chunk: parse everything and touch each packet's flow-index slot
         // and record, so the cache misses of a chunk overlap instead of queueing; then
         // process. The chunk array lives on the stack.
@@ -414,8 +430,7 @@ impl Worker {
         in_port: u16,
         packet: &mut [u8],
     ) -> Verdict {
-        let _ = in_port;
-        self.begin(ctx);
+        self.begin(ctx, in_port);
         let v = self.process_one(ctx, now, packet);
         self.counters.flows_active = self.flows.len() as u64;
         v
@@ -473,6 +488,9 @@ impl Worker {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += len;
         let v = match parsed {
+            Parsed::Udp(p) if self.check_unfinished && unfinished_checksum(pkt, &p) => {
+                Verdict::Drop(DropReason::UnfinishedUdpChecksum)
+            }
             Parsed::Udp(p) => {
                 let t = packet_tuple(&p.flow);
                 let h = hash.unwrap_or_else(|| self.flows.hash(&t));

@@ -316,6 +316,11 @@ fn non_udp_goes_to_host_or_is_dropped() {
             tcp([198, 18, 0, 254]),
             Verdict::ToHost(HostReason::OwnAddress),
         ),
+        // The SNAT address is the appliance's too (replies, pings and ND reach the host).
+        (
+            tcp([198, 18, 1, 253]),
+            Verdict::ToHost(HostReason::OwnAddress),
+        ),
         (tcp([198, 18, 9, 9]), Verdict::Drop(DropReason::NotUdp)),
         (icmp, Verdict::ToHost(HostReason::Icmp)),
         (
@@ -326,6 +331,50 @@ fn non_udp_goes_to_host_or_is_dropped() {
     for (mut f, want) in cases {
         assert_eq!(rig.run(&mut f, SEC), want);
     }
+}
+
+/// A rig whose client-side port 0 is kernel-attached (may see unfinished checksums).
+fn kernel_attached_rig() -> Rig {
+    let net = testkit::network(false);
+    let mut ports = net.ports().to_vec();
+    ports[0].unfinished_rx_checksums = true;
+    let net = Network::new(ports, vec![], *net.snat()).unwrap();
+    Rig::with(testkit::config(), net, params())
+}
+
+/// An IPv4 UDP frame (no options, untagged) with its checksum replaced by the bare
+/// pseudo-header sum, as a sender with TX checksum offload hands it to a veth.
+fn unfinished(mut f: Vec<u8>) -> Vec<u8> {
+    let (src, dst) = (
+        IpAddr::from([f[26], f[27], f[28], f[29]]),
+        IpAddr::from([f[30], f[31], f[32], f[33]]),
+    );
+    let len = u32::from(u16::from_be_bytes([f[38], f[39]]));
+    let sum = pipelines::checksum::pseudo_header_sum(src, dst, len);
+    f[40..42].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+#[test]
+fn unfinished_checksum_is_looked_for_on_kernel_attached_ports_only() {
+    let good = || udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"query");
+    // Kernel-attached: the unfinished datagram is dropped, a finished one forwarded.
+    let mut rig = kernel_attached_rig();
+    let mut bad = unfinished(good());
+    assert_eq!(
+        rig.run(&mut bad, SEC),
+        Verdict::Drop(DropReason::UnfinishedUdpChecksum)
+    );
+    tx(rig.run(&mut good(), SEC));
+    // A NIC port does not look (its datagrams come complete from the wire): forwarded.
+    let mut rig = Rig::new();
+    tx(rig.run(&mut unfinished(good()), SEC));
+    assert_eq!(
+        rig.worker
+            .counters()
+            .drop_count(DropReason::UnfinishedUdpChecksum),
+        0
+    );
 }
 
 /// Builds, for one reason, a rig and a packet that must be dropped for it.
@@ -390,6 +439,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             f[36..38].copy_from_slice(&[0, 0]);
             (rig, f)
         }
+        DropReason::UnfinishedUdpChecksum => (kernel_attached_rig(), unfinished(good)),
         DropReason::Fragment => {
             let mut f = good;
             f[20] = 0x20;

@@ -81,7 +81,9 @@ pub struct Addressing {
     pub vip_v4: Ipv4Addr,
     /// The IPv6 VIP.
     pub vip_v6: Ipv6Addr,
-    /// The IPv4 SNAT address (full-NAT mode).
+    /// The IPv4 SNAT address (full-NAT mode): in the VIP subnet (the default; backends
+    /// reach it through their gateway) or in the backend subnet (on the backends' link:
+    /// they resolve it themselves, and the appliance must answer ARP for it).
     pub snat_v4: Ipv4Addr,
     /// The IPv6 SNAT address.
     pub snat_v6: Ipv6Addr,
@@ -210,7 +212,8 @@ impl Addressing {
                 format!("{addr} leaves the {role} subnet {}", gw.network()),
             ));
         }
-        if self.appliance_addrs().iter().any(|a| a.addr == addr) {
+        let snat = [IpAddr::V4(self.snat_v4), IpAddr::V6(self.snat_v6)];
+        if self.appliance_addrs().iter().any(|a| a.addr == addr) || snat.contains(&addr) {
             return Err(Error::invalid(
                 what,
                 format!("{addr} is an appliance address"),
@@ -219,8 +222,9 @@ impl Addressing {
         Ok(ifaddr(addr, gw.prefix_len))
     }
 
-    /// Checks that every address is in a benchmarking range, that the VIP and SNAT
-    /// addresses are in the VIP subnet, and that the three subnets are distinct.
+    /// Checks that every address is in a benchmarking range, that the VIPs are in the VIP
+    /// subnet and the SNAT addresses in the VIP or the backend subnet, and that the three
+    /// subnets are distinct.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the first offending field.
@@ -251,14 +255,35 @@ impl Addressing {
         }
         for (field, addr, subnet) in [
             ("vip_v4", IpAddr::from(self.vip_v4), self.vip_gateway_v4),
-            ("snat_v4", self.snat_v4.into(), self.vip_gateway_v4),
             ("vip_v6", self.vip_v6.into(), self.vip_gateway_v6),
-            ("snat_v6", self.snat_v6.into(), self.vip_gateway_v6),
         ] {
             if !subnet.contains(addr) {
                 return Err(Error::invalid(
                     format!("Addressing::{field}"),
                     format!("{addr} is not in the VIP subnet {}", subnet.network()),
+                ));
+            }
+        }
+        for (field, addr, subnets) in [
+            (
+                "snat_v4",
+                IpAddr::from(self.snat_v4),
+                [self.vip_gateway_v4, self.backend_gateway_v4],
+            ),
+            (
+                "snat_v6",
+                self.snat_v6.into(),
+                [self.vip_gateway_v6, self.backend_gateway_v6],
+            ),
+        ] {
+            if !subnets.iter().any(|s| s.contains(addr)) {
+                return Err(Error::invalid(
+                    format!("Addressing::{field}"),
+                    format!(
+                        "{addr} is in neither the VIP subnet {} nor the backend subnet {}",
+                        subnets[0].network(),
+                        subnets[1].network()
+                    ),
                 ));
             }
         }
@@ -358,12 +383,36 @@ mod tests {
     }
 
     #[test]
-    fn vip_outside_its_subnet_is_refused() {
+    fn vip_and_snat_outside_their_subnets_are_refused() {
         let bad = Addressing {
+            vip_v6: v6(0, 1, 0x10),
+            ..Addressing::default()
+        };
+        let err = bad.validate().expect_err("vip in backend subnet");
+        assert!(err.to_string().contains("vip_v6"), "{err}");
+        let bad = Addressing {
+            snat_v6: v6(0, 0x100, 2),
+            ..Addressing::default()
+        };
+        let err = bad.validate().expect_err("snat in client subnet");
+        assert!(err.to_string().contains("snat_v6"), "{err}");
+    }
+
+    #[test]
+    fn snat_on_the_backend_link_is_valid_and_never_a_backend() {
+        let a = Addressing {
+            snat_v4: v4(198, 18, 1, 2),
             snat_v6: v6(0, 1, 2),
             ..Addressing::default()
         };
-        let err = bad.validate().expect_err("snat in backend subnet");
-        assert!(err.to_string().contains("snat_v6"), "{err}");
+        a.validate().expect("SNAT in the backend subnet");
+        let clash = Addressing {
+            first_backend_v4: v4(198, 18, 1, 2),
+            ..a
+        };
+        let err = clash
+            .backend_v4(0)
+            .expect_err("backend on the SNAT address");
+        assert!(err.to_string().contains("appliance address"), "{err}");
     }
 }

@@ -32,6 +32,12 @@ pub struct ApplianceOptions {
     /// TAP (`net_tap0,iface=<topology TAP>`), which [`Appliance::start`] bridges. Any
     /// other device (e.g. `net_virtio_user0,path=<socket>`) is the caller's to connect.
     pub device: Option<String>,
+    /// A second port, facing the backends on their own link
+    /// ([`TopologyBuilder::separate_backend_link`](crate::topology::TopologyBuilder::separate_backend_link)),
+    /// e.g. `net_af_xdp1,iface=<topology backend veth>`: it gets the backend gateway
+    /// addresses and the first port the others. `None` (the default): one port holds
+    /// every address.
+    pub backend_device: Option<String>,
 }
 
 impl ApplianceOptions {
@@ -45,6 +51,7 @@ impl ApplianceOptions {
             new_flow_rate_limit: 0,
             idle_backoff_us: 100,
             device: None,
+            backend_device: None,
         }
     }
 
@@ -60,6 +67,15 @@ impl ApplianceOptions {
         self.device
             .as_deref()
             .is_none_or(|d| d.starts_with("net_tap"))
+    }
+
+    /// Whether a port is attached through the kernel (`net_af_xdp`, `net_af_packet`), so
+    /// it sees what the veth peer's senders hand over, checksum offload included.
+    pub fn is_kernel_attached(&self) -> bool {
+        [&self.device, &self.backend_device]
+            .into_iter()
+            .flatten()
+            .any(|d| d.starts_with("net_af_xdp") || d.starts_with("net_af_packet"))
     }
 }
 
@@ -96,10 +112,12 @@ pub fn udplb_binary() -> Result<PathBuf> {
 }
 
 /// The `appliance.yaml` the bench uses: one port (the topology's TAP unless
-/// [`ApplianceOptions::device`] says otherwise) with the topology's gateway addresses, the
-/// VIP subnet's SNAT addresses, one worker.
+/// [`ApplianceOptions::device`] says otherwise) with the topology's gateway addresses (the
+/// backend gateways on a second port with [`ApplianceOptions::backend_device`]), the
+/// addressing's SNAT addresses, one worker.
 pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let a = topo.addressing();
+    let backend_gateways = [a.backend_gateway_v4, a.backend_gateway_v6];
     let mut s = String::new();
     let _ = writeln!(s, "ports:");
     let name = if opts.is_tap() { "tap0" } else { "port0" };
@@ -107,7 +125,17 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let _ = writeln!(s, "    device: \"{}\"", opts.device(topo));
     let _ = writeln!(s, "    addresses:");
     for addr in a.appliance_addrs() {
-        let _ = writeln!(s, "      - \"{}/{}\"", addr.addr, addr.prefix_len);
+        if opts.backend_device.is_none() || !backend_gateways.contains(&addr) {
+            let _ = writeln!(s, "      - \"{}/{}\"", addr.addr, addr.prefix_len);
+        }
+    }
+    if let Some(device) = &opts.backend_device {
+        let _ = writeln!(s, "  - name: backends");
+        let _ = writeln!(s, "    device: \"{device}\"");
+        let _ = writeln!(s, "    addresses:");
+        for addr in backend_gateways {
+            let _ = writeln!(s, "      - \"{}/{}\"", addr.addr, addr.prefix_len);
+        }
     }
     let _ = writeln!(s, "snat:");
     let _ = writeln!(s, "  ipv4: {}", a.snat_v4);
@@ -150,6 +178,9 @@ impl<'t> Appliance<'t> {
         let settings = dir.join("appliance.yaml");
         std::fs::write(&settings, settings_yaml(topo, opts))
             .map_err(|e| Error::io("write appliance.yaml", e))?;
+        if opts.is_kernel_attached() {
+            topo.disable_tx_checksum_offload()?;
+        }
         let settings_arg = settings.to_string_lossy().into_owned();
         let process = topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], "udplb.log")?;
         let mut app = Appliance { topo, process, dir };
@@ -267,10 +298,38 @@ impl<'t> Appliance<'t> {
     ///
     /// # Errors
     /// It does not exit within 20 s.
-    pub fn stop(mut self) -> Result<(std::process::ExitStatus, String)> {
-        let status = self.process.stop("TERM", Duration::from_secs(20))?;
-        Ok((status, self.process.log()))
+    pub fn stop(self) -> Result<(std::process::ExitStatus, String)> {
+        self.stop_report().map(|s| (s.status, s.log))
     }
+
+    /// Stops udplb with SIGTERM and reports how it ended, including whether it left its
+    /// DPDK runtime directory behind (looked at before the testbench removes it).
+    ///
+    /// # Errors
+    /// It does not exit within 20 s.
+    pub fn stop_report(mut self) -> Result<Stopped> {
+        let status = self.process.stop("TERM", Duration::from_secs(20))?;
+        let runtime_dir = runtime_dir(self.topo);
+        Ok(Stopped {
+            status,
+            log: self.process.log(),
+            runtime_dir_left: runtime_dir.exists(),
+            runtime_dir,
+        })
+    }
+}
+
+/// How a udplb ended ([`Appliance::stop_report`]).
+#[derive(Debug)]
+pub struct Stopped {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Its whole log.
+    pub log: String,
+    /// Its DPDK runtime directory (`/var/run/dpdk/<file-prefix>`).
+    pub runtime_dir: PathBuf,
+    /// Whether that directory still existed after udplb exited.
+    pub runtime_dir_left: bool,
 }
 
 impl Drop for Appliance<'_> {

@@ -14,6 +14,10 @@
 //! [`TopologyBuilder::kernel_router`] the lb namespace's kernel holds those addresses on
 //! the bridge and forwards (no NAT): the bench can then be tested without udplb.
 //!
+//! With [`TopologyBuilder::separate_backend_link`] the backends' veths join a second
+//! bridge, br1, with a second appliance veth (`ulbq<tag>` ═ `ulbw<tag>`): one link, and one
+//! appliance port, per side.
+//!
 //! Everything is removed when the [`Topology`] is dropped, also during a panic: processes
 //! in its namespaces are killed, the namespaces (and so every interface) deleted, and the
 //! run directory removed (kept, with its path printed, if a panic is unwinding).
@@ -30,6 +34,9 @@ use crate::netns::{kill_all_in, Netns};
 
 /// Name of the bridge inside the lb namespace.
 pub const BRIDGE: &str = "br0";
+
+/// Name of the backends' bridge with [`TopologyBuilder::separate_backend_link`].
+pub const BACKEND_BRIDGE: &str = "br1";
 
 /// Name of the interface inside every client and backend namespace.
 pub const HOST_IFACE: &str = "eth0";
@@ -124,6 +131,7 @@ pub struct TopologyBuilder {
     ips_per_client: usize,
     addressing: Addressing,
     kernel_router: bool,
+    backend_link: bool,
 }
 
 impl Default for TopologyBuilder {
@@ -134,6 +142,7 @@ impl Default for TopologyBuilder {
             ips_per_client: 1,
             addressing: Addressing::default(),
             kernel_router: false,
+            backend_link: false,
         }
     }
 }
@@ -169,6 +178,15 @@ impl TopologyBuilder {
         self
     }
 
+    /// Whether the backends get a link of their own (default false): a second bridge
+    /// [`BACKEND_BRIDGE`] and a second appliance veth ([`Topology::backend_veth`]), so
+    /// the appliance has one port facing the clients and one facing the backends, as an
+    /// edge host with two NICs. The TAP stays on the client link.
+    pub fn separate_backend_link(mut self, on: bool) -> Self {
+        self.backend_link = on;
+        self
+    }
+
     /// Creates the namespaces, bridge, veths, addresses and routes.
     ///
     /// # Errors
@@ -190,17 +208,15 @@ impl TopologyBuilder {
             ("net.ipv4.conf.default.send_redirects", "0"),
         ])?;
         lb.sysctl(NO_DAD)?;
-        lb.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
-        lb.ip(&[
-            "link",
-            "set",
-            BRIDGE,
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-        ])?;
-        lb.ip(&["link", "set", BRIDGE, "up"])?;
+        let backend_bridge = if self.backend_link {
+            BACKEND_BRIDGE
+        } else {
+            BRIDGE
+        };
+        add_bridge(&lb, BRIDGE)?;
+        if self.backend_link {
+            add_bridge(&lb, BACKEND_BRIDGE)?;
+        }
         // With br_netfilter loaded (Docker hosts), the bridge would validate and drop
         // malformed IP frames itself: the appliance must see them as a wire would.
         for key in [
@@ -221,7 +237,7 @@ impl TopologyBuilder {
             let ipv6 = (0..self.ips_per_client)
                 .map(|j| self.addressing.client_v6(i, j, self.ips_per_client))
                 .collect::<Result<Vec<_>>>()?;
-            let host = self.add_host(&id, &lb, Role::Client, i, ipv4, ipv6)?;
+            let host = self.add_host(&id, &lb, BRIDGE, Role::Client, i, ipv4, ipv6)?;
             let a = &self.addressing;
             for (dst, via) in [
                 (a.vip_gateway_v4, a.client_gateway_v4),
@@ -237,7 +253,7 @@ impl TopologyBuilder {
         for i in 0..self.backends {
             let ipv4 = vec![self.addressing.backend_v4(i)?];
             let ipv6 = vec![self.addressing.backend_v6(i)?];
-            let host = self.add_host(&id, &lb, Role::Backend, i, ipv4, ipv6)?;
+            let host = self.add_host(&id, &lb, backend_bridge, Role::Backend, i, ipv4, ipv6)?;
             add_route(&host.ns, "default", self.addressing.backend_gateway_v4.addr)?;
             add_route(&host.ns, "default", self.addressing.backend_gateway_v6.addr)?;
             backends.push(host);
@@ -245,33 +261,36 @@ impl TopologyBuilder {
 
         let tap_name = id.ifname("ulbt")?;
         let appliance_veth = id.ifname("ulbv")?;
-        let bridge_side = id.ifname("ulbp")?;
-        lb.ip(&[
-            "link",
-            "add",
-            &appliance_veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &bridge_side,
-        ])?;
-        join_bridge(&lb, &bridge_side)?;
-        lb.sysctl(&[(&disable_ipv6_key(&appliance_veth), "1")])?;
-        lb.ip(&["link", "set", &appliance_veth, "up"])?;
+        add_appliance_veth(&lb, &appliance_veth, &id.ifname("ulbp")?, BRIDGE)?;
+        let backend_veth = if self.backend_link {
+            let veth = id.ifname("ulbw")?;
+            add_appliance_veth(&lb, &veth, &id.ifname("ulbq")?, BACKEND_BRIDGE)?;
+            Some(veth)
+        } else {
+            None
+        };
 
         if self.kernel_router {
-            for addr in self.addressing.appliance_addrs() {
-                add_addr(&lb, BRIDGE, &addr)?;
+            let a = &self.addressing;
+            for addr in a.appliance_addrs() {
+                let backend_side = [a.backend_gateway_v4, a.backend_gateway_v6].contains(&addr);
+                let bridge = if backend_side { backend_bridge } else { BRIDGE };
+                add_addr(&lb, bridge, &addr)?;
             }
             lb.sysctl(&[
                 ("net.ipv4.ip_forward", "1"),
                 ("net.ipv6.conf.all.forwarding", "1"),
                 ("net.ipv4.conf.br0.send_redirects", "0"),
             ])?;
+            if self.backend_link {
+                lb.sysctl(&[("net.ipv4.conf.br1.send_redirects", "0")])?;
+            }
         } else {
-            // The appliance answers for the gateways; the bridge itself stays silent.
+            // The appliance answers for the gateways; the bridges themselves stay silent.
             lb.sysctl(&[(&disable_ipv6_key(BRIDGE), "1")])?;
+            if self.backend_link {
+                lb.sysctl(&[(&disable_ipv6_key(BACKEND_BRIDGE), "1")])?;
+            }
         }
 
         Ok(Topology {
@@ -280,6 +299,7 @@ impl TopologyBuilder {
             kernel_router: self.kernel_router,
             tap_name,
             appliance_veth,
+            backend_veth,
             clients,
             backends,
             lb,
@@ -287,11 +307,13 @@ impl TopologyBuilder {
         })
     }
 
-    /// Creates one host namespace, its veth into the bridge, addresses and sysctls.
+    /// Creates one host namespace, its veth into `bridge`, addresses and sysctls.
+    #[allow(clippy::too_many_arguments)]
     fn add_host(
         &self,
         id: &RunId,
         lb: &Netns,
+        bridge: &str,
         role: Role,
         index: usize,
         ipv4: Vec<IfAddr>,
@@ -315,7 +337,7 @@ impl TopologyBuilder {
         ns.sysctl(NO_DAD)?;
         let peer = ["peer", "name", HOST_IFACE, "netns", ns.name()];
         lb.ip(&[&["link", "add", port.as_str(), "type", "veth"][..], &peer].concat())?;
-        join_bridge(lb, &port)?;
+        join(lb, &port, bridge)?;
         ns.ip(&["link", "set", HOST_IFACE, "up"])?;
         for addr in ipv4.iter().chain(&ipv6) {
             add_addr(&ns, HOST_IFACE, addr)?;
@@ -343,9 +365,41 @@ fn disable_ipv6_key(iface: &str) -> String {
     format!("net.ipv6.conf.{iface}.disable_ipv6")
 }
 
-/// Enslaves `iface` to the bridge and brings it up; bridge ports carry no addresses.
+/// Creates bridge `name` in the lb namespace, forwarding at once.
+fn add_bridge(lb: &Netns, name: &str) -> Result<()> {
+    lb.ip(&["link", "add", name, "type", "bridge"])?;
+    lb.ip(&["link", "set", name, "type", "bridge", "forward_delay", "0"])?;
+    lb.ip(&["link", "set", name, "up"])?;
+    Ok(())
+}
+
+/// A veth pair for a kernel-attached DPDK port: `dpdk_side` stays unbridged and without
+/// IPv6 (the kernel must not speak on it), `bridge_side` joins `bridge`.
+fn add_appliance_veth(lb: &Netns, dpdk_side: &str, bridge_side: &str, bridge: &str) -> Result<()> {
+    lb.ip(&[
+        "link",
+        "add",
+        dpdk_side,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        bridge_side,
+    ])?;
+    join(lb, bridge_side, bridge)?;
+    lb.sysctl(&[(&disable_ipv6_key(dpdk_side), "1")])?;
+    lb.ip(&["link", "set", dpdk_side, "up"])?;
+    Ok(())
+}
+
+/// Enslaves `iface` to the client bridge and brings it up.
 fn join_bridge(lb: &Netns, iface: &str) -> Result<()> {
-    lb.ip(&["link", "set", "dev", iface, "master", BRIDGE])?;
+    join(lb, iface, BRIDGE)
+}
+
+/// Enslaves `iface` to `bridge` and brings it up; bridge ports carry no addresses.
+fn join(lb: &Netns, iface: &str, bridge: &str) -> Result<()> {
+    lb.ip(&["link", "set", "dev", iface, "master", bridge])?;
     lb.sysctl(&[(&disable_ipv6_key(iface), "1")])?;
     lb.ip(&["link", "set", "dev", iface, "up"])?;
     Ok(())
@@ -402,6 +456,7 @@ pub struct Topology {
     kernel_router: bool,
     tap_name: String,
     appliance_veth: String,
+    backend_veth: Option<String>,
     // Field order is drop order: hosts, then the lb namespace, then the logs.
     clients: Vec<Host>,
     backends: Vec<Host>,
@@ -478,6 +533,32 @@ impl Topology {
     /// (`iface=<name>`); its peer is already on the bridge. It is not bridged itself.
     pub fn appliance_veth(&self) -> &str {
         &self.appliance_veth
+    }
+
+    /// With [`TopologyBuilder::separate_backend_link`], the veth end in the lb namespace
+    /// for the appliance's backend-facing port (its peer is on [`BACKEND_BRIDGE`]).
+    pub fn backend_veth(&self) -> Option<&str> {
+        self.backend_veth.as_deref()
+    }
+
+    /// Turns TX checksum offload off on every client's and backend's interface
+    /// (`ethtool -K eth0 tx off`). Needed when the appliance's port is kernel-attached
+    /// (net_af_xdp, net_af_packet) on a veth: a veth passes a locally sent datagram on with
+    /// only its pseudo-header checksum, for a NIC to finish, and a kernel-attached PMD hands
+    /// exactly those bytes to the appliance; with offload off the sender's kernel computes
+    /// complete checksums, as a real NIC would put on the wire.
+    ///
+    /// # Errors
+    /// [`Error::Command`] if `ethtool` fails or is missing (`scripts/setup` installs it).
+    pub fn disable_tx_checksum_offload(&self) -> Result<()> {
+        for host in self.clients.iter().chain(&self.backends) {
+            host.ns.run(
+                "ethtool",
+                &["-K", HOST_IFACE, "tx", "off"],
+                exec::SHORT_TIMEOUT,
+            )?;
+        }
+        Ok(())
     }
 
     /// The run directory, for logs, sockets and generated files; removed on drop.

@@ -5,10 +5,13 @@
 //! (not initialised → running → cleaned up) and a count of live DPDK objects (mempools and
 //! ports), so that `cleanup` cannot free memory that a live object still points into.
 
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, c_void, CStr, CString, OsStr};
+use std::io;
 use std::marker::PhantomData;
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
@@ -27,6 +30,10 @@ static STATE: Mutex<EalState> = Mutex::new(EalState::Uninitialised);
 
 /// Mempools and ports alive (leaked mempools stay counted), which `cleanup` waits for.
 static LIVE_OBJECTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the EAL runs with a shared configuration (neither `--no-shconf` nor
+/// `--in-memory`): a primary process then holds its file prefix exclusively.
+static SHARED_CONFIG: AtomicBool = AtomicBool::new(true);
 
 fn state() -> EalState {
     // A poisoned lock only means a panic elsewhere; the state value itself is always valid.
@@ -116,6 +123,10 @@ impl Eal {
         }
         // Some EAL versions keep pointers into argv; a few bytes once per process are cheap.
         std::mem::forget(owned);
+        let unshared = args
+            .iter()
+            .any(|a| a == "--no-shconf" || a == "--in-memory");
+        SHARED_CONFIG.store(!unshared, Ordering::Relaxed);
         *state = EalState::Running;
         Ok(Eal { _private: () })
     }
@@ -123,6 +134,28 @@ impl Eal {
     /// The running EAL, if [`Eal::init`] succeeded and [`Eal::cleanup`] has not run.
     pub fn get() -> Option<Eal> {
         (state() == EalState::Running).then_some(Eal { _private: () })
+    }
+
+    /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root) when this is
+    /// the primary process, which made it; `None` in a secondary process (the directory is
+    /// its primary's). DPDK leaves the directory behind: see [`RuntimeDir::remove`].
+    pub fn runtime_dir(&self) -> Option<RuntimeDir> {
+        // SAFETY: reads EAL configuration, valid while the EAL runs (guaranteed by `self`).
+        if unsafe { ffi::rte_eal_process_type() } != ffi::RTE_PROC_PRIMARY {
+            return None;
+        }
+        // SAFETY: as above; the result points to a NUL-terminated static buffer of the EAL
+        // (or is null), copied at once.
+        let ptr = unsafe { ffi::rte_eal_get_runtime_dir() };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, NUL-terminated, alive for the process (a static EAL buffer).
+        let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+        (!bytes.is_empty()).then(|| RuntimeDir {
+            path: PathBuf::from(OsStr::from_bytes(bytes)),
+            exclusive: SHARED_CONFIG.load(Ordering::Relaxed),
+        })
     }
 
     /// The main lcore (the thread that called [`Eal::init`]).
@@ -256,6 +289,77 @@ impl Eal {
         *state = EalState::CleanedUp;
         check("rte_eal_cleanup", ret).map(drop)
     }
+}
+
+/// The runtime directory of this (primary) process, from [`Eal::runtime_dir`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeDir {
+    path: PathBuf,
+    exclusive: bool,
+}
+
+impl RuntimeDir {
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the directory; call when done with DPDK (after [`Eal::cleanup`], or just
+    /// before exiting when cleanup was refused). With a shared configuration (the default)
+    /// the primary process holds its file prefix exclusively, so everything in the
+    /// directory is its own and all of it goes. Without one (`--no-shconf`, `--in-memory`)
+    /// other processes may use the same prefix and directory: only this process's own
+    /// sockets in it (DPDK's telemetry socket) are removed, then the directory if that
+    /// left it empty. Returns whether it is gone (also when it already was).
+    ///
+    /// # Errors
+    /// The directory could not be read or removed.
+    pub fn remove(&self) -> io::Result<bool> {
+        let removed = if self.exclusive {
+            std::fs::remove_dir_all(&self.path)
+        } else {
+            for socket in own_sockets_in(&self.path) {
+                std::fs::remove_file(socket)?;
+            }
+            std::fs::remove_dir(&self.path)
+        };
+        match removed {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && !self.exclusive => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Unix sockets bound under `dir` by this process: the paths in `/proc/net/unix` whose
+/// socket inode is one of this process's open descriptors (`/proc/self/fd`).
+fn own_sockets_in(dir: &Path) -> Vec<PathBuf> {
+    let own: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|link| {
+            let text = link.to_str()?;
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    // Columns: Num RefCount Protocol Flags Type St Inode Path.
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = fields.get(6)?.parse().ok()?;
+            let path = Path::new(fields.get(7)?);
+            (own.contains(&inode) && path.parent() == Some(dir)).then(|| path.to_owned())
+        })
+        .collect()
 }
 
 type LaunchedFn = Box<dyn FnOnce() + Send>;

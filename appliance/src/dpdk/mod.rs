@@ -31,7 +31,7 @@ mod ring;
 
 pub use burst::{Drain, MbufBurst};
 pub use device::{eal_args_for, Device};
-pub use eal::{Eal, LcoreJob, RegisteredThread};
+pub use eal::{Eal, LcoreJob, RegisteredThread, RuntimeDir};
 pub use error::{DpdkError, Result};
 pub use ids::{LcoreId, PortId, QueueId, SocketId};
 pub use mbuf::{Mbuf, TxChecksum};

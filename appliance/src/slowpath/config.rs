@@ -1,5 +1,6 @@
-//! What the slow path is told about each port (MAC, own addresses, VIPs) and how it paces
-//! itself, validated once into a [`PortState`] that answers "is this address ours?".
+//! What the slow path is told about each port (MAC, own addresses, VIPs, SNAT addresses)
+//! and how it paces itself, validated once into a [`PortState`] that answers "is this
+//! address ours?".
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -18,6 +19,12 @@ pub struct PortAddresses {
     pub own: Vec<(IpAddr, u8)>,
     /// VIPs answered on this port (ARP, NDP, echo) besides the own addresses.
     pub vips: Vec<IpAddr>,
+    /// SNAT addresses answered on this port (ARP, NDP, echo): those inside its prefixes.
+    /// Backends on this link address their full-NAT replies to them, so they must
+    /// resolve here even when the SNAT address is not one of the port's own addresses.
+    /// Static: [`SlowPathMsg::UpdateAddresses`](super::SlowPathMsg::UpdateAddresses)
+    /// keeps them.
+    pub snat: Vec<IpAddr>,
 }
 
 /// A neighbor entry from `appliance.yaml`: never learned over, never aged out.
@@ -92,13 +99,13 @@ pub enum SlowPathError {
         /// The family's maximum.
         max: u8,
     },
-    /// An own address or VIP that cannot be a host address (unspecified, multicast,
-    /// broadcast, loopback).
+    /// An own, VIP or SNAT address that cannot be a host address (unspecified,
+    /// multicast, broadcast, loopback).
     #[error("slow path port {port}: {field} {addr}: not a unicast host address")]
     NotUnicast {
         /// Port id.
         port: u16,
-        /// `own` or `vips`.
+        /// `own`, `vips` or `snat`.
         field: &'static str,
         /// The address.
         addr: IpAddr,
@@ -161,7 +168,10 @@ pub(crate) struct PortState {
     pub(crate) mac: EthernetAddress,
     own_v4: Vec<Ipv4Cidr>,
     own_v6: Vec<Ipv6Cidr>,
-    /// Own addresses and VIPs: everything this port answers for.
+    /// The SNAT addresses it answers for, kept across address updates.
+    pub(crate) snat: Vec<IpAddr>,
+    /// Own addresses, VIPs and SNAT addresses: everything this port answers for (a set,
+    /// so an SNAT address that is also an own address is answered once).
     answers: BTreeSet<IpAddr>,
 }
 
@@ -207,6 +217,7 @@ impl PortState {
             mac: EthernetAddress(addrs.mac),
             own_v4: Vec::new(),
             own_v6: Vec::new(),
+            snat: addrs.snat.clone(),
             answers: BTreeSet::new(),
         };
         for &(addr, prefix) in &addrs.own {
@@ -232,20 +243,17 @@ impl PortState {
             }
             state.answers.insert(addr);
         }
-        for &vip in &addrs.vips {
-            if !is_host_address(vip) {
-                return Err(SlowPathError::NotUnicast {
-                    port,
-                    field: "vips",
-                    addr: vip,
-                });
+        let others = addrs.vips.iter().map(|&a| ("vips", a));
+        for (field, addr) in others.chain(addrs.snat.iter().map(|&a| ("snat", a))) {
+            if !is_host_address(addr) {
+                return Err(SlowPathError::NotUnicast { port, field, addr });
             }
-            state.answers.insert(vip);
+            state.answers.insert(addr);
         }
         Ok(state)
     }
 
-    /// Whether this port answers ARP/NDP/echo for `ip` (own address or VIP).
+    /// Whether this port answers ARP/NDP/echo for `ip` (own address, VIP or SNAT address).
     pub(crate) fn answers_for(&self, ip: IpAddr) -> bool {
         self.answers.contains(&ip)
     }
@@ -291,6 +299,7 @@ mod tests {
             mac: MAC,
             own,
             vips,
+            snat: vec![],
         }
     }
 
@@ -309,6 +318,33 @@ mod tests {
         assert!(!state.answers_for("198.18.0.2".parse().unwrap()));
         assert!(state.on_link("198.18.0.200".parse().unwrap()));
         assert!(!state.on_link("198.19.0.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn answers_for_snat_addresses_once_without_making_them_a_source() {
+        let own4: IpAddr = "198.18.1.1".parse().unwrap();
+        let snat4: IpAddr = "198.18.1.2".parse().unwrap();
+        let addrs = PortAddresses {
+            snat: vec![snat4, own4],
+            ..port(vec![(own4, 24)], vec![])
+        };
+        let state = PortState::new(0, &addrs).unwrap();
+        assert!(state.answers_for(snat4));
+        assert!(state.answers_for(own4), "SNAT equal to the own address");
+        assert_eq!(state.answers.len(), 2, "{:?}", state.answers);
+        // An SNAT address is never the source of our own probes.
+        assert_eq!(
+            state.source_v4_for("198.18.1.9".parse().unwrap()),
+            Some("198.18.1.1".parse().unwrap())
+        );
+        let bad = PortAddresses {
+            snat: vec!["0.0.0.0".parse().unwrap()],
+            ..port(vec![], vec![])
+        };
+        assert_eq!(
+            PortState::new(1, &bad).unwrap_err().to_string(),
+            "slow path port 1: snat 0.0.0.0: not a unicast host address"
+        );
     }
 
     #[test]
@@ -355,6 +391,7 @@ mod tests {
             mac: [0xff; 6],
             own: vec![],
             vips: vec![],
+            snat: vec![],
         };
         assert_eq!(
             PortState::new(3, &bad_mac).unwrap_err().to_string(),

@@ -1,6 +1,6 @@
-//! Incoming frames: checked parsing, answers for own addresses and VIPs, neighbor snooping,
-//! and ICMP unreachable for rejected flows. Every frame ends in a [`Verdict`] that the
-//! caller counts; nothing here can panic on bad input (smoltcp's checked views).
+//! Incoming frames: checked parsing, answers for own, VIP and SNAT addresses, neighbor
+//! snooping, and ICMP unreachable for rejected flows. Every frame ends in a [`Verdict`] that
+//! the caller counts; nothing here can panic on bad input (smoltcp's checked views).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;

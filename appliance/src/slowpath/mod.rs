@@ -1,8 +1,9 @@
 //! Slow path: the appliance's host stack for the frames the fast path does not forward.
 //!
 //! One thread, fed by a bounded channel of [`SlowPathMsg`] from the workers, that
-//! - answers ARP and NDP (neighbor solicitations) for the appliance's own addresses **and
-//!   the VIPs**, and ICMP/ICMPv6 echo to them;
+//! - answers ARP and NDP (neighbor solicitations) for the appliance's own addresses, **the
+//!   VIPs** and the SNAT addresses (on the port whose prefix holds them: backends there
+//!   resolve them to send full-NAT replies), and ICMP/ICMPv6 echo to them;
 //! - resolves next hops on request ([`SlowPathMsg::Resolve`]) with rate-limited ARP
 //!   requests / neighbor solicitations, refreshes learned entries before they age out, and
 //!   publishes the whole neighbor table through a callback whenever it changes;
@@ -79,7 +80,8 @@ pub enum SlowPathMsg<B> {
         /// The whole Ethernet frame of the rejected datagram.
         frame: B,
     },
-    /// Replaces a port's own addresses and VIPs (after a config reload).
+    /// Replaces a port's own addresses and VIPs (after a config reload); its SNAT
+    /// addresses stay.
     UpdateAddresses {
         /// The port.
         port: u16,
@@ -327,6 +329,7 @@ impl SlowPath {
             mac: current.mac.0,
             own,
             vips,
+            snat: current.snat.clone(),
         };
         match PortState::new(port, &addrs) {
             Ok(state) => {

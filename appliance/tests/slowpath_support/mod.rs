@@ -1,5 +1,5 @@
-//! Shared fixtures for the slow-path tests: one port with own addresses and VIPs from the
-//! benchmarking ranges, frame builders (etherparse or literal bytes, never the code under
+//! Shared fixtures for the slow-path tests: one port with own addresses, VIPs and SNAT
+//! addresses (on-link, not own) from the benchmarking ranges, frame builders (etherparse or literal bytes, never the code under
 //! test) and an independent Internet checksum.
 #![allow(dead_code)]
 
@@ -23,11 +23,14 @@ pub const BROADCAST: [u8; 6] = [0xff; 6];
 
 pub const OWN4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+/// Inside OWN4's prefix, but not an own address: the backends' link holds it.
+pub const SNAT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const PEER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 50);
 pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 pub const STATIC4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 53);
 pub const OWN6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x10);
+pub const SNAT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 pub const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x50);
 pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0x12, 0x3456);
 
@@ -36,6 +39,7 @@ pub fn config() -> SlowPathConfig {
         mac: OUR_MAC,
         own: vec![(IpAddr::V4(OWN4), 24), (IpAddr::V6(OWN6), 64)],
         vips: vec![IpAddr::V4(VIP4), IpAddr::V6(VIP6)],
+        snat: vec![IpAddr::V4(SNAT4), IpAddr::V6(SNAT6)],
     };
     SlowPathConfig {
         ports: [(PORT, port)].into_iter().collect(),
