@@ -16,7 +16,7 @@
 //! * [`Tools`] — our `echo` server (replies with its name and the client address it saw)
 //!   and multi-flow `loadgen` (per-flow backend, loss, latency percentiles; or one-way
 //!   blast), run as `testbench` subcommands inside namespaces.
-//! * [`raw::send_frames`] — hand-made Ethernet frames, for malformed-traffic tests.
+//! * [`traffic::raw::send_frames`] — hand-made Ethernet frames, for malformed-traffic tests.
 //!
 //! Every external command is bounded in time ([`exec::run`]); every long-running child is
 //! a [`Process`] that is killed and reaped on drop. Names carry the pid and a counter
@@ -32,29 +32,23 @@ pub mod appliance;
 pub mod bench;
 pub mod cleanup;
 pub mod demo;
-pub mod dns;
-pub mod echo;
 pub mod error;
 pub mod exec;
-pub mod latency;
-pub mod loadgen;
 pub mod manifests;
 pub mod names;
 pub mod netns;
-pub mod proto;
-pub mod raw;
-pub mod tools;
 pub mod topology;
+pub mod traffic;
 
 pub use addressing::{Addressing, IfAddr};
-pub use dns::{dig, DigQuery, DigReply, Dnsmasq};
 pub use error::{Error, Result};
 pub use exec::Process;
-pub use loadgen::{LoadgenConfig, Mode, Report};
 pub use netns::Netns;
-pub use proto::EchoStats;
-pub use tools::{EchoServer, RunningLoadgen, Tools};
 pub use topology::{Host, Role, Topology, TopologyBuilder};
+pub use traffic::dns::{dig, DigQuery, DigReply, Dnsmasq};
+pub use traffic::loadgen::{LoadgenConfig, Mode, Report};
+pub use traffic::proto::EchoStats;
+pub use traffic::tools::{EchoServer, RunningLoadgen, Tools};
 
 /// Whether this process runs with effective uid 0 (needed for namespaces).
 pub fn is_root() -> bool {

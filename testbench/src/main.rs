@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use testbench::echo::{self, EchoConfig};
-use testbench::loadgen::{self, LoadgenConfig, Mode};
+use testbench::traffic::echo::{self, EchoConfig};
+use testbench::traffic::loadgen::{self, LoadgenConfig, Mode};
 use testbench::{cleanup, Error, Result};
 
 #[derive(Parser)]

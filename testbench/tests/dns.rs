@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use testbench::dns::{DNS_PORT, WHOAMI};
+use testbench::traffic::dns::{DNS_PORT, WHOAMI};
 use testbench::{dig, skip_unless_root, DigQuery, DigReply, Dnsmasq, Topology};
 
 fn start_all(topo: &Topology) -> Vec<Dnsmasq> {

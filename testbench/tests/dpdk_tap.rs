@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use testbench::topology::BRIDGE;
-use testbench::{exec, raw, skip_unless_root, Topology};
+use testbench::traffic::raw;
+use testbench::{exec, skip_unless_root, Topology};
 
 /// The largest `RX-packets:` figure testpmd has printed so far.
 fn rx_packets(log: &str) -> u64 {

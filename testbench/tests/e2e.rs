@@ -9,9 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
-use testbench::dns::DNS_PORT;
-use testbench::loadgen::{LoadgenConfig, Mode};
 use testbench::manifests::{self, Endpoint, Parent};
+use testbench::traffic::dns::DNS_PORT;
+use testbench::traffic::loadgen::{LoadgenConfig, Mode};
 use testbench::{dig, skip_unless_root, DigQuery, Dnsmasq, Topology};
 
 const ECHO_PORT: u16 = 7777;
@@ -585,7 +585,8 @@ fn hostile_traffic_is_counted_and_dropped() {
         client.ipv4().octets(),
         topo.addressing().vip_v4.octets(),
     );
-    let sent = testbench::raw::send_frames(client.ns(), "eth0", &frames).expect("raw frames");
+    let sent =
+        testbench::traffic::raw::send_frames(client.ns(), "eth0", &frames).expect("raw frames");
     assert_eq!(sent, frames.len());
 
     // A flood of new flows (one datagram each, one-way).

@@ -143,7 +143,8 @@ fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
         .backends(3)
         .build()
         .expect("topology builds");
-    let _dns = Dnsmasq::start_on_backends(&topo, testbench::dns::DNS_PORT).expect("dnsmasq");
+    let _dns =
+        Dnsmasq::start_on_backends(&topo, testbench::traffic::dns::DNS_PORT).expect("dnsmasq");
     let socket = topo.run_dir().join("vhost.sock");
     let peer = VhostPeer::start(&topo, &socket);
 

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::PacketBuilder;
-use testbench::loadgen::Mode;
-use testbench::{raw, skip_unless_root, LoadgenConfig, Topology};
+use testbench::traffic::loadgen::Mode;
+use testbench::traffic::raw;
+use testbench::{skip_unless_root, LoadgenConfig, Topology};
 
 const PORT: u16 = 7000;
 

@@ -9,7 +9,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use testbench::loadgen::Mode;
+use testbench::traffic::loadgen::Mode;
 use testbench::{skip_unless_root, LoadgenConfig};
 
 const PORT: u16 = 7000;

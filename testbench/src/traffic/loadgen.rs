@@ -11,7 +11,7 @@
 //!   reply before the flow's next one; the report says per flow which backend answered,
 //!   the address the backend saw, loss and round-trip percentiles.
 //! * [`Mode::Blast`]: one-way, as fast as allowed; replies are ignored. Pair it with an
-//!   echo server in sink mode and read its counters with [`crate::echo::query_stats`].
+//!   echo server in sink mode and read its counters with [`super::echo::query_stats`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::latency::{Latency, Recorder};
+use super::proto;
 use crate::error::{Error, Result};
-use crate::latency::{Latency, Recorder};
-use crate::proto;
 
 /// How flows use their sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::appliance::{self, ApplianceOptions};
-use crate::dns::{Dnsmasq, DNS_PORT};
 use crate::error::{Error, Result};
 use crate::exec::{self, Process};
-use crate::loadgen::{LoadgenConfig, Mode};
 use crate::manifests::{self, Endpoint, Parent};
 use crate::netns::Netns;
-use crate::tools::{EchoServer, Tools};
 use crate::topology::Topology;
+use crate::traffic::dns::{Dnsmasq, DNS_PORT};
+use crate::traffic::loadgen::{LoadgenConfig, Mode};
+use crate::traffic::tools::{EchoServer, Tools};
 
 /// UDP port of the echo workload (VIP and backends).
 pub const ECHO_PORT: u16 = 7777;
@@ -1047,7 +1047,7 @@ fn encode_request(payload: &Payload, seq: u64, req: &mut Vec<u8>) -> u16 {
             let id = (seq & 0xffff) as u16;
             req.extend_from_slice(&id.to_be_bytes());
             req.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-            for label in crate::dns::WHOAMI.split('.') {
+            for label in crate::traffic::dns::WHOAMI.split('.') {
                 req.push(label.len() as u8);
                 req.extend_from_slice(label.as_bytes());
             }
