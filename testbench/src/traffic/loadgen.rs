@@ -7,11 +7,16 @@
 //! `threads` threads, which go round-robin over their flows `count` times, paced to
 //! `rate` datagrams per second in total, and stop at `max_duration_ms` whatever is left.
 //!
-//! * [`Mode::RequestResponse`]: each datagram waits (up to `reply_timeout_ms`) for its echo
+//! * [`Mode::RequestResponse`]: each datagram waits (up to `reply_timeout_ms`) for its
 //!   reply before the flow's next one; the report says per flow which backend answered,
-//!   the address the backend saw, loss and round-trip percentiles.
+//!   the address the backend saw, loss, and the round-trip percentiles and distribution.
+//!   With a thread per outstanding request this is the closed-loop latency client of
+//!   both the tests and `testbench bench-peers`.
 //! * [`Mode::Blast`]: one-way, as fast as allowed; replies are ignored. Pair it with an
 //!   echo server in sink mode and read its counters with [`super::echo::query_stats`].
+//!
+//! Requests are our echo protocol ([`Payload::Echo`]) or a DNS query ([`Payload::Dns`]),
+//! for DNS servers and proxies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -33,6 +38,19 @@ pub enum Mode {
     RequestResponse,
     /// Send only.
     Blast,
+}
+
+/// What each request carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payload {
+    /// Our echo request ([`proto::encode_request`]) of `payload_size` bytes; a reply names
+    /// the backend and the source address it saw.
+    #[default]
+    Echo,
+    /// A DNS query `whoami.test TXT` ([`proto::encode_dns_query`]); a reply matches by id
+    /// and is attributed to no backend. `payload_size` does not apply.
+    Dns,
 }
 
 /// What to generate. Serialised as JSON when the driver runs `testbench loadgen` in a
@@ -62,11 +80,14 @@ pub struct LoadgenConfig {
     pub payload_size: usize,
     /// Sending threads.
     pub threads: u32,
+    /// What each request carries.
+    #[serde(default)]
+    pub payload: Payload,
 }
 
 impl LoadgenConfig {
     /// `flows` flows from `source` to `target`, 1 request each, 1 s reply timeout, 60 s cap,
-    /// 64-byte payloads, 2 threads, unpaced.
+    /// 64-byte echo payloads, 2 threads, unpaced.
     pub fn new(target: SocketAddr, source: IpAddr, flows: u32) -> LoadgenConfig {
         LoadgenConfig {
             targets: vec![target],
@@ -80,6 +101,7 @@ impl LoadgenConfig {
             reply_timeout_ms: 1_000,
             payload_size: 64,
             threads: 2,
+            payload: Payload::Echo,
         }
     }
 
@@ -368,12 +390,15 @@ fn drive(
                 return (latency, false);
             }
             pacer.wait(deadline);
-            proto::encode_request(
-                flow.report.flow,
-                seq,
-                config.payload_size,
-                &mut flow.request,
-            );
+            match config.payload {
+                Payload::Echo => proto::encode_request(
+                    flow.report.flow,
+                    seq,
+                    config.payload_size,
+                    &mut flow.request,
+                ),
+                Payload::Dns => proto::encode_dns_query(dns_id(seq), &mut flow.request),
+            }
             let sent_at = Instant::now();
             if flow.socket.send(&flow.request).is_err() {
                 // ICMP feedback from an earlier datagram, or a full queue.
@@ -382,7 +407,15 @@ fn drive(
             }
             flow.report.sent += 1;
             if config.mode == Mode::RequestResponse {
-                await_reply(flow, seq, sent_at, timeout, &mut reply, &mut latency);
+                await_reply(
+                    flow,
+                    config.payload,
+                    seq,
+                    sent_at,
+                    timeout,
+                    &mut reply,
+                    &mut latency,
+                );
             }
         }
     }
@@ -392,6 +425,7 @@ fn drive(
 /// Waits for the reply to (`flow`, `seq`), counting stale and foreign datagrams.
 fn await_reply(
     flow: &mut Flow,
+    payload: Payload,
     seq: u64,
     sent_at: Instant,
     timeout: Duration,
@@ -418,24 +452,72 @@ fn await_reply(
                 return;
             }
         };
-        let Some(echo) = proto::decode_reply(&buf[..len]) else {
-            report.errors += 1;
-            continue;
-        };
-        match proto::decode_request(echo.payload) {
-            Some((f, s)) if f == report.flow && s == seq => {
+        match classify(payload, &buf[..len], report.flow, seq) {
+            Answer::Reply { server, peer } => {
                 latency.record(u64::try_from(sent_at.elapsed().as_nanos()).unwrap_or(u64::MAX));
                 report.received += 1;
-                *report.backends.entry(echo.server.to_owned()).or_default() += 1;
-                if report.seen_as.len() < MAX_SEEN_AS {
-                    report.seen_as.insert(echo.peer);
+                if let Some(server) = server {
+                    *report.backends.entry(server.to_owned()).or_default() += 1;
+                }
+                if let Some(peer) = peer {
+                    if report.seen_as.len() < MAX_SEEN_AS {
+                        report.seen_as.insert(peer);
+                    }
                 }
                 return;
             }
-            Some((f, s)) if f == report.flow && s < seq => report.late += 1,
-            _ => report.errors += 1,
+            Answer::Late => report.late += 1,
+            Answer::Foreign => report.errors += 1,
         }
     }
+}
+
+/// A datagram read from a flow's socket while it waits for request `seq`.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer<'a> {
+    /// The reply to `seq`: who answered and the source address it saw, where the payload
+    /// says.
+    Reply {
+        server: Option<&'a str>,
+        peer: Option<SocketAddr>,
+    },
+    /// A reply to an earlier request of this flow.
+    Late,
+    /// Anything else.
+    Foreign,
+}
+
+fn classify(payload: Payload, datagram: &[u8], flow: u32, seq: u64) -> Answer<'_> {
+    match payload {
+        Payload::Echo => {
+            let Some(echo) = proto::decode_reply(datagram) else {
+                return Answer::Foreign;
+            };
+            match proto::decode_request(echo.payload) {
+                Some((f, s)) if f == flow && s == seq => Answer::Reply {
+                    server: Some(echo.server),
+                    peer: Some(echo.peer),
+                },
+                Some((f, s)) if f == flow && s < seq => Answer::Late,
+                _ => Answer::Foreign,
+            }
+        }
+        Payload::Dns => match proto::dns_response_id(datagram) {
+            Some(id) if id == dns_id(seq) => Answer::Reply {
+                server: None,
+                peer: None,
+            },
+            // Each flow has its own socket: another id is an earlier request's.
+            Some(_) => Answer::Late,
+            None => Answer::Foreign,
+        },
+    }
+}
+
+/// The DNS id of request `seq`: its low 16 bits, so consecutive requests of a flow differ.
+fn dns_id(seq: u64) -> u16 {
+    let [.., hi, lo] = seq.to_be_bytes();
+    u16::from_be_bytes([hi, lo])
 }
 
 /// Spaces sends evenly at a fixed rate, catching up after a stall instead of bursting
@@ -532,10 +614,57 @@ mod tests {
         let c = config();
         let json = serde_json::to_string(&c).expect("serialises");
         assert!(json.contains("\"mode\":\"request-response\""), "{json}");
+        assert!(json.contains("\"payload\":\"echo\""), "{json}");
         let back: LoadgenConfig = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, c);
         let extra = json.replacen('{', "{\"bogus\":1,", 1);
         assert!(serde_json::from_str::<LoadgenConfig>(&extra).is_err());
+        let unset = json.replace(",\"payload\":\"echo\"", "");
+        let back: LoadgenConfig = serde_json::from_str(&unset).expect("payload is optional");
+        assert_eq!(back.payload, Payload::Echo);
+        let dns = json.replace("\"payload\":\"echo\"", "\"payload\":\"dns\"");
+        let back: LoadgenConfig = serde_json::from_str(&dns).expect("parses");
+        assert_eq!(back.payload, Payload::Dns);
+    }
+
+    #[test]
+    fn echo_replies_match_their_flow_and_sequence() {
+        let mut req = Vec::new();
+        proto::encode_request(3, 7, 64, &mut req);
+        let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+        let local: SocketAddr = "198.18.1.11:7777".parse().unwrap();
+        let mut reply = Vec::new();
+        proto::encode_reply("backend-0", peer, local, &req, &mut reply);
+        assert_eq!(
+            classify(Payload::Echo, &reply, 3, 7),
+            Answer::Reply {
+                server: Some("backend-0"),
+                peer: Some(peer)
+            }
+        );
+        assert_eq!(classify(Payload::Echo, &reply, 3, 8), Answer::Late);
+        assert_eq!(classify(Payload::Echo, &reply, 4, 7), Answer::Foreign);
+        assert_eq!(classify(Payload::Echo, &req, 3, 7), Answer::Foreign);
+    }
+
+    #[test]
+    fn dns_replies_match_by_id() {
+        let mut query = Vec::new();
+        proto::encode_dns_query(dns_id(0x1_0203), &mut query);
+        assert_eq!(&query[..2], &[0x02, 0x03], "the id is the low 16 bits");
+        let mut reply = query.clone();
+        reply[2] |= 0x80;
+        let answered = Answer::Reply {
+            server: None,
+            peer: None,
+        };
+        assert_eq!(classify(Payload::Dns, &reply, 0, 0x1_0203), answered);
+        assert_eq!(classify(Payload::Dns, &reply, 0, 0x1_0204), Answer::Late);
+        assert_eq!(
+            classify(Payload::Dns, &query, 0, 0x1_0203),
+            Answer::Foreign,
+            "a query is no reply"
+        );
     }
 
     #[test]
