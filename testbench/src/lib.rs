@@ -31,6 +31,7 @@ pub mod addressing;
 pub mod appliance;
 pub mod bench;
 pub mod cleanup;
+pub mod counters;
 pub mod demo;
 pub mod error;
 pub mod exec;
