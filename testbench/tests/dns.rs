@@ -8,17 +8,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use testbench::traffic::dns::{DNS_PORT, WHOAMI};
-use testbench::{dig, skip_unless_root, DigQuery, DigReply, Dnsmasq, Topology};
+use testbench::{dig, DigQuery, DigReply, Dnsmasq, Topology};
 
 fn start_all(topo: &Topology) -> Vec<Dnsmasq> {
     Dnsmasq::start_on_backends(topo, DNS_PORT).expect("dnsmasq starts")
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn every_backend_names_itself_over_ipv4_and_ipv6() {
-    if skip_unless_root("every_backend_names_itself_over_ipv4_and_ipv6") {
-        return;
-    }
     let topo = Topology::with_kernel_router().expect("topology builds");
     let servers = start_all(&topo);
     let client = topo.client(0);
@@ -59,10 +57,8 @@ fn every_backend_names_itself_over_ipv4_and_ipv6() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn explicit_source_ports_are_used() {
-    if skip_unless_root("explicit_source_ports_are_used") {
-        return;
-    }
     let topo = common::routed(1);
     let _servers = start_all(&topo);
     let client = topo.client(0);
@@ -82,10 +78,8 @@ fn explicit_source_ports_are_used() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_closed_port_is_no_answer() {
-    if skip_unless_root("a_closed_port_is_no_answer") {
-        return;
-    }
     let topo = common::routed(1);
     let _servers = start_all(&topo);
     let query = DigQuery::whoami(topo.backend(0).ipv4().into())

@@ -10,16 +10,13 @@ mod common;
 use std::net::SocketAddr;
 
 use testbench::traffic::loadgen::Mode;
-use testbench::{skip_unless_root, LoadgenConfig};
+use testbench::LoadgenConfig;
 
 const PORT: u16 = 7000;
 
 #[test]
-#[ignore = "benchmark: prints throughput and latency, takes ~20 s"]
+#[ignore = "needs root: network namespaces; a benchmark (~20 s)"]
 fn loadgen_ceiling_through_the_kernel_router() {
-    if skip_unless_root("loadgen_ceiling_through_the_kernel_router") {
-        return;
-    }
     let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);

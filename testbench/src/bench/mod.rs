@@ -9,9 +9,9 @@
 //! outstanding request per thread, every round trip kept for the distribution).
 //!
 //! * [`peers`]: the systems measured and their configurations;
-//! * [`ladder`]: load steps and ladders;
+//! * `ladder`: load steps and ladders;
 //! * [`testpmd`]: the `dpdk-testpmd` driver and the I/O ceiling;
-//! * [`procfs`]: CPU and memory of the peer's processes;
+//! * `procfs`: CPU and memory of the peer's processes;
 //! * [`results`]: what a run measured (`results.json`);
 //! * [`report`]: `RESULTS.md` and the plots.
 
