@@ -44,6 +44,7 @@ pub mod demo;
 pub mod error;
 pub mod exec;
 pub mod manifests;
+pub mod metrics;
 pub mod names;
 pub mod netns;
 pub mod topology;
