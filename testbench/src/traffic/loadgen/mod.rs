@@ -18,7 +18,6 @@
 //! Requests are our echo protocol ([`Payload::Echo`]) or a DNS query ([`Payload::Dns`]),
 //! for DNS servers and proxies.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::thread;
@@ -26,9 +25,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::latency::{Latency, Recorder};
+use self::reply::{classify, dns_id, Answer};
+pub use self::report::{BackendTally, FlowReport, Report};
+use super::latency::Recorder;
 use super::proto;
 use crate::error::{Error, Result};
+
+mod reply;
+mod report;
 
 /// How flows use their sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,100 +170,6 @@ pub struct FlowPlan {
     pub target: SocketAddr,
 }
 
-/// How many distinct server-seen addresses a flow report keeps.
-const MAX_SEEN_AS: usize = 4;
-
-/// What happened to one flow.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowReport {
-    /// Flow number.
-    pub flow: u32,
-    /// Its source address and port (as bound).
-    pub source: Option<SocketAddr>,
-    /// Its destination.
-    pub target: Option<SocketAddr>,
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Replies matched to their request.
-    pub received: u64,
-    /// Requests whose reply did not come in time (request/response only).
-    pub lost: u64,
-    /// Replies that came after their timeout (then counted in `lost` too).
-    pub late: u64,
-    /// Send errors, ICMP errors (refused / unreachable) and undecodable replies.
-    pub errors: u64,
-    /// Replies per answering server name.
-    pub backends: BTreeMap<String, u64>,
-    /// Source addresses the servers reported seeing for this flow (at most 4).
-    pub seen_as: BTreeSet<SocketAddr>,
-}
-
-impl FlowReport {
-    /// The backend that answered, if exactly one did.
-    pub fn backend(&self) -> Option<&str> {
-        let mut names = self.backends.keys();
-        match (names.next(), names.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
-        }
-    }
-}
-
-/// Totals over all flows, and the flows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// The mode run.
-    pub mode: Mode,
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Replies matched.
-    pub received: u64,
-    /// Requests without a timely reply.
-    pub lost: u64,
-    /// Late replies.
-    pub late: u64,
-    /// Errors of all kinds.
-    pub errors: u64,
-    /// Whether every flow sent its `count` before `max_duration_ms` ran out.
-    pub complete: bool,
-    /// Wall-clock duration of the sending phase, seconds.
-    pub elapsed_s: f64,
-    /// `sent / elapsed_s`.
-    pub send_rate_pps: f64,
-    /// Round-trip times (request/response only).
-    pub latency: Option<Latency>,
-    /// Per answering server: flows that it alone answered, and replies.
-    pub backends: BTreeMap<String, BackendTally>,
-    /// Per flow, by flow number.
-    pub flows: Vec<FlowReport>,
-}
-
-/// One server's share.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackendTally {
-    /// Flows answered only by this server.
-    pub flows: u64,
-    /// Replies from it.
-    pub replies: u64,
-}
-
-impl Report {
-    /// Flows answered by exactly one server, as a share of all flows with any reply, per
-    /// server.
-    pub fn flow_shares(&self) -> BTreeMap<String, f64> {
-        let answered = self.flows.iter().filter(|f| f.received > 0).count().max(1) as f64;
-        self.backends
-            .iter()
-            .map(|(name, t)| (name.clone(), t.flows as f64 / answered))
-            .collect()
-    }
-
-    /// Flows that were answered by more than one server.
-    pub fn split_flows(&self) -> Vec<&FlowReport> {
-        self.flows.iter().filter(|f| f.backends.len() > 1).collect()
-    }
-}
-
 /// Runs the load and reports.
 ///
 /// # Errors
@@ -298,51 +208,13 @@ pub fn run(config: &LoadgenConfig) -> Result<Report> {
     });
     let elapsed_s = start.elapsed().as_secs_f64();
     let reports = flows.into_iter().map(|f| f.report).collect();
-    Ok(summarise(
+    Ok(report::summarise(
         config.mode,
         reports,
         latency,
         complete,
         elapsed_s,
     ))
-}
-
-fn summarise(
-    mode: Mode,
-    flows: Vec<FlowReport>,
-    latency: Recorder,
-    complete: bool,
-    elapsed_s: f64,
-) -> Report {
-    let mut backends: BTreeMap<String, BackendTally> = BTreeMap::new();
-    for f in &flows {
-        for (name, n) in &f.backends {
-            backends.entry(name.clone()).or_default().replies += n;
-        }
-        if let Some(one) = f.backend() {
-            backends.entry(one.to_owned()).or_default().flows += 1;
-        }
-    }
-    let sum = |get: fn(&FlowReport) -> u64| flows.iter().map(get).sum::<u64>();
-    let sent = sum(|f| f.sent);
-    Report {
-        mode,
-        sent,
-        received: sum(|f| f.received),
-        lost: sum(|f| f.lost),
-        late: sum(|f| f.late),
-        errors: sum(|f| f.errors),
-        complete,
-        elapsed_s,
-        send_rate_pps: if elapsed_s > 0.0 {
-            sent as f64 / elapsed_s
-        } else {
-            0.0
-        },
-        latency: latency.summary(),
-        backends,
-        flows,
-    }
 }
 
 /// A flow's socket, buffers and tallies.
@@ -455,69 +327,13 @@ fn await_reply(
         match classify(payload, &buf[..len], report.flow, seq) {
             Answer::Reply { server, peer } => {
                 latency.record(u64::try_from(sent_at.elapsed().as_nanos()).unwrap_or(u64::MAX));
-                report.received += 1;
-                if let Some(server) = server {
-                    *report.backends.entry(server.to_owned()).or_default() += 1;
-                }
-                if let Some(peer) = peer {
-                    if report.seen_as.len() < MAX_SEEN_AS {
-                        report.seen_as.insert(peer);
-                    }
-                }
+                report.answered(server, peer);
                 return;
             }
             Answer::Late => report.late += 1,
             Answer::Foreign => report.errors += 1,
         }
     }
-}
-
-/// A datagram read from a flow's socket while it waits for request `seq`.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer<'a> {
-    /// The reply to `seq`: who answered and the source address it saw, where the payload
-    /// says.
-    Reply {
-        server: Option<&'a str>,
-        peer: Option<SocketAddr>,
-    },
-    /// A reply to an earlier request of this flow.
-    Late,
-    /// Anything else.
-    Foreign,
-}
-
-fn classify(payload: Payload, datagram: &[u8], flow: u32, seq: u64) -> Answer<'_> {
-    match payload {
-        Payload::Echo => {
-            let Some(echo) = proto::decode_reply(datagram) else {
-                return Answer::Foreign;
-            };
-            match proto::decode_request(echo.payload) {
-                Some((f, s)) if f == flow && s == seq => Answer::Reply {
-                    server: Some(echo.server),
-                    peer: Some(echo.peer),
-                },
-                Some((f, s)) if f == flow && s < seq => Answer::Late,
-                _ => Answer::Foreign,
-            }
-        }
-        Payload::Dns => match proto::dns_response_id(datagram) {
-            Some(id) if id == dns_id(seq) => Answer::Reply {
-                server: None,
-                peer: None,
-            },
-            // Each flow has its own socket: another id is an earlier request's.
-            Some(_) => Answer::Late,
-            None => Answer::Foreign,
-        },
-    }
-}
-
-/// The DNS id of request `seq`: its low 16 bits, so consecutive requests of a flow differ.
-fn dns_id(seq: u64) -> u16 {
-    let [.., hi, lo] = seq.to_be_bytes();
-    u16::from_be_bytes([hi, lo])
 }
 
 /// Spaces sends evenly at a fixed rate, catching up after a stall instead of bursting
@@ -625,91 +441,5 @@ mod tests {
         let dns = json.replace("\"payload\":\"echo\"", "\"payload\":\"dns\"");
         let back: LoadgenConfig = serde_json::from_str(&dns).expect("parses");
         assert_eq!(back.payload, Payload::Dns);
-    }
-
-    #[test]
-    fn echo_replies_match_their_flow_and_sequence() {
-        let mut req = Vec::new();
-        proto::encode_request(3, 7, 64, &mut req);
-        let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
-        let local: SocketAddr = "198.18.1.11:7777".parse().unwrap();
-        let mut reply = Vec::new();
-        proto::encode_reply("backend-0", peer, local, &req, &mut reply);
-        assert_eq!(
-            classify(Payload::Echo, &reply, 3, 7),
-            Answer::Reply {
-                server: Some("backend-0"),
-                peer: Some(peer)
-            }
-        );
-        assert_eq!(classify(Payload::Echo, &reply, 3, 8), Answer::Late);
-        assert_eq!(classify(Payload::Echo, &reply, 4, 7), Answer::Foreign);
-        assert_eq!(classify(Payload::Echo, &req, 3, 7), Answer::Foreign);
-    }
-
-    #[test]
-    fn dns_replies_match_by_id() {
-        let mut query = Vec::new();
-        proto::encode_dns_query(dns_id(0x1_0203), &mut query);
-        assert_eq!(&query[..2], &[0x02, 0x03], "the id is the low 16 bits");
-        let mut reply = query.clone();
-        reply[2] |= 0x80;
-        let answered = Answer::Reply {
-            server: None,
-            peer: None,
-        };
-        assert_eq!(classify(Payload::Dns, &reply, 0, 0x1_0203), answered);
-        assert_eq!(classify(Payload::Dns, &reply, 0, 0x1_0204), Answer::Late);
-        assert_eq!(
-            classify(Payload::Dns, &query, 0, 0x1_0203),
-            Answer::Foreign,
-            "a query is no reply"
-        );
-    }
-
-    #[test]
-    fn summary_attributes_flows_to_their_only_backend() {
-        let mut one = FlowReport {
-            flow: 0,
-            sent: 3,
-            received: 3,
-            ..FlowReport::default()
-        };
-        one.backends.insert("backend-0".into(), 3);
-        let mut split = FlowReport {
-            flow: 1,
-            sent: 2,
-            received: 2,
-            ..FlowReport::default()
-        };
-        split.backends.insert("backend-0".into(), 1);
-        split.backends.insert("backend-1".into(), 1);
-        let silent = FlowReport {
-            flow: 2,
-            sent: 2,
-            lost: 2,
-            ..FlowReport::default()
-        };
-        let flows = vec![one, split, silent];
-        let r = summarise(Mode::RequestResponse, flows, Recorder::default(), true, 2.0);
-        assert_eq!((r.sent, r.received, r.lost), (7, 5, 2));
-        assert_eq!(r.send_rate_pps, 3.5);
-        assert_eq!(
-            r.backends["backend-0"],
-            BackendTally {
-                flows: 1,
-                replies: 4
-            }
-        );
-        assert_eq!(
-            r.backends["backend-1"],
-            BackendTally {
-                flows: 0,
-                replies: 1
-            }
-        );
-        assert_eq!(r.split_flows().len(), 1);
-        assert_eq!(r.flow_shares()["backend-0"], 0.5);
-        assert_eq!(r.latency, None);
     }
 }
