@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::exec::Process;
+use crate::metrics::Metrics;
 use crate::topology::Topology;
 
 /// Management API address inside the lb namespace (each namespace has its own loopback).
@@ -282,6 +283,20 @@ impl<'t> Appliance<'t> {
             &data,
             &format!("http://{API}/v1/manifests"),
         ])
+    }
+
+    /// Every sample of `/metrics`, to query by name and labels.
+    ///
+    /// # Errors
+    /// The API is down or does not answer 200.
+    pub fn metrics(&self) -> Result<Metrics> {
+        match self.get("/metrics")? {
+            (200, text) => Ok(Metrics::parse(&text)),
+            (code, text) => Err(Error::invalid(
+                "udplb /metrics",
+                format!("HTTP {code}: {text}"),
+            )),
+        }
     }
 
     /// The value of the metric line that starts with `prefix` (name and labels), summed

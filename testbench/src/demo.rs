@@ -7,9 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::appliance::{Appliance, ApplianceOptions};
-use crate::dns::{dig, DigQuery, Dnsmasq, DNS_PORT};
 use crate::error::{Error, Result};
 use crate::topology::Topology;
+use crate::traffic::dns::{dig, DigQuery, Dnsmasq, DNS_PORT};
 
 /// Reads every `*.yaml` of `dir` into one multi-document stream (sorted by name).
 ///

@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use testbench::echo::{self, EchoConfig};
-use testbench::loadgen::{self, LoadgenConfig, Mode};
+use testbench::traffic::echo::{self, EchoConfig};
+use testbench::traffic::loadgen::{self, LoadgenConfig, Mode, Payload};
 use testbench::{cleanup, Error, Result};
 
 #[derive(Parser)]
@@ -66,13 +66,6 @@ enum Cmd {
         #[arg(long)]
         render_only: bool,
     },
-    /// Closed-loop request/response client of bench-peers (prints a JSON report).
-    #[command(hide = true)]
-    BenchRr {
-        /// The configuration (`testbench::bench::RrConfig`) as JSON.
-        #[arg(long)]
-        config_json: String,
-    },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
     Demo {
@@ -89,6 +82,12 @@ enum Cmd {
 enum ModeArg {
     RequestResponse,
     Blast,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PayloadArg {
+    Echo,
+    Dns,
 }
 
 #[derive(clap::Args)]
@@ -132,6 +131,9 @@ struct LoadgenArgs {
     /// Sending threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// Our echo request, or a DNS query `whoami.test TXT`.
+    #[arg(long, value_enum, default_value = "echo")]
+    payload: PayloadArg,
 }
 
 impl LoadgenArgs {
@@ -155,6 +157,10 @@ impl LoadgenArgs {
             reply_timeout_ms: self.reply_timeout_ms,
             payload_size: self.size,
             threads: self.threads,
+            payload: match self.payload {
+                PayloadArg::Echo => Payload::Echo,
+                PayloadArg::Dns => Payload::Dns,
+            },
         })
     }
 }
@@ -202,15 +208,6 @@ fn run(cli: Cli) -> Result<()> {
                 tools,
                 dns_manifests,
             })
-        }
-        Cmd::BenchRr { config_json } => {
-            let config: testbench::bench::RrConfig = serde_json::from_str(&config_json)
-                .map_err(|e| Error::invalid("bench-rr --config-json", e.to_string()))?;
-            let report = testbench::bench::rr(&config)?;
-            let json = serde_json::to_string(&report)
-                .map_err(|e| Error::invalid("bench-rr report", e.to_string()))?;
-            println!("{json}");
-            Ok(())
         }
         Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
         Cmd::Cleanup => {

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::topology::Host;
+
 /// The GatewayClass udplb serves (`udplb`, controller `udplb.io/appliance`).
 pub fn gateway_class() -> String {
     "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: udplb}\nspec: {controllerName: udplb.io/appliance}\n".into()
@@ -103,6 +105,14 @@ impl Endpoint {
             terminating: false,
         }
     }
+
+    /// Both addresses of `host` (IPv4, IPv6), ready.
+    pub fn both_of(host: &Host) -> [Endpoint; 2] {
+        [
+            Endpoint::ready(host.ipv4().into()),
+            Endpoint::ready(host.ipv6().into()),
+        ]
+    }
 }
 
 /// A Service `name` with one UDP port `port` (target port the same) and one EndpointSlice
@@ -144,6 +154,37 @@ pub fn service(name: &str, port: u16, endpoints: &[Endpoint]) -> String {
         }
     }
     s
+}
+
+/// The usual scenario in one stream: the GatewayClass; a Gateway `gw` on `vips` with UDP
+/// `listeners` and `annotations`; a UDPRoute `route` attached to all of its listeners;
+/// and per `(service, weight, endpoints)` a Service on `port` holding `endpoints`, which
+/// the route references with `weight`.
+pub fn gateway_with_route(
+    route_name: &str,
+    vips: &[IpAddr],
+    listeners: &[(&str, u16)],
+    annotations: &[(&str, &str)],
+    port: u16,
+    services: &[(&str, u32, Vec<Endpoint>)],
+) -> String {
+    let refs: Vec<(&str, u16, u32)> = services.iter().map(|(s, w, _)| (*s, port, *w)).collect();
+    let mut docs = vec![
+        gateway_class(),
+        gateway("gw", vips, listeners, annotations),
+        route(
+            route_name,
+            "2026-01-01T00:00:00Z",
+            &[Parent {
+                gateway: "gw",
+                section: None,
+                port: None,
+            }],
+            &refs,
+        ),
+    ];
+    docs.extend(services.iter().map(|(svc, _, eps)| service(svc, port, eps)));
+    join(&docs)
 }
 
 /// Joins documents into one multi-document YAML stream.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use testbench::exec::{self, Process, SHORT_TIMEOUT};
 use testbench::names::RunId;
 use testbench::netns::list_netns;
-use testbench::{skip_unless_root, Topology};
+use testbench::Topology;
 
 /// The pid of a process that has exited and been reaped.
 fn dead_pid() -> u32 {
@@ -19,10 +19,8 @@ fn dead_pid() -> u32 {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn cleanup_removes_leftovers_of_dead_runs_only() {
-    if skip_unless_root("cleanup_removes_leftovers_of_dead_runs_only") {
-        return;
-    }
     let live = Topology::builder()
         .backends(1)
         .build()

@@ -7,18 +7,16 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use testbench::dns::{DNS_PORT, WHOAMI};
-use testbench::{dig, skip_unless_root, DigQuery, DigReply, Dnsmasq, Topology};
+use testbench::traffic::dns::{DNS_PORT, WHOAMI};
+use testbench::{dig, DigQuery, DigReply, Dnsmasq, LoadgenConfig, Payload, Topology};
 
 fn start_all(topo: &Topology) -> Vec<Dnsmasq> {
     Dnsmasq::start_on_backends(topo, DNS_PORT).expect("dnsmasq starts")
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn every_backend_names_itself_over_ipv4_and_ipv6() {
-    if skip_unless_root("every_backend_names_itself_over_ipv4_and_ipv6") {
-        return;
-    }
     let topo = Topology::with_kernel_router().expect("topology builds");
     let servers = start_all(&topo);
     let client = topo.client(0);
@@ -59,10 +57,8 @@ fn every_backend_names_itself_over_ipv4_and_ipv6() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn explicit_source_ports_are_used() {
-    if skip_unless_root("explicit_source_ports_are_used") {
-        return;
-    }
     let topo = common::routed(1);
     let _servers = start_all(&topo);
     let client = topo.client(0);
@@ -82,10 +78,8 @@ fn explicit_source_ports_are_used() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_closed_port_is_no_answer() {
-    if skip_unless_root("a_closed_port_is_no_answer") {
-        return;
-    }
     let topo = common::routed(1);
     let _servers = start_all(&topo);
     let query = DigQuery::whoami(topo.backend(0).ipv4().into())
@@ -94,4 +88,41 @@ fn a_closed_port_is_no_answer() {
     let reply = dig(topo.client(0).ns(), &query).expect("dig runs");
     assert!(matches!(reply, DigReply::NoAnswer(_)), "{reply}");
     assert!(!reply.answered());
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn the_load_generator_measures_dns_round_trips() {
+    let topo = Topology::with_kernel_router().expect("topology builds");
+    let _servers = start_all(&topo);
+    let client = topo.client(0);
+    // Six flows over the three dnsmasqs, IPv4 and IPv6 alike, five queries each.
+    for v6 in [false, true] {
+        let target = |b: &testbench::Host| -> SocketAddr {
+            let ip: IpAddr = if v6 { b.ipv6().into() } else { b.ipv4().into() };
+            SocketAddr::new(ip, DNS_PORT)
+        };
+        let source: IpAddr = if v6 {
+            client.ipv6().into()
+        } else {
+            client.ipv4().into()
+        };
+        let mut config = LoadgenConfig::new(target(topo.backend(0)), source, 6);
+        config.targets = topo.backends().iter().map(target).collect();
+        config.payload = Payload::Dns;
+        config.count = 5;
+        let report = common::tools()
+            .loadgen(client.ns(), &config, &topo.log_path("dns-loadgen.log"))
+            .expect("loadgen runs");
+        assert!(report.complete, "{report:?}");
+        assert_eq!(
+            (report.sent, report.received, report.lost, report.errors),
+            (30, 30, 0, 0),
+            "v6 {v6}"
+        );
+        let latency = report.latency.expect("round trips measured");
+        assert_eq!(latency.samples, 30);
+        assert_eq!(latency.cdf.len(), 30, "one point per sample below 300");
+        assert!(report.backends.is_empty(), "DNS replies name no backend");
+    }
 }

@@ -9,10 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
-use testbench::dns::DNS_PORT;
-use testbench::loadgen::{LoadgenConfig, Mode};
+use testbench::demo::read_manifest_dir;
 use testbench::manifests::{self, Endpoint, Parent};
-use testbench::{dig, skip_unless_root, DigQuery, Dnsmasq, Topology};
+use testbench::traffic::dns::DNS_PORT;
+use testbench::traffic::loadgen::{LoadgenConfig, Mode};
+use testbench::{dig, DigQuery, Dnsmasq, Topology};
 
 const ECHO_PORT: u16 = 7777;
 
@@ -40,50 +41,24 @@ fn echo_manifests(
     annotations: &[(&str, &str)],
     backends: &[(&str, u32, Vec<Endpoint>)],
 ) -> String {
-    let mut docs = vec![
-        manifests::gateway_class(),
-        manifests::gateway("gw", &[vip4(topo), vip6(topo)], listeners, annotations),
-        manifests::route(
-            "echo",
-            "2026-01-01T00:00:00Z",
-            &[Parent {
-                gateway: "gw",
-                section: None,
-                port: None,
-            }],
-            &backends
-                .iter()
-                .map(|(svc, w, _)| (*svc, ECHO_PORT, *w))
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    for (svc, _, eps) in backends {
-        docs.push(manifests::service(svc, ECHO_PORT, eps));
-    }
-    manifests::join(&docs)
+    manifests::gateway_with_route(
+        "echo",
+        &[vip4(topo), vip6(topo)],
+        listeners,
+        annotations,
+        ECHO_PORT,
+        backends,
+    )
 }
 
 /// Both addresses of backend `i`, ready.
 fn endpoints(topo: &Topology, i: usize) -> Vec<Endpoint> {
-    let b = topo.backend(i);
-    vec![
-        Endpoint::ready(b.ipv4().into()),
-        Endpoint::ready(b.ipv6().into()),
-    ]
+    Endpoint::both_of(topo.backend(i)).to_vec()
 }
 
 fn dns_example() -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dns");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("config/examples/dns")
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).expect("example manifest"))
-        .collect::<Vec<_>>()
-        .join("\n---\n")
+    read_manifest_dir(dir.as_ref()).expect("config/examples/dns")
 }
 
 fn start_dnsmasq(topo: &Topology) -> Vec<Dnsmasq> {
@@ -140,10 +115,8 @@ fn warm_up(topo: &Topology, target: SocketAddr) {
 /// Scenario 1 (full NAT) and 7 (IPv6 listener): DNS through the VIP with dnsmasq
 /// backends; answers spread over backends; ARP/NDP and ping to the VIP.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn dns_through_vip_fullnat_ipv4_ipv6_arp_ping() {
-    if skip_unless_root("dns_through_vip_fullnat_ipv4_ipv6_arp_ping") {
-        return;
-    }
     let topo = topology(3);
     let _dns = start_dnsmasq(&topo);
     let app = Appliance::start(&topo, &ApplianceOptions::new(dns_example())).expect("udplb starts");
@@ -195,10 +168,8 @@ fn dns_through_vip_fullnat_ipv4_ipv6_arp_ping() {
 /// client's own address with preserve-client; replies come back from the VIP either way
 /// (the load generator's sockets are connected to the VIP).
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn nat_modes_show_the_expected_source_to_backends() {
-    if skip_unless_root("nat_modes_show_the_expected_source_to_backends") {
-        return;
-    }
     for mode in ["fullnat", "preserve-client"] {
         let topo = topology(2);
         let _echo = common::echo_on_all(&topo, &common::tools(), ECHO_PORT, false);
@@ -235,10 +206,8 @@ fn nat_modes_show_the_expected_source_to_backends() {
 /// Scenario 2: the GEP-2645 game-server example, 70/30 over 2,000 flows, within ±5 %;
 /// Scenario 3: every datagram of a flow reaches the same backend.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn weighted_split_and_pinning() {
-    if skip_unless_root("weighted_split_and_pinning") {
-        return;
-    }
     let topo = topology(2);
     let _echo = common::echo_on_all(&topo, &common::tools(), ECHO_PORT, false);
     let m = echo_manifests(
@@ -281,10 +250,8 @@ fn weighted_split_and_pinning() {
 /// Scenario 4: attachment by sectionName, by port, and to all listeners answers on
 /// exactly the expected ports and nowhere else.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn attachment_by_section_port_and_all_listeners() {
-    if skip_unless_root("attachment_by_section_port_and_all_listeners") {
-        return;
-    }
     let topo = topology(3);
     let tools = common::tools();
     let mut servers = Vec::new();
@@ -391,10 +358,8 @@ fn route_to(
 /// added and one removed: pinned flows to surviving backends lose nothing, flows of the
 /// removed backend move, and a rejected manifest changes nothing.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn live_reconfiguration_under_traffic() {
-    if skip_unless_root("live_reconfiguration_under_traffic") {
-        return;
-    }
     let topo = topology(3);
     let tools = common::tools();
     let _echo = common::echo_on_all(&topo, &tools, ECHO_PORT, false);
@@ -494,10 +459,8 @@ fn live_reconfiguration_under_traffic() {
 
 /// Scenario 6: a terminating endpoint takes no new flows, its existing flows keep working.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn draining_backend_keeps_flows_takes_no_new_ones() {
-    if skip_unless_root("draining_backend_keeps_flows_takes_no_new_ones") {
-        return;
-    }
     let topo = topology(2);
     let tools = common::tools();
     let _echo = common::echo_on_all(&topo, &tools, ECHO_PORT, false);
@@ -546,10 +509,8 @@ fn draining_backend_keeps_flows_takes_no_new_ones() {
 /// Scenario 8: malformed and hostile traffic is counted and dropped while legitimate
 /// traffic keeps flowing.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn hostile_traffic_is_counted_and_dropped() {
-    if skip_unless_root("hostile_traffic_is_counted_and_dropped") {
-        return;
-    }
     let topo = topology(2);
     let tools = common::tools();
     let _echo = common::echo_on_all(&topo, &tools, ECHO_PORT, false);
@@ -585,7 +546,8 @@ fn hostile_traffic_is_counted_and_dropped() {
         client.ipv4().octets(),
         topo.addressing().vip_v4.octets(),
     );
-    let sent = testbench::raw::send_frames(client.ns(), "eth0", &frames).expect("raw frames");
+    let sent =
+        testbench::traffic::raw::send_frames(client.ns(), "eth0", &frames).expect("raw frames");
     assert_eq!(sent, frames.len());
 
     // A flood of new flows (one datagram each, one-way).
@@ -709,10 +671,8 @@ fn fix_ipv4_checksum(f: &mut [u8]) {
 /// Reloads: a changed manifest file is picked up by the watcher, SIGHUP reloads, an
 /// invalid file is refused with the running config kept; `udplb status` reports.
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
 fn file_reload_sighup_and_status_command() {
-    if skip_unless_root("file_reload_sighup_and_status_command") {
-        return;
-    }
     let topo = topology(2);
     let tools = common::tools();
     let _echo = common::echo_on_all(&topo, &tools, ECHO_PORT, false);

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
-use testbench::loadgen::LoadgenConfig;
 use testbench::manifests::{self, Endpoint, Parent};
+use testbench::LoadgenConfig;
 use testbench::{Addressing, Topology};
 
 const ECHO_PORT: u16 = 7777;

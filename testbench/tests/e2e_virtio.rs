@@ -20,10 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use testbench::appliance::{Appliance, ApplianceOptions};
+use testbench::bench::testpmd::Testpmd;
 use testbench::demo::read_manifest_dir;
-use testbench::{dig, exec, skip_unless_root, DigQuery, Dnsmasq, Process, Topology};
-
-const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
+use testbench::{dig, exec, DigQuery, Dnsmasq, Topology};
 
 /// Longest path a unix socket address holds (`sun_path`, including the final NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -31,9 +30,9 @@ const MAX_SOCKET_PATH: usize = 107;
 /// dpdk-testpmd as the vhost-user peer; on drop it is killed and its socket and DPDK
 /// runtime directories are removed (also when the test panics).
 struct VhostPeer {
-    testpmd: Process,
+    testpmd: Testpmd,
     socket: PathBuf,
-    runtime_dirs: Vec<PathBuf>,
+    udplb_runtime_dir: PathBuf,
 }
 
 impl VhostPeer {
@@ -45,61 +44,34 @@ impl VhostPeer {
             sock.len() <= MAX_SOCKET_PATH,
             "vhost-user socket path {sock} is longer than {MAX_SOCKET_PATH} bytes"
         );
-        let prefix = format!("{}-vhost", topo.id().stem());
         let vhost = format!("net_vhost0,iface={sock},client=0,queues=1");
         let tap = format!("net_tap0,iface={}", topo.tap_name());
-        let testpmd = topo
-            .spawn_in_lb(
-                TESTPMD,
-                &[
-                    // Forwarding on lcore 0, so it does not share a CPU with udplb's
-                    // worker (lcore 1); the main lcore only prints statistics.
-                    "-l",
-                    "0-1",
-                    "--main-lcore",
-                    "1",
-                    "--no-huge",
-                    "-m",
-                    "256",
-                    "--no-shconf",
-                    "--no-pci",
-                    "--file-prefix",
-                    &prefix,
-                    "--log-level=lib.eal:error",
-                    "--vdev",
-                    &vhost,
-                    "--vdev",
-                    &tap,
-                    "--",
-                    "--forward-mode=io",
-                    "--port-topology=paired",
-                    "--total-num-mbufs=8192",
-                    "--stats-period=1",
-                ],
-                "testpmd.log",
-            )
-            .expect("testpmd starts");
+        let testpmd = Testpmd::spawn(
+            topo,
+            "vhost",
+            // Forwarding on lcore 0, so it does not share a CPU with udplb's worker
+            // (lcore 1); the main lcore only prints statistics.
+            &["--main-lcore", "1"],
+            &[vhost, tap],
+            &["--forward-mode=io", "--port-topology=paired"],
+        )
+        .expect("testpmd starts");
         let peer = VhostPeer {
             testpmd,
             socket: socket.to_owned(),
-            runtime_dirs: vec![
-                Path::new("/var/run/dpdk").join(&prefix),
-                // udplb's own (testbench::appliance::settings_yaml names it after the TAP).
-                Path::new("/var/run/dpdk").join(format!("udplb-{}", topo.tap_name())),
-            ],
+            // udplb's own (testbench::appliance::settings_yaml names it after the TAP).
+            udplb_runtime_dir: Path::new("/var/run/dpdk")
+                .join(format!("udplb-{}", topo.tap_name())),
         };
         exec::wait_for("the vhost-user socket", Duration::from_secs(30), || {
             Ok(socket.exists().then_some(()))
         })
-        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
+        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.log()));
         topo.attach_tap(topo.tap_name(), Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
-        // The first statistics block means both ports have started, so net_tap has given
-        // the kernel side its MAC: replace it, or the bridge would keep frames for it.
-        exec::wait_for("testpmd to forward", Duration::from_secs(30), || {
-            Ok(peer.testpmd.log().contains("Port statistics").then_some(()))
-        })
-        .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.testpmd.log()));
+            .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.log()));
+        // Once both ports have started, net_tap has given the kernel side its MAC: replace
+        // it, or the bridge would keep frames for it.
+        peer.testpmd.wait_forwarding().expect("testpmd forwards");
         topo.detach_tap_mac(topo.tap_name())
             .expect("TAP gets its own MAC");
         peer
@@ -112,38 +84,22 @@ impl VhostPeer {
 
 impl Drop for VhostPeer {
     fn drop(&mut self) {
-        self.testpmd.kill();
+        // Testpmd's own drop kills it and removes its runtime directory.
         let _ = std::fs::remove_file(&self.socket);
-        for dir in &self.runtime_dirs {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(&self.udplb_runtime_dir);
     }
-}
-
-/// The largest figure testpmd has printed after `label` (e.g. `TX-packets:`).
-fn max_counter(log: &str, label: &str) -> u64 {
-    log.split(label)
-        .skip(1)
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .max()
-        .unwrap_or(0)
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb, dpdk-testpmd)"]
 fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
-    if skip_unless_root("dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer") {
-        return;
-    }
-    if !Path::new(TESTPMD).exists() {
-        eprintln!("skipping: {TESTPMD} is not installed (package dpdk-dev; scripts/setup)");
-        return;
-    }
     let topo = Topology::builder()
         .clients(1)
         .backends(3)
         .build()
         .expect("topology builds");
-    let _dns = Dnsmasq::start_on_backends(&topo, testbench::dns::DNS_PORT).expect("dnsmasq");
+    let _dns =
+        Dnsmasq::start_on_backends(&topo, testbench::traffic::dns::DNS_PORT).expect("dnsmasq");
     let socket = topo.run_dir().join("vhost.sock");
     let peer = VhostPeer::start(&topo, &socket);
 
@@ -202,7 +158,7 @@ fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
     exec::wait_for(
         "testpmd to count 24 forwarded frames",
         Duration::from_secs(10),
-        || Ok((max_counter(&peer.log(), "TX-packets:") >= 24).then_some(())),
+        || Ok((peer.testpmd.counter("TX-packets:").unwrap_or(0) >= 24).then_some(())),
     )
     .unwrap_or_else(|e| panic!("{e}\ntestpmd log:\n{}", peer.log()));
 
@@ -211,11 +167,4 @@ fn dns_through_vip_on_a_virtio_user_port_with_a_vhost_peer() {
     assert!(log.contains("0 mbufs outstanding"), "{log}");
     drop(peer);
     assert!(!socket.exists(), "vhost-user socket left behind");
-}
-
-#[test]
-fn counter_parsing() {
-    let log = "  TX-packets: 3   TX-errors: 0\n  TX-packets: 41    TX-errors: 0\n";
-    assert_eq!(max_counter(log, "TX-packets:"), 41);
-    assert_eq!(max_counter("nothing", "TX-packets:"), 0);
 }

@@ -8,16 +8,15 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::PacketBuilder;
-use testbench::loadgen::Mode;
-use testbench::{raw, skip_unless_root, LoadgenConfig, Topology};
+use testbench::traffic::loadgen::Mode;
+use testbench::traffic::raw;
+use testbench::{LoadgenConfig, Topology};
 
 const PORT: u16 = 7000;
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn loadgen_reports_which_backend_answered_each_flow() {
-    if skip_unless_root("loadgen_reports_which_backend_answered_each_flow") {
-        return;
-    }
     let topo = Topology::builder()
         .kernel_router(true)
         .ips_per_client(2)
@@ -28,12 +27,7 @@ fn loadgen_reports_which_backend_answered_each_flow() {
     // Without an appliance, "which backend" is decided by the target: flow i goes to
     // backend i % 3, from source address i % 2.
     let client = topo.client(0);
-    let mut config = LoadgenConfig::new(
-        SocketAddr::new(topo.backend(0).ipv4().into(), PORT),
-        client.ipv4().into(),
-        30,
-    );
-    config.targets = common::backend_targets(&topo, PORT);
+    let mut config = common::to_every_backend(&topo, PORT, 30);
     config.sources = client.ipv4_all();
     config.count = 5;
     config.first_port = Some(41_000);
@@ -66,10 +60,8 @@ fn loadgen_reports_which_backend_answered_each_flow() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn ipv6_flows_and_lost_requests_are_reported() {
-    if skip_unless_root("ipv6_flows_and_lost_requests_are_reported") {
-        return;
-    }
     let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
@@ -109,10 +101,8 @@ fn ipv6_flows_and_lost_requests_are_reported() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn blast_is_counted_by_a_sink() {
-    if skip_unless_root("blast_is_counted_by_a_sink") {
-        return;
-    }
     let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
@@ -148,10 +138,8 @@ fn blast_is_counted_by_a_sink() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn parallel_topologies_do_not_collide() {
-    if skip_unless_root("parallel_topologies_do_not_collide") {
-        return;
-    }
     let tools = common::tools();
     let results: Vec<(Vec<String>, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
@@ -186,10 +174,8 @@ fn parallel_topologies_do_not_collide() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn raw_frames_reach_the_wire_as_written() {
-    if skip_unless_root("raw_frames_reach_the_wire_as_written") {
-        return;
-    }
     let topo = common::routed(1);
     let tools = common::tools();
     let backend = topo.backend(0);
@@ -236,21 +222,14 @@ fn raw_frames_reach_the_wire_as_written() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn thousands_of_flows_fit_under_the_open_file_limit() {
-    if skip_unless_root("thousands_of_flows_fit_under_the_open_file_limit") {
-        return;
-    }
     let topo = Topology::with_kernel_router().expect("topology builds");
     let tools = common::tools();
     let _servers = common::echo_on_all(&topo, &tools, PORT, false);
     let client = topo.client(0);
     // More sockets than the usual default limit of 1024 open files: the driver raises it.
-    let mut config = LoadgenConfig::new(
-        SocketAddr::new(topo.backend(0).ipv4().into(), PORT),
-        client.ipv4().into(),
-        2_500,
-    );
-    config.targets = common::backend_targets(&topo, PORT);
+    let mut config = common::to_every_backend(&topo, PORT, 2_500);
     config.count = 2;
     let report = tools
         .loadgen(client.ns(), &config, &topo.log_path("loadgen.log"))

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use testbench::netns::list_netns;
 use testbench::topology::BRIDGE;
-use testbench::{skip_unless_root, Error, Topology};
+use testbench::{Error, Topology};
 
 /// What a topology created, recorded so it can be checked after the topology is gone.
 struct Footprint {
@@ -45,10 +45,8 @@ fn assert_gone(f: &Footprint) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn up_and_down_leaves_nothing_behind() {
-    if skip_unless_root("up_and_down_leaves_nothing_behind") {
-        return;
-    }
     let links_before = common::root_links();
     let topo = Topology::builder()
         .clients(2)
@@ -98,10 +96,8 @@ fn up_and_down_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn panic_still_removes_everything() {
-    if skip_unless_root("panic_still_removes_everything") {
-        return;
-    }
     let seen: Mutex<Option<Footprint>> = Mutex::new(None);
     let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let topo = Topology::with_kernel_router().expect("topology builds");
@@ -123,10 +119,8 @@ fn panic_still_removes_everything() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn kernel_router_holds_the_appliance_addresses() {
-    if skip_unless_root("kernel_router_holds_the_appliance_addresses") {
-        return;
-    }
     let topo = Topology::with_kernel_router().expect("topology builds");
     assert!(topo.is_kernel_router());
     let out = topo
@@ -149,10 +143,8 @@ fn kernel_router_holds_the_appliance_addresses() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn attach_tap_waits_for_the_interface_then_bridges_it() {
-    if skip_unless_root("attach_tap_waits_for_the_interface_then_bridges_it") {
-        return;
-    }
     let topo = Topology::builder()
         .backends(1)
         .build()
@@ -184,10 +176,8 @@ fn attach_tap_waits_for_the_interface_then_bridges_it() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn appliance_veth_is_left_for_dpdk() {
-    if skip_unless_root("appliance_veth_is_left_for_dpdk") {
-        return;
-    }
     let topo = Topology::builder()
         .backends(1)
         .build()

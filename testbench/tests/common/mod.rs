@@ -59,6 +59,19 @@ pub fn echo_on_all(
         .collect()
 }
 
+/// `flows` flows from the first client's IPv4 address to `port` on every backend (flow
+/// `i` to backend `i % backends`), with [`testbench::LoadgenConfig::new`]'s defaults.
+pub fn to_every_backend(
+    topo: &testbench::Topology,
+    port: u16,
+    flows: u32,
+) -> testbench::LoadgenConfig {
+    let targets = backend_targets(topo, port);
+    let mut config = testbench::LoadgenConfig::new(targets[0], topo.client(0).ipv4().into(), flows);
+    config.targets = targets;
+    config
+}
+
 /// `port` on every backend's IPv4 address, in backend order.
 pub fn backend_targets(topo: &testbench::Topology, port: u16) -> Vec<std::net::SocketAddr> {
     topo.backends()

@@ -20,11 +20,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::loadgen::{LoadgenConfig, Report};
+use super::proto::EchoStats;
 use crate::error::{Error, Result};
 use crate::exec::{self, Process};
-use crate::loadgen::{LoadgenConfig, Report};
 use crate::netns::Netns;
-use crate::proto::EchoStats;
 use crate::topology::Host;
 
 /// Default number of open files; beyond it the loadgen is started under `prlimit`.

@@ -7,13 +7,17 @@
 //! `threads` threads, which go round-robin over their flows `count` times, paced to
 //! `rate` datagrams per second in total, and stop at `max_duration_ms` whatever is left.
 //!
-//! * [`Mode::RequestResponse`]: each datagram waits (up to `reply_timeout_ms`) for its echo
+//! * [`Mode::RequestResponse`]: each datagram waits (up to `reply_timeout_ms`) for its
 //!   reply before the flow's next one; the report says per flow which backend answered,
-//!   the address the backend saw, loss and round-trip percentiles.
+//!   the address the backend saw, loss, and the round-trip percentiles and distribution.
+//!   With a thread per outstanding request this is the closed-loop latency client of
+//!   both the tests and `testbench bench-peers`.
 //! * [`Mode::Blast`]: one-way, as fast as allowed; replies are ignored. Pair it with an
-//!   echo server in sink mode and read its counters with [`crate::echo::query_stats`].
+//!   echo server in sink mode and read its counters with [`super::echo::query_stats`].
+//!
+//! Requests are our echo protocol ([`Payload::Echo`]) or a DNS query ([`Payload::Dns`]),
+//! for DNS servers and proxies.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::thread;
@@ -21,9 +25,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use self::reply::{classify, dns_id, Answer};
+pub use self::report::{BackendTally, FlowReport, Report};
+use super::latency::Recorder;
+use super::proto;
 use crate::error::{Error, Result};
-use crate::latency::{Latency, Recorder};
-use crate::proto;
+
+mod reply;
+mod report;
 
 /// How flows use their sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +42,19 @@ pub enum Mode {
     RequestResponse,
     /// Send only.
     Blast,
+}
+
+/// What each request carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payload {
+    /// Our echo request ([`proto::encode_request`]) of `payload_size` bytes; a reply names
+    /// the backend and the source address it saw.
+    #[default]
+    Echo,
+    /// A DNS query `whoami.test TXT` ([`proto::encode_dns_query`]); a reply matches by id
+    /// and is attributed to no backend. `payload_size` does not apply.
+    Dns,
 }
 
 /// What to generate. Serialised as JSON when the driver runs `testbench loadgen` in a
@@ -62,11 +84,14 @@ pub struct LoadgenConfig {
     pub payload_size: usize,
     /// Sending threads.
     pub threads: u32,
+    /// What each request carries.
+    #[serde(default)]
+    pub payload: Payload,
 }
 
 impl LoadgenConfig {
     /// `flows` flows from `source` to `target`, 1 request each, 1 s reply timeout, 60 s cap,
-    /// 64-byte payloads, 2 threads, unpaced.
+    /// 64-byte echo payloads, 2 threads, unpaced.
     pub fn new(target: SocketAddr, source: IpAddr, flows: u32) -> LoadgenConfig {
         LoadgenConfig {
             targets: vec![target],
@@ -80,6 +105,7 @@ impl LoadgenConfig {
             reply_timeout_ms: 1_000,
             payload_size: 64,
             threads: 2,
+            payload: Payload::Echo,
         }
     }
 
@@ -144,100 +170,6 @@ pub struct FlowPlan {
     pub target: SocketAddr,
 }
 
-/// How many distinct server-seen addresses a flow report keeps.
-const MAX_SEEN_AS: usize = 4;
-
-/// What happened to one flow.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowReport {
-    /// Flow number.
-    pub flow: u32,
-    /// Its source address and port (as bound).
-    pub source: Option<SocketAddr>,
-    /// Its destination.
-    pub target: Option<SocketAddr>,
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Replies matched to their request.
-    pub received: u64,
-    /// Requests whose reply did not come in time (request/response only).
-    pub lost: u64,
-    /// Replies that came after their timeout (then counted in `lost` too).
-    pub late: u64,
-    /// Send errors, ICMP errors (refused / unreachable) and undecodable replies.
-    pub errors: u64,
-    /// Replies per answering server name.
-    pub backends: BTreeMap<String, u64>,
-    /// Source addresses the servers reported seeing for this flow (at most 4).
-    pub seen_as: BTreeSet<SocketAddr>,
-}
-
-impl FlowReport {
-    /// The backend that answered, if exactly one did.
-    pub fn backend(&self) -> Option<&str> {
-        let mut names = self.backends.keys();
-        match (names.next(), names.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
-        }
-    }
-}
-
-/// Totals over all flows, and the flows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// The mode run.
-    pub mode: Mode,
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Replies matched.
-    pub received: u64,
-    /// Requests without a timely reply.
-    pub lost: u64,
-    /// Late replies.
-    pub late: u64,
-    /// Errors of all kinds.
-    pub errors: u64,
-    /// Whether every flow sent its `count` before `max_duration_ms` ran out.
-    pub complete: bool,
-    /// Wall-clock duration of the sending phase, seconds.
-    pub elapsed_s: f64,
-    /// `sent / elapsed_s`.
-    pub send_rate_pps: f64,
-    /// Round-trip times (request/response only).
-    pub latency: Option<Latency>,
-    /// Per answering server: flows that it alone answered, and replies.
-    pub backends: BTreeMap<String, BackendTally>,
-    /// Per flow, by flow number.
-    pub flows: Vec<FlowReport>,
-}
-
-/// One server's share.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackendTally {
-    /// Flows answered only by this server.
-    pub flows: u64,
-    /// Replies from it.
-    pub replies: u64,
-}
-
-impl Report {
-    /// Flows answered by exactly one server, as a share of all flows with any reply, per
-    /// server.
-    pub fn flow_shares(&self) -> BTreeMap<String, f64> {
-        let answered = self.flows.iter().filter(|f| f.received > 0).count().max(1) as f64;
-        self.backends
-            .iter()
-            .map(|(name, t)| (name.clone(), t.flows as f64 / answered))
-            .collect()
-    }
-
-    /// Flows that were answered by more than one server.
-    pub fn split_flows(&self) -> Vec<&FlowReport> {
-        self.flows.iter().filter(|f| f.backends.len() > 1).collect()
-    }
-}
-
 /// Runs the load and reports.
 ///
 /// # Errors
@@ -276,51 +208,13 @@ pub fn run(config: &LoadgenConfig) -> Result<Report> {
     });
     let elapsed_s = start.elapsed().as_secs_f64();
     let reports = flows.into_iter().map(|f| f.report).collect();
-    Ok(summarise(
+    Ok(report::summarise(
         config.mode,
         reports,
         latency,
         complete,
         elapsed_s,
     ))
-}
-
-fn summarise(
-    mode: Mode,
-    flows: Vec<FlowReport>,
-    latency: Recorder,
-    complete: bool,
-    elapsed_s: f64,
-) -> Report {
-    let mut backends: BTreeMap<String, BackendTally> = BTreeMap::new();
-    for f in &flows {
-        for (name, n) in &f.backends {
-            backends.entry(name.clone()).or_default().replies += n;
-        }
-        if let Some(one) = f.backend() {
-            backends.entry(one.to_owned()).or_default().flows += 1;
-        }
-    }
-    let sum = |get: fn(&FlowReport) -> u64| flows.iter().map(get).sum::<u64>();
-    let sent = sum(|f| f.sent);
-    Report {
-        mode,
-        sent,
-        received: sum(|f| f.received),
-        lost: sum(|f| f.lost),
-        late: sum(|f| f.late),
-        errors: sum(|f| f.errors),
-        complete,
-        elapsed_s,
-        send_rate_pps: if elapsed_s > 0.0 {
-            sent as f64 / elapsed_s
-        } else {
-            0.0
-        },
-        latency: latency.summary(),
-        backends,
-        flows,
-    }
 }
 
 /// A flow's socket, buffers and tallies.
@@ -368,12 +262,15 @@ fn drive(
                 return (latency, false);
             }
             pacer.wait(deadline);
-            proto::encode_request(
-                flow.report.flow,
-                seq,
-                config.payload_size,
-                &mut flow.request,
-            );
+            match config.payload {
+                Payload::Echo => proto::encode_request(
+                    flow.report.flow,
+                    seq,
+                    config.payload_size,
+                    &mut flow.request,
+                ),
+                Payload::Dns => proto::encode_dns_query(dns_id(seq), &mut flow.request),
+            }
             let sent_at = Instant::now();
             if flow.socket.send(&flow.request).is_err() {
                 // ICMP feedback from an earlier datagram, or a full queue.
@@ -382,7 +279,15 @@ fn drive(
             }
             flow.report.sent += 1;
             if config.mode == Mode::RequestResponse {
-                await_reply(flow, seq, sent_at, timeout, &mut reply, &mut latency);
+                await_reply(
+                    flow,
+                    config.payload,
+                    seq,
+                    sent_at,
+                    timeout,
+                    &mut reply,
+                    &mut latency,
+                );
             }
         }
     }
@@ -392,6 +297,7 @@ fn drive(
 /// Waits for the reply to (`flow`, `seq`), counting stale and foreign datagrams.
 fn await_reply(
     flow: &mut Flow,
+    payload: Payload,
     seq: u64,
     sent_at: Instant,
     timeout: Duration,
@@ -418,22 +324,14 @@ fn await_reply(
                 return;
             }
         };
-        let Some(echo) = proto::decode_reply(&buf[..len]) else {
-            report.errors += 1;
-            continue;
-        };
-        match proto::decode_request(echo.payload) {
-            Some((f, s)) if f == report.flow && s == seq => {
+        match classify(payload, &buf[..len], report.flow, seq) {
+            Answer::Reply { server, peer } => {
                 latency.record(u64::try_from(sent_at.elapsed().as_nanos()).unwrap_or(u64::MAX));
-                report.received += 1;
-                *report.backends.entry(echo.server.to_owned()).or_default() += 1;
-                if report.seen_as.len() < MAX_SEEN_AS {
-                    report.seen_as.insert(echo.peer);
-                }
+                report.answered(server, peer);
                 return;
             }
-            Some((f, s)) if f == report.flow && s < seq => report.late += 1,
-            _ => report.errors += 1,
+            Answer::Late => report.late += 1,
+            Answer::Foreign => report.errors += 1,
         }
     }
 }
@@ -532,55 +430,16 @@ mod tests {
         let c = config();
         let json = serde_json::to_string(&c).expect("serialises");
         assert!(json.contains("\"mode\":\"request-response\""), "{json}");
+        assert!(json.contains("\"payload\":\"echo\""), "{json}");
         let back: LoadgenConfig = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, c);
         let extra = json.replacen('{', "{\"bogus\":1,", 1);
         assert!(serde_json::from_str::<LoadgenConfig>(&extra).is_err());
-    }
-
-    #[test]
-    fn summary_attributes_flows_to_their_only_backend() {
-        let mut one = FlowReport {
-            flow: 0,
-            sent: 3,
-            received: 3,
-            ..FlowReport::default()
-        };
-        one.backends.insert("backend-0".into(), 3);
-        let mut split = FlowReport {
-            flow: 1,
-            sent: 2,
-            received: 2,
-            ..FlowReport::default()
-        };
-        split.backends.insert("backend-0".into(), 1);
-        split.backends.insert("backend-1".into(), 1);
-        let silent = FlowReport {
-            flow: 2,
-            sent: 2,
-            lost: 2,
-            ..FlowReport::default()
-        };
-        let flows = vec![one, split, silent];
-        let r = summarise(Mode::RequestResponse, flows, Recorder::default(), true, 2.0);
-        assert_eq!((r.sent, r.received, r.lost), (7, 5, 2));
-        assert_eq!(r.send_rate_pps, 3.5);
-        assert_eq!(
-            r.backends["backend-0"],
-            BackendTally {
-                flows: 1,
-                replies: 4
-            }
-        );
-        assert_eq!(
-            r.backends["backend-1"],
-            BackendTally {
-                flows: 0,
-                replies: 1
-            }
-        );
-        assert_eq!(r.split_flows().len(), 1);
-        assert_eq!(r.flow_shares()["backend-0"], 0.5);
-        assert_eq!(r.latency, None);
+        let unset = json.replace(",\"payload\":\"echo\"", "");
+        let back: LoadgenConfig = serde_json::from_str(&unset).expect("payload is optional");
+        assert_eq!(back.payload, Payload::Echo);
+        let dns = json.replace("\"payload\":\"echo\"", "\"payload\":\"dns\"");
+        let back: LoadgenConfig = serde_json::from_str(&dns).expect("parses");
+        assert_eq!(back.payload, Payload::Dns);
     }
 }

@@ -1,9 +1,9 @@
 //! A UDP echo server that says who it is and whom it saw.
 //!
-//! Each datagram is answered with [`crate::proto::encode_reply`]: the server's name,
+//! Each datagram is answered with [`super::proto::encode_reply`]: the server's name,
 //! the source address it saw (so client-IP preservation can be checked), the address it
 //! received on, then the payload. In sink mode nothing is answered, for one-way load;
-//! both modes count what they receive and answer [`crate::proto::STATS_REQUEST`].
+//! both modes count what they receive and answer [`super::proto::STATS_REQUEST`].
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::proto::{self, EchoStats};
 use crate::error::{Error, Result};
-use crate::proto::{self, EchoStats};
 
 /// How often a serving thread looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);

@@ -1,9 +1,12 @@
-//! Latency samples and their percentiles.
+//! Latency samples, their percentiles and their distribution.
 
 use serde::{Deserialize, Serialize};
 
 /// At most this many samples are kept per recorder; later ones are counted only.
 pub const MAX_SAMPLES: usize = 2_000_000;
+
+/// At most this many points of the distribution are kept in a [`Latency`] summary.
+pub const CDF_POINTS: usize = 300;
 
 /// Collects round-trip times in nanoseconds.
 #[derive(Clone, Debug, Default)]
@@ -52,8 +55,22 @@ impl Recorder {
             p999_us: us(nearest_rank(s, 0.999)),
             max_us: us(s[s.len() - 1]),
             mean_us: sum as f64 / s.len() as f64 / 1_000.0,
+            cdf: cdf(s, CDF_POINTS),
         })
     }
+}
+
+/// `points` evenly spaced quantiles of sorted, non-empty `sorted` (at most one per
+/// sample): `(µs rounded to 0.1, fraction of samples at or below it)`.
+fn cdf(sorted: &[u64], points: usize) -> Vec<(f64, f64)> {
+    let n = points.min(sorted.len());
+    (1..=n)
+        .map(|k| {
+            let f = k as f64 / n as f64;
+            let us = nearest_rank(sorted, f) as f64 / 1_000.0;
+            ((us * 10.0).round() / 10.0, (f * 1e4).round() / 1e4)
+        })
+        .collect()
 }
 
 /// Nearest-rank percentile of sorted, non-empty `sorted`: the smallest sample with at
@@ -83,6 +100,9 @@ pub struct Latency {
     pub max_us: f64,
     /// Arithmetic mean.
     pub mean_us: f64,
+    /// Up to [`CDF_POINTS`] points `(µs, fraction of samples ≤ it)` of the distribution.
+    #[serde(default)]
+    pub cdf: Vec<(f64, f64)>,
 }
 
 #[cfg(test)]
@@ -104,6 +124,15 @@ mod tests {
         assert_eq!(l.p999_us, 999.0);
         assert_eq!(l.max_us, 1000.0);
         assert_eq!(l.mean_us, 500.5);
+        // 300 of the 1000 samples, the last one the maximum.
+        assert_eq!(l.cdf.len(), CDF_POINTS);
+        assert_eq!(l.cdf[0], (4.0, 0.0033));
+        assert_eq!(l.cdf[149], (500.0, 0.5));
+        assert_eq!(l.cdf[299], (1000.0, 1.0));
+        assert!(l
+            .cdf
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
     }
 
     #[test]
@@ -113,6 +142,7 @@ mod tests {
         r.record(42_000);
         let l = r.summary().expect("one sample");
         assert_eq!((l.p50_us, l.p999_us), (42.0, 42.0));
+        assert_eq!(l.cdf, vec![(42.0, 1.0)]);
     }
 
     #[test]

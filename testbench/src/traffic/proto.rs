@@ -1,9 +1,11 @@
-//! The datagram formats shared by the echo server and the load generator.
+//! The datagram formats the load generator speaks: our echo protocol (shared with the echo
+//! server) and a DNS query a DNS server or proxy answers.
 //!
 //! ```text
 //! request  = "ULBQ" flow:u32be seq:u64be padding…           (any payload is echoed)
 //! reply    = "ECHO " server " " peer " " local "\n" payload  (payload = the request)
 //! stats    = "ULB-STATS"  →  reply: EchoStats as JSON
+//! dns      = id:u16be flags=0x0100 qd=1 … "whoami.test" TXT IN  →  reply with the same id, QR set
 //! ```
 //!
 //! `peer` is the source address the server saw: the client's own address when the
@@ -13,6 +15,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+use super::dns::WHOAMI;
 
 /// Leading bytes of a load-generator request.
 pub const REQUEST_MAGIC: &[u8; 4] = b"ULBQ";
@@ -92,6 +96,28 @@ pub fn decode_reply(buf: &[u8]) -> Option<EchoReply<'_>> {
     })
 }
 
+/// Writes a DNS query (recursion desired) for [`WHOAMI`] `TXT` with `id` into `buf`.
+pub fn encode_dns_query(id: u16, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&id.to_be_bytes());
+    // Flags RD; one question, no other records.
+    buf.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in WHOAMI.split('.') {
+        // The labels of WHOAMI are short ASCII words.
+        buf.push(u8::try_from(label.len()).unwrap_or(0));
+        buf.extend_from_slice(label.as_bytes());
+    }
+    // Root label, QTYPE TXT (16), QCLASS IN (1).
+    buf.extend_from_slice(&[0, 0, 16, 0, 1]);
+}
+
+/// The id of a DNS response (a full header with the QR bit set); `None` for anything
+/// else, including a query.
+pub fn dns_response_id(buf: &[u8]) -> Option<u16> {
+    let header = buf.get(..12)?;
+    (header[2] & 0x80 != 0).then(|| u16::from_be_bytes([header[0], header[1]]))
+}
+
 /// Whether `name` can be an echo server name: non-empty printable ASCII without spaces.
 pub fn valid_server_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic())
@@ -162,6 +188,19 @@ mod tests {
         assert!(decode_reply(b"ECHO b 1.2.3.4:5 1.2.3.4:6 extra\n").is_none());
         assert!(decode_reply(b"ECHO  1.2.3.4:5 1.2.3.4:6\n").is_none());
         assert!(decode_reply(b"").is_none());
+    }
+
+    #[test]
+    fn dns_query_and_response_id() {
+        let mut query = Vec::new();
+        encode_dns_query(0x0203, &mut query);
+        assert_eq!(&query[..4], &[0x02, 0x03, 0x01, 0x00]);
+        assert_eq!(&query[12..], b"\x06whoami\x04test\x00\x00\x10\x00\x01");
+        assert_eq!(dns_response_id(&query), None, "a query is no response");
+        let mut response = query.clone();
+        response[2] |= 0x80;
+        assert_eq!(dns_response_id(&response), Some(0x0203));
+        assert_eq!(dns_response_id(&response[..11]), None, "short header");
     }
 
     #[test]
