@@ -29,7 +29,7 @@ use appliance::dpdk::{ring_port_pair, Eal, Mbuf, MbufBurst, Mempool, Port, Queue
 use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, PortRange, SnatConfig};
+use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::WorkerParams;
 
@@ -120,7 +120,7 @@ fn frames(flows: u32) -> Vec<Vec<u8>> {
                 SocketAddr::from(([198, 18, 2, 1], 53)),
                 64,
                 &[],
-                [2, 0, 0, 0, 0, 1],
+                MacAddr([2, 0, 0, 0, 0, 1]),
                 &[0x5a; 18],
             )
         })
@@ -283,10 +283,7 @@ fn main() -> ExitCode {
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let snat_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -294,7 +291,7 @@ fn main() -> ExitCode {
     let network = Arc::new(
         Network::new(
             vec![PortConfig {
-                mac: port.mac_addr().expect("mac"),
+                mac: MacAddr(port.mac_addr().expect("mac")),
                 // Clients on-link, so replies would need no router; backends on-link.
                 addresses: vec![net([198, 18, 1, 254], 24), net([198, 18, 0, 254], 15)],
                 checksum: ChecksumCaps::empty(),
@@ -309,8 +306,14 @@ fn main() -> ExitCode {
         .expect("network"),
     );
     let neighbors = Arc::new(Neighbors::new([
-        (IpAddr::from([198, 18, 1, 1]), [0x0a, 0, 0, 0, 1, 1]),
-        (IpAddr::from([198, 18, 1, 2]), [0x0a, 0, 0, 0, 1, 2]),
+        (
+            IpAddr::from([198, 18, 1, 1]),
+            MacAddr([0x0a, 0, 0, 0, 1, 1]),
+        ),
+        (
+            IpAddr::from([198, 18, 1, 2]),
+            MacAddr([0x0a, 0, 0, 0, 1, 2]),
+        ),
     ]));
 
     // The worker's RX ring starts full of fresh datagrams.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use config::CompileParams;
 use crossbeam_channel::{unbounded, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, SnatConfig, StaticRoute};
+use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, StaticRoute};
 use pipelines::tables::DataplaneParams;
 use pipelines::WorkerParams;
 
@@ -84,13 +84,6 @@ impl FrameSink for MbufSink {
     }
 }
 
-fn ipnet(p: &crate::settings::IpPrefix) -> IpNet {
-    IpNet {
-        addr: p.addr(),
-        prefix_len: p.len(),
-    }
-}
-
 /// Runs the appliance described by `settings` until SIGINT/SIGTERM.
 ///
 /// # Errors
@@ -153,7 +146,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         })
         .collect();
     let neighbors = Arc::new(Neighbors::new(
-        static_neighbors.iter().map(|n| (n.ip, n.mac)),
+        static_neighbors.iter().map(|n| (n.ip, MacAddr(n.mac))),
     ));
 
     // Channels: tables and neighbors to each worker, frames to the slow path.
@@ -179,7 +172,12 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let own: Vec<Vec<(IpAddr, u8)>> = settings
         .ports
         .iter()
-        .map(|p| p.addresses.iter().map(|a| (a.addr(), a.len())).collect())
+        .map(|p| {
+            p.addresses
+                .iter()
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect()
+        })
         .collect();
     let vip_tx = sp_tx.clone();
     let resolve_tx = sp_tx.clone();
@@ -243,9 +241,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let dataplane = DataplaneParams {
         maglev_size: settings.maglev.table_size,
         maglev_seed: settings.maglev.seed,
-        default_nat_mode: settings.nat_mode.into(),
+        default_nat_mode: settings.nat_mode,
         default_idle_timeout: settings.flows.idle_timeout.0,
-        default_hash_key: settings.hash_key.into(),
+        default_hash_key: settings.hash_key,
     };
     let params = CompileParams {
         controller_name: settings.controller_name.clone(),
@@ -298,7 +296,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .spawn(move || {
             let _registered = Eal::get().and_then(|e| e.register_thread().ok());
             slow.run(sp_rx, sink, move |map: &BTreeMap<IpAddr, [u8; 6]>| {
-                let snap = Arc::new(Neighbors::new(map.iter().map(|(ip, mac)| (*ip, *mac))));
+                let snap = Arc::new(Neighbors::new(
+                    map.iter().map(|(ip, mac)| (*ip, MacAddr(*mac))),
+                ));
                 nb_count.store(snap.len(), Ordering::Relaxed);
                 for tx in &nb_txs {
                     let _ = tx.send(Arc::clone(&snap));
@@ -465,8 +465,8 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
             caps |= ChecksumCaps::UDP;
         }
         configs.push(PortConfig {
-            mac: port.mac_addr()?,
-            addresses: p.addresses.iter().map(ipnet).collect(),
+            mac: MacAddr(port.mac_addr()?),
+            addresses: p.addresses.clone(),
             checksum: caps,
         });
     }
@@ -476,7 +476,7 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
             .port(&r.port)
             .ok_or_else(|| RunError::Network(format!("routes: no port named {:?}", r.port)))?;
         routes.push(StaticRoute {
-            prefix: ipnet(&r.prefix),
+            prefix: r.prefix,
             next_hop: r.via,
             port: u16::try_from(idx).unwrap_or(u16::MAX),
         });
@@ -484,10 +484,7 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
     let snat = SnatConfig {
         ipv4: settings.snat.ipv4,
         ipv6: settings.snat.ipv6,
-        ports: pipelines::net::PortRange {
-            first: settings.snat.ports.first,
-            last: settings.snat.ports.last,
-        },
+        ports: settings.snat.ports,
     };
     Network::new(configs, routes, snat).map_err(|e| RunError::Network(e.to_string()))
 }

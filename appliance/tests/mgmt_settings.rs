@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use appliance::settings::{Device, HashKey, NatMode, Settings, SettingsError};
+use appliance::settings::{Device, Settings, SettingsError};
+use pipelines::spec::{HashKey, NatMode};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -160,11 +161,11 @@ fn bad_values_are_named_with_their_path() {
         ),
         (
             "ports:\n  - {name: a, device: net_null0}\nnat_mode: dsr\n",
-            "nat_mode: unknown variant `dsr`",
+            "nat_mode: \"dsr\" is not one of fullnat, preserve-client",
         ),
         (
             "ports:\n  - {name: a, device: net_null0}\nhash_key: 4-tuple\n",
-            "hash_key: unknown variant `4-tuple`",
+            "hash_key: \"4-tuple\" is not one of 5-tuple, source-ip-port, source-ip",
         ),
         (
             "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [198.18.0.300]\n",
@@ -345,10 +346,6 @@ fn preserve_client_needs_no_snat_and_all_errors_are_listed() {
     .expect("preserve-client without snat");
     assert_eq!(s.nat_mode, NatMode::PreserveClient);
     assert_eq!(s.hash_key, HashKey::SourceIp);
-    assert_eq!(
-        pipelines::spec::NatMode::from(s.nat_mode),
-        pipelines::spec::NatMode::PreserveClient
-    );
 
     let text = error_text(&format!(
         "{BASE}maglev: {{table_size: 100}}\nworkers: {{burst: 0}}\n"

@@ -20,7 +20,7 @@ use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{
-    ChecksumCaps, IpNet, Mac, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
+    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
 };
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{decode_verified, udp_frame};
@@ -30,8 +30,8 @@ const FLOWS: u32 = 2000;
 const ROUNDS: u32 = 2;
 const VIP: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 2, 1)), 53);
 const SNAT: [u8; 4] = [198, 18, 1, 253];
-const HEAVY: ([u8; 4], Mac) = ([198, 18, 1, 1], [0x0a, 0, 0, 0, 1, 1]);
-const LIGHT: ([u8; 4], Mac) = ([198, 18, 1, 2], [0x0a, 0, 0, 0, 1, 2]);
+const HEAVY: ([u8; 4], MacAddr) = ([198, 18, 1, 1], MacAddr([0x0a, 0, 0, 0, 1, 1]));
+const LIGHT: ([u8; 4], MacAddr) = ([198, 18, 1, 2], MacAddr([0x0a, 0, 0, 0, 1, 2]));
 const GOLDEN: &str = "tests/golden/pcap_golden.json";
 
 /// Gateway 198.18.2.1:53, one route: Service `heavy` (weight 3) and `light` (weight 1).
@@ -157,13 +157,6 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     frames
 }
 
-fn mac_text(m: Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[test]
 fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     let pid = std::process::id();
@@ -182,7 +175,7 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
                 VIP,
                 64,
                 &[],
-                [2, 0, 0, 0, 0, 1],
+                MacAddr([2, 0, 0, 0, 0, 1]),
                 &payload,
             ));
         }
@@ -228,16 +221,13 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         .build()
         .expect("pcap port");
     port.start().expect("start the pcap port");
-    let port_mac = port.mac_addr().expect("port MAC");
+    let port_mac = MacAddr(port.mac_addr().expect("port MAC"));
 
     let objects = config::load_str("pcap_golden.yaml", MANIFESTS).expect("manifests load");
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let snat_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -374,14 +364,14 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         "flows": FLOWS,
         "packets": out.len(),
         "snat_address": IpAddr::from(SNAT).to_string(),
-        "source_mac": mac_text(port_mac),
+        "source_mac": port_mac.to_string(),
         "backends": per_backend
             .iter()
             .map(|(addr, (flows, packets))| {
                 (addr.to_string(), serde_json::json!({
                     "flows": flows,
                     "packets": packets,
-                    "mac": mac_text(macs[addr]),
+                    "mac": macs[addr].to_string(),
                 }))
             })
             .collect::<serde_json::Map<_, _>>(),

@@ -12,7 +12,7 @@ use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, Handoff, WorkerReport, WorkerSetup};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, PortRange, SnatConfig};
+use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::WorkerParams;
 
@@ -163,10 +163,7 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let pool_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -174,7 +171,7 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     let network = Arc::new(
         Network::new(
             vec![PortConfig {
-                mac: APPLIANCE_MAC,
+                mac: MacAddr(APPLIANCE_MAC),
                 addresses: vec![
                     net([198, 18, 0, 1], 24),
                     net([198, 18, 1, 1], 24),
@@ -192,8 +189,8 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
         .expect("network"),
     );
     let neighbors = Arc::new(Neighbors::new([
-        (IpAddr::from([198, 19, 0, 100]), CLIENT_MAC),
-        (IpAddr::from([198, 18, 1, 11]), BACKEND_MAC),
+        (IpAddr::from([198, 19, 0, 100]), MacAddr(CLIENT_MAC)),
+        (IpAddr::from([198, 18, 1, 11]), MacAddr(BACKEND_MAC)),
     ]));
     let stop = Arc::new(AtomicBool::new(false));
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(64);

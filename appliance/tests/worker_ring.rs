@@ -20,7 +20,7 @@ use appliance::slowpath::{SlowPathCounters, SlowPathMsg};
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::Mac;
+use pipelines::net::MacAddr;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame, Decoded};
 use pipelines::{DropReason, HostReason, WorkerParams};
@@ -150,7 +150,7 @@ fn backend(n: u8) -> SocketAddr {
 }
 
 /// Neighbors known from the start: the client-side router and backends 1–3.
-fn static_neighbors() -> Vec<(IpAddr, Mac)> {
+fn static_neighbors() -> Vec<(IpAddr, MacAddr)> {
     let mut v = vec![(IpAddr::from([198, 18, 0, 1]), testkit::ROUTER_MAC)];
     v.extend((1..=3).map(|n| (IpAddr::from([198, 18, 1, n]), testkit::backend_mac(n))));
     v
@@ -461,10 +461,10 @@ fn preserve_client_forward_and_reverse_through_the_worker_loop() {
 fn arp_request_for_vip() -> Vec<u8> {
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&testkit::ROUTER_MAC);
+    f.extend_from_slice(&testkit::ROUTER_MAC.0);
     f.extend_from_slice(&[0x08, 0x06]); // ARP
     f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
-    f.extend_from_slice(&testkit::ROUTER_MAC);
+    f.extend_from_slice(&testkit::ROUTER_MAC.0);
     f.extend_from_slice(&[198, 18, 0, 1]);
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&VIP);
@@ -501,7 +501,7 @@ fn slow_path_gets_arp_and_resolves_held_datagrams() {
         other => panic!("expected a resolve request, got {other:?}"),
     }
     // What the slow path would publish once ARP answered: the held datagram goes out.
-    let far_mac: Mac = [0x0a, 0, 0, 0, 1, 4];
+    let far_mac = MacAddr([0x0a, 0, 0, 0, 1, 4]);
     let mut known = static_neighbors();
     known.push((IpAddr::from(UNRESOLVED_BACKEND), far_mac));
     rig.neighbors

@@ -17,6 +17,17 @@ use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
 };
 
+/// The default Maglev seed: fixed, so every appliance agrees out of the box. The
+/// appliance's settings default to it, and so do [`DataplaneParams::default`], the tests and
+/// the benchmarks, which therefore exercise the product's rings.
+pub const DEFAULT_MAGLEV_SEED: u64 = 0x7564_706c_6200_0001;
+
+/// The default Maglev table size per route (prime; 100 × 655 backends).
+pub const DEFAULT_MAGLEV_SIZE: u32 = 65537;
+
+/// The default flow idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Appliance-wide parameters of the data plane (from the appliance's own settings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataplaneParams {
@@ -35,11 +46,11 @@ pub struct DataplaneParams {
 impl Default for DataplaneParams {
     fn default() -> Self {
         DataplaneParams {
-            maglev_size: 65537,
-            maglev_seed: 0x0075_6470_6c62, // "udplb"
-            default_nat_mode: NatMode::FullNat,
-            default_idle_timeout: Duration::from_secs(30),
-            default_hash_key: HashKey::FiveTuple,
+            maglev_size: DEFAULT_MAGLEV_SIZE,
+            maglev_seed: DEFAULT_MAGLEV_SEED,
+            default_nat_mode: NatMode::default(),
+            default_idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            default_hash_key: HashKey::default(),
         }
     }
 }

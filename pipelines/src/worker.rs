@@ -22,7 +22,7 @@ use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, FULLNAT, IP
 use crate::hash::{hash_words, ip16, ip_words};
 use crate::maglev;
 use crate::neighbor::Neighbors;
-use crate::net::{ChecksumCaps, Mac, Network, NextHop, PortRange};
+use crate::net::{ChecksumCaps, MacAddr, Network, NextHop, PortRange};
 use crate::parse::{parse, FlowKey, Parsed, ParsedUdp};
 use crate::spec::{HashKey, NatMode};
 use crate::tables::{Listener, Route, Tables};
@@ -133,8 +133,8 @@ pub struct Worker {
 struct Hop {
     dst: IpAddr,
     port: u16,
-    dst_mac: Mac,
-    src_mac: Mac,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
     caps: ChecksumCaps,
 }
 
@@ -863,8 +863,8 @@ fn rewrite(
     pkt: &mut [u8],
     p: &ParsedUdp,
     rw: &Rewrite,
-    dst_mac: Mac,
-    src_mac: Mac,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
     caps: ChecksumCaps,
 ) -> Option<Option<OffloadRequest>> {
     let l3 = usize::from(p.l3_off);
@@ -964,8 +964,8 @@ fn rewrite(
     udp.set_src_port(rw.src_port);
     udp.set_dst_port(rw.dst_port);
     let mut eth = Ethernet::new_checked(&mut head[..]).ok()?;
-    eth.set_dst(dst_mac);
-    eth.set_src(src_mac);
+    eth.set_dst(dst_mac.0);
+    eth.set_src(src_mac.0);
     Some(offload)
 }
 

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{Network, PortRange, SnatConfig};
+use pipelines::net::{MacAddr, Network, PortRange, SnatConfig};
 use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, backend4, backend6, decode_verified, udp_frame};
@@ -291,7 +291,7 @@ fn non_udp_goes_to_host_or_is_dropped() {
     let mut rig = Rig::new();
     let tcp = |dst: [u8; 4]| {
         let mut out = Vec::new();
-        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
             .ipv4([198, 19, 0, 7], dst, 64)
             .tcp(40000, 80, 1, 1000)
             .write(&mut out, b"")
@@ -300,7 +300,7 @@ fn non_udp_goes_to_host_or_is_dropped() {
     };
     let icmp = {
         let mut out = Vec::new();
-        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
             .ipv4([198, 19, 0, 7], [198, 18, 0, 254], 64)
             .icmpv4_echo_request(1, 1)
             .write(&mut out, b"ping")
@@ -319,7 +319,14 @@ fn non_udp_goes_to_host_or_is_dropped() {
         (tcp([198, 18, 9, 9]), Verdict::Drop(DropReason::NotUdp)),
         (icmp, Verdict::ToHost(HostReason::Icmp)),
         (
-            udp_frame(sa(CLIENT4), sa("198.18.0.254:53"), 64, &[], [0; 6], b""),
+            udp_frame(
+                sa(CLIENT4),
+                sa("198.18.0.254:53"),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"",
+            ),
             Verdict::ToHost(HostReason::OwnAddress),
         ),
     ];
@@ -351,7 +358,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::UnsupportedLink => {
-            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], [0; 6], b"x");
+            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], MacAddr([0; 6]), b"x");
             f.splice(20..20, [0x81, 0x00, 0x00, 0x03]);
             (rig, f)
         }
@@ -376,7 +383,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::MalformedIpv6Ext => {
-            let mut f = udp_frame(sa("[2001:2:0:9::7]:255"), sa(VIP6), 64, &[], [0; 6], b"x");
+            let mut f = udp_frame(
+                sa("[2001:2:0:9::7]:255"),
+                sa(VIP6),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"x",
+            );
             f[20] = 0; // next header: hop-by-hop; its length byte (0xff) overruns
             (rig, f)
         }
@@ -411,7 +425,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         DropReason::NoBackend => (rig, udp4("198.18.2.1:56", 64)),
         DropReason::DroppedShare => (
             rig,
-            udp_frame(sa("0.0.0.0:68"), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x"),
+            udp_frame(
+                sa("0.0.0.0:68"),
+                sa("198.18.2.1:57"),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"x",
+            ),
         ),
         DropReason::NoSnatAddress => {
             let mut net = testkit::network(false);
@@ -424,7 +445,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 },
             )
             .unwrap();
-            let client = udp_frame(sa("198.18.0.7:40000"), sa(VIP4), 64, &[], [0; 6], b"x");
+            let client = udp_frame(
+                sa("198.18.0.7:40000"),
+                sa(VIP4),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"x",
+            );
             (Rig::with(testkit::config(), net, params()), client)
         }
         DropReason::SnatExhausted => {
@@ -438,7 +466,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x"),
             )
         }
         DropReason::FullNatNoState => {
@@ -449,12 +477,19 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x"),
             )
         }
         DropReason::NoReverseFlow => (
             rig,
-            udp_frame(backend4(1), sa("198.18.1.253:40000"), 64, &[], [0; 6], b"x"),
+            udp_frame(
+                backend4(1),
+                sa("198.18.1.253:40000"),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"x",
+            ),
         ),
         DropReason::Unroutable => {
             let mut cfg = testkit::config();
@@ -466,7 +501,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             ));
             cfg.normalize();
             let rig = Rig::with(cfg, testkit::network(false), params());
-            let f = udp_frame(sa(CLIENT6), sa("[2001:2:0:2::1]:58"), 64, &[], [0; 6], b"x");
+            let f = udp_frame(
+                sa(CLIENT6),
+                sa("[2001:2:0:2::1]:58"),
+                64,
+                &[],
+                MacAddr([0; 6]),
+                b"x",
+            );
             (rig, f)
         }
     }
@@ -500,7 +542,14 @@ fn every_drop_reason_has_a_packet_and_a_counter() {
 #[test]
 fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(
+        sa(CLIENT4),
+        sa("198.18.2.1:57"),
+        64,
+        &[],
+        MacAddr([0; 6]),
+        b"x",
+    );
     assert_eq!(rig.run(&mut f, SEC), Verdict::ToHost(HostReason::Reject));
     assert_eq!(rig.worker.counters().host_count(HostReason::Reject), 1);
 }
@@ -522,7 +571,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(3));
     }
@@ -534,7 +583,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, SEC));
     }
     assert_eq!(rig.worker.counters().rate_limited, 2);
@@ -545,7 +594,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         sa("198.18.2.1:54"),
         64,
         &[],
-        [0; 6],
+        MacAddr([0; 6]),
         b"x",
     );
     tx(rig.run(&mut f, 2 * SEC + 1));
@@ -555,7 +604,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
 #[test]
 fn idle_flows_expire_and_return_their_snat_port() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
     let free = rig.worker.snat_ports_free().0;
@@ -565,7 +614,7 @@ fn idle_flows_expire_and_return_their_snat_port() {
     assert_eq!(rig.worker.snat_ports_free().0, free + 1);
     assert_eq!(rig.worker.counters().flows_active, 0);
     // The backend's late reply no longer matches.
-    let mut r = udp_frame(d.dst, d.src, 64, &[], [0; 6], b"late");
+    let mut r = udp_frame(d.dst, d.src, 64, &[], MacAddr([0; 6]), b"late");
     assert_eq!(
         rig.run(&mut r, 33 * SEC),
         Verdict::Drop(DropReason::NoReverseFlow)
@@ -578,7 +627,7 @@ fn snat_ports_are_never_shared_by_live_flows() {
     let mut seen = std::collections::HashSet::new();
     for i in 0..500u16 {
         let client = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 5000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, SEC));
         assert!(seen.insert(decode_verified(&f).unwrap().src.port()));
     }
@@ -592,7 +641,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     let mut pinned = Vec::new();
     for i in 0..64u16 {
         let client = SocketAddr::from(([198, 19, 1, i as u8], 7000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, SEC));
         pinned.push((client, decode_verified(&f).unwrap()));
     }
@@ -612,7 +661,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     let old_generation = rig.tables.generation();
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, 2 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!((now.dst, now.src), (d.dst, d.src), "pinned flow moved");
@@ -627,7 +676,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     // New flows all go to backend 2.
     for i in 0..32u16 {
         let client = SocketAddr::from(([198, 19, 2, i as u8], 9000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, 2 * SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(2));
     }
@@ -644,12 +693,12 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         .remove(0);
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
         tx(rig.run(&mut f, 3 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!(now.dst, backend4(2));
         assert_eq!(now.src, d.src, "SNAT port kept");
-        let mut reply = udp_frame(now.dst, now.src, 64, &[], [0; 6], b"r");
+        let mut reply = udp_frame(now.dst, now.src, 64, &[], MacAddr([0; 6]), b"r");
         tx(rig.run(&mut reply, 3 * SEC));
         assert_eq!(decode_verified(&reply).unwrap().dst, *client);
     }
@@ -660,7 +709,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
 #[test]
 fn identity_keyed_counters_name_every_entity() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
     tx(rig.run(&mut f, SEC));
     let named = rig.worker.counters().entities.named(&rig.tables).unwrap();
     let listener_packets: u64 = named
@@ -679,10 +728,17 @@ fn burst_api_matches_single_packet_api() {
     let mut frames: Vec<Vec<u8>> = (0..8u16)
         .map(|i| {
             let client = SocketAddr::from(([198, 19, 3, 1], 100 + i));
-            udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x")
+            udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x")
         })
         .collect();
-    frames.push(udp_frame(sa(CLIENT4), sa(VIP4), 1, &[], [0; 6], b"x"));
+    frames.push(udp_frame(
+        sa(CLIENT4),
+        sa(VIP4),
+        1,
+        &[],
+        MacAddr([0; 6]),
+        b"x",
+    ));
     let mut verdicts = [Verdict::Drop(DropReason::Stray); 9];
     let mut bufs: Vec<&mut [u8]> = frames.iter_mut().map(|f| f.as_mut_slice()).collect();
     let ctx = Context {
@@ -706,7 +762,7 @@ fn listener_idle_timeout_override_applies() {
         l.options.idle_timeout = Some(Duration::from_secs(2));
     }
     let mut rig = Rig::with(cfg, testkit::network(false), params());
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
     tx(rig.run(&mut f, SEC));
     assert_eq!(rig.worker.maintain(2 * SEC), 0);
     assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);

@@ -249,7 +249,7 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
                 SocketAddr::new(vip, if preserve { 54 } else { 53 }),
                 ttl,
                 &vlans,
-                [0; 6],
+                pipelines::net::MacAddr([0; 6]),
                 &payload,
             )
         })
