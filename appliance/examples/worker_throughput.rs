@@ -31,7 +31,7 @@ use appliance::worker::{self, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 /// Slots of each ring, and mbufs in circulation (the worker's RX ring starts full): deep
 /// enough that a feeder briefly descheduled on a shared machine does not starve the worker.
@@ -347,9 +347,9 @@ fn main() -> ExitCode {
     let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(1024);
     let setup = WorkerSetup {
-        pipeline: pipelines::Worker::new(WorkerParams {
+        fast_path: FastPath::new(FastPathParams {
             flow_capacity: o.flows.saturating_mul(2).max(1024),
-            ..WorkerParams::new(0, 1, snat_ports)
+            ..FastPathParams::new(0, 1, snat_ports)
         })
         .expect("pipeline worker"),
         rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],

@@ -16,11 +16,11 @@ use crossbeam_channel::{unbounded, Sender};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, StaticRoute};
 use pipelines::tables::DataplaneParams;
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 use crate::control::{ControlPlane, PortSample, Wiring};
 use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortBuilder, QueueId, SocketId};
-use crate::mgmt::{self, Control, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
+use crate::mgmt::{self, ApiBackend, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
 use crate::settings::Settings;
 use crate::slowpath::{
     FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
@@ -110,7 +110,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     // Ports: one RX/TX queue pair per worker.
     let mut ports: Vec<Port> = Vec::new();
     for p in &settings.ports {
-        let mut b = PortBuilder::by_name(p.device.id())?
+        let mut b = PortBuilder::new(&p.device)?
             .rx_queues(workers)
             .tx_queues(workers)
             .rx_ring_size(RING_SIZE)
@@ -319,15 +319,15 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .enumerate()
     {
         let id = u16::try_from(i).unwrap_or(u16::MAX);
-        let wp = WorkerParams {
+        let wp = FastPathParams {
             flow_capacity: (settings.flows.capacity / u32::from(workers)).max(1),
             new_flow_rate_limit: settings.flows.new_flow_rate_limit,
-            ..WorkerParams::new(id, workers, snat_pool)
+            ..FastPathParams::new(id, workers, snat_pool)
         };
-        let pipeline = pipelines::Worker::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
+        let fast_path = FastPath::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
         let q = QueueId(id);
         let setup = WorkerSetup {
-            pipeline,
+            fast_path,
             rx: ports
                 .iter()
                 .map(|p| p.rx_queue(q))
@@ -380,7 +380,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             events_tx.clone(),
         ))
     };
-    let control: Arc<dyn Control> = Arc::new(ApiControl(Arc::clone(&plane)));
+    let control: Arc<dyn ApiBackend> = Arc::new(ApiControl(Arc::clone(&plane)));
     let server = ManagementServer::start(settings.management.listen, token, control)
         .map_err(|e| RunError::Management(e.to_string()))?;
     log::info!(
@@ -438,7 +438,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 /// The management API's view of the control plane.
 struct ApiControl(Arc<ControlPlane>);
 
-impl Control for ApiControl {
+impl ApiBackend for ApiControl {
     fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
         self.0.apply_yaml(yaml)
     }

@@ -19,6 +19,8 @@ use pipelines::maglev::{is_prime, next_prime};
 use pipelines::net::{IpNet, MacAddr, PortRange};
 use pipelines::spec::{check_idle_timeout, HashKey, HumanDuration, NatMode};
 use pipelines::tables::{DataplaneParams, DEFAULT_MAGLEV_SEED};
+
+pub use crate::dpdk::Device;
 use serde::Deserialize;
 
 /// Why an `appliance.yaml` could not be used.
@@ -483,9 +485,7 @@ impl Settings {
             self.workers.main_lcore.to_string(),
         ];
         for port in &self.ports {
-            let (flag, value) = port.device.eal_argument();
-            args.push(flag.to_owned());
-            args.push(value.to_owned());
+            args.extend(port.device.eal_args());
         }
         args.extend(self.eal_args.iter().cloned());
         args
@@ -537,11 +537,14 @@ impl Settings {
             }
             if let Some(j) = self.ports[..i]
                 .iter()
-                .position(|p| p.device.id() == port.device.id())
+                .position(|p| p.device.port_name() == port.device.port_name())
             {
                 v.fail(
                     format!("{at}.device"),
-                    format!("{:?} is already the device of ports[{j}]", port.device.id()),
+                    format!(
+                        "{:?} is already the device of ports[{j}]",
+                        port.device.port_name()
+                    ),
                 );
             }
             if let Some(mac) = port.mac {
@@ -944,87 +947,6 @@ mod text {
     }
 }
 
-/// A DPDK device: a PCI address or a virtual device string.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Device {
-    /// `0000:03:00.0` (domain optional), optionally followed by `,key=value` device args.
-    Pci(String),
-    /// `net_tap0,iface=udplb0`: a DPDK vdev, driver name then `,key=value` args.
-    Vdev(String),
-}
-
-impl Device {
-    /// The EAL option and value that create this device (`-a ADDR` or `--vdev STRING`).
-    pub fn eal_argument(&self) -> (&'static str, &str) {
-        match self {
-            Device::Pci(s) => ("-a", s),
-            Device::Vdev(s) => ("--vdev", s),
-        }
-    }
-
-    /// The name DPDK knows the device by: the PCI address or the vdev instance name.
-    pub fn id(&self) -> &str {
-        let (Device::Pci(s) | Device::Vdev(s)) = self;
-        s.split(',').next().unwrap_or(s)
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Device::Pci(s) | Device::Vdev(s)) = self;
-        f.write_str(s)
-    }
-}
-
-impl FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.split(',');
-        let head = parts.next().unwrap_or_default();
-        for arg in parts {
-            match arg.split_once('=') {
-                Some((k, _)) if !k.is_empty() => {}
-                _ => return Err(format!("{s:?}: device argument {arg:?} is not KEY=VALUE")),
-            }
-        }
-        if is_pci_address(head) {
-            Ok(Device::Pci(s.to_owned()))
-        } else if is_vdev_name(head) {
-            Ok(Device::Vdev(s.to_owned()))
-        } else {
-            Err(format!(
-                "{s:?}: expected a PCI address (0000:03:00.0) or a vdev (net_tap0,iface=udplb0)"
-            ))
-        }
-    }
-}
-
-/// `[DDDD:]BB:DD.F` in hex.
-fn is_pci_address(s: &str) -> bool {
-    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
-    let fields: Vec<&str> = s.split(':').collect();
-    let (domain_ok, bus, devfn) = match fields.as_slice() {
-        [domain, bus, devfn] => (hex(domain, 4), *bus, *devfn),
-        [bus, devfn] => (true, *bus, *devfn),
-        _ => return false,
-    };
-    let Some((dev, func)) = devfn.split_once('.') else {
-        return false;
-    };
-    domain_ok && hex(bus, 2) && hex(dev, 2) && matches!(func.as_bytes(), [b'0'..=b'7'])
-}
-
-/// `net_` + driver + instance, e.g. `net_tap0`, `net_af_packet1`.
-fn is_vdev_name(s: &str) -> bool {
-    s.strip_prefix("net_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1064,7 +986,10 @@ mod tests {
     #[test]
     fn devices_parse() {
         for pci in ["0000:03:00.0", "03:00.1", "0000:af:00.7,txq_inline=128"] {
-            assert!(matches!(pci.parse::<Device>(), Ok(Device::Pci(_))), "{pci}");
+            assert!(
+                matches!(pci.parse::<Device>(), Ok(Device::Pci { .. })),
+                "{pci}"
+            );
         }
         for vdev in [
             "net_tap0,iface=udplb0",
@@ -1076,7 +1001,7 @@ mod tests {
             "net_null0",
         ] {
             assert!(
-                matches!(vdev.parse::<Device>(), Ok(Device::Vdev(_))),
+                matches!(vdev.parse::<Device>(), Ok(Device::Vdev { .. })),
                 "{vdev}"
             );
         }
@@ -1091,8 +1016,8 @@ mod tests {
             assert!(bad.parse::<Device>().is_err(), "{bad}");
         }
         let tap: Device = "net_tap0,iface=udplb0".parse().expect("tap");
-        assert_eq!(tap.id(), "net_tap0");
-        assert_eq!(tap.eal_argument(), ("--vdev", "net_tap0,iface=udplb0"));
+        assert_eq!(tap.port_name(), "net_tap0");
+        assert_eq!(tap.eal_args(), ["--vdev", "net_tap0,iface=udplb0"]);
     }
 
     #[test]

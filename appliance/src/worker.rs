@@ -1,6 +1,6 @@
 //! The poll-mode worker: one per lcore, `rx_burst` → `pipelines` → `tx_burst`.
 //!
-//! Each worker owns one RX and one TX queue on every port, its `pipelines::Worker` (flow
+//! Each worker owns one RX and one TX queue on every port, its `pipelines::FastPath` (flow
 //! table, SNAT partition, counters) and reusable bursts: nothing is allocated and nothing
 //! is locked per packet. New tables and neighbor snapshots arrive as `Arc`s over channels
 //! and are picked up between bursts. Counters are copied out every
@@ -16,7 +16,7 @@ use pipelines::counters::{Counters, EntityCounters};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::Network;
 use pipelines::tables::Tables;
-use pipelines::{Context, DropReason, HostReason, Verdict};
+use pipelines::{Context, DropReason, FastPath, HostReason, Verdict};
 
 use crate::dpdk::{Mbuf, MbufBurst, RxQueue, TxChecksum, TxQueue};
 use crate::slowpath::{SlowPathCounters, SlowPathMsg};
@@ -57,8 +57,8 @@ pub type ReportSlot = Arc<Mutex<WorkerReport>>;
 
 /// Everything a worker runs with; moved onto its lcore.
 pub struct WorkerSetup {
-    /// The fast-path state (flow table, SNAT partition, counters).
-    pub pipeline: pipelines::Worker,
+    /// The fast path (flow table, SNAT partition, counters).
+    pub fast_path: FastPath,
     /// `rx[p]` polls port `p`.
     pub rx: Vec<RxQueue>,
     /// `tx[p]` transmits on port `p`.
@@ -181,7 +181,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         // Burst boundary: adopt the newest tables and neighbors, if any.
         if let Some(t) = w.tables_rx.try_iter().last() {
             w.tables = t;
-            w.pipeline.adopt(&w.tables);
+            w.fast_path.adopt(&w.tables);
         }
         let clock = Instant::now();
         let now = nanos_since(w.epoch, clock);
@@ -266,7 +266,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         }
         if clock.duration_since(last_maintain) >= MAINTAIN_INTERVAL {
             last_maintain = clock;
-            w.pipeline.maintain(now);
+            w.fast_path.maintain(now);
             while held
                 .queue
                 .front()
@@ -301,8 +301,8 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
 }
 
 fn fill_report(r: &mut WorkerReport, w: &mut WorkerSetup, stats: &LoopStats) {
-    r.counters.clone_from(w.pipeline.counters());
-    r.retired.extend(w.pipeline.take_retired());
+    r.counters.clone_from(w.fast_path.counters());
+    r.retired.extend(w.fast_path.take_retired());
     r.tx_refused = stats.tx_refused;
     r.host_overflow = stats.host_overflow;
     r.handed_off = stats.handed_off;
@@ -338,7 +338,7 @@ fn handle_burst(
             *view = mbuf.data_mut();
             n += 1;
         }
-        w.pipeline
+        w.fast_path
             .process_burst(&ctx, now, in_port, &mut packets[..n], &mut verdicts[..n]);
     }
     for (mut mbuf, &verdict) in burst.drain().zip(verdicts.iter()) {

@@ -1,4 +1,4 @@
-//! The management HTTP API against a fake `Control`: every route, status code, the token,
+//! The management HTTP API against a fake `ApiBackend`: every route, status code, the token,
 //! body limits, framing, and a clean shutdown.
 
 #![allow(clippy::tests_outside_test_module)]
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use appliance::mgmt::{fetch, request, Control, ManagementServer, MAX_BODY_BYTES};
+use appliance::mgmt::{fetch, request, ApiBackend, ManagementServer, MAX_BODY_BYTES};
 
 /// Accepts manifests that contain `kind:` and no `invalid`; keeps the last accepted set.
 #[derive(Default)]
@@ -24,7 +24,7 @@ impl FakeControl {
     }
 }
 
-impl Control for FakeControl {
+impl ApiBackend for FakeControl {
     fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
         if !yaml.contains("kind:") || yaml.contains("invalid") {
             return Err(format!(
@@ -72,7 +72,7 @@ impl Api {
         let server = ManagementServer::start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             token.map(str::to_owned),
-            Arc::clone(&control) as Arc<dyn Control>,
+            Arc::clone(&control) as Arc<dyn ApiBackend>,
         )
         .expect("start server");
         let addr = server.local_addr().to_string();

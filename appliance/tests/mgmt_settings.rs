@@ -60,7 +60,13 @@ fn tap_example_parses_with_the_testbench_topology() {
     let s = Settings::from_file(&path).expect("appliance-tap.yaml");
     assert_eq!(s.ports.len(), 1);
     let port = &s.ports[0];
-    assert_eq!(port.device, Device::Vdev("net_tap0,iface=udplb0".into()));
+    assert_eq!(
+        port.device,
+        Device::Vdev {
+            name: "net_tap0".into(),
+            args: Some("iface=udplb0".into())
+        }
+    );
     let addrs: Vec<String> = port.addresses.iter().map(ToString::to_string).collect();
     assert_eq!(
         addrs,
@@ -88,7 +94,7 @@ fn tap_example_parses_with_the_testbench_topology() {
 #[test]
 fn pci_example_parses() {
     let s = Settings::from_file(&example("appliance-pci.yaml")).expect("appliance-pci.yaml");
-    assert!(matches!(s.ports[0].device, Device::Pci(_)));
+    assert!(matches!(s.ports[0].device, Device::Pci { .. }));
     assert_eq!(s.workers.lcores, [2, 3]);
     assert_eq!(s.queues_per_port(), 2);
     assert_eq!(s.routes.len(), 3);

@@ -24,7 +24,7 @@ use pipelines::net::{
 };
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{decode_verified, udp_frame};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 const FLOWS: u32 = 2000;
 const ROUNDS: u32 = 2;
@@ -264,9 +264,9 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     let (_nb_tx, nb_rx) = crossbeam_channel::unbounded();
     let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
     let setup = WorkerSetup {
-        pipeline: pipelines::Worker::new(WorkerParams {
+        fast_path: FastPath::new(FastPathParams {
             flow_capacity: 4 * FLOWS,
-            ..WorkerParams::new(0, 1, snat_ports)
+            ..FastPathParams::new(0, 1, snat_ports)
         })
         .expect("pipeline worker"),
         rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],

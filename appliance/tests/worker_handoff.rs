@@ -14,7 +14,7 @@ use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 const APPLIANCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
@@ -208,9 +208,9 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
         let (inject_tx, inject_rx) = crossbeam_channel::bounded(4);
         keep_channels.push((tables_tx, nb_tx, inject_tx));
         let setup = WorkerSetup {
-            pipeline: pipelines::Worker::new(WorkerParams {
+            fast_path: FastPath::new(FastPathParams {
                 flow_capacity: 1024,
-                ..WorkerParams::new(id16, 2, pool_ports)
+                ..FastPathParams::new(id16, 2, pool_ports)
             })
             .expect("worker"),
             rx: vec![appliance_port.rx_queue(QueueId(id16)).expect("rx")],

@@ -23,7 +23,7 @@ use pipelines::neighbor::Neighbors;
 use pipelines::net::MacAddr;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame, Decoded};
-use pipelines::{DropReason, HostReason, WorkerParams};
+use pipelines::{DropReason, FastPath, FastPathParams, HostReason};
 
 const VIP: [u8; 4] = [198, 18, 2, 1];
 const SNAT: [u8; 4] = [198, 18, 1, 253];
@@ -227,9 +227,9 @@ impl Rig {
         let (nb_tx, nb_rx) = crossbeam_channel::unbounded();
         let (inject_tx, inject_rx) = crossbeam_channel::bounded(4);
         let setup = WorkerSetup {
-            pipeline: pipelines::Worker::new(WorkerParams {
+            fast_path: FastPath::new(FastPathParams {
                 flow_capacity: 1024,
-                ..WorkerParams::new(0, 1, snat_ports)
+                ..FastPathParams::new(0, 1, snat_ports)
             })
             .expect("pipeline worker"),
             rx: appliance

@@ -1,5 +1,5 @@
 //! Fast-path benchmarks: bursts of 32 frames of 60–64 bytes through
-//! `Worker::process_burst`, with 1 and 1,000,000 live flows.
+//! `FastPath::process_burst`, with 1 and 1,000,000 live flows.
 //!
 //! Only `process_burst` is timed (`iter_custom`): restoring the frames between bursts
 //! (they are rewritten in place) and, for the new-flow cases, forgetting the flows just
@@ -22,7 +22,7 @@ use pipelines::net::{Network, PortRange};
 use pipelines::parse::FlowKey;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame};
-use pipelines::{Context, DropReason, Verdict, Worker, WorkerParams};
+use pipelines::{Context, DropReason, FastPath, FastPathParams, Verdict};
 
 const BURST: usize = 32;
 const STRIDE: usize = 64;
@@ -66,12 +66,12 @@ struct Rig {
     tables: Tables,
     network: Network,
     neighbors: Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
 impl Rig {
     fn new(capacity: u32) -> Rig {
-        let mut p = WorkerParams::new(
+        let mut p = FastPathParams::new(
             0,
             1,
             PortRange {
@@ -84,7 +84,7 @@ impl Rig {
             tables: Tables::build(&testkit::config(), &DataplaneParams::default()).unwrap(),
             network: testkit::network(false),
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! life. Per-entity counters (listener, route, backend) are indexed by the positions in one
 //! [`Tables`] generation and are therefore **flushed per
 //! generation**: when a worker adopts new tables, its [`EntityCounters`] of the old
-//! generation are retired (kept until [`Worker::take_retired`](crate::worker::Worker::take_retired)
+//! generation are retired (kept until [`FastPath::take_retired`](crate::fastpath::FastPath::take_retired)
 //! collects them) and a zeroed set sized for the new tables starts. The management thread,
 //! which keeps each published `Arc<Tables>` until every worker has retired it, turns
 //! entity counters into identity-keyed totals with [`EntityCounters::named`] and adds them

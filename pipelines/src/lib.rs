@@ -19,16 +19,16 @@
 //! - [`net`]: the static [`net::Network`] (ports, own addresses, routes, SNAT, checksum
 //!   offload capabilities); [`neighbor`]: the [`neighbor::Neighbors`] snapshot.
 //! - [`flow`]: the fixed-capacity per-worker flow table and SNAT port pools;
-//!   [`counters`]: per-worker counters; [`worker`]: [`Worker`], the per-packet function.
+//!   [`counters`]: per-worker counters; [`fastpath`]: [`FastPath`], the per-packet function.
 //! - [`testkit`]: fixtures (topology, packet builder, independent verifier) for tests.
 //!
 //! ## Contract with the appliance
 //! 1. The management thread builds `Arc<Tables>` with [`tables::Tables::build`] and
 //!    publishes it whole (e.g. over a crossbeam channel); likewise the slow path publishes
 //!    `Arc<Neighbors>`. The [`net::Network`] is built once at start.
-//! 2. Each worker owns one [`Worker`] ([`Worker::new`] preallocates its flow table). Per
+//! 2. Each worker owns one [`FastPath`] ([`FastPath::new`] preallocates its flow table). Per
 //!    burst it takes the newest pointers (`try_recv`) and calls
-//!    [`Worker::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
+//!    [`FastPath::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
 //!    port and the buffers (Ethernet header at index 0).
 //! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
 //!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
@@ -36,8 +36,8 @@
 //!    own address, `Resolve { next_hop }`: resolve and publish a new `Neighbors`,
 //!    `Reject`: answer ICMP unreachable from the VIP, rate-limited). `Drop(reason)` →
 //!    free it; it has been counted.
-//! 4. Between bursts, call [`Worker::maintain`] (bounded idle expiry), and periodically
-//!    copy [`Worker::counters`] and [`Worker::take_retired`] to the management thread,
+//! 4. Between bursts, call [`FastPath::maintain`] (bounded idle expiry), and periodically
+//!    copy [`FastPath::counters`] and [`FastPath::take_retired`] to the management thread,
 //!    which sums workers with [`counters::Counters::merge`] and names entity counters with
 //!    [`counters::EntityCounters::named`] using the tables of the same generation.
 //! 5. Steering: FullNAT replies must reach the worker owning the SNAT port
@@ -55,6 +55,7 @@
 
 pub mod checksum;
 pub mod counters;
+pub mod fastpath;
 pub mod flow;
 pub mod hash;
 pub mod maglev;
@@ -66,7 +67,6 @@ pub mod tables;
 pub mod testkit;
 pub mod verdict;
 pub mod wire;
-pub mod worker;
 
+pub use fastpath::{Context, FastPath, FastPathError, FastPathParams, Timestamp};
 pub use verdict::{DropReason, HostReason, OffloadRequest, Verdict};
-pub use worker::{Context, Timestamp, Worker, WorkerParams};

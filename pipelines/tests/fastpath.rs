@@ -13,7 +13,9 @@ use pipelines::net::{MacAddr, Network, PortRange, SnatConfig};
 use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, backend4, backend6, decode_verified, udp_frame};
-use pipelines::{Context, DropReason, HostReason, OffloadRequest, Verdict, Worker, WorkerParams};
+use pipelines::{
+    Context, DropReason, FastPath, FastPathParams, HostReason, OffloadRequest, Verdict,
+};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -21,11 +23,11 @@ struct Rig {
     tables: Tables,
     network: Network,
     neighbors: Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
-fn params() -> WorkerParams {
-    let mut p = WorkerParams::new(
+fn params() -> FastPathParams {
+    let mut p = FastPathParams::new(
         0,
         1,
         PortRange {
@@ -42,12 +44,12 @@ impl Rig {
         Rig::with(testkit::config(), testkit::network(false), params())
     }
 
-    fn with(cfg: ForwardingConfig, network: Network, p: WorkerParams) -> Rig {
+    fn with(cfg: ForwardingConfig, network: Network, p: FastPathParams) -> Rig {
         Rig {
             tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
             network,
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 

@@ -12,7 +12,7 @@ use pipelines::maglev::{self, Endpoint, Maglev};
 use pipelines::net::PortRange;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame};
-use pipelines::{Context, Verdict, Worker, WorkerParams};
+use pipelines::{Context, FastPath, FastPathParams, Verdict};
 use proptest::prelude::*;
 
 const M: u32 = 65537;
@@ -128,12 +128,12 @@ struct Rig {
     tables: Tables,
     network: pipelines::net::Network,
     neighbors: pipelines::neighbor::Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
 impl Rig {
     fn new() -> Rig {
-        let mut p = WorkerParams::new(
+        let mut p = FastPathParams::new(
             0,
             1,
             PortRange {
@@ -151,7 +151,7 @@ impl Rig {
             tables: Tables::build(&testkit::config(), &params).unwrap(),
             network: testkit::network(false),
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 

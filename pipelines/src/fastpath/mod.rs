@@ -2,7 +2,7 @@
 //! per-packet function.
 //!
 //! Contract with the appliance:
-//! - one `Worker` per lcore, never shared; it reads the current `Arc<Tables>`,
+//! - one `FastPath` per lcore, never shared; it reads the current `Arc<Tables>`,
 //!   `Network` and `Arc<Neighbors>` through a [`Context`] per burst and notices a new
 //!   tables generation by itself (see [`crate::counters`] for what happens to counters);
 //! - time is supplied by the caller ([`Timestamp`], monotonic ns): nothing here reads a
@@ -34,7 +34,7 @@ pub type Timestamp = u64;
 
 /// Per-worker settings, fixed at start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkerParams {
+pub struct FastPathParams {
     /// This worker's index.
     pub worker_id: u16,
     /// Number of workers.
@@ -48,15 +48,15 @@ pub struct WorkerParams {
     pub snat_ports: PortRange,
     /// Seed of the flow-table hash (any fixed value).
     pub flow_hash_seed: u64,
-    /// Flow records examined per [`Worker::maintain`] call.
+    /// Flow records examined per [`FastPath::maintain`] call.
     pub sweep_budget: u32,
 }
 
-impl WorkerParams {
+impl FastPathParams {
     /// Defaults for worker `worker_id` of `workers`, taking its share of `pool`:
     /// 1 Mi flows, no rate guard, 1024 records per sweep.
-    pub fn new(worker_id: u16, workers: u16, pool: PortRange) -> WorkerParams {
-        WorkerParams {
+    pub fn new(worker_id: u16, workers: u16, pool: PortRange) -> FastPathParams {
+        FastPathParams {
             worker_id,
             workers,
             flow_capacity: 1 << 20,
@@ -116,8 +116,8 @@ impl NewFlowGuard {
 
 /// A fast-path worker.
 #[derive(Debug)]
-pub struct Worker {
-    params: WorkerParams,
+pub struct FastPath {
+    params: FastPathParams,
     flows: FlowTable,
     snat4: SnatPorts,
     snat6: SnatPorts,
@@ -249,7 +249,7 @@ pub fn pick(tables: &Tables, listener: &Listener, k: &FlowKey) -> u32 {
 
 /// Why the worker cannot be created.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WorkerError {
+pub enum FastPathError {
     /// Flow capacity is 0 or above the maximum.
     #[error("flow capacity {0} out of range 1..={max}", max = FlowTable::MAX_CAPACITY)]
     Capacity(u32),
@@ -263,18 +263,18 @@ pub enum WorkerError {
     },
 }
 
-impl Worker {
+impl FastPath {
     /// Creates a worker, preallocating its flow table and SNAT pools.
     ///
     /// # Errors
-    /// [`WorkerError`] for a capacity of 0 or above [`FlowTable::MAX_CAPACITY`], or a
+    /// [`FastPathError`] for a capacity of 0 or above [`FlowTable::MAX_CAPACITY`], or a
     /// worker id not below the worker count.
-    pub fn new(params: WorkerParams) -> Result<Worker, WorkerError> {
+    pub fn new(params: FastPathParams) -> Result<FastPath, FastPathError> {
         if params.flow_capacity == 0 || params.flow_capacity > FlowTable::MAX_CAPACITY {
-            return Err(WorkerError::Capacity(params.flow_capacity));
+            return Err(FastPathError::Capacity(params.flow_capacity));
         }
         if params.worker_id >= params.workers {
-            return Err(WorkerError::WorkerId {
+            return Err(FastPathError::WorkerId {
                 id: params.worker_id,
                 workers: params.workers,
             });
@@ -288,7 +288,7 @@ impl Worker {
                 as u64,
             ..Counters::default()
         };
-        Ok(Worker {
+        Ok(FastPath {
             params,
             flows,
             snat4,
@@ -302,7 +302,7 @@ impl Worker {
     }
 
     /// Its parameters.
-    pub fn params(&self) -> &WorkerParams {
+    pub fn params(&self) -> &FastPathParams {
         &self.params
     }
 
@@ -327,7 +327,7 @@ impl Worker {
     }
 
     /// Switches per-entity counters to `tables` if it is a new generation (called by
-    /// [`Worker::process_burst`] itself; public so the appliance can do it eagerly). Only
+    /// [`FastPath::process_burst`] itself; public so the appliance can do it eagerly). Only
     /// this allocates, once per configuration change.
     pub fn adopt(&mut self, tables: &Tables) {
         if self.counters.entities.generation == tables.generation() {
@@ -808,7 +808,7 @@ impl Worker {
     }
 }
 
-/// Packets per parse-and-touch pass of [`Worker::process_burst`].
+/// Packets per parse-and-touch pass of [`FastPath::process_burst`].
 const CHUNK: usize = 32;
 
 /// The flow-index key of a datagram as it is on the wire (forward and reverse lookups
