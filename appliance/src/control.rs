@@ -280,10 +280,6 @@ impl ControlPlane {
             totals.held += r.held;
             totals.hold_expired += r.hold_expired;
         }
-        // A reply handed to the worker owning its flow was first counted as having no
-        // flow; only its owner's verdict counts.
-        let nrf = pipelines::DropReason::NoReverseFlow.index();
-        sum.drops[nrf] = sum.drops[nrf].saturating_sub(totals.handed_off);
         for (entity, t) in &st.totals {
             live.entry(entity.clone()).or_default().add(t);
         }

@@ -140,7 +140,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .neighbors
         .iter()
         .map(|n| StaticNeighbor {
-            port: worker::resolve_port(&network, n.ip, 0),
+            // Where the routing table sends it (the fast path asks the same way).
+            port: network.route(n.ip).map_or(0, |h| h.port),
             ip: n.ip,
             mac: n.mac.0,
         })

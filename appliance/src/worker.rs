@@ -6,7 +6,6 @@
 //! and are picked up between bursts. Counters are copied out every
 //! [`REPORT_INTERVAL`] with a `try_lock`, so the management thread never stalls a worker.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,8 +40,8 @@ pub struct WorkerReport {
     pub host_overflow: u64,
     /// Generation of the tables the worker runs.
     pub generation: u64,
-    /// Replies passed to the worker that owns their SNAT port (each was first counted
-    /// as `no_reverse_flow` here).
+    /// Replies passed to the worker that owns their SNAT port (the fast path's
+    /// `Handoff` verdict).
     pub handed_off: u64,
     /// Replies that could not be passed on (the owner's channel was full).
     pub handoff_overflow: u64,
@@ -93,9 +92,9 @@ pub struct WorkerSetup {
 /// Hands replies to the worker that owns their flow (full NAT with several workers).
 ///
 /// RSS steers a backend's reply by its own hash, not by which worker allocated the SNAT
-/// port it is addressed to. A worker that finds no flow for such a reply passes it to the
-/// owner of the port (`PortRange::owner`) over a bounded channel, untouched; the owner
-/// processes it with its own flow table.
+/// port it is addressed to. The fast path recognises such a reply (`Verdict::Handoff`,
+/// the owner from `PortRange::owner`) and the worker passes it to the owner over a
+/// bounded channel, untouched; the owner processes it with its own flow table.
 pub struct Handoff {
     /// This worker's index.
     pub worker_id: u16,
@@ -366,7 +365,7 @@ fn handle_burst(
             }
             Verdict::ToHost(reason) => {
                 let msg = match reason {
-                    HostReason::Resolve { next_hop } => {
+                    HostReason::Resolve { next_hop, port } => {
                         // Hold the datagram (untouched) until the neighbor is known.
                         if held.queue.len() < HOLD_CAPACITY {
                             let deadline =
@@ -376,10 +375,7 @@ fn handle_burst(
                         } else {
                             stats.hold_expired += 1;
                         }
-                        SlowPathMsg::Resolve {
-                            port: resolve_port(&w.network, next_hop, in_port),
-                            next_hop,
-                        }
+                        SlowPathMsg::Resolve { port, next_hop }
                     }
                     HostReason::Reject => SlowPathMsg::Reject {
                         port: in_port,
@@ -394,29 +390,19 @@ fn handle_burst(
                     stats.host_overflow += 1;
                 }
             }
-            Verdict::Drop(DropReason::NoReverseFlow) => {
-                // Maybe another worker's flow: the packet is untouched, pass it on.
-                let owner = reply_owner(&w.network, mbuf.data(), handoff.to.len());
-                match owner.and_then(|o| handoff.to.get(usize::from(o)).map(|tx| (o, tx))) {
-                    Some((o, tx)) if o != handoff.worker_id => match tx.try_send(mbuf) {
+            Verdict::Handoff { worker } => {
+                // Another worker's flow: the packet is untouched, pass it on.
+                match handoff.to.get(usize::from(worker)) {
+                    Some(tx) if worker != handoff.worker_id => match tx.try_send(mbuf) {
                         Ok(()) => stats.handed_off += 1,
                         Err(_) => stats.handoff_overflow += 1,
                     },
-                    _ => drop(mbuf),
+                    // No channel to that worker: it cannot be passed on.
+                    _ => stats.handoff_overflow += 1,
                 }
             }
             Verdict::Drop(_) => drop(mbuf),
         }
-    }
-}
-
-/// The worker whose SNAT partition holds the destination port of a reply to an SNAT
-/// address.
-fn reply_owner(network: &Network, frame: &[u8], workers: usize) -> Option<u16> {
-    let workers = u16::try_from(workers).ok().filter(|&w| w > 1)?;
-    match pipelines::parse::parse(frame) {
-        pipelines::parse::Parsed::Udp(p) => network.snat().ports.owner(p.flow.dst_port, workers),
-        _ => None,
     }
 }
 
@@ -447,11 +433,6 @@ fn enqueue(
 fn flush(txq: &mut TxQueue, burst: &mut MbufBurst) -> u64 {
     txq.tx_burst(burst);
     burst.free_all() as u64
-}
-
-/// The port a next hop is resolved on: where the routing table sends it.
-pub(crate) fn resolve_port(network: &Network, next_hop: IpAddr, fallback: u16) -> u16 {
-    network.route(next_hop).map_or(fallback, |h| h.port)
 }
 
 fn nanos_since(epoch: Instant, now: Instant) -> u64 {

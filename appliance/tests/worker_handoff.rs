@@ -295,6 +295,11 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     }
     let r1 = reports[1].lock().expect("report");
     assert_eq!(r1.handed_off, 1, "worker 1 handed the reply over");
+    assert_eq!(
+        (r1.counters.handoff, r1.counters.drops_total()),
+        (1, 0),
+        "the fast path said Handoff, not a drop"
+    );
     let r0 = reports[0].lock().expect("report");
     assert_eq!(
         r0.counters.tx_packets, 2,

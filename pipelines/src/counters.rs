@@ -139,6 +139,8 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// Packets to the slow path, indexed by [`HostReason::index`].
     pub to_host: [u64; HostReason::COUNT],
+    /// Replies given a `Handoff` verdict (their flow is on another worker).
+    pub handoff: u64,
     /// Flows inserted in the flow table.
     pub flows_created: u64,
     /// Flows removed by idle expiry (sweep, lazy expiry or reuse of an expired record).
@@ -168,6 +170,7 @@ impl Default for Counters {
             tx_bytes: 0,
             drops: [0; DropReason::COUNT],
             to_host: [0; HostReason::COUNT],
+            handoff: 0,
             flows_created: 0,
             flows_expired: 0,
             flows_repinned: 0,
@@ -211,6 +214,7 @@ impl Counters {
         for (a, b) in self.to_host.iter_mut().zip(&o.to_host) {
             *a += b;
         }
+        self.handoff += o.handoff;
         self.flows_created += o.flows_created;
         self.flows_expired += o.flows_expired;
         self.flows_repinned += o.flows_repinned;

@@ -33,15 +33,18 @@
 //! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
 //!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
 //!    `ToHost(reason)` → the buffer is untouched; give it to the slow path (ARP/ND/ICMP,
-//!    own address, `Resolve { next_hop }`: resolve and publish a new `Neighbors`,
-//!    `Reject`: answer ICMP unreachable from the VIP, rate-limited). `Drop(reason)` →
+//!    own address, `Resolve { next_hop, port }`: resolve `next_hop` on `port` and publish
+//!    a new `Neighbors`, `Reject`: answer ICMP unreachable from the VIP, rate-limited).
+//!    `Handoff { worker }` → the buffer is untouched; it is a FullNAT reply whose flow
+//!    lives on `worker` (the owner of its SNAT port): pass it there. `Drop(reason)` →
 //!    free it; it has been counted.
 //! 4. Between bursts, call [`FastPath::maintain`] (bounded idle expiry), and periodically
 //!    copy [`FastPath::counters`] and [`FastPath::take_retired`] to the management thread,
 //!    which sums workers with [`counters::Counters::merge`] and names entity counters with
 //!    [`counters::EntityCounters::named`] using the tables of the same generation.
 //! 5. Steering: FullNAT replies must reach the worker owning the SNAT port
-//!    ([`net::PortRange::owner`]); preserve-client replies the worker that saw the client.
+//!    ([`net::PortRange::owner`]; the fast path says which with `Handoff`);
+//!    preserve-client replies the worker that saw the client.
 //!
 //! ## Guarantees
 //! - `process` never panics on any input (proptest over arbitrary and mutated frames).

@@ -279,13 +279,46 @@ fn unknown_next_hop_goes_to_host_for_resolution() {
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     let before = f.clone();
     let v = rig.run(&mut f, SEC);
-    let Verdict::ToHost(HostReason::Resolve { next_hop }) = v else {
+    let Verdict::ToHost(HostReason::Resolve { next_hop, port }) = v else {
         panic!("{v:?}");
     };
     assert!([backend4(1).ip(), backend4(2).ip()].contains(&next_hop));
+    assert_eq!(port, 1, "the backends' port, where the route sends it");
     assert_eq!(f, before);
     let c = rig.worker.counters();
-    assert_eq!(c.host_count(HostReason::Resolve { next_hop }), 1);
+    assert_eq!(c.host_count(HostReason::Resolve { next_hop, port }), 1);
+}
+
+/// A FullNAT reply to an SNAT port of another worker's partition is that worker's flow:
+/// `Handoff` (counted as such, not as a drop), the packet untouched; a port of this
+/// worker's own partition without a flow stays `no_reverse_flow`.
+#[test]
+fn replies_to_another_workers_snat_port_are_handed_off() {
+    let pool = PortRange {
+        first: 1024,
+        last: 65535,
+    };
+    let mut p = FastPathParams::new(0, 2, pool);
+    p.flow_capacity = 1024;
+    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    let theirs = pool.partition(1, 2).first;
+    let mine = pool.partition(0, 2).last;
+    let snat = |port| SocketAddr::new(SNAT4.parse().unwrap(), port);
+    let mut f = udp_frame(backend4(1), snat(theirs), 64, &[], testkit::PORT1_MAC, b"r");
+    let before = f.clone();
+    assert_eq!(rig.run(&mut f, SEC), Verdict::Handoff { worker: 1 });
+    assert_eq!(f, before, "handed-off packets are untouched");
+    let c = rig.worker.counters();
+    assert_eq!((c.handoff, c.drops_total(), c.tx_packets), (1, 0, 0));
+
+    let mut f = udp_frame(backend4(1), snat(mine), 64, &[], testkit::PORT1_MAC, b"r");
+    assert_eq!(
+        rig.run(&mut f, SEC),
+        Verdict::Drop(DropReason::NoReverseFlow)
+    );
+    let c = rig.worker.counters();
+    assert_eq!(c.handoff, 1);
+    assert_eq!(c.drop_count(DropReason::NoReverseFlow), 1);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Which path a parsed packet takes, and the per-verdict counters.
 //!
 //! Order matters and is the fast path's contract: a (VIP, port) listener wins; then a
-//! reply of a pinned flow (its own 4-tuple); then the SNAT address and pool (no flow:
-//! `no_reverse_flow`); then own addresses (host); then another port of a VIP
+//! reply of a pinned flow (its own 4-tuple); then the SNAT address and pool: a port of
+//! another worker's partition is that worker's flow (`Handoff`, the appliance passes the
+//! untouched packet on), a port of this worker's partition without a flow is
+//! `no_reverse_flow`; then own addresses (host); then another port of a VIP
 //! (`no_listener`); anything else is `stray`. Non-UDP goes to the host when it is ARP,
 //! ICMP or addressed to the appliance, and is dropped otherwise.
 
@@ -47,6 +49,7 @@ impl FastPath {
             }
             Verdict::ToHost(r) => self.counters.to_host[r.index()] += 1,
             Verdict::Drop(r) => self.counters.drops[r.index()] += 1,
+            Verdict::Handoff { .. } => self.counters.handoff += 1,
         }
         v
     }
@@ -75,9 +78,17 @@ impl FastPath {
             }
             self.expire(fi);
         }
-        if ctx.network.snat_addr(v6) == Some(k.dst) && ctx.network.snat().ports.contains(k.dst_port)
-        {
-            return Verdict::Drop(DropReason::NoReverseFlow);
+        if ctx.network.snat_addr(v6) == Some(k.dst) {
+            // FullNAT replies are steered by SNAT port: RSS does not know which worker
+            // allocated it, so a reply may arrive here while its flow lives elsewhere.
+            let pool = ctx.network.snat().ports;
+            match pool.owner(k.dst_port, self.params.workers) {
+                Some(worker) if worker != self.params.worker_id => {
+                    return Verdict::Handoff { worker }
+                }
+                Some(_) => return Verdict::Drop(DropReason::NoReverseFlow),
+                None => {}
+            }
         }
         if ctx.network.is_own(k.dst) {
             return Verdict::ToHost(HostReason::OwnAddress);

@@ -55,7 +55,10 @@ impl HopCache {
             return Err(Verdict::Drop(DropReason::Unroutable));
         };
         let Some(mac) = ctx.neighbors.lookup(via) else {
-            return Err(Verdict::ToHost(HostReason::Resolve { next_hop: via }));
+            return Err(Verdict::ToHost(HostReason::Resolve {
+                next_hop: via,
+                port,
+            }));
         };
         let h = Hop {
             dst,
