@@ -94,21 +94,22 @@ pub struct WorkerSetup {
 /// RSS steers a backend's reply by its own hash, not by which worker allocated the SNAT
 /// port it is addressed to. The fast path recognises such a reply (`Verdict::Handoff`,
 /// the owner from `PortRange::owner`) and the worker passes it to the owner over a
-/// bounded channel, untouched; the owner processes it with its own flow table.
+/// bounded channel, untouched, with the port it arrived on (the owner's fast path checks
+/// the frame against that port); the owner processes it with its own flow table.
 pub struct Handoff {
     /// This worker's index.
     pub worker_id: u16,
-    /// Replies other workers pass to this one.
-    pub rx: Receiver<Mbuf>,
+    /// Replies other workers pass to this one: `(input port, frame)`.
+    pub rx: Receiver<(u16, Mbuf)>,
     /// `to[w]` reaches worker `w` (this worker's own entry is unused).
-    pub to: Vec<Sender<Mbuf>>,
+    pub to: Vec<Sender<(u16, Mbuf)>>,
 }
 
 impl Handoff {
     /// Channels for `workers` workers, each bounded to `depth` mbufs.
     pub fn mesh(workers: u16, depth: usize) -> Vec<Handoff> {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
-            .map(|_| crossbeam_channel::bounded::<Mbuf>(depth))
+            .map(|_| crossbeam_channel::bounded::<(u16, Mbuf)>(depth))
             .unzip();
         rxs.into_iter()
             .enumerate()
@@ -134,9 +135,10 @@ struct LoopStats {
 
 /// Datagrams waiting for their next hop to be resolved, like a kernel's ARP queue: when
 /// the slow path publishes new neighbors they run through the fast path again; after
-/// [`HOLD_TIME`] they are dropped. Fixed capacity, allocated once.
+/// [`HOLD_TIME`] they are dropped. Fixed capacity, allocated once. Entries are
+/// `(deadline, input port, frame)`: a held frame runs again as if on the port it came in.
 struct Held {
-    queue: std::collections::VecDeque<(u64, Mbuf)>,
+    queue: std::collections::VecDeque<(u64, u16, Mbuf)>,
 }
 
 /// How many datagrams a worker holds for neighbor resolution.
@@ -188,19 +190,39 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         if let Some(n) = w.neighbors_rx.try_iter().last() {
             w.neighbors = n;
             // New neighbors: held datagrams try again (at most a burst's worth per
-            // snapshot; the rest wait for the next one or expire).
+            // snapshot; the rest wait for the next one or expire), one burst per run of
+            // frames from the same input port.
             let mut again = held.queue.len();
+            let (mut port, mut taken) = (0, 0);
             while again > 0 {
                 again -= 1;
-                let Some((deadline, mbuf)) = held.queue.pop_front() else {
+                let Some((deadline, p, mbuf)) = held.queue.pop_front() else {
                     break;
                 };
                 if deadline < now {
                     stats.hold_expired += 1;
                     continue;
                 }
+                if taken == BURST {
+                    held.queue.push_front((deadline, p, mbuf));
+                    break;
+                }
+                if p != port && !rx_burst.is_empty() {
+                    handle_burst(
+                        &mut w,
+                        &handoff,
+                        now,
+                        port,
+                        &mut rx_burst,
+                        &mut tx_bursts,
+                        &mut stats,
+                        &mut held,
+                    );
+                }
+                port = p;
+                taken += 1;
                 if let Err(mbuf) = rx_burst.push(mbuf) {
-                    held.queue.push_front((deadline, mbuf));
+                    held.queue.push_front((deadline, p, mbuf));
                     break;
                 }
             }
@@ -209,7 +231,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                     &mut w,
                     &handoff,
                     now,
-                    0,
+                    port,
                     &mut rx_burst,
                     &mut tx_bursts,
                     &mut stats,
@@ -235,8 +257,24 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 &mut held,
             );
         }
-        // Replies other workers passed here (full NAT, several workers).
-        for mbuf in handoff.rx.try_iter().take(BURST) {
+        // Replies other workers passed here (full NAT, several workers), one burst per
+        // run of frames from the same input port.
+        let mut port = 0;
+        for (p, mbuf) in handoff.rx.try_iter().take(BURST) {
+            if p != port && !rx_burst.is_empty() {
+                received += rx_burst.len();
+                handle_burst(
+                    &mut w,
+                    &handoff,
+                    now,
+                    port,
+                    &mut rx_burst,
+                    &mut tx_bursts,
+                    &mut stats,
+                    &mut held,
+                );
+            }
+            port = p;
             if rx_burst.push(mbuf).is_err() {
                 break;
             }
@@ -247,7 +285,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 &mut w,
                 &handoff,
                 now,
-                0,
+                port,
                 &mut rx_burst,
                 &mut tx_bursts,
                 &mut stats,
@@ -269,7 +307,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
             while held
                 .queue
                 .front()
-                .is_some_and(|(deadline, _)| *deadline < now)
+                .is_some_and(|(deadline, _, _)| *deadline < now)
             {
                 held.queue.pop_front();
                 stats.hold_expired += 1;
@@ -370,7 +408,7 @@ fn handle_burst(
                         if held.queue.len() < HOLD_CAPACITY {
                             let deadline =
                                 now + u64::try_from(HOLD_TIME.as_nanos()).unwrap_or(u64::MAX);
-                            held.queue.push_back((deadline, mbuf));
+                            held.queue.push_back((deadline, in_port, mbuf));
                             stats.held += 1;
                         } else {
                             stats.hold_expired += 1;
@@ -393,7 +431,7 @@ fn handle_burst(
             Verdict::Handoff { worker } => {
                 // Another worker's flow: the packet is untouched, pass it on.
                 match handoff.to.get(usize::from(worker)) {
-                    Some(tx) if worker != handoff.worker_id => match tx.try_send(mbuf) {
+                    Some(tx) if worker != handoff.worker_id => match tx.try_send((in_port, mbuf)) {
                         Ok(()) => stats.handed_off += 1,
                         Err(_) => stats.handoff_overflow += 1,
                     },

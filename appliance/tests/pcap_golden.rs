@@ -30,6 +30,10 @@ const FLOWS: u32 = 2000;
 const ROUNDS: u32 = 2;
 const VIP: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 2, 1)), 53);
 const SNAT: [u8; 4] = [198, 18, 1, 253];
+/// The MAC DPDK's net_pcap gives its first port ("\x02pcap\0"); the input frames are
+/// addressed to it, as a sender on the link would (the fast path drops frames for other
+/// MACs as `not_for_us`).
+const PCAP_PORT_MAC: MacAddr = MacAddr([0x02, 0x70, 0x63, 0x61, 0x70, 0x00]);
 const HEAVY: ([u8; 4], MacAddr) = ([198, 18, 1, 1], MacAddr([0x0a, 0, 0, 0, 1, 1]));
 const LIGHT: ([u8; 4], MacAddr) = ([198, 18, 1, 2], MacAddr([0x0a, 0, 0, 0, 1, 2]));
 const GOLDEN: &str = "tests/golden/pcap_golden.json";
@@ -170,14 +174,7 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     for round in 0..ROUNDS {
         for i in 0..FLOWS {
             let payload = [i.to_be_bytes(), round.to_be_bytes()].concat();
-            frames.push(udp_frame(
-                client(i),
-                VIP,
-                64,
-                &[],
-                MacAddr([2, 0, 0, 0, 0, 1]),
-                &payload,
-            ));
+            frames.push(udp_frame(client(i), VIP, 64, &[], PCAP_PORT_MAC, &payload));
         }
     }
     write_pcap(&input, &frames);
@@ -222,6 +219,10 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         .expect("pcap port");
     port.start().expect("start the pcap port");
     let port_mac = MacAddr(port.mac_addr().expect("port MAC"));
+    assert_eq!(
+        port_mac, PCAP_PORT_MAC,
+        "the input frames are addressed to net_pcap's default MAC"
+    );
 
     let objects = config::load_str("pcap_golden.yaml", MANIFESTS).expect("manifests load");
     let compiled = config::compile(&objects, &config::CompileParams::default());

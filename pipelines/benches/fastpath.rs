@@ -28,11 +28,12 @@ const BURST: usize = 32;
 const STRIDE: usize = 64;
 const MILLION: usize = 1_000_000;
 
-/// Frames of equal length stored back to back.
+/// Frames of equal length stored back to back, all arriving on one port.
 struct Pool {
     bytes: Vec<u8>,
     len: usize,
     keys: Vec<FlowKey>,
+    port: u16,
 }
 
 impl Pool {
@@ -41,12 +42,14 @@ impl Pool {
             bytes: Vec::new(),
             len: 0,
             keys: Vec::new(),
+            port: 0,
         }
     }
 
     fn push(&mut self, f: &[u8], key: FlowKey) {
         assert!(f.len() <= STRIDE);
         self.len = f.len();
+        self.port = testkit::arrival_port(f);
         let start = self.bytes.len();
         self.bytes.resize(start + STRIDE, 0);
         self.bytes[start..start + f.len()].copy_from_slice(f);
@@ -94,7 +97,7 @@ impl Rig {
             network: &self.network,
             neighbors: &self.neighbors,
         };
-        self.worker.process(&ctx, now, 0, f)
+        self.worker.process(&ctx, now, testkit::arrival_port(f), f)
     }
 }
 
@@ -203,7 +206,7 @@ fn time_bursts(
         };
         let start = Instant::now();
         rig.worker
-            .process_burst(&ctx, 2, 0, &mut bufs, &mut verdicts);
+            .process_burst(&ctx, 2, pool.port, &mut bufs, &mut verdicts);
         total += start.elapsed();
         black_box(&verdicts);
         debug_assert!(verdicts.iter().all(|v| matches!(v, Verdict::Tx { .. })));

@@ -29,7 +29,10 @@
 //! 2. Each worker owns one [`FastPath`] ([`FastPath::new`] preallocates its flow table). Per
 //!    burst it takes the newest pointers (`try_recv`) and calls
 //!    [`FastPath::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
-//!    port and the buffers (Ethernet header at index 0).
+//!    port and the buffers (Ethernet header at index 0). The input port matters: frames not
+//!    addressed to its MAC, broadcast or a group the appliance joined are `not_for_us`, so
+//!    frames that run again (held for a neighbor, handed to another worker) must keep the
+//!    port they arrived on.
 //! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
 //!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
 //!    `ToHost(reason)` → the buffer is untouched; give it to the slow path (ARP/ND/ICMP,

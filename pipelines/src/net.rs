@@ -24,6 +24,15 @@ pub struct MacAddr(pub [u8; 6]);
 impl MacAddr {
     /// `ff:ff:ff:ff:ff:ff`.
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    /// `33:33:00:00:00:01`: the IPv6 all-nodes group `ff02::1` (RFC 2464 §7).
+    pub const IPV6_ALL_NODES: MacAddr = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+
+    /// The MAC of the solicited-node multicast group of `ip` (RFC 4291 §2.7.1, `ff02::1:ffXX:XXXX`,
+    /// mapped by RFC 2464 §7): where neighbor solicitations for `ip` are sent.
+    pub fn solicited_node(ip: Ipv6Addr) -> MacAddr {
+        let o = ip.octets();
+        MacAddr([0x33, 0x33, 0xff, o[13], o[14], o[15]])
+    }
 
     /// The six bytes.
     #[inline]
@@ -268,6 +277,9 @@ pub struct Network {
     fib4: Vec<Fib<u32>>,
     fib6: Vec<Fib<u128>>,
     own: Vec<IpAddr>,
+    /// Per port, sorted: the multicast MACs it listens to (IPv6 all-nodes and the
+    /// solicited-node groups of the port's IPv6 addresses and the SNAT address).
+    joined: Vec<Vec<MacAddr>>,
 }
 
 impl Network {
@@ -342,12 +354,30 @@ impl Network {
         own.extend(snat.ipv6.map(IpAddr::V6));
         own.sort_unstable();
         own.dedup();
+        let joined = ports
+            .iter()
+            .map(|p| {
+                let v6 = p.addresses.iter().filter_map(|a| match a.addr() {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                });
+                let mut macs: Vec<MacAddr> = v6
+                    .chain(snat.ipv6)
+                    .map(MacAddr::solicited_node)
+                    .chain([MacAddr::IPV6_ALL_NODES])
+                    .collect();
+                macs.sort_unstable();
+                macs.dedup();
+                macs
+            })
+            .collect();
         Ok(Network {
             ports,
             snat,
             fib4,
             fib6,
             own,
+            joined,
         })
     }
 
@@ -374,6 +404,15 @@ impl Network {
     /// Whether `ip` is one of the appliance's own addresses (port or SNAT address).
     pub fn is_own(&self, ip: IpAddr) -> bool {
         self.own.binary_search(&ip).is_ok()
+    }
+
+    /// Whether `port` listens to the multicast MAC `mac` (IPv6 all-nodes, or the
+    /// solicited-node group of one of the port's IPv6 addresses or of the SNAT address).
+    /// VIPs are the tables' ([`crate::tables::Tables::joins`]).
+    pub fn joins(&self, port: u16, mac: MacAddr) -> bool {
+        self.joined
+            .get(usize::from(port))
+            .is_some_and(|j| j.binary_search(&mac).is_ok())
     }
 
     /// Longest-prefix route to `dst`.
@@ -446,6 +485,26 @@ mod tests {
         assert_eq!((h.port, h.via), (1, "198.18.1.1".parse().unwrap()));
         assert_eq!(n.route("203.0.113.1".parse().unwrap()), None);
         assert_eq!(n.route("2001:2::9".parse().unwrap()).unwrap().port, 0);
+    }
+
+    #[test]
+    fn ports_join_all_nodes_and_their_solicited_node_groups() {
+        let n = network();
+        let sn = |a: &str| MacAddr::solicited_node(a.parse().unwrap());
+        assert_eq!(
+            sn("2001:2::12:3456"),
+            MacAddr([0x33, 0x33, 0xff, 0x12, 0x34, 0x56])
+        );
+        assert!(n.joins(0, MacAddr::IPV6_ALL_NODES));
+        assert!(n.joins(1, MacAddr::IPV6_ALL_NODES));
+        assert!(n.joins(0, sn("2001:2::fe")), "port 0's own address");
+        assert!(!n.joins(1, sn("2001:2::fe")), "not port 1's");
+        assert!(!n.joins(0, sn("2001:2::77")));
+        assert!(!n.joins(2, MacAddr::IPV6_ALL_NODES), "no such port");
+        assert!(
+            !n.joins(0, MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
+            "no IPv4 groups"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::hash::{hash_words, ip16, ip_words};
 use crate::maglev::{self, Endpoint, Maglev};
+use crate::net::MacAddr;
 use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
 };
@@ -188,6 +189,8 @@ pub struct Tables {
     /// Open addressing over (vip, port): listener index + 1, 0 = empty.
     index: Vec<u32>,
     vips: Vec<IpAddr>,
+    /// Sorted solicited-node multicast MACs of the IPv6 VIPs.
+    vip_groups: Vec<MacAddr>,
     route_keys: Vec<RouteKey>,
     backend_ids: Vec<(u32, SocketAddr)>,
 }
@@ -330,12 +333,22 @@ impl Tables {
         let mut vips: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
         vips.sort_unstable();
         vips.dedup();
+        let mut vip_groups: Vec<MacAddr> = vips
+            .iter()
+            .filter_map(|v| match v {
+                IpAddr::V6(a) => Some(MacAddr::solicited_node(*a)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        vip_groups.sort_unstable();
+        vip_groups.dedup();
         Ok(Tables {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             params: *params,
             listeners,
             index,
             vips,
+            vip_groups,
             route_keys,
             backend_ids,
         })
@@ -391,6 +404,12 @@ impl Tables {
     /// Whether `ip` is a VIP of any listener.
     pub fn is_vip(&self, ip: IpAddr) -> bool {
         self.vips.binary_search(&ip).is_ok()
+    }
+
+    /// Whether `mac` is the solicited-node multicast group of an IPv6 VIP (where neighbor
+    /// solicitations for it arrive).
+    pub fn joins(&self, mac: MacAddr) -> bool {
+        self.vip_groups.binary_search(&mac).is_ok()
     }
 
     /// Memory held by the tables (Maglev tables dominate).

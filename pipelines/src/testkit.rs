@@ -36,6 +36,15 @@ pub const ROUTER_MAC: MacAddr = MacAddr([0x0a, 0, 0, 0, 0, 0x01]);
 pub fn backend_mac(n: u8) -> MacAddr {
     MacAddr([0x0a, 0, 0, 0, 1, n])
 }
+/// The port a frame addressed to `frame`'s destination MAC arrives on in the standard
+/// topology: 1 for [`PORT1_MAC`], else 0 (as a switch would deliver it).
+pub fn arrival_port(frame: &[u8]) -> u16 {
+    match frame.first_chunk::<6>() {
+        Some(dst) if MacAddr(*dst) == PORT1_MAC => 1,
+        _ => 0,
+    }
+}
+
 /// A client's MAC as seen in inbound frames.
 pub const CLIENT_SIDE_MAC: MacAddr = MacAddr([0x0a, 0, 0, 0, 0, 0x99]);
 

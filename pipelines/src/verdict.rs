@@ -168,6 +168,12 @@ drop_reasons! {
     NoReverseFlow = "no_reverse_flow",
     /// No route to the rewritten destination.
     Unroutable = "unroutable",
+    /// The destination MAC is neither the input port's own, broadcast, nor a multicast
+    /// group the appliance joined (IPv6 all-nodes, the solicited-node groups of its own
+    /// IPv6 addresses, VIPs and SNAT address): a port that delivers every frame (pcap,
+    /// AF_PACKET, a promiscuous NIC, a bridge flooding unknown unicast) must not forward
+    /// traffic addressed to another host.
+    NotForUs = "not_for_us",
 }
 
 #[cfg(test)]

@@ -53,13 +53,20 @@ impl Rig {
         }
     }
 
+    /// Delivers `frame` on the port it is addressed to (as a switch would), port 0 for
+    /// any other destination.
     fn run(&mut self, frame: &mut [u8], now: u64) -> Verdict {
+        let port = testkit::arrival_port(frame);
+        self.run_on(port, frame, now)
+    }
+
+    fn run_on(&mut self, port: u16, frame: &mut [u8], now: u64) -> Verdict {
         let ctx = Context {
             tables: &self.tables,
             network: &self.network,
             neighbors: &self.neighbors,
         };
-        self.worker.process(&ctx, now, 0, frame)
+        self.worker.process(&ctx, now, port, frame)
     }
 }
 
@@ -321,6 +328,82 @@ fn replies_to_another_workers_snat_port_are_handed_off() {
     assert_eq!(c.drop_count(DropReason::NoReverseFlow), 1);
 }
 
+/// The link-layer filter: a frame is for us on its input port when it is addressed to the
+/// port's MAC, broadcast, IPv6 all-nodes or the solicited-node group of the port's own
+/// addresses, the SNAT address or a VIP; anything else is `not_for_us`.
+#[test]
+fn frames_for_other_macs_or_groups_are_not_for_us() {
+    let mut rig = Rig::new();
+    let icmp6 = |dst: &str, mac: MacAddr| {
+        let dst: std::net::Ipv6Addr = dst.parse().unwrap();
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, mac.0)
+            .ipv6(
+                "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                dst.octets(),
+                255,
+            )
+            .icmpv6_echo_request(1, 1)
+            .write(&mut f, b"")
+            .unwrap();
+        f
+    };
+    let sn = |a: &str| MacAddr::solicited_node(a.parse().unwrap());
+    let icmp = Verdict::ToHost(HostReason::Icmp);
+    let not_for_us = Verdict::Drop(DropReason::NotForUs);
+    let cases = [
+        // (input port, frame, verdict)
+        (0, icmp6("2001:2::fe", testkit::PORT0_MAC), icmp),
+        (0, icmp6("2001:2::fe", MacAddr::BROADCAST), icmp),
+        (0, icmp6("ff02::1", MacAddr::IPV6_ALL_NODES), icmp),
+        (0, icmp6("ff02::1:ff00:fe", sn("2001:2::fe")), icmp),
+        (1, icmp6("ff02::1:ff00:fd", sn("2001:2:0:1::fd")), icmp),
+        (0, icmp6("ff02::1:ff00:1", sn("2001:2:0:2::1")), icmp),
+        // Port 1's MAC on port 0. (Port 1's own IPv6 address shares its low 24 bits, and
+        // so its group, with port 0's in this topology.)
+        (0, icmp6("2001:2::fe", testkit::PORT1_MAC), not_for_us),
+        // Groups nobody here joined: another host's solicited-node, all-routers, IPv4.
+        (0, icmp6("ff02::1:ff00:77", sn("2001:2::77")), not_for_us),
+        (
+            0,
+            icmp6("ff02::2", MacAddr([0x33, 0x33, 0, 0, 0, 2])),
+            not_for_us,
+        ),
+        (
+            0,
+            icmp6("2001:2::fe", MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
+            not_for_us,
+        ),
+        // A port the network does not have.
+        (7, icmp6("2001:2::fe", testkit::PORT0_MAC), not_for_us),
+    ];
+    let mut expected_drops = 0;
+    for (i, (port, mut f, want)) in cases.into_iter().enumerate() {
+        let before = f.clone();
+        assert_eq!(rig.run_on(port, &mut f, SEC), want, "case {i}");
+        assert_eq!(f, before, "case {i}: untouched");
+        expected_drops += u64::from(want == not_for_us);
+    }
+    let c = rig.worker.counters();
+    assert_eq!(c.drop_count(DropReason::NotForUs), expected_drops);
+    assert_eq!(c.drops_total(), expected_drops, "no other reason");
+
+    // A forwardable datagram for another host is not forwarded, in a burst too.
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::ROUTER_MAC, b"x");
+    let mut ok = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
+    let mut bufs: Vec<&mut [u8]> = vec![&mut f, &mut ok];
+    let mut verdicts = [Verdict::Drop(DropReason::Stray); 2];
+    let ctx = Context {
+        tables: &rig.tables,
+        network: &rig.network,
+        neighbors: &rig.neighbors,
+    };
+    rig.worker
+        .process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
+    assert_eq!(verdicts[0], not_for_us);
+    assert!(matches!(verdicts[1], Verdict::Tx { port: 1, .. }));
+}
+
 #[test]
 fn non_udp_goes_to_host_or_is_dropped() {
     let mut rig = Rig::new();
@@ -359,7 +442,7 @@ fn non_udp_goes_to_host_or_is_dropped() {
                 sa("198.18.0.254:53"),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT0_MAC,
                 b"",
             ),
             Verdict::ToHost(HostReason::OwnAddress),
@@ -393,7 +476,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::UnsupportedLink => {
-            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], MacAddr([0; 6]), b"x");
+            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], testkit::PORT0_MAC, b"x");
             f.splice(20..20, [0x81, 0x00, 0x00, 0x03]);
             (rig, f)
         }
@@ -423,7 +506,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 sa(VIP6),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT0_MAC,
                 b"x",
             );
             f[20] = 0; // next header: hop-by-hop; its length byte (0xff) overruns
@@ -446,7 +529,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         }
         DropReason::NotUdp => {
             let mut f = Vec::new();
-            etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
                 .ipv4([198, 19, 0, 7], [198, 18, 9, 9], 64)
                 .tcp(1, 2, 3, 4)
                 .write(&mut f, b"")
@@ -465,7 +548,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 sa("198.18.2.1:57"),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT0_MAC,
                 b"x",
             ),
         ),
@@ -485,7 +568,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 sa(VIP4),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT0_MAC,
                 b"x",
             );
             (Rig::with(testkit::config(), net, params()), client)
@@ -501,7 +584,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x"),
+                udp_frame(
+                    sa("198.19.0.8:1"),
+                    sa(VIP4),
+                    64,
+                    &[],
+                    testkit::PORT0_MAC,
+                    b"x",
+                ),
             )
         }
         DropReason::FullNatNoState => {
@@ -512,7 +602,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x"),
+                udp_frame(
+                    sa("198.19.0.8:1"),
+                    sa(VIP4),
+                    64,
+                    &[],
+                    testkit::PORT0_MAC,
+                    b"x",
+                ),
             )
         }
         DropReason::NoReverseFlow => (
@@ -522,7 +619,19 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 sa("198.18.1.253:40000"),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT1_MAC,
+                b"x",
+            ),
+        ),
+        // A unicast frame for another host, as a promiscuous port delivers it.
+        DropReason::NotForUs => (
+            rig,
+            udp_frame(
+                sa(CLIENT4),
+                sa(VIP4),
+                64,
+                &[],
+                testkit::backend_mac(1),
                 b"x",
             ),
         ),
@@ -541,7 +650,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 sa("[2001:2:0:2::1]:58"),
                 64,
                 &[],
-                MacAddr([0; 6]),
+                testkit::PORT0_MAC,
                 b"x",
             );
             (rig, f)
@@ -582,7 +691,7 @@ fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
         sa("198.18.2.1:57"),
         64,
         &[],
-        MacAddr([0; 6]),
+        testkit::PORT0_MAC,
         b"x",
     );
     assert_eq!(rig.run(&mut f, SEC), Verdict::ToHost(HostReason::Reject));
@@ -606,7 +715,14 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(
+            client,
+            sa("198.18.2.1:54"),
+            64,
+            &[],
+            testkit::PORT0_MAC,
+            b"x",
+        );
         tx(rig.run(&mut f, SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(3));
     }
@@ -618,7 +734,14 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(
+            client,
+            sa("198.18.2.1:54"),
+            64,
+            &[],
+            testkit::PORT0_MAC,
+            b"x",
+        );
         tx(rig.run(&mut f, SEC));
     }
     assert_eq!(rig.worker.counters().rate_limited, 2);
@@ -629,7 +752,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         sa("198.18.2.1:54"),
         64,
         &[],
-        MacAddr([0; 6]),
+        testkit::PORT0_MAC,
         b"x",
     );
     tx(rig.run(&mut f, 2 * SEC + 1));
@@ -639,7 +762,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
 #[test]
 fn idle_flows_expire_and_return_their_snat_port() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
     let free = rig.worker.snat_ports_free().0;
@@ -649,7 +772,7 @@ fn idle_flows_expire_and_return_their_snat_port() {
     assert_eq!(rig.worker.snat_ports_free().0, free + 1);
     assert_eq!(rig.worker.counters().flows_active, 0);
     // The backend's late reply no longer matches.
-    let mut r = udp_frame(d.dst, d.src, 64, &[], MacAddr([0; 6]), b"late");
+    let mut r = udp_frame(d.dst, d.src, 64, &[], testkit::PORT1_MAC, b"late");
     assert_eq!(
         rig.run(&mut r, 33 * SEC),
         Verdict::Drop(DropReason::NoReverseFlow)
@@ -662,7 +785,7 @@ fn snat_ports_are_never_shared_by_live_flows() {
     let mut seen = std::collections::HashSet::new();
     for i in 0..500u16 {
         let client = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 5000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         assert!(seen.insert(decode_verified(&f).unwrap().src.port()));
     }
@@ -676,7 +799,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     let mut pinned = Vec::new();
     for i in 0..64u16 {
         let client = SocketAddr::from(([198, 19, 1, i as u8], 7000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         pinned.push((client, decode_verified(&f).unwrap()));
     }
@@ -696,7 +819,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     let old_generation = rig.tables.generation();
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 2 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!((now.dst, now.src), (d.dst, d.src), "pinned flow moved");
@@ -711,7 +834,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     // New flows all go to backend 2.
     for i in 0..32u16 {
         let client = SocketAddr::from(([198, 19, 2, i as u8], 9000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 2 * SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(2));
     }
@@ -728,12 +851,12 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         .remove(0);
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 3 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!(now.dst, backend4(2));
         assert_eq!(now.src, d.src, "SNAT port kept");
-        let mut reply = udp_frame(now.dst, now.src, 64, &[], MacAddr([0; 6]), b"r");
+        let mut reply = udp_frame(now.dst, now.src, 64, &[], testkit::PORT1_MAC, b"r");
         tx(rig.run(&mut reply, 3 * SEC));
         assert_eq!(decode_verified(&reply).unwrap().dst, *client);
     }
@@ -744,7 +867,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
 #[test]
 fn identity_keyed_counters_name_every_entity() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     let named = rig.worker.counters().entities.named(&rig.tables).unwrap();
     let listener_packets: u64 = named
@@ -763,7 +886,7 @@ fn burst_api_matches_single_packet_api() {
     let mut frames: Vec<Vec<u8>> = (0..8u16)
         .map(|i| {
             let client = SocketAddr::from(([198, 19, 3, 1], 100 + i));
-            udp_frame(client, sa(VIP4), 64, &[], MacAddr([0; 6]), b"x")
+            udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x")
         })
         .collect();
     frames.push(udp_frame(
@@ -771,7 +894,7 @@ fn burst_api_matches_single_packet_api() {
         sa(VIP4),
         1,
         &[],
-        MacAddr([0; 6]),
+        testkit::PORT0_MAC,
         b"x",
     ));
     let mut verdicts = [Verdict::Drop(DropReason::Stray); 9];
@@ -797,7 +920,7 @@ fn listener_idle_timeout_override_applies() {
         l.options.idle_timeout = Some(Duration::from_secs(2));
     }
     let mut rig = Rig::with(cfg, testkit::network(false), params());
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], MacAddr([0; 6]), b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     assert_eq!(rig.worker.maintain(2 * SEC), 0);
     assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);

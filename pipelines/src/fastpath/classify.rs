@@ -1,4 +1,11 @@
-//! Which path a parsed packet takes, and the per-verdict counters.
+//! Which path a packet takes, and the per-verdict counters.
+//!
+//! First the link layer, as a NIC's MAC filter would: a frame is for us when its
+//! destination is the input port's MAC, broadcast, or a multicast group the appliance
+//! joined (IPv6 all-nodes and the solicited-node groups of the port's addresses, the SNAT
+//! address and the VIPs, precomputed in `Network` and `Tables`); anything else is
+//! `not_for_us`, so a port that sees every frame on its link never forwards another host's
+//! traffic. The unicast test is one 6-byte compare; only multicast frames search the groups.
 //!
 //! Order matters and is the fast path's contract: a (VIP, port) listener wins; then a
 //! reply of a pinned flow (its own 4-tuple); then the SNAT address and pool: a port of
@@ -10,10 +17,40 @@
 
 use super::{Context, FastPath, Timestamp};
 use crate::flow::{Dir, Tuple};
+use crate::net::MacAddr;
 use crate::parse::{Parsed, ParsedUdp};
 use crate::verdict::{DropReason, HostReason, Verdict};
 
+/// A MAC as one integer (low 48 bits), so the per-packet unicast test is one compare.
+/// [`NO_MAC`] never equals a key.
+#[inline]
+pub(super) fn mac_key(mac: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(mac);
+    u64::from_le_bytes(b)
+}
+
+/// The key of "no port": no frame matches it.
+pub(super) const NO_MAC: u64 = u64::MAX;
+
 impl FastPath {
+    /// Whether the frame's destination MAC is for this appliance on the burst's input
+    /// port. Frames too short to hold one are left to the parser (`truncated_ethernet`).
+    #[inline]
+    pub(super) fn for_us(&self, ctx: &Context<'_>, pkt: &[u8]) -> bool {
+        let Some(dst) = pkt.first_chunk::<6>() else {
+            return true;
+        };
+        if mac_key(dst) == self.rx_mac {
+            return true;
+        }
+        let dst = MacAddr(*dst);
+        dst.is_multicast()
+            && (dst == MacAddr::BROADCAST
+                || ctx.network.joins(self.rx_port, dst)
+                || ctx.tables.joins(dst))
+    }
+
     pub(super) fn process_parsed(
         &mut self,
         ctx: &Context<'_>,
@@ -78,7 +115,16 @@ impl FastPath {
             }
             self.expire(fi);
         }
-        if ctx.network.snat_addr(v6) == Some(k.dst) {
+        self.no_flow(ctx, p)
+    }
+
+    /// A UDP datagram that is neither for a listener nor a reply of a flow here. Rare by
+    /// construction, so kept out of line: the established paths stay compact.
+    #[cold]
+    #[inline(never)]
+    fn no_flow(&self, ctx: &Context<'_>, p: &ParsedUdp) -> Verdict {
+        let k = &p.flow;
+        if ctx.network.snat_addr(p.is_ipv6()) == Some(k.dst) {
             // FullNAT replies are steered by SNAT port: RSS does not know which worker
             // allocated it, so a reply may arrive here while its flow lives elsewhere.
             let pool = ctx.network.snat().ports;

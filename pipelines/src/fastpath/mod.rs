@@ -107,6 +107,10 @@ pub struct FastPath {
     counters: Counters,
     retired: Vec<EntityCounters>,
     hops: HopCache,
+    /// The port the current burst arrived on, and its MAC ([`classify::mac_key`];
+    /// [`classify::NO_MAC`] when there is no such port).
+    rx_port: u16,
+    rx_mac: u64,
 }
 
 /// Why the worker cannot be created.
@@ -160,6 +164,8 @@ impl FastPath {
             counters,
             retired: Vec::new(),
             hops: HopCache::default(),
+            rx_port: 0,
+            rx_mac: classify::NO_MAC,
         })
     }
 
@@ -204,9 +210,15 @@ impl FastPath {
         }
     }
 
-    fn begin(&mut self, ctx: &Context<'_>) {
+    fn begin(&mut self, ctx: &Context<'_>, in_port: u16) {
         self.adopt(ctx.tables);
         self.hops = HopCache::default();
+        self.rx_port = in_port;
+        self.rx_mac = ctx
+            .network
+            .ports()
+            .get(usize::from(in_port))
+            .map_or(classify::NO_MAC, |p| classify::mac_key(&p.mac.0));
         let n = ctx.network;
         self.snat = SnatAddrs {
             v4: n.snat_addr(false).map(ip16).unwrap_or_default(),
@@ -216,8 +228,8 @@ impl FastPath {
 
     /// Processes a burst: `verdicts[i]` is the decision for `packets[i]`. Only the first
     /// `min(packets.len(), verdicts.len())` packets are processed. `in_port` is the port
-    /// the burst arrived on (kept for per-port policy; the fast path does not need it
-    /// today).
+    /// the burst arrived on: frames not addressed to it (its MAC, broadcast or a group it
+    /// joined) are dropped as `not_for_us`.
     pub fn process_burst(
         &mut self,
         ctx: &Context<'_>,
@@ -226,8 +238,7 @@ impl FastPath {
         packets: &mut [&mut [u8]],
         verdicts: &mut [Verdict],
     ) {
-        let _ = in_port;
-        self.begin(ctx);
+        self.begin(ctx, in_port);
         // Two passes per chunk: parse everything and touch each packet's flow-index slot
         // and record, so the cache misses of a chunk overlap instead of queueing; then
         // process. The chunk array lives on the stack.
@@ -238,7 +249,12 @@ impl FastPath {
             let mut parsed = [Parsed::Drop(DropReason::Stray); CHUNK];
             let mut hashes = [None; CHUNK];
             for ((slot, h), pkt) in parsed.iter_mut().zip(&mut hashes).zip(&packets[start..end]) {
-                *slot = parse(pkt);
+                // Each branch writes the slot itself, so `parse` builds its result in place.
+                if self.for_us(ctx, pkt) {
+                    *slot = parse(pkt);
+                } else {
+                    *slot = Parsed::Drop(DropReason::NotForUs);
+                }
                 if let Parsed::Udp(p) = slot {
                     *h = Some(self.flows.hash(&packet_tuple(&p.flow)));
                 }
@@ -276,8 +292,7 @@ impl FastPath {
         in_port: u16,
         packet: &mut [u8],
     ) -> Verdict {
-        let _ = in_port;
-        self.begin(ctx);
+        self.begin(ctx, in_port);
         let v = self.process_one(ctx, now, packet);
         self.counters.flows_active = self.flows.len() as u64;
         v
@@ -319,7 +334,11 @@ impl FastPath {
     }
 
     fn process_one(&mut self, ctx: &Context<'_>, now: Timestamp, pkt: &mut [u8]) -> Verdict {
-        let parsed = parse(pkt);
+        let parsed = if self.for_us(ctx, pkt) {
+            parse(pkt)
+        } else {
+            Parsed::Drop(DropReason::NotForUs)
+        };
         self.process_parsed(ctx, now, pkt, parsed, None)
     }
 
