@@ -98,7 +98,11 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 
     let eal = Eal::init(&settings.eal_arguments())?;
     let worker_lcores = eal.worker_lcores();
-    let workers = u16::try_from(worker_lcores.len().max(1)).unwrap_or(u16::MAX);
+    // The settings bound the lcores to MAX_WORKERS, so the worker count is exact.
+    let workers = (1..=crate::settings::MAX_WORKERS)
+        .zip(&worker_lcores)
+        .next_back()
+        .map_or(1, |(n, _)| n);
     let pool = Mempool::new(
         "udplb_pool",
         POOL_MBUFS,
@@ -199,9 +203,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         workers: tables_txs,
         reports: reports.clone(),
         set_vips: Box::new(move |vips: Vec<IpAddr>| {
-            for (port, own) in own_for_vips.iter().enumerate() {
+            for (port, own) in (0..=u16::MAX).zip(own_for_vips.iter()) {
                 let msg = SlowPathMsg::UpdateAddresses {
-                    port: u16::try_from(port).unwrap_or(u16::MAX),
+                    port,
                     own: own.clone(),
                     vips: vips.clone(),
                 };
@@ -262,12 +266,12 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 
     // Slow path thread.
     let mut sp_ports = BTreeMap::new();
-    for (i, port) in ports.iter().enumerate() {
+    for ((i, port), own) in (0..=u16::MAX).zip(&ports).zip(&own) {
         sp_ports.insert(
-            u16::try_from(i).unwrap_or(u16::MAX),
+            i,
             PortAddresses {
                 mac: port.mac_addr()?,
-                own: own[i].clone(),
+                own: own.clone(),
                 vips: plane.vips(),
             },
         );
@@ -314,12 +318,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let snat_pool = network.snat().ports;
     let mut jobs = Vec::new();
     let mut handoffs = worker::Handoff::mesh(workers, 1024).into_iter();
-    for (i, (lcore, (tables_rx, neighbors_rx))) in worker_lcores
-        .iter()
-        .zip(tables_rxs.into_iter().zip(nb_rxs))
-        .enumerate()
+    for (id, (lcore, (tables_rx, neighbors_rx))) in
+        (0..workers).zip(worker_lcores.iter().zip(tables_rxs.into_iter().zip(nb_rxs)))
     {
-        let id = u16::try_from(i).unwrap_or(u16::MAX);
         let wp = FastPathParams {
             flow_capacity: (settings.flows.capacity / u32::from(workers)).max(1),
             new_flow_rate_limit: settings.flows.new_flow_rate_limit,
@@ -344,8 +345,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             neighbors_rx,
             slowpath: sp_tx.clone(),
             slowpath_counters: Arc::clone(&sp_counters),
-            report: Arc::clone(&reports[i]),
-            inject_rx: if i == 0 {
+            report: Arc::clone(&reports[usize::from(id)]),
+            inject_rx: if id == 0 {
                 inject_rx.clone()
             } else {
                 crossbeam_channel::never()
@@ -479,7 +480,7 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
         routes.push(StaticRoute {
             prefix: r.prefix,
             next_hop: r.via,
-            port: u16::try_from(idx).unwrap_or(u16::MAX),
+            port: idx,
         });
     }
     let snat = SnatConfig {

@@ -396,6 +396,11 @@ fn default_icmp_rate_limit() -> u32 {
     100
 }
 
+/// Most worker lcores (DPDK builds default to 128 lcores; queue ids are `u16`).
+pub const MAX_WORKERS: u16 = 1024;
+/// Most ports (port ids are `u16`).
+pub const MAX_PORTS: u16 = 1024;
+
 /// Largest accepted values, so a typo cannot ask for terabytes of preallocated memory.
 const MAX_FLOW_CAPACITY: u32 = 1 << 28;
 const MAX_TABLE_SIZE: u32 = 1 << 24;
@@ -458,14 +463,21 @@ impl Settings {
         Ok(settings)
     }
 
-    /// RX and TX queues each port gets: one per worker.
+    /// RX and TX queues each port gets: one per worker (the validator bounds the workers
+    /// to [`MAX_WORKERS`], so the count is exact).
     pub fn queues_per_port(&self) -> u16 {
-        u16::try_from(self.workers.lcores.len()).unwrap_or(u16::MAX)
+        (1..=MAX_WORKERS)
+            .zip(&self.workers.lcores)
+            .next_back()
+            .map_or(0, |(n, _)| n)
     }
 
-    /// The port named `name`, with its index.
-    pub fn port(&self, name: &str) -> Option<(usize, &PortSettings)> {
-        self.ports.iter().enumerate().find(|(_, p)| p.name == name)
+    /// The port named `name`, with its index (port ids are `u16`, DPDK's; the validator
+    /// bounds the ports to [`MAX_PORTS`]).
+    pub fn port(&self, name: &str) -> Option<(u16, &PortSettings)> {
+        (0..MAX_PORTS)
+            .zip(&self.ports)
+            .find(|(_, p)| p.name == name)
     }
 
     /// EAL arguments for this configuration: lcores, main lcore, one device argument per
@@ -512,6 +524,9 @@ impl Settings {
     fn validate_ports(&self, v: &mut Validator) {
         if self.ports.is_empty() {
             v.fail("ports", "at least one port is required");
+        }
+        if self.ports.len() > usize::from(MAX_PORTS) {
+            v.fail("ports", format!("at most {MAX_PORTS} ports"));
         }
         for (i, port) in self.ports.iter().enumerate() {
             let at = format!("ports[{i}]");
@@ -696,6 +711,12 @@ impl Settings {
         let w = &self.workers;
         if w.lcores.is_empty() {
             v.fail("workers.lcores", "at least one worker lcore is required");
+        }
+        if w.lcores.len() > usize::from(MAX_WORKERS) {
+            v.fail(
+                "workers.lcores",
+                format!("at most {MAX_WORKERS} worker lcores"),
+            );
         }
         for (i, lcore) in w.lcores.iter().enumerate() {
             if w.lcores[..i].contains(lcore) {

@@ -111,10 +111,10 @@ impl Handoff {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
             .map(|_| crossbeam_channel::bounded::<(u16, Mbuf)>(depth))
             .unzip();
-        rxs.into_iter()
-            .enumerate()
-            .map(|(i, rx)| Handoff {
-                worker_id: u16::try_from(i).unwrap_or(u16::MAX),
+        (0..workers)
+            .zip(rxs)
+            .map(|(worker_id, rx)| Handoff {
+                worker_id,
                 rx,
                 to: txs.clone(),
             })
@@ -239,13 +239,13 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 );
             }
         }
-        for in_port in 0..ports {
-            let n = w.rx[in_port].rx_burst(&mut rx_burst);
+        // Port ids are u16 (DPDK's): the range bounds them, no conversion can overflow.
+        for in_port in (0..=u16::MAX).take(ports) {
+            let n = w.rx[usize::from(in_port)].rx_burst(&mut rx_burst);
             if n == 0 {
                 continue;
             }
             received += n;
-            let in_port = u16::try_from(in_port).unwrap_or(u16::MAX);
             handle_burst(
                 &mut w,
                 &handoff,

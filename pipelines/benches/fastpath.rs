@@ -102,12 +102,23 @@ impl Rig {
 }
 
 fn client4(i: usize) -> SocketAddr {
-    let ip = Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8);
-    SocketAddr::from((ip, 1024 + (i >> 16) as u16))
+    let [hi, mid, b, c] = u32::try_from(i).expect("client index").to_be_bytes();
+    let ip = Ipv4Addr::new(198, 19, b, c);
+    SocketAddr::from((ip, 1024 + u16::from_be_bytes([hi, mid])))
 }
 
 fn client6(i: usize) -> SocketAddr {
-    let ip = Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, (i >> 16) as u16, i as u16);
+    let [a, b, c, d] = u32::try_from(i).expect("client index").to_be_bytes();
+    let ip = Ipv6Addr::new(
+        0x2001,
+        2,
+        0,
+        9,
+        0,
+        0,
+        u16::from_be_bytes([a, b]),
+        u16::from_be_bytes([c, d]),
+    );
     SocketAddr::from((ip, 40000))
 }
 

@@ -221,7 +221,7 @@ mod tests {
         while sum > 0xffff {
             sum = (sum & 0xffff) + (sum >> 16);
         }
-        sum as u16
+        u16::try_from(sum).unwrap()
     }
 
     proptest::proptest! {
@@ -245,7 +245,7 @@ mod tests {
             while sum > 0xffff {
                 sum = (sum & 0xffff) + (sum >> 16);
             }
-            proptest::prop_assert_eq!(update(check, &old, &new), !(sum as u16));
+            proptest::prop_assert_eq!(update(check, &old, &new), !u16::try_from(sum).unwrap());
         }
     }
 }

@@ -154,19 +154,20 @@ impl PortRange {
     /// The contiguous share of worker `worker` among `workers` (the last takes the
     /// remainder). Replies to an SNAT port must reach the worker owning its share.
     pub fn partition(&self, worker: u16, workers: u16) -> PortRange {
-        let workers = u32::from(workers.max(1));
-        let w = u32::from(worker).min(workers - 1);
-        let share = self.len() / workers;
-        let first = u32::from(self.first) + w * share;
+        let Some((span, share)) = self.share(workers) else {
+            return *self;
+        };
+        let w = worker.min(workers - 1);
+        // w * share ≤ (workers - 1) * share ≤ span + 1 - share ≤ span (share ≥ 1 when the
+        // range has at least `workers` ports; 0 otherwise): first stays within the range.
+        let first = self.first + w * share;
         let last = if w + 1 == workers {
-            u32::from(self.last)
+            self.last
         } else {
             first + share.saturating_sub(1)
         };
-        PortRange {
-            first: u16::try_from(first).unwrap_or(u16::MAX),
-            last: u16::try_from(last).unwrap_or(u16::MAX),
-        }
+        debug_assert!(first <= self.first + span && last <= self.last);
+        PortRange { first, last }
     }
 
     /// Which worker owns `port` under [`PortRange::partition`].
@@ -174,10 +175,23 @@ impl PortRange {
         if !self.contains(port) {
             return None;
         }
-        let workers = u32::from(workers.max(1));
-        let share = (self.len() / workers).max(1);
-        let w = (u32::from(port - self.first) / share).min(workers - 1);
-        u16::try_from(w).ok()
+        let Some((_, share)) = self.share(workers) else {
+            return Some(0);
+        };
+        Some(((port - self.first) / share.max(1)).min(workers - 1))
+    }
+
+    /// `(last - first, len / workers)` for a non-empty range and at least two workers,
+    /// computed without leaving `u16`: with two or more workers a share is at most 32768.
+    fn share(&self, workers: u16) -> Option<(u16, u16)> {
+        if self.is_empty() || workers < 2 {
+            return None;
+        }
+        let span = self.last - self.first;
+        // (span + 1) / workers = span / workers, plus one when span % workers is the last
+        // remainder before a carry.
+        let share = span / workers + u16::from(span % workers == workers - 1);
+        Some((span, share))
     }
 }
 
@@ -570,6 +584,45 @@ mod tests {
         }
         assert_eq!(total, r.len());
         assert_eq!(prev_last, 65535);
+    }
+
+    #[test]
+    fn partition_arithmetic_matches_the_wide_formula() {
+        // The u16 arithmetic against the obvious u32 one, over awkward sizes.
+        let wide = |r: PortRange, w: u32, n: u32| {
+            let share = r.len() / n;
+            let first = u32::from(r.first) + w * share;
+            let last = if w + 1 == n {
+                u32::from(r.last)
+            } else {
+                first + share.saturating_sub(1)
+            };
+            (first, last)
+        };
+        for (first, last) in [(1024, 65535), (0, 65535), (1, 1), (5, 9), (1000, 1002)] {
+            let r = PortRange { first, last };
+            for n in 1..=7u16 {
+                for w in 0..n {
+                    let p = r.partition(w, n);
+                    let (f, l) = wide(r, u32::from(w), u32::from(n));
+                    if n > 1 {
+                        assert_eq!(
+                            (u32::from(p.first), u32::from(p.last)),
+                            (f, l),
+                            "{r} {w}/{n}"
+                        );
+                    } else {
+                        assert_eq!(p, r);
+                    }
+                    if r.len() >= u32::from(n) {
+                        for port in [p.first, p.last] {
+                            assert_eq!(r.owner(port, n), Some(w), "{r} port {port} {w}/{n}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(PortRange { first: 1, last: 1 }.owner(2, 3), None);
     }
 
     #[test]

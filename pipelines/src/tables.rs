@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::hash::{hash_words, ip16, ip_words};
+use crate::hash::{hash_words, ip16, ip_words, slot};
 use crate::maglev::{self, Endpoint, Maglev};
 use crate::net::MacAddr;
 use crate::spec::{
@@ -132,9 +132,11 @@ pub struct Route {
 }
 
 impl Route {
-    /// Index of the backend with this identity.
-    pub fn find_backend(&self, addr: SocketAddr) -> Option<usize> {
-        self.backends.binary_search_by(|b| b.addr.cmp(&addr)).ok()
+    /// Index of the backend with this identity (backend indices fit a `u32`: the tables
+    /// refuse more).
+    pub fn find_backend(&self, addr: SocketAddr) -> Option<u32> {
+        let i = self.backends.binary_search_by(|b| b.addr.cmp(&addr)).ok()?;
+        u32::try_from(i).ok()
     }
 
     /// Who owns a slot value, by identity (for [`maglev::diff`]).
@@ -176,6 +178,8 @@ pub struct Listener {
     pub hash_key: HashKey,
     /// Effective idle timeout in nanoseconds.
     pub idle_timeout_ns: u64,
+    /// The same in milliseconds, as flow records keep it.
+    pub idle_ms: u32,
     /// The attached route, if any.
     pub route: Option<Route>,
 }
@@ -316,14 +320,16 @@ impl Tables {
                 key: l.key.clone(),
                 nat_mode: l.options.nat_mode.unwrap_or(params.default_nat_mode),
                 hash_key: l.options.hash_key.unwrap_or(params.default_hash_key),
+                // Saturating: settings and annotations bound it to 24 h.
                 idle_timeout_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+                idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
                 route,
             });
         }
         let slots = (listeners.len() * 2).next_power_of_two().max(8);
         let mut index = vec![0u32; slots];
         for (i, l) in listeners.iter().enumerate() {
-            let mut pos = listener_hash(params.maglev_seed, l.vip, l.port) as usize & (slots - 1);
+            let mut pos = slot(listener_hash(params.maglev_seed, l.vip, l.port), slots - 1);
             while index[pos] != 0 {
                 pos = (pos + 1) & (slots - 1);
             }
@@ -381,17 +387,17 @@ impl Tables {
 
     /// Listener index serving (`vip`, `port`). No allocation; O(1) expected.
     #[inline]
-    pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<usize> {
+    pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<u32> {
         let mask = self.index.len() - 1;
-        let mut pos = listener_hash(self.params.maglev_seed, vip, port) as usize & mask;
+        let mut pos = slot(listener_hash(self.params.maglev_seed, vip, port), mask);
         // The index is at most half full, so an empty slot ends every probe.
         for _ in 0..self.index.len() {
             let e = self.index[pos];
             if e == 0 {
                 return None;
             }
-            let i = (e - 1) as usize;
-            if let Some(l) = self.listeners.get(i) {
+            let i = e - 1;
+            if let Some(l) = self.listeners.get(i as usize) {
                 if l.port == port && l.vip == vip {
                     return Some(i);
                 }
@@ -480,7 +486,7 @@ mod tests {
             let i = t
                 .lookup_listener("198.19.0.10".parse().unwrap(), p)
                 .unwrap();
-            assert_eq!(t.listeners()[i].port, p);
+            assert_eq!(t.listeners()[i as usize].port, p);
         }
         assert_eq!(t.lookup_listener("198.19.0.10".parse().unwrap(), 51), None);
         assert_eq!(t.lookup_listener("198.19.0.11".parse().unwrap(), 1), None);

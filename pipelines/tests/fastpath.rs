@@ -784,7 +784,8 @@ fn snat_ports_are_never_shared_by_live_flows() {
     let mut rig = Rig::new();
     let mut seen = std::collections::HashSet::new();
     for i in 0..500u16 {
-        let client = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 5000 + i));
+        let [hi, lo] = i.to_be_bytes();
+        let client = SocketAddr::from(([198, 19, hi, lo], 5000 + i));
         let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         assert!(seen.insert(decode_verified(&f).unwrap().src.port()));
@@ -797,8 +798,8 @@ fn snat_ports_are_never_shared_by_live_flows() {
 fn flows_survive_config_changes_while_their_backend_stays() {
     let mut rig = Rig::new();
     let mut pinned = Vec::new();
-    for i in 0..64u16 {
-        let client = SocketAddr::from(([198, 19, 1, i as u8], 7000 + i));
+    for i in 0..64u8 {
+        let client = SocketAddr::from(([198, 19, 1, i], 7000 + u16::from(i)));
         let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         pinned.push((client, decode_verified(&f).unwrap()));
@@ -832,8 +833,8 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         64
     );
     // New flows all go to backend 2.
-    for i in 0..32u16 {
-        let client = SocketAddr::from(([198, 19, 2, i as u8], 9000 + i));
+    for i in 0..32u8 {
+        let client = SocketAddr::from(([198, 19, 2, i], 9000 + u16::from(i)));
         let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 2 * SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(2));

@@ -46,7 +46,7 @@ proptest! {
     /// Equal weights, table ≥ 100 × backends: every backend within 1 % of M/N.
     #[test]
     fn maglev_balance_within_one_percent(n in 1usize..=100, seed: u64) {
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1)).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1)).collect();
         let m = Maglev::build(&eps, M, seed);
         let expected = f64::from(M) / n as f64;
         for (i, &c) in counts(&m, n)[..n].iter().enumerate() {
@@ -64,7 +64,7 @@ proptest! {
         seed: u64,
     ) {
         let n = weights.len();
-        let eps: Vec<_> = weights.iter().enumerate().map(|(i, &w)| endpoint(i as u32, w * scale)).collect();
+        let eps: Vec<_> = weights.iter().enumerate().map(|(i, &w)| endpoint(u32::try_from(i).unwrap(), w * scale)).collect();
         let m = Maglev::build(&eps, M, seed);
         let total: u64 = weights.iter().sum();
         for (i, &c) in counts(&m, n)[..n].iter().enumerate() {
@@ -80,13 +80,13 @@ proptest! {
     #[test]
     fn maglev_removal_moves_about_one_nth(n in 3usize..=50, victim in 0usize..50, seed: u64) {
         let victim = victim % n;
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1)).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1)).collect();
         let before = Maglev::build(&eps, M, seed);
         let mut rest = eps.clone();
         rest.remove(victim);
         let after = Maglev::build(&rest, M, seed);
         let moved = maglev::diff(&before, |v| v, &after, |v| v);
-        let victim_slots = counts(&before, n)[victim] as usize;
+        let victim_slots = usize::try_from(counts(&before, n)[victim]).unwrap();
         let survivors_moved = moved.len() - victim_slots;
         prop_assert!(moved.len() >= victim_slots);
         prop_assert!(
@@ -95,7 +95,7 @@ proptest! {
         );
         // Every slot of the removed backend moved to a survivor.
         for (i, &s) in before.slots().iter().enumerate() {
-            if s == victim as u32 + 1 {
+            if s == u32::try_from(victim).unwrap() + 1 {
                 prop_assert!(after.slots()[i] != s);
             }
         }
@@ -105,7 +105,7 @@ proptest! {
     /// Same endpoints, size and seed: identical tables; a different seed: different.
     #[test]
     fn maglev_deterministic(n in 2usize..=30, seed: u64) {
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1 + u64::from(i % 3))).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1 + u64::from(i % 3))).collect();
         let a = Maglev::build(&eps, 4099, seed);
         let b = Maglev::build(&eps, 4099, seed);
         prop_assert_eq!(&a, &b);
@@ -169,11 +169,20 @@ impl Rig {
 fn client_strategy() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<u16>(), 1u16..).prop_map(|(h, p)| SocketAddr::from((
-            Ipv4Addr::new(198, 19, (h >> 8) as u8, h as u8),
+            Ipv4Addr::new(198, 19, h.to_be_bytes()[0], h.to_be_bytes()[1]),
             p
         ))),
         (any::<u32>(), 1u16..).prop_map(|(h, p)| SocketAddr::from((
-            Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, (h >> 16) as u16, h as u16),
+            Ipv6Addr::new(
+                0x2001,
+                2,
+                0,
+                9,
+                0,
+                0,
+                u16::from_be_bytes([h.to_be_bytes()[0], h.to_be_bytes()[1]]),
+                u16::from_be_bytes([h.to_be_bytes()[2], h.to_be_bytes()[3]])
+            ),
             p
         ))),
     ]

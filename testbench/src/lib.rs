@@ -29,6 +29,13 @@
 
 pub mod addressing;
 pub mod appliance;
+// TODO(redesign): bench.rs is being split into bench/ modules in parallel; its eleven
+// float/usize casts are fixed there, then this allow goes.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 pub mod bench;
 pub mod cleanup;
 pub mod demo;

@@ -63,7 +63,7 @@ pub fn pick(tables: &Tables, listener: &Listener, k: &FlowKey) -> u32 {
 
 impl FastPath {
     /// Maglev choice for a new (or re-picked) flow: `Ok(backend index)` or the verdict.
-    fn choose(tables: &Tables, l: &Listener, route: &Route, k: &FlowKey) -> Result<usize, Verdict> {
+    fn choose(tables: &Tables, l: &Listener, route: &Route, k: &FlowKey) -> Result<u32, Verdict> {
         let slot = route
             .maglev
             .lookup(flow_hash(tables.params().maglev_seed, l.hash_key, k));
@@ -71,7 +71,7 @@ impl FastPath {
             maglev::NO_BACKEND => Err(Verdict::Drop(DropReason::NoBackend)),
             maglev::DROP if is_unicast(k.src) => Err(Verdict::ToHost(HostReason::Reject)),
             maglev::DROP => Err(Verdict::Drop(DropReason::DroppedShare)),
-            v => Ok((v - 1) as usize),
+            v => Ok(v - 1),
         }
     }
 
@@ -82,12 +82,12 @@ impl FastPath {
         now: Timestamp,
         pkt: &mut [u8],
         p: &ParsedUdp,
-        li: usize,
+        li: u32,
         ft: &Tuple,
         h: u64,
     ) -> Verdict {
         let tables = ctx.tables;
-        let l = &tables.listeners()[li];
+        let l = &tables.listeners()[li as usize];
         let Some(route) = &l.route else {
             return Verdict::Drop(DropReason::NoRoute);
         };
@@ -96,7 +96,6 @@ impl FastPath {
         }
         let k = &p.flow;
         let v6 = p.is_ipv6();
-        let idle_ms = u32::try_from(l.idle_timeout_ns / 1_000_000).unwrap_or(u32::MAX);
         let mut hit = self
             .flows
             .lookup_hashed(h, ft, Dir::Forward, self.snat.of(v6));
@@ -113,7 +112,7 @@ impl FastPath {
                     .backends
                     .get(f.backend_idx as usize)
                     .filter(|b| ip16(b.addr.ip()) == f.backend && b.addr.port() == f.backend_port)
-                    .map(|_| f.backend_idx as usize);
+                    .map(|_| f.backend_idx);
                 let found = cached.or_else(|| {
                     route.find_backend(std::net::SocketAddr::new(
                         ip_from16(&f.backend, v6),
@@ -128,7 +127,7 @@ impl FastPath {
                             Ok(bi) => bi,
                             Err(v) => return v,
                         };
-                        let b = route.backends[bi].addr;
+                        let b = route.backends[bi as usize].addr;
                         self.flows
                             .repin(fi, ip16(b.ip()), b.port(), self.snat.of(v6));
                         self.counters.flows_repinned += 1;
@@ -136,18 +135,18 @@ impl FastPath {
                     }
                 };
                 let fm = self.flows.get_mut(fi);
-                fm.backend_idx = bi as u32;
-                fm.listener_idx = li as u32;
-                fm.idle_ms = idle_ms;
+                fm.backend_idx = bi;
+                fm.listener_idx = li;
+                fm.idle_ms = l.idle_ms;
                 fm.expires = now.saturating_add(l.idle_timeout_ns);
                 (bi, f.is_fullnat(), f.snat_port)
             }
-            None => match self.new_flow(ctx, now, l, route, li, p, ft, idle_ms) {
+            None => match self.new_flow(ctx, now, l, route, li, p, ft) {
                 Ok(x) => x,
                 Err(v) => return v,
             },
         };
-        let b = &route.backends[bi];
+        let b = &route.backends[bi as usize];
         let rw = if fullnat {
             let Some(snat) = ctx.network.snat_addr(v6) else {
                 return Verdict::Drop(DropReason::NoSnatAddress);
@@ -171,7 +170,7 @@ impl FastPath {
             let len = pkt.len() as u64;
             let e = &mut self.counters.entities;
             for t in [
-                e.listeners.get_mut(li),
+                e.listeners.get_mut(li as usize),
                 e.routes.get_mut(route.counter_idx as usize),
                 e.backends.get_mut(b.counter_idx as usize),
             ]
@@ -194,14 +193,13 @@ impl FastPath {
         now: Timestamp,
         l: &Listener,
         route: &Route,
-        li: usize,
+        li: u32,
         p: &ParsedUdp,
         ft: &Tuple,
-        idle_ms: u32,
-    ) -> Result<(usize, bool, u16), Verdict> {
+    ) -> Result<(u32, bool, u16), Verdict> {
         let v6 = p.is_ipv6();
         let bi = Self::choose(ctx.tables, l, route, &p.flow)?;
-        let b = &route.backends[bi];
+        let b = &route.backends[bi as usize];
         let fullnat = l.nat_mode == NatMode::FullNat;
         if fullnat && ctx.network.snat_addr(v6).is_none() {
             return Err(Verdict::Drop(DropReason::NoSnatAddress));
@@ -227,9 +225,9 @@ impl FastPath {
                 backend_port: b.addr.port(),
                 snat_port,
                 expires: now.saturating_add(l.idle_timeout_ns),
-                idle_ms,
-                listener_idx: li as u32,
-                backend_idx: bi as u32,
+                idle_ms: l.idle_ms,
+                listener_idx: li,
+                backend_idx: bi,
                 flags: if fullnat { FULLNAT } else { 0 } | if v6 { IPV6 } else { 0 },
             };
             let (snat4, snat6, expired) = (
@@ -257,7 +255,7 @@ impl FastPath {
         }
         let e = &mut self.counters.entities;
         for t in [
-            e.listeners.get_mut(li),
+            e.listeners.get_mut(li as usize),
             e.routes.get_mut(route.counter_idx as usize),
             e.backends.get_mut(b.counter_idx as usize),
         ]

@@ -41,10 +41,12 @@ impl FastPath {
 
     fn count_reply(&mut self, tables: &Tables, f: &Flow, vip: IpAddr, len: u64) {
         let li = match tables.listeners().get(f.listener_idx as usize) {
-            Some(l) if l.vip == vip && l.port == f.vip_port => Some(f.listener_idx as usize),
+            Some(l) if l.vip == vip && l.port == f.vip_port => Some(f.listener_idx),
             _ => tables.lookup_listener(vip, f.vip_port),
         };
-        let Some(li) = li else { return };
+        let Some(li) = li.map(|i| i as usize) else {
+            return;
+        };
         let l = &tables.listeners()[li];
         let e = &mut self.counters.entities;
         let bump = |t: Option<&mut crate::counters::Traffic>| {
@@ -59,7 +61,10 @@ impl FastPath {
             let addr =
                 std::net::SocketAddr::new(ip_from16(&f.backend, f.is_ipv6()), f.backend_port);
             if let Some(bi) = r.find_backend(addr) {
-                bump(e.backends.get_mut(r.backends[bi].counter_idx as usize));
+                bump(
+                    e.backends
+                        .get_mut(r.backends[bi as usize].counter_idx as usize),
+                );
             }
         }
     }
