@@ -19,7 +19,12 @@
 //! - [`net`]: the static [`net::Network`] (ports, own addresses, routes, SNAT, checksum
 //!   offload capabilities); [`neighbor`]: the [`neighbor::Neighbors`] snapshot.
 //! - [`flow`]: the fixed-capacity per-worker flow table and SNAT port pools;
-//!   [`counters`]: per-worker counters; [`fastpath`]: [`FastPath`], the per-packet function.
+//!   [`counters`](mod@counters): per-worker counters, declared once with [`counters!`];
+//!   [`fastpath`]: [`FastPath`], the per-packet function (classify, forward, reverse,
+//!   rewrite, new-flow guard, next-hop cache: one module each).
+//! - [`spec`] also holds the value types other crates parse into (`NatMode`, `HashKey`,
+//!   `HumanDuration`), and [`net`] `PortRange`, `MacAddr` and `IpNet` (`ipnet`), each
+//!   with `FromStr`/`Display`; the crate stays serde-free.
 //! - [`testkit`]: fixtures (topology, packet builder, independent verifier) for tests.
 //!
 //! ## Contract with the appliance

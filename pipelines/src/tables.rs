@@ -5,7 +5,7 @@
 //! [`ForwardingConfig`] and published whole as
 //! `Arc<Tables>`; workers pick the new pointer up at a burst boundary. Every `Tables` gets
 //! a process-unique, increasing [`Tables::generation`], which is how a worker notices a new
-//! one and how per-entity counters are keyed (see [`crate::counters`]).
+//! one and how per-entity counters are keyed (see [`crate::counters`](mod@crate::counters)).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};

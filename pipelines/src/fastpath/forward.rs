@@ -13,12 +13,13 @@ use std::net::IpAddr;
 
 use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::{release, Context, FastPath, Timestamp};
+use crate::counters::{EntityCounters, Traffic};
 use crate::flow::{Dir, Flow, Tuple, FULLNAT, IPV6};
 use crate::hash::{hash_words, ip16, ip_words};
 use crate::maglev;
 use crate::parse::{FlowKey, ParsedUdp};
 use crate::spec::{HashKey, NatMode};
-use crate::tables::{Listener, Route, Tables};
+use crate::tables::{Backend, Listener, Route, Tables};
 use crate::verdict::{DropReason, HostReason, Verdict};
 
 fn is_unicast(ip: IpAddr) -> bool {
@@ -168,15 +169,7 @@ impl FastPath {
         let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
             let len = pkt.len() as u64;
-            let e = &mut self.counters.entities;
-            for t in [
-                e.listeners.get_mut(li as usize),
-                e.routes.get_mut(route.counter_idx as usize),
-                e.backends.get_mut(b.counter_idx as usize),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for t in entity_traffic(&mut self.counters.entities, li, route, b) {
                 t.packets += 1;
                 t.bytes += len;
             }
@@ -253,17 +246,26 @@ impl FastPath {
         if !stateful && fullnat {
             return Err(Verdict::Drop(DropReason::FullNatNoState));
         }
-        let e = &mut self.counters.entities;
-        for t in [
-            e.listeners.get_mut(li as usize),
-            e.routes.get_mut(route.counter_idx as usize),
-            e.backends.get_mut(b.counter_idx as usize),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for t in entity_traffic(&mut self.counters.entities, li, route, b) {
             t.flows_created += 1;
         }
         Ok((bi, fullnat, snat_port))
     }
+}
+
+/// The traffic counters a forwarded datagram moves: its listener's, route's and backend's.
+#[inline]
+fn entity_traffic<'a>(
+    e: &'a mut EntityCounters,
+    li: u32,
+    route: &Route,
+    b: &Backend,
+) -> impl Iterator<Item = &'a mut Traffic> {
+    [
+        e.listeners.get_mut(li as usize),
+        e.routes.get_mut(route.counter_idx as usize),
+        e.backends.get_mut(b.counter_idx as usize),
+    ]
+    .into_iter()
+    .flatten()
 }

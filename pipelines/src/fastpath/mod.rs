@@ -4,7 +4,7 @@
 //! Contract with the appliance:
 //! - one [`FastPath`] per lcore, never shared; it reads the current `Arc<Tables>`,
 //!   `Network` and `Arc<Neighbors>` through a [`Context`] per burst and notices a new
-//!   tables generation by itself (see [`crate::counters`] for what happens to counters);
+//!   tables generation by itself (see [`crate::counters`](mod@crate::counters) for what happens to counters);
 //! - time is supplied by the caller ([`Timestamp`], monotonic ns): nothing here reads a
 //!   clock, allocates, locks or logs per packet;
 //! - packets are plain byte slices starting at the Ethernet header; a `Tx` verdict means
@@ -17,13 +17,13 @@
 //! One concern per file, in the order a packet meets them:
 //! - this file: the [`FastPath`] state, burst processing (a parse-and-prefetch pass, then
 //!   one packet at a time) and flow expiry;
-//! - [`classify`]: which path a parsed packet takes (listener, reply, host, drop) and the
+//! - `classify`: which path a parsed packet takes (listener, reply, host, drop) and the
 //!   verdict counters;
-//! - [`forward`]: client → backend: flow lookup, Maglev pick for new flows, SNAT ports;
-//! - [`reverse`]: backend → client replies of a pinned flow;
-//! - [`rewrite`]: addresses, ports, TTL, MACs and incremental checksums, in place;
-//! - [`guard`]: the new-flow rate guard (token bucket);
-//! - [`hop`]: the per-burst next-hop cache (route, out port, neighbor MAC).
+//! - `forward`: client → backend: flow lookup, Maglev pick for new flows, SNAT ports;
+//! - `reverse`: backend → client replies of a pinned flow;
+//! - `rewrite`: addresses, ports, TTL, MACs and incremental checksums, in place;
+//! - `guard`: the new-flow rate guard (token bucket);
+//! - `hop`: the per-burst next-hop cache (route, out port, neighbor MAC).
 
 mod classify;
 mod forward;
