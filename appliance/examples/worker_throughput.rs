@@ -29,9 +29,9 @@ use appliance::dpdk::{ring_port_pair, Eal, Mbuf, MbufBurst, Mempool, Port, Queue
 use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, PortRange, SnatConfig};
+use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 /// Slots of each ring, and mbufs in circulation (the worker's RX ring starts full): deep
 /// enough that a feeder briefly descheduled on a shared machine does not starve the worker.
@@ -109,6 +109,9 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
+/// The worker port's MAC as the fast path knows it: the frames are addressed to it.
+const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
 /// 64-byte frames on the wire (60 without FCS): client `i` → VIP 198.18.2.1:53.
 fn frames(flows: u32) -> Vec<Vec<u8>> {
     (0..flows)
@@ -120,7 +123,7 @@ fn frames(flows: u32) -> Vec<Vec<u8>> {
                 SocketAddr::from(([198, 18, 2, 1], 53)),
                 64,
                 &[],
-                [2, 0, 0, 0, 0, 1],
+                PORT_MAC,
                 &[0x5a; 18],
             )
         })
@@ -283,10 +286,7 @@ fn main() -> ExitCode {
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let snat_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -294,7 +294,7 @@ fn main() -> ExitCode {
     let network = Arc::new(
         Network::new(
             vec![PortConfig {
-                mac: port.mac_addr().expect("mac"),
+                mac: PORT_MAC,
                 // Clients on-link, so replies would need no router; backends on-link.
                 addresses: vec![net([198, 18, 1, 254], 24), net([198, 18, 0, 254], 15)],
                 checksum: ChecksumCaps::empty(),
@@ -310,8 +310,14 @@ fn main() -> ExitCode {
         .expect("network"),
     );
     let neighbors = Arc::new(Neighbors::new([
-        (IpAddr::from([198, 18, 1, 1]), [0x0a, 0, 0, 0, 1, 1]),
-        (IpAddr::from([198, 18, 1, 2]), [0x0a, 0, 0, 0, 1, 2]),
+        (
+            IpAddr::from([198, 18, 1, 1]),
+            MacAddr([0x0a, 0, 0, 0, 1, 1]),
+        ),
+        (
+            IpAddr::from([198, 18, 1, 2]),
+            MacAddr([0x0a, 0, 0, 0, 1, 2]),
+        ),
     ]));
 
     // The worker's RX ring starts full of fresh datagrams.
@@ -345,9 +351,9 @@ fn main() -> ExitCode {
     let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(1024);
     let setup = WorkerSetup {
-        pipeline: pipelines::Worker::new(WorkerParams {
+        fast_path: FastPath::new(FastPathParams {
             flow_capacity: o.flows.saturating_mul(2).max(1024),
-            ..WorkerParams::new(0, 1, snat_ports)
+            ..FastPathParams::new(0, 1, snat_ports)
         })
         .expect("pipeline worker"),
         rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use config::{CompileParams, ObjectSet};
 use crossbeam_channel::Sender;
-use pipelines::counters::{Counters, Entity, EntityCounters, Traffic};
+use pipelines::counters::{Counters, Entity, EntityCounters, MetricKind, Traffic};
 use pipelines::tables::{DataplaneParams, Tables};
 
 use crate::metrics::{MetricType, MetricsWriter};
@@ -280,10 +280,6 @@ impl ControlPlane {
             totals.held += r.held;
             totals.hold_expired += r.hold_expired;
         }
-        // A reply handed to the worker owning its flow was first counted as having no
-        // flow; only its owner's verdict counts.
-        let nrf = pipelines::DropReason::NoReverseFlow.index();
-        sum.drops[nrf] = sum.drops[nrf].saturating_sub(totals.handed_off);
         for (entity, t) in &st.totals {
             live.entry(entity.clone()).or_default().add(t);
         }
@@ -313,82 +309,14 @@ impl ControlPlane {
         );
         let ports = (self.wiring.port_stats)();
         port_metrics(&mut m, &ports);
-        let scalar: [(&str, &str, MetricType, u64); 12] = [
-            (
-                "udplb_rx_packets_total",
-                "Packets the fast path received.",
-                MetricType::Counter,
-                c.rx_packets,
-            ),
-            (
-                "udplb_rx_bytes_total",
-                "Bytes the fast path received.",
-                MetricType::Counter,
-                c.rx_bytes,
-            ),
-            (
-                "udplb_tx_packets_total",
-                "Packets the fast path sent.",
-                MetricType::Counter,
-                c.tx_packets,
-            ),
-            (
-                "udplb_tx_bytes_total",
-                "Bytes the fast path sent.",
-                MetricType::Counter,
-                c.tx_bytes,
-            ),
-            (
-                "udplb_flows_active",
-                "Flows in the flow tables.",
-                MetricType::Gauge,
-                c.flows_active,
-            ),
-            (
-                "udplb_flows_created_total",
-                "Flows created.",
-                MetricType::Counter,
-                c.flows_created,
-            ),
-            (
-                "udplb_flows_expired_total",
-                "Flows expired after their idle timeout.",
-                MetricType::Counter,
-                c.flows_expired,
-            ),
-            (
-                "udplb_flows_repinned_total",
-                "Flows whose backend left the route and that picked a new one.",
-                MetricType::Counter,
-                c.flows_repinned,
-            ),
-            (
-                "udplb_flow_table_capacity",
-                "Flow table capacity (all workers).",
-                MetricType::Gauge,
-                c.flow_capacity,
-            ),
-            (
-                "udplb_flow_table_memory_bytes",
-                "Memory held by the flow tables.",
-                MetricType::Gauge,
-                c.flow_memory_bytes,
-            ),
-            (
-                "udplb_flow_table_full_total",
-                "New flows served statelessly because the flow table was full.",
-                MetricType::Counter,
-                c.table_full,
-            ),
-            (
-                "udplb_new_flow_rate_limited_total",
-                "New flows served statelessly by the new-flow rate guard.",
-                MetricType::Counter,
-                c.rate_limited,
-            ),
-        ];
-        for (name, help, kind, value) in scalar {
-            m.family(name, help, kind).sample(&[], value);
+        // The fast path's counters, declared once in pipelines (counters!).
+        for metric in c.metrics() {
+            let kind = match metric.kind {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Gauge => MetricType::Gauge,
+            };
+            m.family(&format!("udplb_{}", metric.name), metric.help, kind)
+                .sample(&[], metric.value);
         }
         let mut f = m.family(
             "udplb_drops_total",

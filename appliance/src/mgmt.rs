@@ -2,7 +2,7 @@
 //!
 //! This module holds the management machinery that does not depend on what is managed:
 //! - [`ManagementServer`]: the HTTP/1.1 API (`PUT /v1/manifests`, `GET /v1/status`,
-//!   `GET /metrics`, `GET /healthz`) on plain std threads, answering through the [`Control`]
+//!   `GET /metrics`, `GET /healthz`) on plain std threads, answering through the [`ApiBackend`]
 //!   trait that the appliance implements (compile with `config`, publish to the workers).
 //! - [`ManifestWatcher`]: polls the manifest paths and reports changes.
 //! - [`SignalListener`]: turns SIGHUP into a reload and SIGINT/SIGTERM into a shutdown.
@@ -37,5 +37,5 @@ mod watch;
 
 pub use client::{fetch, request, ClientError};
 pub use events::{MgmtEvent, ReloadReason, ShutdownSignal, SignalListener};
-pub use server::{Control, ManagementServer, MgmtError, MAX_BODY_BYTES};
+pub use server::{ApiBackend, ManagementServer, MgmtError, MAX_BODY_BYTES};
 pub use watch::{Fingerprint, ManifestWatcher};

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use config::CompileParams;
 use crossbeam_channel::{unbounded, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, SnatConfig, StaticRoute};
+use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, StaticRoute};
 use pipelines::tables::DataplaneParams;
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 use crate::control::{ControlPlane, PortSample, Wiring};
 use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortBuilder, QueueId, RuntimeDir, SocketId};
-use crate::mgmt::{self, Control, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
+use crate::mgmt::{self, ApiBackend, ManagementServer, ManifestWatcher, MgmtEvent, SignalListener};
 use crate::settings::{Settings, SnatReach};
 use crate::slowpath::{
     FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
@@ -84,13 +84,6 @@ impl FrameSink for MbufSink {
     }
 }
 
-fn ipnet(p: &crate::settings::IpPrefix) -> IpNet {
-    IpNet {
-        addr: p.addr(),
-        prefix_len: p.len(),
-    }
-}
-
 /// Runs the appliance described by `settings` until SIGINT/SIGTERM.
 ///
 /// # Errors
@@ -106,7 +99,11 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let eal = Eal::init(&settings.eal_arguments())?;
     let runtime_dir = eal.runtime_dir();
     let worker_lcores = eal.worker_lcores();
-    let workers = u16::try_from(worker_lcores.len().max(1)).unwrap_or(u16::MAX);
+    // The settings bound the lcores to MAX_WORKERS, so the worker count is exact.
+    let workers = (1..=crate::settings::MAX_WORKERS)
+        .zip(&worker_lcores)
+        .next_back()
+        .map_or(1, |(n, _)| n);
     let pool = Mempool::new(
         "udplb_pool",
         POOL_MBUFS,
@@ -122,7 +119,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     // queue of frames awaiting completion. Not counted as a leak.
     let mut parked_by_af_xdp = 0u32;
     for p in &settings.ports {
-        let mut b = PortBuilder::by_name(p.device.id())?
+        let mut b = PortBuilder::new(&p.device)?
             .rx_queues(workers)
             .tx_queues(workers)
             .rx_ring_size(RING_SIZE)
@@ -157,13 +154,14 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .neighbors
         .iter()
         .map(|n| StaticNeighbor {
-            port: worker::resolve_port(&network, n.ip, 0),
+            // Where the routing table sends it (the fast path asks the same way).
+            port: network.route(n.ip).map_or(0, |h| h.port),
             ip: n.ip,
             mac: n.mac.0,
         })
         .collect();
     let neighbors = Arc::new(Neighbors::new(
-        static_neighbors.iter().map(|n| (n.ip, n.mac)),
+        static_neighbors.iter().map(|n| (n.ip, MacAddr(n.mac))),
     ));
 
     // Channels: tables and neighbors to each worker, frames to the slow path.
@@ -189,7 +187,12 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let own: Vec<Vec<(IpAddr, u8)>> = settings
         .ports
         .iter()
-        .map(|p| p.addresses.iter().map(|a| (a.addr(), a.len())).collect())
+        .map(|p| {
+            p.addresses
+                .iter()
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect()
+        })
         .collect();
     let vip_tx = sp_tx.clone();
     let resolve_tx = sp_tx.clone();
@@ -210,9 +213,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         workers: tables_txs,
         reports: reports.clone(),
         set_vips: Box::new(move |vips: Vec<IpAddr>| {
-            for (port, own) in own_for_vips.iter().enumerate() {
+            for (port, own) in (0..=u16::MAX).zip(own_for_vips.iter()) {
                 let msg = SlowPathMsg::UpdateAddresses {
-                    port: u16::try_from(port).unwrap_or(u16::MAX),
+                    port,
                     own: own.clone(),
                     vips: vips.clone(),
                 };
@@ -253,9 +256,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let dataplane = DataplaneParams {
         maglev_size: settings.maglev.table_size,
         maglev_seed: settings.maglev.seed,
-        default_nat_mode: settings.nat_mode.into(),
+        default_nat_mode: settings.nat_mode,
         default_idle_timeout: settings.flows.idle_timeout.0,
-        default_hash_key: settings.hash_key.into(),
+        default_hash_key: settings.hash_key,
     };
     let params = CompileParams {
         controller_name: settings.controller_name.clone(),
@@ -274,16 +277,16 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     // Slow path thread.
     let snat_on_link = snat_ports(&settings);
     let mut sp_ports = BTreeMap::new();
-    for (i, port) in ports.iter().enumerate() {
+    for ((i, port), own) in (0..=u16::MAX).zip(&ports).zip(&own) {
         sp_ports.insert(
-            u16::try_from(i).unwrap_or(u16::MAX),
+            i,
             PortAddresses {
                 mac: port.mac_addr()?,
-                own: own[i].clone(),
+                own: own.clone(),
                 vips: plane.vips(),
                 snat: snat_on_link
                     .iter()
-                    .filter(|(_, p)| *p == i)
+                    .filter(|(_, p)| *p == usize::from(i))
                     .map(|(ip, _)| *ip)
                     .collect(),
             },
@@ -314,7 +317,9 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .spawn(move || {
             let _registered = Eal::get().and_then(|e| e.register_thread().ok());
             slow.run(sp_rx, sink, move |map: &BTreeMap<IpAddr, [u8; 6]>| {
-                let snap = Arc::new(Neighbors::new(map.iter().map(|(ip, mac)| (*ip, *mac))));
+                let snap = Arc::new(Neighbors::new(
+                    map.iter().map(|(ip, mac)| (*ip, MacAddr(*mac))),
+                ));
                 nb_count.store(snap.len(), Ordering::Relaxed);
                 for tx in &nb_txs {
                     let _ = tx.send(Arc::clone(&snap));
@@ -329,21 +334,18 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let snat_pool = network.snat().ports;
     let mut jobs = Vec::new();
     let mut handoffs = worker::Handoff::mesh(workers, 1024).into_iter();
-    for (i, (lcore, (tables_rx, neighbors_rx))) in worker_lcores
-        .iter()
-        .zip(tables_rxs.into_iter().zip(nb_rxs))
-        .enumerate()
+    for (id, (lcore, (tables_rx, neighbors_rx))) in
+        (0..workers).zip(worker_lcores.iter().zip(tables_rxs.into_iter().zip(nb_rxs)))
     {
-        let id = u16::try_from(i).unwrap_or(u16::MAX);
-        let wp = WorkerParams {
+        let wp = FastPathParams {
             flow_capacity: (settings.flows.capacity / u32::from(workers)).max(1),
             new_flow_rate_limit: settings.flows.new_flow_rate_limit,
-            ..WorkerParams::new(id, workers, snat_pool)
+            ..FastPathParams::new(id, workers, snat_pool)
         };
-        let pipeline = pipelines::Worker::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
+        let fast_path = FastPath::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
         let q = QueueId(id);
         let setup = WorkerSetup {
-            pipeline,
+            fast_path,
             rx: ports
                 .iter()
                 .map(|p| p.rx_queue(q))
@@ -359,8 +361,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             neighbors_rx,
             slowpath: sp_tx.clone(),
             slowpath_counters: Arc::clone(&sp_counters),
-            report: Arc::clone(&reports[i]),
-            inject_rx: if i == 0 {
+            report: Arc::clone(&reports[usize::from(id)]),
+            inject_rx: if id == 0 {
                 inject_rx.clone()
             } else {
                 crossbeam_channel::never()
@@ -396,7 +398,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             events_tx.clone(),
         ))
     };
-    let control: Arc<dyn Control> = Arc::new(ApiControl(Arc::clone(&plane)));
+    let control: Arc<dyn ApiBackend> = Arc::new(ApiControl(Arc::clone(&plane)));
     let server = ManagementServer::start(settings.management.listen, token, control)
         .map_err(|e| RunError::Management(e.to_string()))?;
     log::info!(
@@ -490,7 +492,7 @@ fn finish_eal(eal: Eal, runtime_dir: Option<RuntimeDir>) {
 /// The management API's view of the control plane.
 struct ApiControl(Arc<ControlPlane>);
 
-impl Control for ApiControl {
+impl ApiBackend for ApiControl {
     fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
         self.0.apply_yaml(yaml)
     }
@@ -517,8 +519,8 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
             caps |= ChecksumCaps::UDP;
         }
         configs.push(PortConfig {
-            mac: port.mac_addr()?,
-            addresses: p.addresses.iter().map(ipnet).collect(),
+            mac: MacAddr(port.mac_addr()?),
+            addresses: p.addresses.clone(),
             checksum: caps,
             // Kernel-attached PMDs pass on what a local sender's veth hands them.
             unfinished_rx_checksums: matches!(port.driver(), "net_af_xdp" | "net_af_packet"),
@@ -530,18 +532,15 @@ fn build_network(settings: &Settings, ports: &[Port]) -> Result<Network, RunErro
             .port(&r.port)
             .ok_or_else(|| RunError::Network(format!("routes: no port named {:?}", r.port)))?;
         routes.push(StaticRoute {
-            prefix: ipnet(&r.prefix),
+            prefix: r.prefix,
             next_hop: r.via,
-            port: u16::try_from(idx).unwrap_or(u16::MAX),
+            port: idx,
         });
     }
     let snat = SnatConfig {
         ipv4: settings.snat.ipv4,
         ipv6: settings.snat.ipv6,
-        ports: pipelines::net::PortRange {
-            first: settings.snat.ports.first,
-            last: settings.snat.ports.last,
-        },
+        ports: settings.snat.ports,
     };
     Network::new(configs, routes, snat).map_err(|e| RunError::Network(e.to_string()))
 }

@@ -14,9 +14,14 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use pipelines::maglev::{is_prime, next_prime};
+use pipelines::net::{IpNet, MacAddr, PortRange};
+use pipelines::spec::{check_idle_timeout, HashKey, HumanDuration, NatMode};
+use pipelines::tables::{DataplaneParams, DEFAULT_MAGLEV_SEED};
+
+pub use crate::dpdk::Device;
+use serde::Deserialize;
 
 /// Why an `appliance.yaml` could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +108,12 @@ pub struct Settings {
     /// Flow table.
     #[serde(default)]
     pub flows: FlowSettings,
-    /// NAT mode for listeners that do not override it.
-    #[serde(default)]
+    /// NAT mode for listeners that do not override it (`fullnat`, `preserve-client`).
+    #[serde(default, deserialize_with = "text::one")]
     pub nat_mode: NatMode,
-    /// Hash key for listeners that do not override it.
-    #[serde(default)]
+    /// Hash key for listeners that do not override it (`5-tuple`, `source-ip-port`,
+    /// `source-ip`).
+    #[serde(default, deserialize_with = "text::one")]
     pub hash_key: HashKey,
     /// Maglev consistent hashing.
     #[serde(default)]
@@ -138,12 +144,14 @@ pub struct PortSettings {
     /// Label used in metrics and in `routes[].port`: letters, digits, `_`, `-`, `.`.
     pub name: String,
     /// PCI address or vdev string.
+    #[serde(deserialize_with = "text::one")]
     pub device: Device,
-    /// The appliance's own addresses on this port, with prefix (`198.18.0.1/24`).
-    #[serde(default)]
-    pub addresses: Vec<IpPrefix>,
+    /// The appliance's own addresses on this port, with prefix (`198.18.0.1/24`; the
+    /// address is kept as written).
+    #[serde(default, deserialize_with = "text::prefixes")]
+    pub addresses: Vec<IpNet>,
     /// MAC address override; default: the device's own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text::option")]
     pub mac: Option<MacAddr>,
     /// IP MTU in bytes.
     #[serde(default = "default_mtu")]
@@ -161,7 +169,7 @@ pub struct SnatSettings {
     #[serde(default)]
     pub ipv6: Option<Ipv6Addr>,
     /// Source ports handed out to full-NAT flows.
-    #[serde(default = "default_snat_ports")]
+    #[serde(default = "default_snat_ports", deserialize_with = "text::one")]
     pub ports: PortRange,
 }
 
@@ -201,6 +209,7 @@ pub struct NeighborSettings {
     /// The neighbor's IP address.
     pub ip: IpAddr,
     /// Its MAC address.
+    #[serde(deserialize_with = "text::one")]
     pub mac: MacAddr,
 }
 
@@ -209,7 +218,8 @@ pub struct NeighborSettings {
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
     /// Destination prefix, host bits zero (`0.0.0.0/0`, `2001:2:0:200::/56`).
-    pub prefix: IpPrefix,
+    #[serde(deserialize_with = "text::prefix")]
+    pub prefix: IpNet,
     /// Next hop; must lie inside an address prefix of `port`.
     pub via: IpAddr,
     /// Name of the port to send through.
@@ -252,8 +262,9 @@ pub struct FlowSettings {
     /// Flow entries per worker (preallocated).
     #[serde(default = "default_flow_capacity")]
     pub capacity: u32,
-    /// A flow with no packet for this long is forgotten (`30s`, `500ms`, `5m`, `1h`).
-    #[serde(default = "default_idle_timeout")]
+    /// A flow with no packet for this long is forgotten (`30s`, `500ms`, `5m`, `1h`; the
+    /// `humantime` grammar, 1ms to 24h).
+    #[serde(default = "default_idle_timeout", deserialize_with = "text::one")]
     pub idle_timeout: HumanDuration,
     /// New flows per worker per second; excess datagrams are dropped and counted.
     /// 0 = unlimited.
@@ -364,52 +375,6 @@ impl Default for SlowPathSettings {
     }
 }
 
-/// How the source of forwarded datagrams is rewritten (appliance default).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NatMode {
-    /// `fullnat`: source becomes the SNAT address and an allocated port.
-    #[default]
-    #[serde(rename = "fullnat")]
-    FullNat,
-    /// `preserve-client`: only the destination is rewritten.
-    PreserveClient,
-}
-
-impl From<NatMode> for pipelines::spec::NatMode {
-    fn from(mode: NatMode) -> Self {
-        match mode {
-            NatMode::FullNat => pipelines::spec::NatMode::FullNat,
-            NatMode::PreserveClient => pipelines::spec::NatMode::PreserveClient,
-        }
-    }
-}
-
-/// Which fields choose the backend of a new flow (appliance default).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub enum HashKey {
-    /// `5-tuple`: source and destination address and port.
-    #[default]
-    #[serde(rename = "5-tuple")]
-    FiveTuple,
-    /// `source-ip-port`: source address and port.
-    #[serde(rename = "source-ip-port")]
-    SourceIpPort,
-    /// `source-ip`: source address only (client affinity).
-    #[serde(rename = "source-ip")]
-    SourceIp,
-}
-
-impl From<HashKey> for pipelines::spec::HashKey {
-    fn from(key: HashKey) -> Self {
-        match key {
-            HashKey::FiveTuple => pipelines::spec::HashKey::FiveTuple,
-            HashKey::SourceIpPort => pipelines::spec::HashKey::SourceIpPort,
-            HashKey::SourceIp => pipelines::spec::HashKey::SourceIp,
-        }
-    }
-}
-
 fn default_mtu() -> u16 {
     1500
 }
@@ -429,13 +394,11 @@ fn default_flow_capacity() -> u32 {
     1 << 20
 }
 fn default_idle_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30))
+    HumanDuration(DataplaneParams::default().default_idle_timeout)
 }
 fn default_table_size() -> u32 {
-    65537
+    DataplaneParams::default().maglev_size
 }
-/// The default Maglev seed: fixed, so that every appliance agrees out of the box.
-pub const DEFAULT_MAGLEV_SEED: u64 = 0x7564_706c_6200_0001;
 fn default_maglev_seed() -> u64 {
     DEFAULT_MAGLEV_SEED
 }
@@ -452,12 +415,16 @@ fn default_icmp_rate_limit() -> u32 {
     100
 }
 
+/// Most worker lcores (DPDK builds default to 128 lcores; queue ids are `u16`).
+pub const MAX_WORKERS: u16 = 1024;
+/// Most ports (port ids are `u16`).
+pub const MAX_PORTS: u16 = 1024;
+
 /// Largest accepted values, so a typo cannot ask for terabytes of preallocated memory.
 const MAX_FLOW_CAPACITY: u32 = 1 << 28;
 const MAX_TABLE_SIZE: u32 = 1 << 24;
 const MAX_BURST: u16 = 512;
 const MAX_QUEUE_DEPTH: u32 = 1 << 20;
-const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const MAX_IDLE_BACKOFF_US: u32 = 1_000_000;
 /// Smallest IPv4 MTU (RFC 791) and IPv6 MTU (RFC 8200).
 const MIN_MTU_V4: u16 = 68;
@@ -515,14 +482,21 @@ impl Settings {
         Ok(settings)
     }
 
-    /// RX and TX queues each port gets: one per worker.
+    /// RX and TX queues each port gets: one per worker (the validator bounds the workers
+    /// to [`MAX_WORKERS`], so the count is exact).
     pub fn queues_per_port(&self) -> u16 {
-        u16::try_from(self.workers.lcores.len()).unwrap_or(u16::MAX)
+        (1..=MAX_WORKERS)
+            .zip(&self.workers.lcores)
+            .next_back()
+            .map_or(0, |(n, _)| n)
     }
 
-    /// The port named `name`, with its index.
-    pub fn port(&self, name: &str) -> Option<(usize, &PortSettings)> {
-        self.ports.iter().enumerate().find(|(_, p)| p.name == name)
+    /// The port named `name`, with its index (port ids are `u16`, DPDK's; the validator
+    /// bounds the ports to [`MAX_PORTS`]).
+    pub fn port(&self, name: &str) -> Option<(u16, &PortSettings)> {
+        (0..MAX_PORTS)
+            .zip(&self.ports)
+            .find(|(_, p)| p.name == name)
     }
 
     /// The configured SNAT addresses with their field names (`snat.ipv4`, `snat.ipv6`).
@@ -541,16 +515,16 @@ impl Settings {
             .iter()
             .enumerate()
             .flat_map(|(i, p)| p.addresses.iter().map(move |a| (i, a)))
-            .filter(|(_, a)| a.contains(ip))
-            .max_by_key(|&(i, a)| (a.len(), std::cmp::Reverse(i)));
+            .filter(|(_, a)| a.contains(&ip))
+            .max_by_key(|&(i, a)| (a.prefix_len(), std::cmp::Reverse(i)));
         if let Some((port, _)) = on_link {
             return Some(SnatReach::OnLink { port });
         }
         self.routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.prefix.contains(ip))
-            .max_by_key(|&(i, r)| (r.prefix.len(), std::cmp::Reverse(i)))
+            .filter(|(_, r)| r.prefix.contains(&ip))
+            .max_by_key(|&(i, r)| (r.prefix.prefix_len(), std::cmp::Reverse(i)))
             .map(|(route, _)| SnatReach::Routed { route })
     }
 
@@ -571,9 +545,7 @@ impl Settings {
             self.workers.main_lcore.to_string(),
         ];
         for port in &self.ports {
-            let (flag, value) = port.device.eal_argument();
-            args.push(flag.to_owned());
-            args.push(value.to_owned());
+            args.extend(port.device.eal_args());
         }
         args.extend(self.eal_args.iter().cloned());
         args
@@ -601,6 +573,9 @@ impl Settings {
         if self.ports.is_empty() {
             v.fail("ports", "at least one port is required");
         }
+        if self.ports.len() > usize::from(MAX_PORTS) {
+            v.fail("ports", format!("at most {MAX_PORTS} ports"));
+        }
         for (i, port) in self.ports.iter().enumerate() {
             let at = format!("ports[{i}]");
             if port.name.is_empty()
@@ -625,11 +600,14 @@ impl Settings {
             }
             if let Some(j) = self.ports[..i]
                 .iter()
-                .position(|p| p.device.id() == port.device.id())
+                .position(|p| p.device.port_name() == port.device.port_name())
             {
                 v.fail(
                     format!("{at}.device"),
-                    format!("{:?} is already the device of ports[{j}]", port.device.id()),
+                    format!(
+                        "{:?} is already the device of ports[{j}]",
+                        port.device.port_name()
+                    ),
                 );
             }
             if let Some(mac) = port.mac {
@@ -741,10 +719,9 @@ impl Settings {
                 v.fail(
                     format!("{at}.prefix"),
                     format!(
-                        "{}: host bits are set (did you mean {}/{}?)",
+                        "{}: host bits are set (did you mean {}?)",
                         route.prefix,
-                        route.prefix.network(),
-                        route.prefix.len()
+                        route.prefix.trunc()
                     ),
                 );
             }
@@ -774,7 +751,7 @@ impl Settings {
                     format!("no port named {:?}", route.port),
                 ),
                 Some((_, port)) => {
-                    if !port.addresses.iter().any(|a| a.contains(route.via)) {
+                    if !port.addresses.iter().any(|a| a.contains(&route.via)) {
                         v.fail(
                             format!("{at}.via"),
                             format!(
@@ -792,6 +769,12 @@ impl Settings {
         let w = &self.workers;
         if w.lcores.is_empty() {
             v.fail("workers.lcores", "at least one worker lcore is required");
+        }
+        if w.lcores.len() > usize::from(MAX_WORKERS) {
+            v.fail(
+                "workers.lcores",
+                format!("at most {MAX_WORKERS} worker lcores"),
+            );
         }
         for (i, lcore) in w.lcores.iter().enumerate() {
             if w.lcores[..i].contains(lcore) {
@@ -841,11 +824,8 @@ impl Settings {
                 format!("{} is out of range (1 to {MAX_FLOW_CAPACITY})", f.capacity),
             );
         }
-        if f.idle_timeout.0.is_zero() || f.idle_timeout.0 > MAX_IDLE_TIMEOUT {
-            v.fail(
-                "flows.idle_timeout",
-                format!("{} is out of range (1ms to 24h)", f.idle_timeout),
-            );
+        if let Err(message) = check_idle_timeout(f.idle_timeout.0) {
+            v.fail("flows.idle_timeout", message);
         }
         let size = self.maglev.table_size;
         if size > MAX_TABLE_SIZE {
@@ -917,25 +897,14 @@ impl Validator {
     }
 }
 
-fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    let n = u64::from(n);
-    (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
-}
-
-fn next_prime(n: u32) -> u32 {
-    (n..=u32::MAX).find(|&c| is_prime(c)).unwrap_or(n)
-}
-
 /// Deserializes a type from its string form through `FromStr`. The parse runs inside the
 /// deserializer's visitor, so the YAML parser reports the error with the field path and line.
 struct FromStrVisitor<T>(std::marker::PhantomData<T>);
 
 impl<T> serde::de::Visitor<'_> for FromStrVisitor<T>
 where
-    T: FromStr<Err = String>,
+    T: FromStr,
+    T::Err: fmt::Display,
 {
     type Value = T;
 
@@ -948,304 +917,113 @@ where
     }
 }
 
-macro_rules! deserialize_from_str {
-    ($($t:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_str(FromStrVisitor(std::marker::PhantomData))
+/// `deserialize_with` adaptors: settings parse straight into the pipelines types (which
+/// are serde-free) through their `FromStr`, so appliance.yaml and the Gateway annotations
+/// accept the same spellings with the same messages.
+mod text {
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::str::FromStr;
+
+    use pipelines::net::IpNet;
+    use serde::{Deserialize, Deserializer};
+
+    use super::FromStrVisitor;
+
+    /// A value parsed from its string form.
+    struct Text<T>(T);
+
+    impl<'de, T> Deserialize<'de> for Text<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(FromStrVisitor(PhantomData)).map(Text)
+        }
+    }
+
+    pub(super) fn one<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        Text::deserialize(d).map(|t| t.0)
+    }
+
+    pub(super) fn option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        Option::<Text<T>>::deserialize(d).map(|o| o.map(|t| t.0))
+    }
+
+    /// An address with its prefix length, `198.18.0.1/24` (`ipnet`), with a message that
+    /// says which part is wrong.
+    struct Prefix(IpNet);
+
+    impl FromStr for Prefix {
+        type Err = String;
+
+        fn from_str(s: &str) -> Result<Self, String> {
+            if let Ok(net) = s.parse() {
+                return Ok(Prefix(net));
             }
-        }
-    )*};
-}
-deserialize_from_str!(IpPrefix, MacAddr, HumanDuration, PortRange, Device);
-
-/// An IP address with a prefix length: `198.18.0.1/24`, `2001:2::/48`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IpPrefix {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl IpPrefix {
-    /// Builds a prefix; `None` if `len` exceeds the address width.
-    pub fn new(addr: IpAddr, len: u8) -> Option<IpPrefix> {
-        (len <= max_prefix_len(addr)).then_some(IpPrefix { addr, len })
-    }
-
-    /// The address as written (host bits kept).
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length.
-    // A prefix length, not a collection size: `is_empty` would mean nothing.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> u8 {
-        self.len
-    }
-
-    /// Whether the prefix is `/0` (matches every address of its family).
-    pub fn is_default(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The address with host bits cleared.
-    pub fn network(&self) -> IpAddr {
-        match self.addr {
-            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask32(self.len))),
-            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask128(self.len))),
+            let (addr, len) = s
+                .split_once('/')
+                .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX-LENGTH"))?;
+            let addr: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len: u8 = len
+                .parse()
+                .map_err(|_| format!("{s:?}: prefix length out of range (0 to {max})"))?;
+            IpNet::new(addr, len)
+                .map(Prefix)
+                .map_err(|_| format!("{s:?}: prefix length out of range (0 to {max})"))
         }
     }
 
-    /// Whether `ip` lies inside the prefix.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)) & mask32(self.len) == 0,
-            (IpAddr::V6(a), IpAddr::V6(b)) => {
-                (u128::from(a) ^ u128::from(b)) & mask128(self.len) == 0
-            }
-            _ => false,
+    pub(super) fn prefix<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        one(d).map(|p: Prefix| p.0)
+    }
+
+    pub(super) fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<Text<Prefix>>::deserialize(d).map(|v| v.into_iter().map(|t| t.0 .0).collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn prefixes_parse_and_reject_out_of_range_lengths() {
+            let p = |s: &str| s.parse::<Prefix>().map(|p| p.0);
+            let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+            let net = p("198.18.0.1/24").expect("prefix");
+            assert_eq!(net.addr(), ip("198.18.0.1"), "the address is kept");
+            assert_eq!(net.network(), ip("198.18.0.0"));
+            assert!(net.contains(&ip("198.18.0.200")));
+            assert!(!net.contains(&ip("198.18.1.1")));
+            assert!(!net.contains(&ip("2001:2::1")));
+            let d = p("0.0.0.0/0").expect("default");
+            assert!(d.prefix_len() == 0 && d.contains(&ip("198.19.255.255")));
+            let v6 = p("2001:2:0:1::1/64").expect("v6");
+            assert_eq!(v6.network(), ip("2001:2:0:1::"));
+            assert!(v6.contains(&ip("2001:2:0:1:ffff::9")));
+            assert_eq!(
+                p("198.18.0.1/33"),
+                Err("\"198.18.0.1/33\": prefix length out of range (0 to 32)".into())
+            );
+            assert!(p("2001:2::1/129").is_err());
+            assert!(p("198.18.0.1").is_err());
+            assert!(p("198.18.0/24").is_err());
         }
     }
-}
-
-fn max_prefix_len(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
-fn mask32(len: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
-}
-
-fn mask128(len: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
-}
-
-impl fmt::Display for IpPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-impl FromStr for IpPrefix {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, len) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX-LENGTH"))?;
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
-        let len: u8 = len
-            .parse()
-            .map_err(|_| format!("{s:?}: prefix length out of range"))?;
-        IpPrefix::new(addr, len).ok_or_else(|| {
-            format!(
-                "{s:?}: prefix length out of range (0 to {})",
-                max_prefix_len(addr)
-            )
-        })
-    }
-}
-
-/// An Ethernet MAC address, written `02:00:5e:10:00:01`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Whether it is a unicast address (group bit clear, not all zero).
-    pub fn is_unicast(&self) -> bool {
-        self.0[0] & 1 == 0 && self.0 != [0; 6]
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-impl FromStr for MacAddr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?}: expected a MAC address like 02:00:00:00:00:01");
-        let mut bytes = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut bytes {
-            let part = parts.next().ok_or_else(bad)?;
-            if part.len() != 2 {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(MacAddr(bytes))
-    }
-}
-
-/// A duration written with a unit: `500ms`, `30s`, `5m`, `1h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct HumanDuration(pub Duration);
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        let (value, unit) = [(3_600_000, "h"), (60_000, "m"), (1000, "s")]
-            .into_iter()
-            // Zero prints as "0s".
-            .find(|&(per, _)| ms / per * per == ms && (ms >= per || per == 1000))
-            .map_or((ms, "ms"), |(per, unit)| (ms / per, unit));
-        write!(f, "{value}{unit}")
-    }
-}
-
-impl FromStr for HumanDuration {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, unit) = s.split_at(digits);
-        let bad = || format!("{s:?}: expected a number and a unit (ms, s, m or h), e.g. \"30s\"");
-        let number: u64 = number.parse().map_err(|_| bad())?;
-        let ms_per_unit = match unit {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(bad()),
-        };
-        let ms = number
-            .checked_mul(ms_per_unit)
-            .ok_or_else(|| format!("{s:?}: too large"))?;
-        Ok(HumanDuration(Duration::from_millis(ms)))
-    }
-}
-
-/// An inclusive UDP port range, written `1024-65535` (or a single port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PortRange {
-    /// First port of the range.
-    pub first: u16,
-    /// Last port of the range (inclusive).
-    pub last: u16,
-}
-
-impl PortRange {
-    /// How many ports the range holds.
-    pub fn count(&self) -> u32 {
-        u32::from(self.last) - u32::from(self.first) + 1
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-impl FromStr for PortRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?}: expected FIRST-LAST, e.g. \"1024-65535\"");
-        let (first, last) = s.split_once('-').unwrap_or((s, s));
-        let first: u16 = first.trim().parse().map_err(|_| bad())?;
-        let last: u16 = last.trim().parse().map_err(|_| bad())?;
-        if first > last {
-            return Err(format!("{s:?}: the first port is above the last"));
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-/// A DPDK device: a PCI address or a virtual device string.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Device {
-    /// `0000:03:00.0` (domain optional), optionally followed by `,key=value` device args.
-    Pci(String),
-    /// `net_tap0,iface=udplb0`: a DPDK vdev, driver name then `,key=value` args.
-    Vdev(String),
-}
-
-impl Device {
-    /// The EAL option and value that create this device (`-a ADDR` or `--vdev STRING`).
-    pub fn eal_argument(&self) -> (&'static str, &str) {
-        match self {
-            Device::Pci(s) => ("-a", s),
-            Device::Vdev(s) => ("--vdev", s),
-        }
-    }
-
-    /// The name DPDK knows the device by: the PCI address or the vdev instance name.
-    pub fn id(&self) -> &str {
-        let (Device::Pci(s) | Device::Vdev(s)) = self;
-        s.split(',').next().unwrap_or(s)
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Device::Pci(s) | Device::Vdev(s)) = self;
-        f.write_str(s)
-    }
-}
-
-impl FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.split(',');
-        let head = parts.next().unwrap_or_default();
-        for arg in parts {
-            match arg.split_once('=') {
-                Some((k, _)) if !k.is_empty() => {}
-                _ => return Err(format!("{s:?}: device argument {arg:?} is not KEY=VALUE")),
-            }
-        }
-        if is_pci_address(head) {
-            Ok(Device::Pci(s.to_owned()))
-        } else if is_vdev_name(head) {
-            Ok(Device::Vdev(s.to_owned()))
-        } else {
-            Err(format!(
-                "{s:?}: expected a PCI address (0000:03:00.0) or a vdev (net_tap0,iface=udplb0)"
-            ))
-        }
-    }
-}
-
-/// `[DDDD:]BB:DD.F` in hex.
-fn is_pci_address(s: &str) -> bool {
-    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
-    let fields: Vec<&str> = s.split(':').collect();
-    let (domain_ok, bus, devfn) = match fields.as_slice() {
-        [domain, bus, devfn] => (hex(domain, 4), *bus, *devfn),
-        [bus, devfn] => (true, *bus, *devfn),
-        _ => return false,
-    };
-    let Some((dev, func)) = devfn.split_once('.') else {
-        return false;
-    };
-    domain_ok && hex(bus, 2) && hex(dev, 2) && matches!(func.as_bytes(), [b'0'..=b'7'])
-}
-
-/// `net_` + driver + instance, e.g. `net_tap0`, `net_af_packet1`.
-fn is_vdev_name(s: &str) -> bool {
-    s.strip_prefix("net_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    })
 }
 
 #[cfg(test)]
@@ -1263,7 +1041,7 @@ mod tests {
         assert_eq!(s.workers.burst, 32);
         assert_eq!(s.workers.idle_backoff_us, 0);
         assert_eq!(s.flows.capacity, 1_048_576);
-        assert_eq!(s.flows.idle_timeout.0, Duration::from_secs(30));
+        assert_eq!(s.flows.idle_timeout.0, std::time::Duration::from_secs(30));
         assert_eq!(s.flows.new_flow_rate_limit, 0);
         assert_eq!(s.nat_mode, NatMode::FullNat);
         assert_eq!(s.hash_key, HashKey::FiveTuple);
@@ -1285,70 +1063,12 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_parse_and_reject_out_of_range_lengths() {
-        let p: IpPrefix = "198.18.0.1/24".parse().expect("prefix");
-        assert_eq!(p.network(), "198.18.0.0".parse::<IpAddr>().expect("ip"));
-        assert!(p.contains("198.18.0.200".parse().expect("ip")));
-        assert!(!p.contains("198.18.1.1".parse().expect("ip")));
-        assert!(!p.contains("2001:2::1".parse().expect("ip")));
-        let d: IpPrefix = "0.0.0.0/0".parse().expect("default");
-        assert!(d.is_default() && d.contains("198.19.255.255".parse().expect("ip")));
-        let v6: IpPrefix = "2001:2:0:1::1/64".parse().expect("v6");
-        assert_eq!(v6.network(), "2001:2:0:1::".parse::<IpAddr>().expect("ip"));
-        assert!(v6.contains("2001:2:0:1:ffff::9".parse().expect("ip")));
-        assert_eq!(
-            "198.18.0.1/33".parse::<IpPrefix>(),
-            Err("\"198.18.0.1/33\": prefix length out of range (0 to 32)".into())
-        );
-        assert!("2001:2::1/129".parse::<IpPrefix>().is_err());
-        assert!("198.18.0.1".parse::<IpPrefix>().is_err());
-        assert!("198.18.0/24".parse::<IpPrefix>().is_err());
-    }
-
-    #[test]
-    fn macs_durations_ranges_devices_parse() {
-        let mac: MacAddr = "02:00:5E:10:00:01".parse().expect("mac");
-        assert_eq!(mac.0, [2, 0, 0x5e, 0x10, 0, 1]);
-        assert_eq!(mac.to_string(), "02:00:5e:10:00:01");
-        assert!(mac.is_unicast());
-        assert!(!"ff:ff:ff:ff:ff:ff"
-            .parse::<MacAddr>()
-            .expect("mac")
-            .is_unicast());
-        for bad in [
-            "02:00:5e:10:00",
-            "02:00:5e:10:00:01:02",
-            "2:0:5e:10:0:1",
-            "zz:00:00:00:00:00",
-        ] {
-            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
-        }
-        for (text, ms) in [
-            ("500ms", 500),
-            ("30s", 30_000),
-            ("5m", 300_000),
-            ("1h", 3_600_000),
-        ] {
-            let d: HumanDuration = text.parse().expect("duration");
-            assert_eq!(d.0, Duration::from_millis(ms));
-            assert_eq!(d.to_string(), text);
-        }
-        for bad in ["30", "s", "30 s", "1.5s", "-1s", "3d"] {
-            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
-        }
-        assert_eq!(
-            "1024-65535".parse::<PortRange>(),
-            Ok(PortRange {
-                first: 1024,
-                last: 65535
-            })
-        );
-        assert_eq!("5000".parse::<PortRange>().map(|r| r.count()), Ok(1));
-        assert!("2000-1000".parse::<PortRange>().is_err());
-        assert!("1024-70000".parse::<PortRange>().is_err());
-
+    fn devices_parse() {
         for pci in ["0000:03:00.0", "03:00.1", "0000:af:00.7,txq_inline=128"] {
-            assert!(matches!(pci.parse::<Device>(), Ok(Device::Pci(_))), "{pci}");
+            assert!(
+                matches!(pci.parse::<Device>(), Ok(Device::Pci { .. })),
+                "{pci}"
+            );
         }
         for vdev in [
             "net_tap0,iface=udplb0",
@@ -1360,7 +1080,7 @@ mod tests {
             "net_null0",
         ] {
             assert!(
-                matches!(vdev.parse::<Device>(), Ok(Device::Vdev(_))),
+                matches!(vdev.parse::<Device>(), Ok(Device::Vdev { .. })),
                 "{vdev}"
             );
         }
@@ -1375,17 +1095,8 @@ mod tests {
             assert!(bad.parse::<Device>().is_err(), "{bad}");
         }
         let tap: Device = "net_tap0,iface=udplb0".parse().expect("tap");
-        assert_eq!(tap.id(), "net_tap0");
-        assert_eq!(tap.eal_argument(), ("--vdev", "net_tap0,iface=udplb0"));
-    }
-
-    #[test]
-    fn primes() {
-        let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
-        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
-        assert!(is_prime(65537));
-        assert!(!is_prime(65536));
-        assert_eq!(next_prime(65536), 65537);
+        assert_eq!(tap.port_name(), "net_tap0");
+        assert_eq!(tap.eal_args(), ["--vdev", "net_tap0,iface=udplb0"]);
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! The poll-mode worker: one per lcore, `rx_burst` → `pipelines` → `tx_burst`.
 //!
-//! Each worker owns one RX and one TX queue on every port, its `pipelines::Worker` (flow
+//! Each worker owns one RX and one TX queue on every port, its `pipelines::FastPath` (flow
 //! table, SNAT partition, counters) and reusable bursts: nothing is allocated and nothing
 //! is locked per packet. New tables and neighbor snapshots arrive as `Arc`s over channels
 //! and are picked up between bursts. Counters are copied out every
 //! [`REPORT_INTERVAL`] with a `try_lock`, so the management thread never stalls a worker.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use pipelines::counters::{Counters, EntityCounters};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::Network;
 use pipelines::tables::Tables;
-use pipelines::{Context, DropReason, HostReason, Verdict};
+use pipelines::{Context, DropReason, FastPath, HostReason, Verdict};
 
 use crate::dpdk::{Mbuf, MbufBurst, RxQueue, TxChecksum, TxQueue};
 use crate::slowpath::{SlowPathCounters, SlowPathMsg};
@@ -41,8 +40,8 @@ pub struct WorkerReport {
     pub host_overflow: u64,
     /// Generation of the tables the worker runs.
     pub generation: u64,
-    /// Replies passed to the worker that owns their SNAT port (each was first counted
-    /// as `no_reverse_flow` here).
+    /// Replies passed to the worker that owns their SNAT port (the fast path's
+    /// `Handoff` verdict).
     pub handed_off: u64,
     /// Replies that could not be passed on (the owner's channel was full).
     pub handoff_overflow: u64,
@@ -57,8 +56,8 @@ pub type ReportSlot = Arc<Mutex<WorkerReport>>;
 
 /// Everything a worker runs with; moved onto its lcore.
 pub struct WorkerSetup {
-    /// The fast-path state (flow table, SNAT partition, counters).
-    pub pipeline: pipelines::Worker,
+    /// The fast path (flow table, SNAT partition, counters).
+    pub fast_path: FastPath,
     /// `rx[p]` polls port `p`.
     pub rx: Vec<RxQueue>,
     /// `tx[p]` transmits on port `p`.
@@ -93,28 +92,29 @@ pub struct WorkerSetup {
 /// Hands replies to the worker that owns their flow (full NAT with several workers).
 ///
 /// RSS steers a backend's reply by its own hash, not by which worker allocated the SNAT
-/// port it is addressed to. A worker that finds no flow for such a reply passes it to the
-/// owner of the port (`PortRange::owner`) over a bounded channel, untouched; the owner
-/// processes it with its own flow table.
+/// port it is addressed to. The fast path recognises such a reply (`Verdict::Handoff`,
+/// the owner from `PortRange::owner`) and the worker passes it to the owner over a
+/// bounded channel, untouched, with the port it arrived on (the owner's fast path checks
+/// the frame against that port); the owner processes it with its own flow table.
 pub struct Handoff {
     /// This worker's index.
     pub worker_id: u16,
-    /// Replies other workers pass to this one.
-    pub rx: Receiver<Mbuf>,
+    /// Replies other workers pass to this one: `(input port, frame)`.
+    pub rx: Receiver<(u16, Mbuf)>,
     /// `to[w]` reaches worker `w` (this worker's own entry is unused).
-    pub to: Vec<Sender<Mbuf>>,
+    pub to: Vec<Sender<(u16, Mbuf)>>,
 }
 
 impl Handoff {
     /// Channels for `workers` workers, each bounded to `depth` mbufs.
     pub fn mesh(workers: u16, depth: usize) -> Vec<Handoff> {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
-            .map(|_| crossbeam_channel::bounded::<Mbuf>(depth))
+            .map(|_| crossbeam_channel::bounded::<(u16, Mbuf)>(depth))
             .unzip();
-        rxs.into_iter()
-            .enumerate()
-            .map(|(i, rx)| Handoff {
-                worker_id: u16::try_from(i).unwrap_or(u16::MAX),
+        (0..workers)
+            .zip(rxs)
+            .map(|(worker_id, rx)| Handoff {
+                worker_id,
                 rx,
                 to: txs.clone(),
             })
@@ -135,9 +135,10 @@ struct LoopStats {
 
 /// Datagrams waiting for their next hop to be resolved, like a kernel's ARP queue: when
 /// the slow path publishes new neighbors they run through the fast path again; after
-/// [`HOLD_TIME`] they are dropped. Fixed capacity, allocated once.
+/// [`HOLD_TIME`] they are dropped. Fixed capacity, allocated once. Entries are
+/// `(deadline, input port, frame)`: a held frame runs again as if on the port it came in.
 struct Held {
-    queue: std::collections::VecDeque<(u64, Mbuf)>,
+    queue: std::collections::VecDeque<(u64, u16, Mbuf)>,
 }
 
 /// How many datagrams a worker holds for neighbor resolution.
@@ -181,7 +182,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         // Burst boundary: adopt the newest tables and neighbors, if any.
         if let Some(t) = w.tables_rx.try_iter().last() {
             w.tables = t;
-            w.pipeline.adopt(&w.tables);
+            w.fast_path.adopt(&w.tables);
         }
         let clock = Instant::now();
         let now = nanos_since(w.epoch, clock);
@@ -189,19 +190,39 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         if let Some(n) = w.neighbors_rx.try_iter().last() {
             w.neighbors = n;
             // New neighbors: held datagrams try again (at most a burst's worth per
-            // snapshot; the rest wait for the next one or expire).
+            // snapshot; the rest wait for the next one or expire), one burst per run of
+            // frames from the same input port.
             let mut again = held.queue.len();
+            let (mut port, mut taken) = (0, 0);
             while again > 0 {
                 again -= 1;
-                let Some((deadline, mbuf)) = held.queue.pop_front() else {
+                let Some((deadline, p, mbuf)) = held.queue.pop_front() else {
                     break;
                 };
                 if deadline < now {
                     stats.hold_expired += 1;
                     continue;
                 }
+                if taken == BURST {
+                    held.queue.push_front((deadline, p, mbuf));
+                    break;
+                }
+                if p != port && !rx_burst.is_empty() {
+                    handle_burst(
+                        &mut w,
+                        &handoff,
+                        now,
+                        port,
+                        &mut rx_burst,
+                        &mut tx_bursts,
+                        &mut stats,
+                        &mut held,
+                    );
+                }
+                port = p;
+                taken += 1;
                 if let Err(mbuf) = rx_burst.push(mbuf) {
-                    held.queue.push_front((deadline, mbuf));
+                    held.queue.push_front((deadline, p, mbuf));
                     break;
                 }
             }
@@ -210,7 +231,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                     &mut w,
                     &handoff,
                     now,
-                    0,
+                    port,
                     &mut rx_burst,
                     &mut tx_bursts,
                     &mut stats,
@@ -218,13 +239,13 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 );
             }
         }
-        for in_port in 0..ports {
-            let n = w.rx[in_port].rx_burst(&mut rx_burst);
+        // Port ids are u16 (DPDK's): the range bounds them, no conversion can overflow.
+        for in_port in (0..=u16::MAX).take(ports) {
+            let n = w.rx[usize::from(in_port)].rx_burst(&mut rx_burst);
             if n == 0 {
                 continue;
             }
             received += n;
-            let in_port = u16::try_from(in_port).unwrap_or(u16::MAX);
             handle_burst(
                 &mut w,
                 &handoff,
@@ -236,8 +257,24 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 &mut held,
             );
         }
-        // Replies other workers passed here (full NAT, several workers).
-        for mbuf in handoff.rx.try_iter().take(BURST) {
+        // Replies other workers passed here (full NAT, several workers), one burst per
+        // run of frames from the same input port.
+        let mut port = 0;
+        for (p, mbuf) in handoff.rx.try_iter().take(BURST) {
+            if p != port && !rx_burst.is_empty() {
+                received += rx_burst.len();
+                handle_burst(
+                    &mut w,
+                    &handoff,
+                    now,
+                    port,
+                    &mut rx_burst,
+                    &mut tx_bursts,
+                    &mut stats,
+                    &mut held,
+                );
+            }
+            port = p;
             if rx_burst.push(mbuf).is_err() {
                 break;
             }
@@ -248,7 +285,7 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
                 &mut w,
                 &handoff,
                 now,
-                0,
+                port,
                 &mut rx_burst,
                 &mut tx_bursts,
                 &mut stats,
@@ -266,11 +303,11 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
         }
         if clock.duration_since(last_maintain) >= MAINTAIN_INTERVAL {
             last_maintain = clock;
-            w.pipeline.maintain(now);
+            w.fast_path.maintain(now);
             while held
                 .queue
                 .front()
-                .is_some_and(|(deadline, _)| *deadline < now)
+                .is_some_and(|(deadline, _, _)| *deadline < now)
             {
                 held.queue.pop_front();
                 stats.hold_expired += 1;
@@ -301,8 +338,8 @@ pub fn run_with_handoff(mut w: WorkerSetup, handoff: Handoff) {
 }
 
 fn fill_report(r: &mut WorkerReport, w: &mut WorkerSetup, stats: &LoopStats) {
-    r.counters.clone_from(w.pipeline.counters());
-    r.retired.extend(w.pipeline.take_retired());
+    r.counters.clone_from(w.fast_path.counters());
+    r.retired.extend(w.fast_path.take_retired());
     r.tx_refused = stats.tx_refused;
     r.host_overflow = stats.host_overflow;
     r.handed_off = stats.handed_off;
@@ -338,7 +375,7 @@ fn handle_burst(
             *view = mbuf.data_mut();
             n += 1;
         }
-        w.pipeline
+        w.fast_path
             .process_burst(&ctx, now, in_port, &mut packets[..n], &mut verdicts[..n]);
     }
     for (mut mbuf, &verdict) in burst.drain().zip(verdicts.iter()) {
@@ -366,20 +403,17 @@ fn handle_burst(
             }
             Verdict::ToHost(reason) => {
                 let msg = match reason {
-                    HostReason::Resolve { next_hop } => {
+                    HostReason::Resolve { next_hop, port } => {
                         // Hold the datagram (untouched) until the neighbor is known.
                         if held.queue.len() < HOLD_CAPACITY {
                             let deadline =
                                 now + u64::try_from(HOLD_TIME.as_nanos()).unwrap_or(u64::MAX);
-                            held.queue.push_back((deadline, mbuf));
+                            held.queue.push_back((deadline, in_port, mbuf));
                             stats.held += 1;
                         } else {
                             stats.hold_expired += 1;
                         }
-                        SlowPathMsg::Resolve {
-                            port: resolve_port(&w.network, next_hop, in_port),
-                            next_hop,
-                        }
+                        SlowPathMsg::Resolve { port, next_hop }
                     }
                     HostReason::Reject => SlowPathMsg::Reject {
                         port: in_port,
@@ -394,29 +428,19 @@ fn handle_burst(
                     stats.host_overflow += 1;
                 }
             }
-            Verdict::Drop(DropReason::NoReverseFlow) => {
-                // Maybe another worker's flow: the packet is untouched, pass it on.
-                let owner = reply_owner(&w.network, mbuf.data(), handoff.to.len());
-                match owner.and_then(|o| handoff.to.get(usize::from(o)).map(|tx| (o, tx))) {
-                    Some((o, tx)) if o != handoff.worker_id => match tx.try_send(mbuf) {
+            Verdict::Handoff { worker } => {
+                // Another worker's flow: the packet is untouched, pass it on.
+                match handoff.to.get(usize::from(worker)) {
+                    Some(tx) if worker != handoff.worker_id => match tx.try_send((in_port, mbuf)) {
                         Ok(()) => stats.handed_off += 1,
                         Err(_) => stats.handoff_overflow += 1,
                     },
-                    _ => drop(mbuf),
+                    // No channel to that worker: it cannot be passed on.
+                    _ => stats.handoff_overflow += 1,
                 }
             }
             Verdict::Drop(_) => drop(mbuf),
         }
-    }
-}
-
-/// The worker whose SNAT partition holds the destination port of a reply to an SNAT
-/// address.
-fn reply_owner(network: &Network, frame: &[u8], workers: usize) -> Option<u16> {
-    let workers = u16::try_from(workers).ok().filter(|&w| w > 1)?;
-    match pipelines::parse::parse(frame) {
-        pipelines::parse::Parsed::Udp(p) => network.snat().ports.owner(p.flow.dst_port, workers),
-        _ => None,
     }
 }
 
@@ -447,11 +471,6 @@ fn enqueue(
 fn flush(txq: &mut TxQueue, burst: &mut MbufBurst) -> u64 {
     txq.tx_burst(burst);
     burst.free_all() as u64
-}
-
-/// The port a next hop is resolved on: where the routing table sends it.
-pub(crate) fn resolve_port(network: &Network, next_hop: IpAddr, fallback: u16) -> u16 {
-    network.route(next_hop).map_or(fallback, |h| h.port)
 }
 
 fn nanos_since(epoch: Instant, now: Instant) -> u64 {

@@ -467,7 +467,7 @@ mod tests {
         let n = rx.rx_burst(&mut burst);
         assert!(n > 0, "net_null always has packets");
         assert_eq!(burst.len(), n);
-        assert!(pool.in_use() >= n as u32);
+        assert!(pool.in_use() >= u32::try_from(n).expect("a burst"));
         drop(burst);
         drop(rx);
         port.stop().expect("stop");

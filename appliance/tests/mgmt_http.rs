@@ -1,4 +1,4 @@
-//! The management HTTP API against a fake `Control`: every route, status code, the token,
+//! The management HTTP API against a fake `ApiBackend`: every route, status code, the token,
 //! body limits, framing, and a clean shutdown. One test puts the real control plane
 //! behind it (its I/O injected, no DPDK) to check what `GET /v1/status` reports.
 
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use appliance::control::{ControlPlane, Wiring};
-use appliance::mgmt::{fetch, request, Control, ManagementServer, MAX_BODY_BYTES};
+use appliance::mgmt::{fetch, request, ApiBackend, ManagementServer, MAX_BODY_BYTES};
 use config::CompileParams;
 use pipelines::tables::DataplaneParams;
 
@@ -28,7 +28,7 @@ impl FakeControl {
     }
 }
 
-impl Control for FakeControl {
+impl ApiBackend for FakeControl {
     fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
         if !yaml.contains("kind:") || yaml.contains("invalid") {
             return Err(format!(
@@ -76,7 +76,7 @@ impl Api {
         let server = ManagementServer::start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             token.map(str::to_owned),
-            Arc::clone(&control) as Arc<dyn Control>,
+            Arc::clone(&control) as Arc<dyn ApiBackend>,
         )
         .expect("start server");
         let addr = server.local_addr().to_string();
@@ -405,7 +405,7 @@ fn client_reports_unreachable_api() {
 /// The API's view of the real control plane, as `udplb run` wires it.
 struct PlaneControl(ControlPlane);
 
-impl Control for PlaneControl {
+impl ApiBackend for PlaneControl {
     fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
         self.0.apply_yaml(yaml)
     }
@@ -484,7 +484,7 @@ fn status_reports_the_gateway_classes_of_the_running_configuration() {
     let server = ManagementServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         None,
-        Arc::new(PlaneControl(plane)) as Arc<dyn Control>,
+        Arc::new(PlaneControl(plane)) as Arc<dyn ApiBackend>,
     )
     .expect("start server");
     let addr = server.local_addr().to_string();

@@ -20,18 +20,22 @@ use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{
-    ChecksumCaps, IpNet, Mac, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
+    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
 };
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{decode_verified, udp_frame};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 const FLOWS: u32 = 2000;
 const ROUNDS: u32 = 2;
 const VIP: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 2, 1)), 53);
 const SNAT: [u8; 4] = [198, 18, 1, 253];
-const HEAVY: ([u8; 4], Mac) = ([198, 18, 1, 1], [0x0a, 0, 0, 0, 1, 1]);
-const LIGHT: ([u8; 4], Mac) = ([198, 18, 1, 2], [0x0a, 0, 0, 0, 1, 2]);
+/// The MAC DPDK's net_pcap gives its first port ("\x02pcap\0"); the input frames are
+/// addressed to it, as a sender on the link would (the fast path drops frames for other
+/// MACs as `not_for_us`).
+const PCAP_PORT_MAC: MacAddr = MacAddr([0x02, 0x70, 0x63, 0x61, 0x70, 0x00]);
+const HEAVY: ([u8; 4], MacAddr) = ([198, 18, 1, 1], MacAddr([0x0a, 0, 0, 0, 1, 1]));
+const LIGHT: ([u8; 4], MacAddr) = ([198, 18, 1, 2], MacAddr([0x0a, 0, 0, 0, 1, 2]));
 const GOLDEN: &str = "tests/golden/pcap_golden.json";
 
 /// Gateway 198.18.2.1:53, one route: Service `heavy` (weight 3) and `light` (weight 1).
@@ -157,13 +161,6 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     frames
 }
 
-fn mac_text(m: Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[test]
 fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     let pid = std::process::id();
@@ -177,14 +174,7 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     for round in 0..ROUNDS {
         for i in 0..FLOWS {
             let payload = [i.to_be_bytes(), round.to_be_bytes()].concat();
-            frames.push(udp_frame(
-                client(i),
-                VIP,
-                64,
-                &[],
-                [2, 0, 0, 0, 0, 1],
-                &payload,
-            ));
+            frames.push(udp_frame(client(i), VIP, 64, &[], PCAP_PORT_MAC, &payload));
         }
     }
     write_pcap(&input, &frames);
@@ -228,16 +218,17 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         .build()
         .expect("pcap port");
     port.start().expect("start the pcap port");
-    let port_mac = port.mac_addr().expect("port MAC");
+    let port_mac = MacAddr(port.mac_addr().expect("port MAC"));
+    assert_eq!(
+        port_mac, PCAP_PORT_MAC,
+        "the input frames are addressed to net_pcap's default MAC"
+    );
 
     let objects = config::load_str("pcap_golden.yaml", MANIFESTS).expect("manifests load");
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let snat_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -275,9 +266,9 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     let (_nb_tx, nb_rx) = crossbeam_channel::unbounded();
     let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
     let setup = WorkerSetup {
-        pipeline: pipelines::Worker::new(WorkerParams {
+        fast_path: FastPath::new(FastPathParams {
             flow_capacity: 4 * FLOWS,
-            ..WorkerParams::new(0, 1, snat_ports)
+            ..FastPathParams::new(0, 1, snat_ports)
         })
         .expect("pipeline worker"),
         rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],
@@ -375,14 +366,14 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         "flows": FLOWS,
         "packets": out.len(),
         "snat_address": IpAddr::from(SNAT).to_string(),
-        "source_mac": mac_text(port_mac),
+        "source_mac": port_mac.to_string(),
         "backends": per_backend
             .iter()
             .map(|(addr, (flows, packets))| {
                 (addr.to_string(), serde_json::json!({
                     "flows": flows,
                     "packets": packets,
-                    "mac": mac_text(macs[addr]),
+                    "mac": macs[addr].to_string(),
                 }))
             })
             .collect::<serde_json::Map<_, _>>(),

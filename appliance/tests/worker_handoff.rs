@@ -12,9 +12,9 @@ use appliance::slowpath::SlowPathCounters;
 use appliance::worker::{self, Handoff, WorkerReport, WorkerSetup};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, Network, PortConfig, PortRange, SnatConfig};
+use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
 use pipelines::tables::{DataplaneParams, Tables};
-use pipelines::WorkerParams;
+use pipelines::{FastPath, FastPathParams};
 
 const APPLIANCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
@@ -163,10 +163,7 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     let compiled = config::compile(&objects, &config::CompileParams::default());
     let tables =
         Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet {
-        addr: IpAddr::from(a),
-        prefix_len: len,
-    };
+    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
     let pool_ports = PortRange {
         first: 1024,
         last: 65535,
@@ -174,7 +171,7 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     let network = Arc::new(
         Network::new(
             vec![PortConfig {
-                mac: APPLIANCE_MAC,
+                mac: MacAddr(APPLIANCE_MAC),
                 addresses: vec![
                     net([198, 18, 0, 1], 24),
                     net([198, 18, 1, 1], 24),
@@ -193,8 +190,8 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
         .expect("network"),
     );
     let neighbors = Arc::new(Neighbors::new([
-        (IpAddr::from([198, 19, 0, 100]), CLIENT_MAC),
-        (IpAddr::from([198, 18, 1, 11]), BACKEND_MAC),
+        (IpAddr::from([198, 19, 0, 100]), MacAddr(CLIENT_MAC)),
+        (IpAddr::from([198, 18, 1, 11]), MacAddr(BACKEND_MAC)),
     ]));
     let stop = Arc::new(AtomicBool::new(false));
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(64);
@@ -212,9 +209,9 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
         let (inject_tx, inject_rx) = crossbeam_channel::bounded(4);
         keep_channels.push((tables_tx, nb_tx, inject_tx));
         let setup = WorkerSetup {
-            pipeline: pipelines::Worker::new(WorkerParams {
+            fast_path: FastPath::new(FastPathParams {
                 flow_capacity: 1024,
-                ..WorkerParams::new(id16, 2, pool_ports)
+                ..FastPathParams::new(id16, 2, pool_ports)
             })
             .expect("worker"),
             rx: vec![appliance_port.rx_queue(QueueId(id16)).expect("rx")],
@@ -299,6 +296,11 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     }
     let r1 = reports[1].lock().expect("report");
     assert_eq!(r1.handed_off, 1, "worker 1 handed the reply over");
+    assert_eq!(
+        (r1.counters.handoff, r1.counters.drops_total()),
+        (1, 0),
+        "the fast path said Handoff, not a drop"
+    );
     let r0 = reports[0].lock().expect("report");
     assert_eq!(
         r0.counters.tx_packets, 2,

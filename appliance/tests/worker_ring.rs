@@ -20,10 +20,10 @@ use appliance::slowpath::{SlowPathCounters, SlowPathMsg};
 use appliance::worker::{self, WorkerReport, WorkerSetup};
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::Mac;
+use pipelines::net::MacAddr;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame, Decoded};
-use pipelines::{DropReason, HostReason, WorkerParams};
+use pipelines::{DropReason, FastPath, FastPathParams, HostReason};
 
 const VIP: [u8; 4] = [198, 18, 2, 1];
 const SNAT: [u8; 4] = [198, 18, 1, 253];
@@ -150,7 +150,7 @@ fn backend(n: u8) -> SocketAddr {
 }
 
 /// Neighbors known from the start: the client-side router and backends 1–3.
-fn static_neighbors() -> Vec<(IpAddr, Mac)> {
+fn static_neighbors() -> Vec<(IpAddr, MacAddr)> {
     let mut v = vec![(IpAddr::from([198, 18, 0, 1]), testkit::ROUTER_MAC)];
     v.extend((1..=3).map(|n| (IpAddr::from([198, 18, 1, n]), testkit::backend_mac(n))));
     v
@@ -227,9 +227,9 @@ impl Rig {
         let (nb_tx, nb_rx) = crossbeam_channel::unbounded();
         let (inject_tx, inject_rx) = crossbeam_channel::bounded(4);
         let setup = WorkerSetup {
-            pipeline: pipelines::Worker::new(WorkerParams {
+            fast_path: FastPath::new(FastPathParams {
                 flow_capacity: 1024,
-                ..WorkerParams::new(0, 1, snat_ports)
+                ..FastPathParams::new(0, 1, snat_ports)
             })
             .expect("pipeline worker"),
             rx: appliance
@@ -461,10 +461,10 @@ fn preserve_client_forward_and_reverse_through_the_worker_loop() {
 fn arp_request_for_vip() -> Vec<u8> {
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&testkit::ROUTER_MAC);
+    f.extend_from_slice(&testkit::ROUTER_MAC.0);
     f.extend_from_slice(&[0x08, 0x06]); // ARP
     f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
-    f.extend_from_slice(&testkit::ROUTER_MAC);
+    f.extend_from_slice(&testkit::ROUTER_MAC.0);
     f.extend_from_slice(&[198, 18, 0, 1]);
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&VIP);
@@ -501,7 +501,7 @@ fn slow_path_gets_arp_and_resolves_held_datagrams() {
         other => panic!("expected a resolve request, got {other:?}"),
     }
     // What the slow path would publish once ARP answered: the held datagram goes out.
-    let far_mac: Mac = [0x0a, 0, 0, 0, 1, 4];
+    let far_mac = MacAddr([0x0a, 0, 0, 0, 1, 4]);
     let mut known = static_neighbors();
     known.push((IpAddr::from(UNRESOLVED_BACKEND), far_mac));
     rig.neighbors

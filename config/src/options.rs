@@ -4,14 +4,13 @@
 //! | annotation | values |
 //! |---|---|
 //! | `udplb.io/nat-mode` | `fullnat`, `preserve-client` |
-//! | `udplb.io/idle-timeout` | a duration: `500ms`, `30s`, `2m`, `1h` |
+//! | `udplb.io/idle-timeout` | a duration (`500ms`, `30s`, `2m`, `1h`; the `humantime` grammar), 1ms to 24h |
 //! | `udplb.io/hash-key` | `5-tuple`, `source-ip-port`, `source-ip` |
 //! | `udplb.io/listener.<listener>.<option>` | the same, for one listener; overrides |
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use pipelines::spec::{HashKey, ListenerOptions, NatMode};
+use pipelines::spec::{check_idle_timeout, HumanDuration, ListenerOptions};
 
 /// Prefix of every udplb annotation.
 pub const PREFIX: &str = "udplb.io/";
@@ -83,28 +82,17 @@ pub fn for_listener(annotations: &BTreeMap<String, String>, listener: &str) -> L
     options
 }
 
+/// Sets `option` from `value`, parsed by the pipelines types' `FromStr` (the same
+/// spellings and messages as the appliance settings).
 fn apply(options: &mut ListenerOptions, option: &str, value: &str) -> Result<(), String> {
+    let text = |e: pipelines::spec::ParseError| e.to_string();
     match option {
-        "nat-mode" => {
-            options.nat_mode = Some(match value {
-                "fullnat" => NatMode::FullNat,
-                "preserve-client" => NatMode::PreserveClient,
-                _ => return Err(format!("{value:?} is not one of fullnat, preserve-client")),
-            });
+        "nat-mode" => options.nat_mode = Some(value.parse().map_err(text)?),
+        "hash-key" => options.hash_key = Some(value.parse().map_err(text)?),
+        "idle-timeout" => {
+            let d: HumanDuration = value.parse().map_err(text)?;
+            options.idle_timeout = Some(check_idle_timeout(d.0)?);
         }
-        "hash-key" => {
-            options.hash_key = Some(match value {
-                "5-tuple" => HashKey::FiveTuple,
-                "source-ip-port" => HashKey::SourceIpPort,
-                "source-ip" => HashKey::SourceIp,
-                _ => {
-                    return Err(format!(
-                        "{value:?} is not one of 5-tuple, source-ip-port, source-ip"
-                    ))
-                }
-            });
-        }
-        "idle-timeout" => options.idle_timeout = Some(parse_duration(value)?),
         _ => {
             return Err(format!(
                 "unknown option {option:?} (known: nat-mode, idle-timeout, hash-key)"
@@ -114,30 +102,12 @@ fn apply(options: &mut ListenerOptions, option: &str, value: &str) -> Result<(),
     Ok(())
 }
 
-/// Parses `<positive integer><unit>` with unit `ms`, `s`, `m` or `h`.
-///
-/// # Errors
-/// A message naming the accepted forms.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let err = || format!("{text:?} is not a duration like 500ms, 30s, 2m or 1h");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
-        _ => return Err(err()),
-    };
-    if d.is_zero() {
-        return Err(format!("{text:?} must be longer than zero"));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use pipelines::spec::{HashKey, NatMode};
+
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -147,24 +117,51 @@ mod tests {
             .collect()
     }
 
+    fn idle_timeout(value: &str) -> Result<Option<Duration>, String> {
+        let mut o = ListenerOptions::default();
+        apply(&mut o, "idle-timeout", value).map(|()| o.idle_timeout)
+    }
+
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in [
-            "",
-            "s",
-            "30",
-            "-1s",
-            "1.5s",
-            "0s",
-            "30 s",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(idle_timeout("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(idle_timeout("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(idle_timeout("2m"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(idle_timeout("1h"), Ok(Some(Duration::from_secs(3600))));
+        // The humantime grammar (shared with appliance.yaml) also takes these.
+        assert_eq!(idle_timeout("1.5s"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(idle_timeout("30 s"), Ok(Some(Duration::from_secs(30))));
+        for bad in ["", "s", "30", "-1s", "99999999999999999999h"] {
+            assert!(idle_timeout(bad).is_err(), "{bad}");
         }
+        // 0s is a duration, but not an idle timeout: the same range check and message as
+        // `flows.idle_timeout` in appliance.yaml.
+        assert_eq!(
+            idle_timeout("0s"),
+            Err("0s is out of range (1ms to 24h)".into())
+        );
+        assert_eq!(
+            idle_timeout("25h"),
+            Err("25h is out of range (1ms to 24h)".into())
+        );
+        assert_eq!(
+            idle_timeout("soon").unwrap_err(),
+            "\"soon\": expected a number and a unit, e.g. 500ms, 30s, 2m or 1h \
+             (expected number at 0)"
+        );
+    }
+
+    #[test]
+    fn keyword_values_use_the_pipelines_spellings() {
+        let mut o = ListenerOptions::default();
+        apply(&mut o, "nat-mode", "preserve-client").unwrap();
+        apply(&mut o, "hash-key", "source-ip-port").unwrap();
+        assert_eq!(o.nat_mode, Some(NatMode::PreserveClient));
+        assert_eq!(o.hash_key, Some(HashKey::SourceIpPort));
+        assert_eq!(
+            apply(&mut o, "hash-key", "4-tuple"),
+            Err("\"4-tuple\" is not one of 5-tuple, source-ip-port, source-ip".into())
+        );
     }
 
     #[test]

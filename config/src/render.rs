@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pipelines::spec::{ForwardingConfig, HashKey, NatMode};
+use pipelines::spec::ForwardingConfig;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -46,16 +46,9 @@ fn views(config: &ForwardingConfig) -> Vec<ListenerView> {
             vip: l.vip.to_string(),
             port: l.port,
             listener: format!("{}/{}/{}", l.key.namespace, l.key.gateway, l.key.listener),
-            nat_mode: l.options.nat_mode.map(|m| match m {
-                NatMode::FullNat => "fullnat",
-                NatMode::PreserveClient => "preserve-client",
-            }),
+            nat_mode: l.options.nat_mode.map(|m| m.as_str()),
             idle_timeout_ms: l.options.idle_timeout.as_ref().map(Duration::as_millis),
-            hash_key: l.options.hash_key.map(|h| match h {
-                HashKey::FiveTuple => "5-tuple",
-                HashKey::SourceIpPort => "source-ip-port",
-                HashKey::SourceIp => "source-ip",
-            }),
+            hash_key: l.options.hash_key.map(|h| h.as_str()),
             route: l.route.as_ref().map(|r| RouteView {
                 name: format!("{}/{}", r.key.namespace, r.key.name),
                 dropped_weight: r.dropped_weight,

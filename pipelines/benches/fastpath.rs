@@ -1,5 +1,5 @@
 //! Fast-path benchmarks: bursts of 32 frames of 60–64 bytes through
-//! `Worker::process_burst`, with 1 and 1,000,000 live flows.
+//! `FastPath::process_burst`, with 1 and 1,000,000 live flows.
 //!
 //! Only `process_burst` is timed (`iter_custom`): restoring the frames between bursts
 //! (they are rewritten in place) and, for the new-flow cases, forgetting the flows just
@@ -22,17 +22,18 @@ use pipelines::net::{Network, PortRange};
 use pipelines::parse::FlowKey;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame};
-use pipelines::{Context, DropReason, Verdict, Worker, WorkerParams};
+use pipelines::{Context, DropReason, FastPath, FastPathParams, Verdict};
 
 const BURST: usize = 32;
 const STRIDE: usize = 64;
 const MILLION: usize = 1_000_000;
 
-/// Frames of equal length stored back to back.
+/// Frames of equal length stored back to back, all arriving on one port.
 struct Pool {
     bytes: Vec<u8>,
     len: usize,
     keys: Vec<FlowKey>,
+    port: u16,
 }
 
 impl Pool {
@@ -41,12 +42,14 @@ impl Pool {
             bytes: Vec::new(),
             len: 0,
             keys: Vec::new(),
+            port: 0,
         }
     }
 
     fn push(&mut self, f: &[u8], key: FlowKey) {
         assert!(f.len() <= STRIDE);
         self.len = f.len();
+        self.port = testkit::arrival_port(f);
         let start = self.bytes.len();
         self.bytes.resize(start + STRIDE, 0);
         self.bytes[start..start + f.len()].copy_from_slice(f);
@@ -66,12 +69,12 @@ struct Rig {
     tables: Tables,
     network: Network,
     neighbors: Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
 impl Rig {
     fn new(capacity: u32) -> Rig {
-        let mut p = WorkerParams::new(
+        let mut p = FastPathParams::new(
             0,
             1,
             PortRange {
@@ -84,7 +87,7 @@ impl Rig {
             tables: Tables::build(&testkit::config(), &DataplaneParams::default()).unwrap(),
             network: testkit::network(false),
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 
@@ -94,17 +97,28 @@ impl Rig {
             network: &self.network,
             neighbors: &self.neighbors,
         };
-        self.worker.process(&ctx, now, 0, f)
+        self.worker.process(&ctx, now, testkit::arrival_port(f), f)
     }
 }
 
 fn client4(i: usize) -> SocketAddr {
-    let ip = Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8);
-    SocketAddr::from((ip, 1024 + (i >> 16) as u16))
+    let [hi, mid, b, c] = u32::try_from(i).expect("client index").to_be_bytes();
+    let ip = Ipv4Addr::new(198, 19, b, c);
+    SocketAddr::from((ip, 1024 + u16::from_be_bytes([hi, mid])))
 }
 
 fn client6(i: usize) -> SocketAddr {
-    let ip = Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, (i >> 16) as u16, i as u16);
+    let [a, b, c, d] = u32::try_from(i).expect("client index").to_be_bytes();
+    let ip = Ipv6Addr::new(
+        0x2001,
+        2,
+        0,
+        9,
+        0,
+        0,
+        u16::from_be_bytes([a, b]),
+        u16::from_be_bytes([c, d]),
+    );
     SocketAddr::from((ip, 40000))
 }
 
@@ -203,7 +217,7 @@ fn time_bursts(
         };
         let start = Instant::now();
         rig.worker
-            .process_burst(&ctx, 2, 0, &mut bufs, &mut verdicts);
+            .process_burst(&ctx, 2, pool.port, &mut bufs, &mut verdicts);
         total += start.elapsed();
         black_box(&verdicts);
         debug_assert!(verdicts.iter().all(|v| matches!(v, Verdict::Tx { .. })));

@@ -269,7 +269,7 @@ mod tests {
         while sum > 0xffff {
             sum = (sum & 0xffff) + (sum >> 16);
         }
-        sum as u16
+        u16::try_from(sum).unwrap()
     }
 
     proptest::proptest! {
@@ -293,7 +293,7 @@ mod tests {
             while sum > 0xffff {
                 sum = (sum & 0xffff) + (sum >> 16);
             }
-            proptest::prop_assert_eq!(update(check, &old, &new), !(sum as u16));
+            proptest::prop_assert_eq!(update(check, &old, &new), !u16::try_from(sum).unwrap());
         }
     }
 }

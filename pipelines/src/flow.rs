@@ -18,7 +18,7 @@
 //! is none the insert fails (the caller counts `table_full` and falls back), so a flood of
 //! new flows never evicts live ones.
 
-use crate::hash::{hash_words, ip_words};
+use crate::hash::{hash_words, ip_words, low32};
 
 /// A direction's addresses and ports, with addresses in 16-byte form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,7 +217,7 @@ impl FlowTable {
     /// lookup finds it in cache; returns its entry for [`FlowTable::touch_record`].
     #[inline]
     pub fn touch_slot(&self, h: u64) -> u32 {
-        self.index[h as u32 as usize & self.mask].entry
+        self.index[low32(h) as usize & self.mask].entry
     }
 
     /// Loads the record an index entry points to (0 = none); returns a value only to
@@ -242,7 +242,7 @@ impl FlowTable {
     /// [`FlowTable::lookup`] with `h = self.hash(t)` already computed.
     #[inline]
     pub fn lookup_hashed(&self, h: u64, t: &Tuple, dir: Dir, snat: &[u8; 16]) -> Option<u32> {
-        let tag = h as u32;
+        let tag = low32(h);
         let mut pos = tag as usize & self.mask;
         let want = u32::from(dir == Dir::Reverse);
         // At most half full: an empty slot ends every probe well before a full lap.
@@ -269,7 +269,7 @@ impl FlowTable {
     }
 
     fn index_insert(&mut self, t: &Tuple, dir: Dir, idx: u32) {
-        let tag = self.hash(t) as u32;
+        let tag = low32(self.hash(t));
         let mut pos = tag as usize & self.mask;
         while self.index[pos].entry != 0 {
             pos = (pos + 1) & self.mask;
@@ -281,7 +281,7 @@ impl FlowTable {
     }
 
     fn index_remove(&mut self, t: &Tuple, dir: Dir, idx: u32) {
-        let tag = self.hash(t) as u32;
+        let tag = low32(self.hash(t));
         let target = ((idx << 1) | u32::from(dir == Dir::Reverse)) + 1;
         let mut pos = tag as usize & self.mask;
         let mut found = None;

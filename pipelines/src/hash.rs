@@ -10,10 +10,28 @@ const P1: u64 = 0xe703_7ed1_a0b4_28db;
 const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
 
 #[inline]
+// Folding the 128-bit product into its low and high halves is the point.
+#[allow(clippy::cast_possible_truncation)]
 fn mix(a: u64, b: u64) -> u64 {
     let r = u128::from(a).wrapping_mul(u128::from(b));
     // Fold the 128-bit product: low ^ high.
     (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// The low 32 bits of a hash (the flow index's tag and home slot).
+#[inline]
+// Keeping the low bits is the point; the one audited truncation of hashes.
+#[allow(clippy::cast_possible_truncation)]
+pub const fn low32(h: u64) -> u32 {
+    h as u32
+}
+
+/// The slot of hash `h` in a power-of-two table of `mask + 1` slots (its low bits).
+#[inline]
+// Keeping the low bits is the point: `mask` is below the table length, a `usize`.
+#[allow(clippy::cast_possible_truncation)]
+pub const fn slot(h: u64, mask: usize) -> usize {
+    h as usize & mask
 }
 
 /// Hashes a sequence of 64-bit words with `seed`.

@@ -19,29 +19,40 @@
 //! - [`net`]: the static [`net::Network`] (ports, own addresses, routes, SNAT, checksum
 //!   offload capabilities); [`neighbor`]: the [`neighbor::Neighbors`] snapshot.
 //! - [`flow`]: the fixed-capacity per-worker flow table and SNAT port pools;
-//!   [`counters`]: per-worker counters; [`worker`]: [`Worker`], the per-packet function.
+//!   [`counters`](mod@counters): per-worker counters, declared once with [`counters!`];
+//!   [`fastpath`]: [`FastPath`], the per-packet function (classify, forward, reverse,
+//!   rewrite, new-flow guard, next-hop cache: one module each).
+//! - [`spec`] also holds the value types other crates parse into (`NatMode`, `HashKey`,
+//!   `HumanDuration`), and [`net`] `PortRange`, `MacAddr` and `IpNet` (`ipnet`), each
+//!   with `FromStr`/`Display`; the crate stays serde-free.
 //! - [`testkit`]: fixtures (topology, packet builder, independent verifier) for tests.
 //!
 //! ## Contract with the appliance
 //! 1. The management thread builds `Arc<Tables>` with [`tables::Tables::build`] and
 //!    publishes it whole (e.g. over a crossbeam channel); likewise the slow path publishes
 //!    `Arc<Neighbors>`. The [`net::Network`] is built once at start.
-//! 2. Each worker owns one [`Worker`] ([`Worker::new`] preallocates its flow table). Per
+//! 2. Each worker owns one [`FastPath`] ([`FastPath::new`] preallocates its flow table). Per
 //!    burst it takes the newest pointers (`try_recv`) and calls
-//!    [`Worker::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
-//!    port and the buffers (Ethernet header at index 0).
+//!    [`FastPath::process_burst`] with a [`Context`], a monotonic timestamp in ns, the input
+//!    port and the buffers (Ethernet header at index 0). The input port matters: frames not
+//!    addressed to its MAC, broadcast or a group the appliance joined are `not_for_us`, so
+//!    frames that run again (held for a neighbor, handed to another worker) must keep the
+//!    port they arrived on.
 //! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
 //!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
 //!    `ToHost(reason)` → the buffer is untouched; give it to the slow path (ARP/ND/ICMP,
-//!    own address, `Resolve { next_hop }`: resolve and publish a new `Neighbors`,
-//!    `Reject`: answer ICMP unreachable from the VIP, rate-limited). `Drop(reason)` →
+//!    own address, `Resolve { next_hop, port }`: resolve `next_hop` on `port` and publish
+//!    a new `Neighbors`, `Reject`: answer ICMP unreachable from the VIP, rate-limited).
+//!    `Handoff { worker }` → the buffer is untouched; it is a FullNAT reply whose flow
+//!    lives on `worker` (the owner of its SNAT port): pass it there. `Drop(reason)` →
 //!    free it; it has been counted.
-//! 4. Between bursts, call [`Worker::maintain`] (bounded idle expiry), and periodically
-//!    copy [`Worker::counters`] and [`Worker::take_retired`] to the management thread,
+//! 4. Between bursts, call [`FastPath::maintain`] (bounded idle expiry), and periodically
+//!    copy [`FastPath::counters`] and [`FastPath::take_retired`] to the management thread,
 //!    which sums workers with [`counters::Counters::merge`] and names entity counters with
 //!    [`counters::EntityCounters::named`] using the tables of the same generation.
 //! 5. Steering: FullNAT replies must reach the worker owning the SNAT port
-//!    ([`net::PortRange::owner`]); preserve-client replies the worker that saw the client.
+//!    ([`net::PortRange::owner`]; the fast path says which with `Handoff`);
+//!    preserve-client replies the worker that saw the client.
 //!
 //! ## Guarantees
 //! - `process` never panics on any input (proptest over arbitrary and mutated frames).
@@ -55,6 +66,7 @@
 
 pub mod checksum;
 pub mod counters;
+pub mod fastpath;
 pub mod flow;
 pub mod hash;
 pub mod maglev;
@@ -66,7 +78,6 @@ pub mod tables;
 pub mod testkit;
 pub mod verdict;
 pub mod wire;
-pub mod worker;
 
+pub use fastpath::{Context, FastPath, FastPathError, FastPathParams, Timestamp};
 pub use verdict::{DropReason, HostReason, OffloadRequest, Verdict};
-pub use worker::{Context, Timestamp, Worker, WorkerParams};

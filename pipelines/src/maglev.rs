@@ -55,6 +55,12 @@ fn id_words(id: &[u8; 18]) -> [u64; 3] {
     ]
 }
 
+/// The smallest prime ≥ `n` (`n` itself when none fits in a `u32`): what to suggest for
+/// a table size that is not prime.
+pub fn next_prime(n: u32) -> u32 {
+    (n..=u32::MAX).find(|&c| is_prime(c)).unwrap_or(n)
+}
+
 /// Whether `n` is prime (trial division; `n` ≤ u32::MAX, at most 65536 steps).
 pub fn is_prime(n: u32) -> bool {
     if n < 2 {
@@ -199,6 +205,10 @@ mod tests {
         assert!(!is_prime(1));
         assert!(!is_prime(65535));
         assert!(is_prime(4_294_967_291));
+        let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
+        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert_eq!(next_prime(65536), 65537);
+        assert_eq!(next_prime(65537), 65537);
     }
 
     #[test]

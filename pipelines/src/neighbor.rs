@@ -6,25 +6,25 @@
 
 use std::net::IpAddr;
 
-use crate::net::Mac;
+use crate::net::MacAddr;
 
 /// Immutable IP → MAC snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Neighbors {
-    entries: Vec<(IpAddr, Mac)>,
+    entries: Vec<(IpAddr, MacAddr)>,
     /// IPv4 entries as integers, for a cheaper search.
-    v4: Vec<(u32, Mac)>,
+    v4: Vec<(u32, MacAddr)>,
     /// IPv6 entries as integers.
-    v6: Vec<(u128, Mac)>,
+    v6: Vec<(u128, MacAddr)>,
 }
 
 impl Neighbors {
     /// Builds a snapshot; on duplicate addresses the last entry wins.
-    pub fn new(entries: impl IntoIterator<Item = (IpAddr, Mac)>) -> Neighbors {
-        let mut v: Vec<(IpAddr, Mac)> = entries.into_iter().collect();
+    pub fn new(entries: impl IntoIterator<Item = (IpAddr, MacAddr)>) -> Neighbors {
+        let mut v: Vec<(IpAddr, MacAddr)> = entries.into_iter().collect();
         // Stable sort keeps input order among equal keys, so "last wins" after dedup.
         v.sort_by_key(|e| e.0);
-        let mut out: Vec<(IpAddr, Mac)> = Vec::with_capacity(v.len());
+        let mut out: Vec<(IpAddr, MacAddr)> = Vec::with_capacity(v.len());
         for e in v {
             match out.last_mut() {
                 Some(last) if last.0 == e.0 => *last = e,
@@ -53,13 +53,13 @@ impl Neighbors {
     }
 
     /// A copy with `ip` set to `mac` (how the slow path publishes a new resolution).
-    pub fn with(&self, ip: IpAddr, mac: Mac) -> Neighbors {
+    pub fn with(&self, ip: IpAddr, mac: MacAddr) -> Neighbors {
         Neighbors::new(self.entries.iter().copied().chain([(ip, mac)]))
     }
 
     /// The MAC of `ip`, if resolved.
     #[inline]
-    pub fn lookup(&self, ip: IpAddr) -> Option<Mac> {
+    pub fn lookup(&self, ip: IpAddr) -> Option<MacAddr> {
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -89,7 +89,7 @@ impl Neighbors {
     }
 
     /// All entries, sorted by address.
-    pub fn entries(&self) -> &[(IpAddr, Mac)] {
+    pub fn entries(&self) -> &[(IpAddr, MacAddr)] {
         &self.entries
     }
 }
@@ -102,13 +102,20 @@ mod tests {
     fn lookup_and_last_wins() {
         let a: IpAddr = "198.18.0.1".parse().unwrap();
         let b: IpAddr = "2001:2::1".parse().unwrap();
-        let n = Neighbors::new([(b, [2; 6]), (a, [1; 6]), (a, [3; 6])]);
+        let n = Neighbors::new([
+            (b, MacAddr([2; 6])),
+            (a, MacAddr([1; 6])),
+            (a, MacAddr([3; 6])),
+        ]);
         assert_eq!(n.len(), 2);
-        assert_eq!(n.lookup(a), Some([3; 6]));
-        assert_eq!(n.lookup(b), Some([2; 6]));
+        assert_eq!(n.lookup(a), Some(MacAddr([3; 6])));
+        assert_eq!(n.lookup(b), Some(MacAddr([2; 6])));
         assert_eq!(n.lookup("198.18.0.2".parse().unwrap()), None);
-        let n2 = n.with("198.18.0.2".parse().unwrap(), [4; 6]);
-        assert_eq!(n2.lookup("198.18.0.2".parse().unwrap()), Some([4; 6]));
+        let n2 = n.with("198.18.0.2".parse().unwrap(), MacAddr([4; 6]));
+        assert_eq!(
+            n2.lookup("198.18.0.2".parse().unwrap()),
+            Some(MacAddr([4; 6]))
+        );
         assert_eq!(n.len(), 2);
     }
 }

@@ -6,10 +6,88 @@
 //! with their prefix lengths: next hop = the destination itself) and static routes (next
 //! hop = the gateway). The list is short and scanned linearly, longest prefix first.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
-/// A MAC address.
-pub type Mac = [u8; 6];
+/// An address with a prefix length (`198.18.0.1/24`): the maintained `ipnet` type. The
+/// address is kept as written (host bits are not cleared); the type guarantees a prefix
+/// length that fits the family.
+pub use ipnet::IpNet;
+
+use crate::spec::ParseError;
+
+/// An Ethernet MAC address, written `02:00:5e:10:00:01`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// `ff:ff:ff:ff:ff:ff`.
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    /// `33:33:00:00:00:01`: the IPv6 all-nodes group `ff02::1` (RFC 2464 §7).
+    pub const IPV6_ALL_NODES: MacAddr = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+
+    /// The MAC of the solicited-node multicast group of `ip` (RFC 4291 §2.7.1, `ff02::1:ffXX:XXXX`,
+    /// mapped by RFC 2464 §7): where neighbor solicitations for `ip` are sent.
+    pub fn solicited_node(ip: Ipv6Addr) -> MacAddr {
+        let o = ip.octets();
+        MacAddr([0x33, 0x33, 0xff, o[13], o[14], o[15]])
+    }
+
+    /// The six bytes.
+    #[inline]
+    pub fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    /// Whether it is a unicast address (group bit clear, not all zero).
+    pub fn is_unicast(&self) -> bool {
+        !self.is_multicast() && self.0 != [0; 6]
+    }
+
+    /// Whether the group bit is set (multicast or broadcast).
+    #[inline]
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+}
+
+impl From<[u8; 6]> for MacAddr {
+    fn from(b: [u8; 6]) -> Self {
+        MacAddr(b)
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError::Syntax {
+            text: s.to_owned(),
+            expected: "a MAC address like 02:00:00:00:00:01",
+        };
+        let mut bytes = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut bytes {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(MacAddr(bytes))
+    }
+}
 
 bitflags::bitflags! {
     /// Transmit checksum offloads a port offers (a runtime value, not a cargo feature).
@@ -22,41 +100,11 @@ bitflags::bitflags! {
     }
 }
 
-/// An address with a prefix length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    /// Address.
-    pub addr: IpAddr,
-    /// Prefix length (≤ 32 for IPv4, ≤ 128 for IPv6).
-    pub prefix_len: u8,
-}
-
-impl IpNet {
-    /// Whether `ip` lies in this prefix (never across families).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let m = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix_len))
-                    .unwrap_or(0);
-                u32::from(n) & m == u32::from(a) & m
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let m = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix_len))
-                    .unwrap_or(0);
-                u128::from(n) & m == u128::from(a) & m
-            }
-            _ => false,
-        }
-    }
-}
-
 /// One DPDK port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortConfig {
     /// Its MAC, the source of every frame sent on it.
-    pub mac: Mac,
+    pub mac: MacAddr,
     /// Own addresses, with the prefix lengths of the connected networks.
     pub addresses: Vec<IpNet>,
     /// Transmit checksum offloads.
@@ -79,8 +127,8 @@ pub struct StaticRoute {
     pub port: u16,
 }
 
-/// An inclusive range of UDP ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An inclusive range of UDP ports, written `1024-65535` (or a single port, `5000`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PortRange {
     /// First port.
     pub first: u16,
@@ -111,19 +159,20 @@ impl PortRange {
     /// The contiguous share of worker `worker` among `workers` (the last takes the
     /// remainder). Replies to an SNAT port must reach the worker owning its share.
     pub fn partition(&self, worker: u16, workers: u16) -> PortRange {
-        let workers = u32::from(workers.max(1));
-        let w = u32::from(worker).min(workers - 1);
-        let share = self.len() / workers;
-        let first = u32::from(self.first) + w * share;
+        let Some((span, share)) = self.share(workers) else {
+            return *self;
+        };
+        let w = worker.min(workers - 1);
+        // w * share ≤ (workers - 1) * share ≤ span + 1 - share ≤ span (share ≥ 1 when the
+        // range has at least `workers` ports; 0 otherwise): first stays within the range.
+        let first = self.first + w * share;
         let last = if w + 1 == workers {
-            u32::from(self.last)
+            self.last
         } else {
             first + share.saturating_sub(1)
         };
-        PortRange {
-            first: u16::try_from(first).unwrap_or(u16::MAX),
-            last: u16::try_from(last).unwrap_or(u16::MAX),
-        }
+        debug_assert!(first <= self.first + span && last <= self.last);
+        PortRange { first, last }
     }
 
     /// Which worker owns `port` under [`PortRange::partition`].
@@ -131,10 +180,50 @@ impl PortRange {
         if !self.contains(port) {
             return None;
         }
-        let workers = u32::from(workers.max(1));
-        let share = (self.len() / workers).max(1);
-        let w = (u32::from(port - self.first) / share).min(workers - 1);
-        u16::try_from(w).ok()
+        let Some((_, share)) = self.share(workers) else {
+            return Some(0);
+        };
+        Some(((port - self.first) / share.max(1)).min(workers - 1))
+    }
+
+    /// `(last - first, len / workers)` for a non-empty range and at least two workers,
+    /// computed without leaving `u16`: with two or more workers a share is at most 32768.
+    fn share(&self, workers: u16) -> Option<(u16, u16)> {
+        if self.is_empty() || workers < 2 {
+            return None;
+        }
+        let span = self.last - self.first;
+        // (span + 1) / workers = span / workers, plus one when span % workers is the last
+        // remainder before a carry.
+        let share = span / workers + u16::from(span % workers == workers - 1);
+        Some((span, share))
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError::Syntax {
+            text: s.to_owned(),
+            expected: "FIRST-LAST, e.g. \"1024-65535\"",
+        };
+        let (first, last) = s.split_once('-').unwrap_or((s, s));
+        let first: u16 = first.trim().parse().map_err(|_| bad())?;
+        let last: u16 = last.trim().parse().map_err(|_| bad())?;
+        if first > last {
+            return Err(ParseError::Invalid {
+                text: s.to_owned(),
+                problem: "the first port is above the last".into(),
+            });
+        }
+        Ok(PortRange { first, last })
     }
 }
 
@@ -162,23 +251,11 @@ pub struct NextHop {
 /// A configuration error, naming the offending item.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {
-    /// A prefix length is too long for its family.
-    #[error("{what}: prefix length {len} too long for {addr}")]
-    PrefixLen {
-        /// Which item.
-        what: String,
-        /// Address.
-        addr: IpAddr,
-        /// Length.
-        len: u8,
-    },
     /// A route names a port that does not exist.
-    #[error("route to {prefix}/{len}: port {port} does not exist")]
+    #[error("route to {prefix}: port {port} does not exist")]
     NoSuchPort {
         /// Route prefix.
-        prefix: IpAddr,
-        /// Prefix length.
-        len: u8,
+        prefix: IpNet,
         /// The port.
         port: u16,
     },
@@ -219,26 +296,16 @@ pub struct Network {
     fib4: Vec<Fib<u32>>,
     fib6: Vec<Fib<u128>>,
     own: Vec<IpAddr>,
-}
-
-fn check_prefix(what: String, n: &IpNet) -> Result<(), NetError> {
-    let max = if n.addr.is_ipv4() { 32 } else { 128 };
-    if n.prefix_len > max {
-        return Err(NetError::PrefixLen {
-            what,
-            addr: n.addr,
-            len: n.prefix_len,
-        });
-    }
-    Ok(())
+    /// Per port, sorted: the multicast MACs it listens to (IPv6 all-nodes and the
+    /// solicited-node groups of the port's IPv6 addresses and the SNAT address).
+    joined: Vec<Vec<MacAddr>>,
 }
 
 impl Network {
     /// Validates and indexes the network.
     ///
     /// # Errors
-    /// [`NetError`] for an over-long prefix, a route to a missing port or an empty SNAT
-    /// port range.
+    /// [`NetError`] for a route to a missing port or an empty SNAT port range.
     pub fn new(
         ports: Vec<PortConfig>,
         routes: Vec<StaticRoute>,
@@ -255,8 +322,7 @@ impl Network {
         for (i, p) in ports.iter().enumerate() {
             let port = u16::try_from(i).map_err(|_| NetError::TooManyPorts)?;
             for a in &p.addresses {
-                check_prefix(format!("port {i} address"), a)?;
-                own.push(a.addr);
+                own.push(a.addr());
                 fib.push(FibEntry {
                     prefix: *a,
                     gateway: None,
@@ -265,11 +331,9 @@ impl Network {
             }
         }
         for r in &routes {
-            check_prefix(format!("route via {}", r.next_hop), &r.prefix)?;
             if usize::from(r.port) >= ports.len() {
                 return Err(NetError::NoSuchPort {
-                    prefix: r.prefix.addr,
-                    len: r.prefix.prefix_len,
+                    prefix: r.prefix,
                     port: r.port,
                 });
             }
@@ -280,28 +344,24 @@ impl Network {
             });
         }
         // Longest prefix first; connected before static at equal length (stable sort).
-        fib.sort_by_key(|e| std::cmp::Reverse(e.prefix.prefix_len));
+        fib.sort_by_key(|e| std::cmp::Reverse(e.prefix.prefix_len()));
         let mut fib4 = Vec::new();
         let mut fib6 = Vec::new();
         for e in &fib {
-            match e.prefix.addr {
-                IpAddr::V4(a) => {
-                    let mask = u32::MAX
-                        .checked_shl(32 - u32::from(e.prefix.prefix_len))
-                        .unwrap_or(0);
+            match e.prefix {
+                IpNet::V4(n) => {
+                    let mask = u32::from(n.netmask());
                     fib4.push(Fib {
-                        net: u32::from(a) & mask,
+                        net: u32::from(n.addr()) & mask,
                         mask,
                         gateway: e.gateway,
                         port: e.port,
                     });
                 }
-                IpAddr::V6(a) => {
-                    let mask = u128::MAX
-                        .checked_shl(128 - u32::from(e.prefix.prefix_len))
-                        .unwrap_or(0);
+                IpNet::V6(n) => {
+                    let mask = u128::from(n.netmask());
                     fib6.push(Fib {
-                        net: u128::from(a) & mask,
+                        net: u128::from(n.addr()) & mask,
                         mask,
                         gateway: e.gateway,
                         port: e.port,
@@ -313,12 +373,30 @@ impl Network {
         own.extend(snat.ipv6.map(IpAddr::V6));
         own.sort_unstable();
         own.dedup();
+        let joined = ports
+            .iter()
+            .map(|p| {
+                let v6 = p.addresses.iter().filter_map(|a| match a.addr() {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                });
+                let mut macs: Vec<MacAddr> = v6
+                    .chain(snat.ipv6)
+                    .map(MacAddr::solicited_node)
+                    .chain([MacAddr::IPV6_ALL_NODES])
+                    .collect();
+                macs.sort_unstable();
+                macs.dedup();
+                macs
+            })
+            .collect();
         Ok(Network {
             ports,
             snat,
             fib4,
             fib6,
             own,
+            joined,
         })
     }
 
@@ -345,6 +423,15 @@ impl Network {
     /// Whether `ip` is one of the appliance's own addresses (port or SNAT address).
     pub fn is_own(&self, ip: IpAddr) -> bool {
         self.own.binary_search(&ip).is_ok()
+    }
+
+    /// Whether `port` listens to the multicast MAC `mac` (IPv6 all-nodes, or the
+    /// solicited-node group of one of the port's IPv6 addresses or of the SNAT address).
+    /// VIPs are the tables' ([`crate::tables::Tables::joins`]).
+    pub fn joins(&self, port: u16, mac: MacAddr) -> bool {
+        self.joined
+            .get(usize::from(port))
+            .is_some_and(|j| j.binary_search(&mac).is_ok())
     }
 
     /// Longest-prefix route to `dst`.
@@ -374,23 +461,20 @@ mod tests {
     use super::*;
 
     fn net(addr: &str, len: u8) -> IpNet {
-        IpNet {
-            addr: addr.parse().unwrap(),
-            prefix_len: len,
-        }
+        IpNet::new(addr.parse().unwrap(), len).unwrap()
     }
 
     fn network() -> Network {
         Network::new(
             vec![
                 PortConfig {
-                    mac: [2, 0, 0, 0, 0, 1],
+                    mac: MacAddr([2, 0, 0, 0, 0, 1]),
                     addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                     checksum: ChecksumCaps::empty(),
                     unfinished_rx_checksums: false,
                 },
                 PortConfig {
-                    mac: [2, 0, 0, 0, 0, 2],
+                    mac: MacAddr([2, 0, 0, 0, 0, 2]),
                     addresses: vec![net("198.18.1.254", 24)],
                     checksum: ChecksumCaps::all(),
                     unfinished_rx_checksums: false,
@@ -425,6 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn ports_join_all_nodes_and_their_solicited_node_groups() {
+        let n = network();
+        let sn = |a: &str| MacAddr::solicited_node(a.parse().unwrap());
+        assert_eq!(
+            sn("2001:2::12:3456"),
+            MacAddr([0x33, 0x33, 0xff, 0x12, 0x34, 0x56])
+        );
+        assert!(n.joins(0, MacAddr::IPV6_ALL_NODES));
+        assert!(n.joins(1, MacAddr::IPV6_ALL_NODES));
+        assert!(n.joins(0, sn("2001:2::fe")), "port 0's own address");
+        assert!(!n.joins(1, sn("2001:2::fe")), "not port 1's");
+        assert!(!n.joins(0, sn("2001:2::77")));
+        assert!(!n.joins(2, MacAddr::IPV6_ALL_NODES), "no such port");
+        assert!(
+            !n.joins(0, MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
+            "no IPv4 groups"
+        );
+    }
+
+    #[test]
     fn own_addresses_include_snat() {
         let n = network();
         assert!(n.is_own("198.18.1.253".parse().unwrap()));
@@ -454,8 +558,8 @@ mod tests {
         assert!(matches!(e, NetError::NoSuchPort { port: 3, .. }));
         let e = Network::new(
             vec![PortConfig {
-                mac: [0; 6],
-                addresses: vec![net("198.18.0.1", 33)],
+                mac: MacAddr::default(),
+                addresses: vec![net("198.18.0.1", 32)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
             }],
@@ -491,10 +595,88 @@ mod tests {
     }
 
     #[test]
+    fn partition_arithmetic_matches_the_wide_formula() {
+        // The u16 arithmetic against the obvious u32 one, over awkward sizes.
+        let wide = |r: PortRange, w: u32, n: u32| {
+            let share = r.len() / n;
+            let first = u32::from(r.first) + w * share;
+            let last = if w + 1 == n {
+                u32::from(r.last)
+            } else {
+                first + share.saturating_sub(1)
+            };
+            (first, last)
+        };
+        for (first, last) in [(1024, 65535), (0, 65535), (1, 1), (5, 9), (1000, 1002)] {
+            let r = PortRange { first, last };
+            for n in 1..=7u16 {
+                for w in 0..n {
+                    let p = r.partition(w, n);
+                    let (f, l) = wide(r, u32::from(w), u32::from(n));
+                    if n > 1 {
+                        assert_eq!(
+                            (u32::from(p.first), u32::from(p.last)),
+                            (f, l),
+                            "{r} {w}/{n}"
+                        );
+                    } else {
+                        assert_eq!(p, r);
+                    }
+                    if r.len() >= u32::from(n) {
+                        for port in [p.first, p.last] {
+                            assert_eq!(r.owner(port, n), Some(w), "{r} port {port} {w}/{n}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(PortRange { first: 1, last: 1 }.owner(2, 3), None);
+    }
+
+    #[test]
     fn prefix_zero_matches_everything_of_its_family() {
-        assert!(net("0.0.0.0", 0).contains("198.18.0.1".parse().unwrap()));
-        assert!(!net("0.0.0.0", 0).contains("2001:2::1".parse().unwrap()));
-        assert!(net("2001:2::", 48).contains("2001:2:0:1::1".parse().unwrap()));
-        assert!(!net("2001:2::", 48).contains("2001:3::1".parse().unwrap()));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net("0.0.0.0", 0).contains(&ip("198.18.0.1")));
+        assert!(!net("0.0.0.0", 0).contains(&ip("2001:2::1")));
+        assert!(net("2001:2::", 48).contains(&ip("2001:2:0:1::1")));
+        assert!(!net("2001:2::", 48).contains(&ip("2001:3::1")));
+        // Host bits are kept as written (an own address with its connected prefix).
+        let own: IpNet = "198.18.0.1/24".parse().unwrap();
+        assert_eq!(own.addr(), ip("198.18.0.1"));
+        assert!(own.contains(&ip("198.18.0.200")));
+        assert!(IpNet::new(ip("198.18.0.1"), 33).is_err());
+    }
+
+    #[test]
+    fn macs_and_port_ranges_parse_and_print() {
+        let mac: MacAddr = "02:00:5E:10:00:01".parse().unwrap();
+        assert_eq!(mac, MacAddr([2, 0, 0x5e, 0x10, 0, 1]));
+        assert_eq!(mac.to_string(), "02:00:5e:10:00:01");
+        assert!(mac.is_unicast() && !mac.is_multicast());
+        assert!(!MacAddr::BROADCAST.is_unicast() && MacAddr::BROADCAST.is_multicast());
+        assert!(!MacAddr::default().is_unicast());
+        for bad in [
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:01:02",
+            "2:0:5e:10:0:1",
+            "zz:00:00:00:00:00",
+        ] {
+            assert_eq!(
+                bad.parse::<MacAddr>().unwrap_err().to_string(),
+                format!("{bad:?}: expected a MAC address like 02:00:00:00:00:01")
+            );
+        }
+        let r: PortRange = "1024-65535".parse().unwrap();
+        assert_eq!((r.first, r.last, r.len()), (1024, 65535, 64512));
+        assert_eq!(r.to_string(), "1024-65535");
+        assert_eq!("5000".parse::<PortRange>().map(|r| r.len()), Ok(1));
+        assert_eq!(
+            "2000-1000".parse::<PortRange>().unwrap_err().to_string(),
+            "\"2000-1000\": the first port is above the last"
+        );
+        assert_eq!(
+            "1024-70000".parse::<PortRange>().unwrap_err().to_string(),
+            "\"1024-70000\": expected FIRST-LAST, e.g. \"1024-65535\""
+        );
     }
 }

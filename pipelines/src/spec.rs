@@ -5,8 +5,16 @@
 //! it. It is plain data: no hashing state, no Maglev tables, nothing machine-dependent, so
 //! two appliances given the same objects compile the same value, and tests compare values
 //! with `==`. [`ForwardingConfig::normalize`] puts every list in its canonical order.
+//!
+//! The value types that cross crates (`NatMode`, `HashKey`, [`HumanDuration`]) are
+//! defined here once, with `FromStr` and `Display`: the appliance's settings and the
+//! Gateway annotations parse straight into them, so both accept the same spellings and
+//! report the same messages. (Ports, prefixes and MACs are in [`crate::net`].) The crate
+//! stays serde-free: callers deserialize through `FromStr`.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Fixed-point scale for endpoint weights.
@@ -54,27 +62,176 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
-/// How the source of forwarded datagrams is rewritten.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum NatMode {
-    /// Client→VIP becomes SNAT address:allocated port → backend; replies are reversed.
-    #[default]
-    FullNat,
-    /// Only the destination is rewritten; the backend sees the client address and must
-    /// route its replies back through the appliance.
-    PreserveClient,
+/// Why a setting or annotation value could not be parsed. The message quotes the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The text is not one of a closed set of spellings.
+    #[error("{text:?} is not one of {expected}")]
+    NotOneOf {
+        /// The text as given.
+        text: String,
+        /// The accepted spellings, comma-separated.
+        expected: &'static str,
+    },
+    /// The text does not have the expected shape.
+    #[error("{text:?}: expected {expected}")]
+    Syntax {
+        /// The text as given.
+        text: String,
+        /// What was expected, with an example.
+        expected: &'static str,
+    },
+    /// The text has the right shape but an unusable value.
+    #[error("{text:?}: {problem}")]
+    Invalid {
+        /// The text as given.
+        text: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
-/// Which packet fields choose the backend for a new flow (and key the flow table).
+/// Declares a closed set of keyword values with `as_str`, `FromStr` and `Display`.
+macro_rules! keywords {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+        expected = $expected:literal;
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// The canonical spelling (what `FromStr` accepts and `Display` writes).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+
+            fn from_str(text: &str) -> Result<Self, ParseError> {
+                match text {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(ParseError::NotOneOf {
+                        text: text.to_owned(),
+                        expected: $expected,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+keywords! {
+    /// How the source of forwarded datagrams is rewritten.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum NatMode {
+        /// `fullnat`: client→VIP becomes SNAT address:allocated port → backend; replies
+        /// are reversed.
+        #[default]
+        FullNat = "fullnat",
+        /// `preserve-client`: only the destination is rewritten; the backend sees the
+        /// client address and must route its replies back through the appliance.
+        PreserveClient = "preserve-client",
+    }
+    expected = "fullnat, preserve-client";
+}
+
+keywords! {
+    /// Which packet fields choose the backend for a new flow.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum HashKey {
+        /// `5-tuple`: source IP, source port, destination IP, destination port (protocol
+        /// is always UDP).
+        #[default]
+        FiveTuple = "5-tuple",
+        /// `source-ip-port`: source IP and port: every destination port of a listener
+        /// behaves alike.
+        SourceIpPort = "source-ip-port",
+        /// `source-ip`: source IP only: client affinity across source ports.
+        SourceIp = "source-ip",
+    }
+    expected = "5-tuple, source-ip-port, source-ip";
+}
+
+/// A duration as operators write it, in settings and annotations alike: the `humantime`
+/// grammar (`500ms`, `30s`, `2m`, `1h`, `1h 30m`, `1.5s`, `0s`; units `ns`, `us`, `ms`,
+/// `s`/`sec`, `m`/`min`, `h`/`hours`, `d`/`days`, ...).
+///
+/// The grammar accepts zero; whether zero (or any value) makes sense is the field's range
+/// check (e.g. [`check_idle_timeout`]), so one field gets one message wherever it is set.
+/// `Display` writes the largest unit that divides the value (`25h`, `90s`, `1500ms`), so
+/// messages echo what was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HashKey {
-    /// Source IP, source port, destination IP, destination port (protocol is always UDP).
-    #[default]
-    FiveTuple,
-    /// Source IP and port: every destination port of a listener behaves alike.
-    SourceIpPort,
-    /// Source IP only: client affinity across source ports.
-    SourceIp,
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        humantime::parse_duration(text)
+            .map(HumanDuration)
+            .map_err(|e| ParseError::Invalid {
+                text: text.to_owned(),
+                problem: format!("expected a number and a unit, e.g. 500ms, 30s, 2m or 1h ({e})"),
+            })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u128, &str); 4] = [
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "m"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+        ];
+        let ns = self.0.as_nanos();
+        if ns == 0 {
+            return f.write_str("0s");
+        }
+        match UNITS.iter().find(|(per, _)| ns.is_multiple_of(*per)) {
+            Some((per, unit)) => write!(f, "{}{unit}", ns / per),
+            None => write!(f, "{}", humantime::format_duration(self.0)),
+        }
+    }
+}
+
+/// Shortest flow idle timeout.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(1);
+/// Longest flow idle timeout (flow records keep it in milliseconds).
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The range check of a flow idle timeout, shared by the appliance settings
+/// (`flows.idle_timeout`) and the `udplb.io/idle-timeout` annotations.
+///
+/// # Errors
+/// `"<value> is out of range (1ms to 24h)"` for 0, anything under 1 ms or over 24 h.
+pub fn check_idle_timeout(d: Duration) -> Result<Duration, String> {
+    if (MIN_IDLE_TIMEOUT..=MAX_IDLE_TIMEOUT).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{} is out of range ({} to {})",
+            HumanDuration(d),
+            HumanDuration(MIN_IDLE_TIMEOUT),
+            HumanDuration(MAX_IDLE_TIMEOUT)
+        ))
+    }
 }
 
 /// Per-listener behaviour that the Gateway API leaves to the implementation. `None` means
@@ -141,5 +298,93 @@ impl ForwardingConfig {
                 r.backends.sort_by_key(|b| b.addr);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_round_trip_and_name_the_alternatives() {
+        for m in [NatMode::FullNat, NatMode::PreserveClient] {
+            assert_eq!(m.to_string().parse::<NatMode>(), Ok(m));
+        }
+        for k in [HashKey::FiveTuple, HashKey::SourceIpPort, HashKey::SourceIp] {
+            assert_eq!(k.to_string().parse::<HashKey>(), Ok(k));
+        }
+        assert_eq!("preserve-client".parse(), Ok(NatMode::PreserveClient));
+        assert_eq!("5-tuple".parse(), Ok(HashKey::FiveTuple));
+        assert_eq!(
+            "snat".parse::<NatMode>().unwrap_err().to_string(),
+            "\"snat\" is not one of fullnat, preserve-client"
+        );
+        assert_eq!(
+            "4-tuple".parse::<HashKey>().unwrap_err().to_string(),
+            "\"4-tuple\" is not one of 5-tuple, source-ip-port, source-ip"
+        );
+        assert!("FullNat".parse::<NatMode>().is_err(), "spellings are exact");
+    }
+
+    #[test]
+    fn durations_use_one_grammar_and_print_what_was_written() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("25h", 90_000_000),
+            ("0s", 0),
+        ] {
+            let d: HumanDuration = text.parse().expect(text);
+            assert_eq!(d.0, Duration::from_millis(ms), "{text}");
+            assert_eq!(d.to_string(), text);
+        }
+        // The humantime grammar also takes compound values, fractions and long units.
+        for (text, ms, shown) in [
+            ("1h 30m", 5_400_000, "90m"),
+            ("1.5s", 1_500, "1500ms"),
+            ("3d", 259_200_000, "72h"),
+            ("30 s", 30_000, "30s"),
+            ("2min", 120_000, "2m"),
+        ] {
+            let d: HumanDuration = text.parse().expect(text);
+            assert_eq!(d.0, Duration::from_millis(ms), "{text}");
+            assert_eq!(d.to_string(), shown, "{text}");
+        }
+        assert_eq!(
+            HumanDuration(Duration::from_micros(1500)).to_string(),
+            "1ms 500us"
+        );
+        for bad in ["", "30", "s", "-1s", "soon", "99999999999999999999h"] {
+            let e = bad.parse::<HumanDuration>().expect_err(bad).to_string();
+            assert!(
+                e.starts_with(&format!("{bad:?}: expected a number and a unit")),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn idle_timeouts_refuse_zero_and_more_than_a_day() {
+        assert_eq!(
+            check_idle_timeout(Duration::from_secs(30)),
+            Ok(Duration::from_secs(30))
+        );
+        assert!(check_idle_timeout(MIN_IDLE_TIMEOUT).is_ok());
+        assert!(check_idle_timeout(MAX_IDLE_TIMEOUT).is_ok());
+        assert_eq!(
+            check_idle_timeout(Duration::ZERO),
+            Err("0s is out of range (1ms to 24h)".into())
+        );
+        assert_eq!(
+            check_idle_timeout(Duration::from_secs(25 * 3600)),
+            Err("25h is out of range (1ms to 24h)".into())
+        );
+        assert_eq!(
+            check_idle_timeout(Duration::from_micros(500)),
+            Err("500us is out of range (1ms to 24h)".into())
+        );
     }
 }

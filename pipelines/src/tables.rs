@@ -5,17 +5,29 @@
 //! [`ForwardingConfig`] and published whole as
 //! `Arc<Tables>`; workers pick the new pointer up at a burst boundary. Every `Tables` gets
 //! a process-unique, increasing [`Tables::generation`], which is how a worker notices a new
-//! one and how per-entity counters are keyed (see [`crate::counters`]).
+//! one and how per-entity counters are keyed (see [`crate::counters`](mod@crate::counters)).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::hash::{hash_words, ip16, ip_words};
+use crate::hash::{hash_words, ip16, ip_words, slot};
 use crate::maglev::{self, Endpoint, Maglev};
+use crate::net::MacAddr;
 use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
 };
+
+/// The default Maglev seed: fixed, so every appliance agrees out of the box. The
+/// appliance's settings default to it, and so do [`DataplaneParams::default`], the tests and
+/// the benchmarks, which therefore exercise the product's rings.
+pub const DEFAULT_MAGLEV_SEED: u64 = 0x7564_706c_6200_0001;
+
+/// The default Maglev table size per route (prime; 100 × 655 backends).
+pub const DEFAULT_MAGLEV_SIZE: u32 = 65537;
+
+/// The default flow idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Appliance-wide parameters of the data plane (from the appliance's own settings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +47,11 @@ pub struct DataplaneParams {
 impl Default for DataplaneParams {
     fn default() -> Self {
         DataplaneParams {
-            maglev_size: 65537,
-            maglev_seed: 0x0075_6470_6c62, // "udplb"
-            default_nat_mode: NatMode::FullNat,
-            default_idle_timeout: Duration::from_secs(30),
-            default_hash_key: HashKey::FiveTuple,
+            maglev_size: DEFAULT_MAGLEV_SIZE,
+            maglev_seed: DEFAULT_MAGLEV_SEED,
+            default_nat_mode: NatMode::default(),
+            default_idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            default_hash_key: HashKey::default(),
         }
     }
 }
@@ -120,9 +132,11 @@ pub struct Route {
 }
 
 impl Route {
-    /// Index of the backend with this identity.
-    pub fn find_backend(&self, addr: SocketAddr) -> Option<usize> {
-        self.backends.binary_search_by(|b| b.addr.cmp(&addr)).ok()
+    /// Index of the backend with this identity (backend indices fit a `u32`: the tables
+    /// refuse more).
+    pub fn find_backend(&self, addr: SocketAddr) -> Option<u32> {
+        let i = self.backends.binary_search_by(|b| b.addr.cmp(&addr)).ok()?;
+        u32::try_from(i).ok()
     }
 
     /// Who owns a slot value, by identity (for [`maglev::diff`]).
@@ -164,6 +178,8 @@ pub struct Listener {
     pub hash_key: HashKey,
     /// Effective idle timeout in nanoseconds.
     pub idle_timeout_ns: u64,
+    /// The same in milliseconds, as flow records keep it.
+    pub idle_ms: u32,
     /// The attached route, if any.
     pub route: Option<Route>,
 }
@@ -177,6 +193,8 @@ pub struct Tables {
     /// Open addressing over (vip, port): listener index + 1, 0 = empty.
     index: Vec<u32>,
     vips: Vec<IpAddr>,
+    /// Sorted solicited-node multicast MACs of the IPv6 VIPs.
+    vip_groups: Vec<MacAddr>,
     route_keys: Vec<RouteKey>,
     backend_ids: Vec<(u32, SocketAddr)>,
 }
@@ -302,14 +320,16 @@ impl Tables {
                 key: l.key.clone(),
                 nat_mode: l.options.nat_mode.unwrap_or(params.default_nat_mode),
                 hash_key: l.options.hash_key.unwrap_or(params.default_hash_key),
+                // Saturating: settings and annotations bound it to 24 h.
                 idle_timeout_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+                idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
                 route,
             });
         }
         let slots = (listeners.len() * 2).next_power_of_two().max(8);
         let mut index = vec![0u32; slots];
         for (i, l) in listeners.iter().enumerate() {
-            let mut pos = listener_hash(params.maglev_seed, l.vip, l.port) as usize & (slots - 1);
+            let mut pos = slot(listener_hash(params.maglev_seed, l.vip, l.port), slots - 1);
             while index[pos] != 0 {
                 pos = (pos + 1) & (slots - 1);
             }
@@ -319,12 +339,22 @@ impl Tables {
         let mut vips: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
         vips.sort_unstable();
         vips.dedup();
+        let mut vip_groups: Vec<MacAddr> = vips
+            .iter()
+            .filter_map(|v| match v {
+                IpAddr::V6(a) => Some(MacAddr::solicited_node(*a)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        vip_groups.sort_unstable();
+        vip_groups.dedup();
         Ok(Tables {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             params: *params,
             listeners,
             index,
             vips,
+            vip_groups,
             route_keys,
             backend_ids,
         })
@@ -357,17 +387,17 @@ impl Tables {
 
     /// Listener index serving (`vip`, `port`). No allocation; O(1) expected.
     #[inline]
-    pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<usize> {
+    pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<u32> {
         let mask = self.index.len() - 1;
-        let mut pos = listener_hash(self.params.maglev_seed, vip, port) as usize & mask;
+        let mut pos = slot(listener_hash(self.params.maglev_seed, vip, port), mask);
         // The index is at most half full, so an empty slot ends every probe.
         for _ in 0..self.index.len() {
             let e = self.index[pos];
             if e == 0 {
                 return None;
             }
-            let i = (e - 1) as usize;
-            if let Some(l) = self.listeners.get(i) {
+            let i = e - 1;
+            if let Some(l) = self.listeners.get(i as usize) {
                 if l.port == port && l.vip == vip {
                     return Some(i);
                 }
@@ -380,6 +410,12 @@ impl Tables {
     /// Whether `ip` is a VIP of any listener.
     pub fn is_vip(&self, ip: IpAddr) -> bool {
         self.vips.binary_search(&ip).is_ok()
+    }
+
+    /// Whether `mac` is the solicited-node multicast group of an IPv6 VIP (where neighbor
+    /// solicitations for it arrive).
+    pub fn joins(&self, mac: MacAddr) -> bool {
+        self.vip_groups.binary_search(&mac).is_ok()
     }
 
     /// Memory held by the tables (Maglev tables dominate).
@@ -450,7 +486,7 @@ mod tests {
             let i = t
                 .lookup_listener("198.19.0.10".parse().unwrap(), p)
                 .unwrap();
-            assert_eq!(t.listeners()[i].port, p);
+            assert_eq!(t.listeners()[i as usize].port, p);
         }
         assert_eq!(t.lookup_listener("198.19.0.10".parse().unwrap(), 51), None);
         assert_eq!(t.lookup_listener("198.19.0.11".parse().unwrap(), 1), None);

@@ -19,7 +19,7 @@ use etherparse::{
 
 use crate::neighbor::Neighbors;
 use crate::net::{
-    ChecksumCaps, IpNet, Mac, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
+    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
 };
 use crate::spec::{
     BackendSpec, ForwardingConfig, ListenerKey, ListenerOptions, ListenerSpec, NatMode, RouteKey,
@@ -27,23 +27,29 @@ use crate::spec::{
 };
 
 /// MAC of port 0 (client side).
-pub const PORT0_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+pub const PORT0_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 /// MAC of port 1 (backend side).
-pub const PORT1_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
+pub const PORT1_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 /// MAC of the client-side router.
-pub const ROUTER_MAC: Mac = [0x0a, 0, 0, 0, 0, 0x01];
+pub const ROUTER_MAC: MacAddr = MacAddr([0x0a, 0, 0, 0, 0, 0x01]);
 /// MAC of backend `n` (198.18.1.`n` / 2001:2:0:1::`n`).
-pub fn backend_mac(n: u8) -> Mac {
-    [0x0a, 0, 0, 0, 1, n]
+pub fn backend_mac(n: u8) -> MacAddr {
+    MacAddr([0x0a, 0, 0, 0, 1, n])
 }
+/// The port a frame addressed to `frame`'s destination MAC arrives on in the standard
+/// topology: 1 for [`PORT1_MAC`], else 0 (as a switch would deliver it).
+pub fn arrival_port(frame: &[u8]) -> u16 {
+    match frame.first_chunk::<6>() {
+        Some(dst) if MacAddr(*dst) == PORT1_MAC => 1,
+        _ => 0,
+    }
+}
+
 /// A client's MAC as seen in inbound frames.
-pub const CLIENT_SIDE_MAC: Mac = [0x0a, 0, 0, 0, 0, 0x99];
+pub const CLIENT_SIDE_MAC: MacAddr = MacAddr([0x0a, 0, 0, 0, 0, 0x99]);
 
 fn net(a: &str, len: u8) -> IpNet {
-    IpNet {
-        addr: a.parse().expect("fixture address"),
-        prefix_len: len,
-    }
+    IpNet::new(a.parse().expect("fixture address"), len).expect("fixture prefix")
 }
 
 /// The standard network; `offload` gives port 1 IPv4 and UDP checksum offload.
@@ -93,7 +99,7 @@ pub fn network(offload: bool) -> Network {
 
 /// Neighbors: both routers and backends 1..=`backends` of each family.
 pub fn neighbors(backends: u8) -> Neighbors {
-    let mut v: Vec<(IpAddr, Mac)> = vec![
+    let mut v: Vec<(IpAddr, MacAddr)> = vec![
         ("198.18.0.1".parse().expect("fixture"), ROUTER_MAC),
         ("2001:2::1".parse().expect("fixture"), ROUTER_MAC),
     ];
@@ -227,10 +233,10 @@ pub fn udp_frame(
     dst: SocketAddr,
     ttl: u8,
     vlans: &[u16],
-    dst_mac: Mac,
+    dst_mac: MacAddr,
     payload: &[u8],
 ) -> Vec<u8> {
-    let eth = PacketBuilder::ethernet2(CLIENT_SIDE_MAC, dst_mac);
+    let eth = PacketBuilder::ethernet2(CLIENT_SIDE_MAC.0, dst_mac.0);
     let vid = |v: u16| VlanId::try_new(v).expect("vlan id");
     let mut out = Vec::new();
     macro_rules! finish {
@@ -258,9 +264,9 @@ pub fn udp_frame(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
     /// Source MAC.
-    pub src_mac: Mac,
+    pub src_mac: MacAddr,
     /// Destination MAC.
-    pub dst_mac: Mac,
+    pub dst_mac: MacAddr,
     /// VLAN ids, outer first.
     pub vlans: Vec<u16>,
     /// Source address and port.
@@ -283,10 +289,10 @@ pub struct Decoded {
 pub fn decode_verified(frame: &[u8]) -> Result<Decoded, String> {
     let s = SlicedPacket::from_ethernet(frame).map_err(|e| format!("parse: {e}"))?;
     s.link.as_ref().ok_or("no ethernet")?;
-    let mut src_mac = [0u8; 6];
-    let mut dst_mac = [0u8; 6];
-    dst_mac.copy_from_slice(frame.get(0..6).ok_or("short")?);
-    src_mac.copy_from_slice(frame.get(6..12).ok_or("short")?);
+    let mut src_mac = MacAddr::default();
+    let mut dst_mac = MacAddr::default();
+    dst_mac.0.copy_from_slice(frame.get(0..6).ok_or("short")?);
+    src_mac.0.copy_from_slice(frame.get(6..12).ok_or("short")?);
     let vlans = s
         .link_exts
         .iter()

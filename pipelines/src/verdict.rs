@@ -17,6 +17,13 @@ pub enum Verdict {
     ToHost(HostReason),
     /// Drop the packet; the reason has been counted.
     Drop(DropReason),
+    /// A reply to an SNAT address and port of another worker's partition: pass the
+    /// packet, untouched, to `worker`, whose flow table holds its flow (counted as
+    /// `handoff`, not as a drop).
+    Handoff {
+        /// The worker owning the SNAT port ([`crate::net::PortRange::owner`]).
+        worker: u16,
+    },
 }
 
 /// Checksum work the fast path left for the NIC (DPDK `ol_flags` and `l2_len`/`l3_len`).
@@ -49,10 +56,12 @@ pub enum HostReason {
     /// appliance's own addresses or a VIP.
     OwnAddress,
     /// The next hop of a forwarded packet has no neighbor entry: the slow path should
-    /// resolve `next_hop` (ARP / ND) and may drop or queue this packet.
+    /// resolve `next_hop` (ARP / ND) on `port` and may drop or queue this packet.
     Resolve {
         /// The address to resolve.
         next_hop: IpAddr,
+        /// The port the route sends it through (where to ask).
+        port: u16,
     },
     /// A new flow fell into the route's dropped-weight share: the slow path answers with
     /// ICMP destination unreachable from the VIP (rate-limited).
@@ -160,10 +169,17 @@ drop_reasons! {
     /// FullNAT needs a flow entry to own an SNAT port; none could be created (flow table
     /// full, or new-flow rate guard), so the datagram cannot be translated reversibly.
     FullNatNoState = "fullnat_no_state",
-    /// A datagram to an SNAT address and pool port that matches no flow.
+    /// A datagram to an SNAT address and a pool port of this worker's partition that
+    /// matches no flow (ports of other workers' partitions are `Verdict::Handoff`).
     NoReverseFlow = "no_reverse_flow",
     /// No route to the rewritten destination.
     Unroutable = "unroutable",
+    /// The destination MAC is neither the input port's own, broadcast, nor a multicast
+    /// group the appliance joined (IPv6 all-nodes, the solicited-node groups of its own
+    /// IPv6 addresses, VIPs and SNAT address): a port that delivers every frame (pcap,
+    /// AF_PACKET, a promiscuous NIC, a bridge flooding unknown unicast) must not forward
+    /// traffic addressed to another host.
+    NotForUs = "not_for_us",
 }
 
 #[cfg(test)]

@@ -9,11 +9,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{Network, PortRange, SnatConfig};
+use pipelines::net::{MacAddr, Network, PortRange, SnatConfig};
 use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, backend4, backend6, decode_verified, udp_frame};
-use pipelines::{Context, DropReason, HostReason, OffloadRequest, Verdict, Worker, WorkerParams};
+use pipelines::{
+    Context, DropReason, FastPath, FastPathParams, HostReason, OffloadRequest, Verdict,
+};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -21,11 +23,11 @@ struct Rig {
     tables: Tables,
     network: Network,
     neighbors: Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
-fn params() -> WorkerParams {
-    let mut p = WorkerParams::new(
+fn params() -> FastPathParams {
+    let mut p = FastPathParams::new(
         0,
         1,
         PortRange {
@@ -42,22 +44,29 @@ impl Rig {
         Rig::with(testkit::config(), testkit::network(false), params())
     }
 
-    fn with(cfg: ForwardingConfig, network: Network, p: WorkerParams) -> Rig {
+    fn with(cfg: ForwardingConfig, network: Network, p: FastPathParams) -> Rig {
         Rig {
             tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
             network,
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 
+    /// Delivers `frame` on the port it is addressed to (as a switch would), port 0 for
+    /// any other destination.
     fn run(&mut self, frame: &mut [u8], now: u64) -> Verdict {
+        let port = testkit::arrival_port(frame);
+        self.run_on(port, frame, now)
+    }
+
+    fn run_on(&mut self, port: u16, frame: &mut [u8], now: u64) -> Verdict {
         let ctx = Context {
             tables: &self.tables,
             network: &self.network,
             neighbors: &self.neighbors,
         };
-        self.worker.process(&ctx, now, 0, frame)
+        self.worker.process(&ctx, now, port, frame)
     }
 }
 
@@ -277,13 +286,122 @@ fn unknown_next_hop_goes_to_host_for_resolution() {
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     let before = f.clone();
     let v = rig.run(&mut f, SEC);
-    let Verdict::ToHost(HostReason::Resolve { next_hop }) = v else {
+    let Verdict::ToHost(HostReason::Resolve { next_hop, port }) = v else {
         panic!("{v:?}");
     };
     assert!([backend4(1).ip(), backend4(2).ip()].contains(&next_hop));
+    assert_eq!(port, 1, "the backends' port, where the route sends it");
     assert_eq!(f, before);
     let c = rig.worker.counters();
-    assert_eq!(c.host_count(HostReason::Resolve { next_hop }), 1);
+    assert_eq!(c.host_count(HostReason::Resolve { next_hop, port }), 1);
+}
+
+/// A FullNAT reply to an SNAT port of another worker's partition is that worker's flow:
+/// `Handoff` (counted as such, not as a drop), the packet untouched; a port of this
+/// worker's own partition without a flow stays `no_reverse_flow`.
+#[test]
+fn replies_to_another_workers_snat_port_are_handed_off() {
+    let pool = PortRange {
+        first: 1024,
+        last: 65535,
+    };
+    let mut p = FastPathParams::new(0, 2, pool);
+    p.flow_capacity = 1024;
+    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    let theirs = pool.partition(1, 2).first;
+    let mine = pool.partition(0, 2).last;
+    let snat = |port| SocketAddr::new(SNAT4.parse().unwrap(), port);
+    let mut f = udp_frame(backend4(1), snat(theirs), 64, &[], testkit::PORT1_MAC, b"r");
+    let before = f.clone();
+    assert_eq!(rig.run(&mut f, SEC), Verdict::Handoff { worker: 1 });
+    assert_eq!(f, before, "handed-off packets are untouched");
+    let c = rig.worker.counters();
+    assert_eq!((c.handoff, c.drops_total(), c.tx_packets), (1, 0, 0));
+
+    let mut f = udp_frame(backend4(1), snat(mine), 64, &[], testkit::PORT1_MAC, b"r");
+    assert_eq!(
+        rig.run(&mut f, SEC),
+        Verdict::Drop(DropReason::NoReverseFlow)
+    );
+    let c = rig.worker.counters();
+    assert_eq!(c.handoff, 1);
+    assert_eq!(c.drop_count(DropReason::NoReverseFlow), 1);
+}
+
+/// The link-layer filter: a frame is for us on its input port when it is addressed to the
+/// port's MAC, broadcast, IPv6 all-nodes or the solicited-node group of the port's own
+/// addresses, the SNAT address or a VIP; anything else is `not_for_us`.
+#[test]
+fn frames_for_other_macs_or_groups_are_not_for_us() {
+    let mut rig = Rig::new();
+    let icmp6 = |dst: &str, mac: MacAddr| {
+        let dst: std::net::Ipv6Addr = dst.parse().unwrap();
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, mac.0)
+            .ipv6(
+                "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                dst.octets(),
+                255,
+            )
+            .icmpv6_echo_request(1, 1)
+            .write(&mut f, b"")
+            .unwrap();
+        f
+    };
+    let sn = |a: &str| MacAddr::solicited_node(a.parse().unwrap());
+    let icmp = Verdict::ToHost(HostReason::Icmp);
+    let not_for_us = Verdict::Drop(DropReason::NotForUs);
+    let cases = [
+        // (input port, frame, verdict)
+        (0, icmp6("2001:2::fe", testkit::PORT0_MAC), icmp),
+        (0, icmp6("2001:2::fe", MacAddr::BROADCAST), icmp),
+        (0, icmp6("ff02::1", MacAddr::IPV6_ALL_NODES), icmp),
+        (0, icmp6("ff02::1:ff00:fe", sn("2001:2::fe")), icmp),
+        (1, icmp6("ff02::1:ff00:fd", sn("2001:2:0:1::fd")), icmp),
+        (0, icmp6("ff02::1:ff00:1", sn("2001:2:0:2::1")), icmp),
+        // Port 1's MAC on port 0. (Port 1's own IPv6 address shares its low 24 bits, and
+        // so its group, with port 0's in this topology.)
+        (0, icmp6("2001:2::fe", testkit::PORT1_MAC), not_for_us),
+        // Groups nobody here joined: another host's solicited-node, all-routers, IPv4.
+        (0, icmp6("ff02::1:ff00:77", sn("2001:2::77")), not_for_us),
+        (
+            0,
+            icmp6("ff02::2", MacAddr([0x33, 0x33, 0, 0, 0, 2])),
+            not_for_us,
+        ),
+        (
+            0,
+            icmp6("2001:2::fe", MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
+            not_for_us,
+        ),
+        // A port the network does not have.
+        (7, icmp6("2001:2::fe", testkit::PORT0_MAC), not_for_us),
+    ];
+    let mut expected_drops = 0;
+    for (i, (port, mut f, want)) in cases.into_iter().enumerate() {
+        let before = f.clone();
+        assert_eq!(rig.run_on(port, &mut f, SEC), want, "case {i}");
+        assert_eq!(f, before, "case {i}: untouched");
+        expected_drops += u64::from(want == not_for_us);
+    }
+    let c = rig.worker.counters();
+    assert_eq!(c.drop_count(DropReason::NotForUs), expected_drops);
+    assert_eq!(c.drops_total(), expected_drops, "no other reason");
+
+    // A forwardable datagram for another host is not forwarded, in a burst too.
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::ROUTER_MAC, b"x");
+    let mut ok = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
+    let mut bufs: Vec<&mut [u8]> = vec![&mut f, &mut ok];
+    let mut verdicts = [Verdict::Drop(DropReason::Stray); 2];
+    let ctx = Context {
+        tables: &rig.tables,
+        network: &rig.network,
+        neighbors: &rig.neighbors,
+    };
+    rig.worker
+        .process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
+    assert_eq!(verdicts[0], not_for_us);
+    assert!(matches!(verdicts[1], Verdict::Tx { port: 1, .. }));
 }
 
 #[test]
@@ -291,7 +409,7 @@ fn non_udp_goes_to_host_or_is_dropped() {
     let mut rig = Rig::new();
     let tcp = |dst: [u8; 4]| {
         let mut out = Vec::new();
-        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
             .ipv4([198, 19, 0, 7], dst, 64)
             .tcp(40000, 80, 1, 1000)
             .write(&mut out, b"")
@@ -300,7 +418,7 @@ fn non_udp_goes_to_host_or_is_dropped() {
     };
     let icmp = {
         let mut out = Vec::new();
-        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC, testkit::PORT0_MAC)
+        etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
             .ipv4([198, 19, 0, 7], [198, 18, 0, 254], 64)
             .icmpv4_echo_request(1, 1)
             .write(&mut out, b"ping")
@@ -324,7 +442,14 @@ fn non_udp_goes_to_host_or_is_dropped() {
         (tcp([198, 18, 9, 9]), Verdict::Drop(DropReason::NotUdp)),
         (icmp, Verdict::ToHost(HostReason::Icmp)),
         (
-            udp_frame(sa(CLIENT4), sa("198.18.0.254:53"), 64, &[], [0; 6], b""),
+            udp_frame(
+                sa(CLIENT4),
+                sa("198.18.0.254:53"),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                b"",
+            ),
             Verdict::ToHost(HostReason::OwnAddress),
         ),
     ];
@@ -400,7 +525,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::UnsupportedLink => {
-            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], [0; 6], b"x");
+            let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[1, 2], testkit::PORT0_MAC, b"x");
             f.splice(20..20, [0x81, 0x00, 0x00, 0x03]);
             (rig, f)
         }
@@ -425,7 +550,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::MalformedIpv6Ext => {
-            let mut f = udp_frame(sa("[2001:2:0:9::7]:255"), sa(VIP6), 64, &[], [0; 6], b"x");
+            let mut f = udp_frame(
+                sa("[2001:2:0:9::7]:255"),
+                sa(VIP6),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                b"x",
+            );
             f[20] = 0; // next header: hop-by-hop; its length byte (0xff) overruns
             (rig, f)
         }
@@ -447,7 +579,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         }
         DropReason::NotUdp => {
             let mut f = Vec::new();
-            etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
                 .ipv4([198, 19, 0, 7], [198, 18, 9, 9], 64)
                 .tcp(1, 2, 3, 4)
                 .write(&mut f, b"")
@@ -461,7 +593,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         DropReason::NoBackend => (rig, udp4("198.18.2.1:56", 64)),
         DropReason::DroppedShare => (
             rig,
-            udp_frame(sa("0.0.0.0:68"), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x"),
+            udp_frame(
+                sa("0.0.0.0:68"),
+                sa("198.18.2.1:57"),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                b"x",
+            ),
         ),
         DropReason::NoSnatAddress => {
             let mut net = testkit::network(false);
@@ -474,7 +613,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 },
             )
             .unwrap();
-            let client = udp_frame(sa("198.18.0.7:40000"), sa(VIP4), 64, &[], [0; 6], b"x");
+            let client = udp_frame(
+                sa("198.18.0.7:40000"),
+                sa(VIP4),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                b"x",
+            );
             (Rig::with(testkit::config(), net, params()), client)
         }
         DropReason::SnatExhausted => {
@@ -488,7 +634,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+                udp_frame(
+                    sa("198.19.0.8:1"),
+                    sa(VIP4),
+                    64,
+                    &[],
+                    testkit::PORT0_MAC,
+                    b"x",
+                ),
             )
         }
         DropReason::FullNatNoState => {
@@ -499,12 +652,38 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             tx(rig.run(&mut first, SEC));
             (
                 rig,
-                udp_frame(sa("198.19.0.8:1"), sa(VIP4), 64, &[], [0; 6], b"x"),
+                udp_frame(
+                    sa("198.19.0.8:1"),
+                    sa(VIP4),
+                    64,
+                    &[],
+                    testkit::PORT0_MAC,
+                    b"x",
+                ),
             )
         }
         DropReason::NoReverseFlow => (
             rig,
-            udp_frame(backend4(1), sa("198.18.1.253:40000"), 64, &[], [0; 6], b"x"),
+            udp_frame(
+                backend4(1),
+                sa("198.18.1.253:40000"),
+                64,
+                &[],
+                testkit::PORT1_MAC,
+                b"x",
+            ),
+        ),
+        // A unicast frame for another host, as a promiscuous port delivers it.
+        DropReason::NotForUs => (
+            rig,
+            udp_frame(
+                sa(CLIENT4),
+                sa(VIP4),
+                64,
+                &[],
+                testkit::backend_mac(1),
+                b"x",
+            ),
         ),
         DropReason::Unroutable => {
             let mut cfg = testkit::config();
@@ -516,7 +695,14 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             ));
             cfg.normalize();
             let rig = Rig::with(cfg, testkit::network(false), params());
-            let f = udp_frame(sa(CLIENT6), sa("[2001:2:0:2::1]:58"), 64, &[], [0; 6], b"x");
+            let f = udp_frame(
+                sa(CLIENT6),
+                sa("[2001:2:0:2::1]:58"),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                b"x",
+            );
             (rig, f)
         }
     }
@@ -550,7 +736,14 @@ fn every_drop_reason_has_a_packet_and_a_counter() {
 #[test]
 fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa("198.18.2.1:57"), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(
+        sa(CLIENT4),
+        sa("198.18.2.1:57"),
+        64,
+        &[],
+        testkit::PORT0_MAC,
+        b"x",
+    );
     assert_eq!(rig.run(&mut f, SEC), Verdict::ToHost(HostReason::Reject));
     assert_eq!(rig.worker.counters().host_count(HostReason::Reject), 1);
 }
@@ -572,7 +765,14 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(
+            client,
+            sa("198.18.2.1:54"),
+            64,
+            &[],
+            testkit::PORT0_MAC,
+            b"x",
+        );
         tx(rig.run(&mut f, SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(3));
     }
@@ -584,7 +784,14 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
-        let mut f = udp_frame(client, sa("198.18.2.1:54"), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(
+            client,
+            sa("198.18.2.1:54"),
+            64,
+            &[],
+            testkit::PORT0_MAC,
+            b"x",
+        );
         tx(rig.run(&mut f, SEC));
     }
     assert_eq!(rig.worker.counters().rate_limited, 2);
@@ -595,7 +802,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         sa("198.18.2.1:54"),
         64,
         &[],
-        [0; 6],
+        testkit::PORT0_MAC,
         b"x",
     );
     tx(rig.run(&mut f, 2 * SEC + 1));
@@ -605,7 +812,7 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
 #[test]
 fn idle_flows_expire_and_return_their_snat_port() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
     let free = rig.worker.snat_ports_free().0;
@@ -615,7 +822,7 @@ fn idle_flows_expire_and_return_their_snat_port() {
     assert_eq!(rig.worker.snat_ports_free().0, free + 1);
     assert_eq!(rig.worker.counters().flows_active, 0);
     // The backend's late reply no longer matches.
-    let mut r = udp_frame(d.dst, d.src, 64, &[], [0; 6], b"late");
+    let mut r = udp_frame(d.dst, d.src, 64, &[], testkit::PORT1_MAC, b"late");
     assert_eq!(
         rig.run(&mut r, 33 * SEC),
         Verdict::Drop(DropReason::NoReverseFlow)
@@ -627,8 +834,9 @@ fn snat_ports_are_never_shared_by_live_flows() {
     let mut rig = Rig::new();
     let mut seen = std::collections::HashSet::new();
     for i in 0..500u16 {
-        let client = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 5000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let [hi, lo] = i.to_be_bytes();
+        let client = SocketAddr::from(([198, 19, hi, lo], 5000 + i));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         assert!(seen.insert(decode_verified(&f).unwrap().src.port()));
     }
@@ -640,9 +848,9 @@ fn snat_ports_are_never_shared_by_live_flows() {
 fn flows_survive_config_changes_while_their_backend_stays() {
     let mut rig = Rig::new();
     let mut pinned = Vec::new();
-    for i in 0..64u16 {
-        let client = SocketAddr::from(([198, 19, 1, i as u8], 7000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+    for i in 0..64u8 {
+        let client = SocketAddr::from(([198, 19, 1, i], 7000 + u16::from(i)));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, SEC));
         pinned.push((client, decode_verified(&f).unwrap()));
     }
@@ -662,7 +870,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
     let old_generation = rig.tables.generation();
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 2 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!((now.dst, now.src), (d.dst, d.src), "pinned flow moved");
@@ -675,9 +883,9 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         64
     );
     // New flows all go to backend 2.
-    for i in 0..32u16 {
-        let client = SocketAddr::from(([198, 19, 2, i as u8], 9000 + i));
-        let mut f = udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x");
+    for i in 0..32u8 {
+        let client = SocketAddr::from(([198, 19, 2, i], 9000 + u16::from(i)));
+        let mut f = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 2 * SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(2));
     }
@@ -694,12 +902,12 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         .remove(0);
     rig.tables = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
     for (client, d) in &pinned {
-        let mut f = udp_frame(*client, sa(VIP4), 64, &[], [0; 6], b"x");
+        let mut f = udp_frame(*client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
         tx(rig.run(&mut f, 3 * SEC));
         let now = decode_verified(&f).unwrap();
         assert_eq!(now.dst, backend4(2));
         assert_eq!(now.src, d.src, "SNAT port kept");
-        let mut reply = udp_frame(now.dst, now.src, 64, &[], [0; 6], b"r");
+        let mut reply = udp_frame(now.dst, now.src, 64, &[], testkit::PORT1_MAC, b"r");
         tx(rig.run(&mut reply, 3 * SEC));
         assert_eq!(decode_verified(&reply).unwrap().dst, *client);
     }
@@ -710,7 +918,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
 #[test]
 fn identity_keyed_counters_name_every_entity() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     let named = rig.worker.counters().entities.named(&rig.tables).unwrap();
     let listener_packets: u64 = named
@@ -729,10 +937,17 @@ fn burst_api_matches_single_packet_api() {
     let mut frames: Vec<Vec<u8>> = (0..8u16)
         .map(|i| {
             let client = SocketAddr::from(([198, 19, 3, 1], 100 + i));
-            udp_frame(client, sa(VIP4), 64, &[], [0; 6], b"x")
+            udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x")
         })
         .collect();
-    frames.push(udp_frame(sa(CLIENT4), sa(VIP4), 1, &[], [0; 6], b"x"));
+    frames.push(udp_frame(
+        sa(CLIENT4),
+        sa(VIP4),
+        1,
+        &[],
+        testkit::PORT0_MAC,
+        b"x",
+    ));
     let mut verdicts = [Verdict::Drop(DropReason::Stray); 9];
     let mut bufs: Vec<&mut [u8]> = frames.iter_mut().map(|f| f.as_mut_slice()).collect();
     let ctx = Context {
@@ -756,7 +971,7 @@ fn listener_idle_timeout_override_applies() {
         l.options.idle_timeout = Some(Duration::from_secs(2));
     }
     let mut rig = Rig::with(cfg, testkit::network(false), params());
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], [0; 6], b"x");
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     assert_eq!(rig.worker.maintain(2 * SEC), 0);
     assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);

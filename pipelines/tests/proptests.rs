@@ -12,7 +12,7 @@ use pipelines::maglev::{self, Endpoint, Maglev};
 use pipelines::net::PortRange;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame};
-use pipelines::{Context, Verdict, Worker, WorkerParams};
+use pipelines::{Context, FastPath, FastPathParams, Verdict};
 use proptest::prelude::*;
 
 const M: u32 = 65537;
@@ -46,7 +46,7 @@ proptest! {
     /// Equal weights, table ≥ 100 × backends: every backend within 1 % of M/N.
     #[test]
     fn maglev_balance_within_one_percent(n in 1usize..=100, seed: u64) {
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1)).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1)).collect();
         let m = Maglev::build(&eps, M, seed);
         let expected = f64::from(M) / n as f64;
         for (i, &c) in counts(&m, n)[..n].iter().enumerate() {
@@ -64,7 +64,7 @@ proptest! {
         seed: u64,
     ) {
         let n = weights.len();
-        let eps: Vec<_> = weights.iter().enumerate().map(|(i, &w)| endpoint(i as u32, w * scale)).collect();
+        let eps: Vec<_> = weights.iter().enumerate().map(|(i, &w)| endpoint(u32::try_from(i).unwrap(), w * scale)).collect();
         let m = Maglev::build(&eps, M, seed);
         let total: u64 = weights.iter().sum();
         for (i, &c) in counts(&m, n)[..n].iter().enumerate() {
@@ -80,13 +80,13 @@ proptest! {
     #[test]
     fn maglev_removal_moves_about_one_nth(n in 3usize..=50, victim in 0usize..50, seed: u64) {
         let victim = victim % n;
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1)).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1)).collect();
         let before = Maglev::build(&eps, M, seed);
         let mut rest = eps.clone();
         rest.remove(victim);
         let after = Maglev::build(&rest, M, seed);
         let moved = maglev::diff(&before, |v| v, &after, |v| v);
-        let victim_slots = counts(&before, n)[victim] as usize;
+        let victim_slots = usize::try_from(counts(&before, n)[victim]).unwrap();
         let survivors_moved = moved.len() - victim_slots;
         prop_assert!(moved.len() >= victim_slots);
         prop_assert!(
@@ -95,7 +95,7 @@ proptest! {
         );
         // Every slot of the removed backend moved to a survivor.
         for (i, &s) in before.slots().iter().enumerate() {
-            if s == victim as u32 + 1 {
+            if s == u32::try_from(victim).unwrap() + 1 {
                 prop_assert!(after.slots()[i] != s);
             }
         }
@@ -105,7 +105,7 @@ proptest! {
     /// Same endpoints, size and seed: identical tables; a different seed: different.
     #[test]
     fn maglev_deterministic(n in 2usize..=30, seed: u64) {
-        let eps: Vec<_> = (0..n as u32).map(|i| endpoint(i, 1 + u64::from(i % 3))).collect();
+        let eps: Vec<_> = (0..u32::try_from(n).unwrap()).map(|i| endpoint(i, 1 + u64::from(i % 3))).collect();
         let a = Maglev::build(&eps, 4099, seed);
         let b = Maglev::build(&eps, 4099, seed);
         prop_assert_eq!(&a, &b);
@@ -128,12 +128,12 @@ struct Rig {
     tables: Tables,
     network: pipelines::net::Network,
     neighbors: pipelines::neighbor::Neighbors,
-    worker: Worker,
+    worker: FastPath,
 }
 
 impl Rig {
     fn new() -> Rig {
-        let mut p = WorkerParams::new(
+        let mut p = FastPathParams::new(
             0,
             1,
             PortRange {
@@ -151,7 +151,7 @@ impl Rig {
             tables: Tables::build(&testkit::config(), &params).unwrap(),
             network: testkit::network(false),
             neighbors: testkit::neighbors(4),
-            worker: Worker::new(p).unwrap(),
+            worker: FastPath::new(p).unwrap(),
         }
     }
 
@@ -161,18 +161,28 @@ impl Rig {
             network: &self.network,
             neighbors: &self.neighbors,
         };
-        self.worker.process(&ctx, now, 0, f)
+        // Delivered on the port it is addressed to, as a switch would.
+        self.worker.process(&ctx, now, testkit::arrival_port(f), f)
     }
 }
 
 fn client_strategy() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<u16>(), 1u16..).prop_map(|(h, p)| SocketAddr::from((
-            Ipv4Addr::new(198, 19, (h >> 8) as u8, h as u8),
+            Ipv4Addr::new(198, 19, h.to_be_bytes()[0], h.to_be_bytes()[1]),
             p
         ))),
         (any::<u32>(), 1u16..).prop_map(|(h, p)| SocketAddr::from((
-            Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, (h >> 16) as u16, h as u16),
+            Ipv6Addr::new(
+                0x2001,
+                2,
+                0,
+                9,
+                0,
+                0,
+                u16::from_be_bytes([h.to_be_bytes()[0], h.to_be_bytes()[1]]),
+                u16::from_be_bytes([h.to_be_bytes()[2], h.to_be_bytes()[3]])
+            ),
             p
         ))),
     ]
@@ -249,7 +259,7 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
                 SocketAddr::new(vip, if preserve { 54 } else { 53 }),
                 ttl,
                 &vlans,
-                [0; 6],
+                testkit::PORT0_MAC,
                 &payload,
             )
         })
@@ -258,7 +268,10 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
 fn check_accounting(rig: &Rig) -> Result<(), TestCaseError> {
     let c = rig.worker.counters();
     let host: u64 = c.to_host.iter().sum();
-    prop_assert_eq!(c.rx_packets, c.tx_packets + c.drops_total() + host);
+    prop_assert_eq!(
+        c.rx_packets,
+        c.tx_packets + c.drops_total() + host + c.handoff
+    );
     Ok(())
 }
 
@@ -270,7 +283,14 @@ proptest! {
     fn process_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut rig = Rig::new();
         let mut b = bytes;
+        // As they come (mostly not for us), then addressed to the port, so the parser
+        // sees every one of them too.
+        let mut addressed = b.clone();
+        if let Some(dst) = addressed.get_mut(..6) {
+            dst.copy_from_slice(&testkit::PORT0_MAC.0);
+        }
         rig.run(&mut b, 1);
+        rig.run(&mut addressed, 1);
         check_accounting(&rig)?;
     }
 

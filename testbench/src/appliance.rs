@@ -360,6 +360,9 @@ fn runtime_dir(topo: &Topology) -> PathBuf {
 }
 
 /// Sums the values of the metric lines starting with `prefix`.
+// Prometheus values are floats; udplb's are non-negative integers, so the saturating
+// float-to-integer conversion is exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn sum_metric(text: &str, prefix: &str) -> u64 {
     text.lines()
         .filter(|l| !l.starts_with('#') && l.starts_with(prefix))

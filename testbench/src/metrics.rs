@@ -54,7 +54,18 @@ impl Metrics {
     /// The sum of the samples named `name` whose labels include every pair of `labels`
     /// (0 when there is none), as a count.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.matching(name, labels).map(|s| s.value as u64).sum()
+        self.matching(name, labels).map(|s| as_count(s.value)).sum()
+    }
+}
+
+/// A counter sample as an integer. udplb's counters are non-negative integers far below
+/// 2^53, which an f64 holds exactly; anything else (negative, NaN) counts as 0.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn as_count(value: f64) -> u64 {
+    if value.is_finite() && value >= 0.0 {
+        value.round() as u64
+    } else {
+        0
     }
 }
 

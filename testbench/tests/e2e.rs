@@ -664,7 +664,7 @@ fn fix_ipv4_checksum(f: &mut [u8]) {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    let ck = !(sum as u16);
+    let ck = !u16::try_from(sum).expect("folded to 16 bits");
     f[24..26].copy_from_slice(&ck.to_be_bytes());
 }
 

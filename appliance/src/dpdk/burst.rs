@@ -114,8 +114,7 @@ impl MbufBurst {
     /// Where a PMD may write new mbufs: the unused tail, and its length.
     pub(crate) fn spare(&mut self) -> (*mut *mut ffi::rte_mbuf, u16) {
         let room = Self::CAPACITY - self.len;
-        // CAPACITY is 32, so the room always fits a u16.
-        (self.slots[self.len..].as_mut_ptr(), room as u16)
+        (self.slots[self.len..].as_mut_ptr(), burst_len(room))
     }
 
     /// Records that a PMD wrote `n` owned mbufs into [`MbufBurst::spare`].
@@ -129,8 +128,7 @@ impl MbufBurst {
 
     /// The held mbufs as the pointer array `rte_eth_tx_burst` takes.
     pub(crate) fn held(&mut self) -> (*mut *mut ffi::rte_mbuf, u16) {
-        // len <= CAPACITY = 32.
-        (self.slots.as_mut_ptr(), self.len as u16)
+        (self.slots.as_mut_ptr(), burst_len(self.len))
     }
 
     /// Forgets the first `n` mbufs (a PMD took them) and moves the rest to the front.
@@ -173,12 +171,17 @@ impl Drop for MbufBurst {
     }
 }
 
+/// A count of mbufs in a burst (at most [`MbufBurst::CAPACITY`] = 32) as the `u16` DPDK's
+/// burst calls take; the bound makes the conversion exact.
+fn burst_len(n: usize) -> u16 {
+    u16::try_from(n.min(MbufBurst::CAPACITY)).unwrap_or(0)
+}
+
 fn free_slots(slots: &mut [*mut ffi::rte_mbuf]) {
     if slots.is_empty() {
         return;
     }
-    // The length is at most CAPACITY.
-    let count = slots.len() as c_uint;
+    let count = c_uint::from(burst_len(slots.len()));
     // SAFETY: every pointer is an owned mbuf that its holder has just given up.
     unsafe { ffi::rte_pktmbuf_free_bulk(slots.as_mut_ptr(), count) }
 }

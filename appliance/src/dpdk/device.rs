@@ -4,9 +4,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::DpdkError;
+/// A device string DPDK would not take; the message quotes it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?}: {reason}")]
+pub struct InvalidDevice {
+    /// The device string as given.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
 
-/// A DPDK port device as configured: a PCI address (`0000:01:00.0`, optionally followed by
+/// A DPDK port device as configured (`appliance.yaml` `ports[].device`): a PCI address (`0000:01:00.0`, optionally followed by
 /// `,devargs`) given to the EAL with `-a`, or a virtual device (`net_tap0,iface=udplb0`,
 /// `net_ring0`, `net_null0`, `net_af_packet0,iface=eth1`, `net_af_xdp0,iface=eth1`,
 /// `net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`, `net_virtio_user0,path=...`) given with
@@ -67,31 +75,39 @@ impl fmt::Display for Device {
 }
 
 impl FromStr for Device {
-    type Err = DpdkError;
+    type Err = InvalidDevice;
 
-    fn from_str(s: &str) -> Result<Device, DpdkError> {
-        let invalid = |reason: String| DpdkError::InvalidArgument {
-            what: "port device",
-            reason: format!("{s:?}: {reason}"),
+    fn from_str(s: &str) -> Result<Device, InvalidDevice> {
+        let invalid = |reason: String| InvalidDevice {
+            text: s.to_owned(),
+            reason,
         };
         let (head, args) = match s.split_once(',') {
-            Some((head, args)) if !args.is_empty() => (head, Some(args.to_owned())),
-            Some(_) => return Err(invalid("empty driver arguments after ','".to_owned())),
+            Some((head, args)) => (head, Some(args)),
             None => (s, None),
         };
+        for arg in args.into_iter().flat_map(|a| a.split(',')) {
+            match arg.split_once('=') {
+                Some((k, _)) if !k.is_empty() => {}
+                _ => return Err(invalid(format!("device argument {arg:?} is not KEY=VALUE"))),
+            }
+        }
+        let args = args.map(str::to_owned);
         if let Some(address) = parse_pci(head) {
             return Ok(Device::Pci { address, args });
         }
-        if !head.starts_with("net_") || head.len() <= 4 {
+        let vdev = head.strip_prefix("net_").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+        if !vdev {
             return Err(invalid(
-                "expected a PCI address (0000:01:00.0) or a vdev such as net_tap0,iface=NAME"
+                "expected a PCI address (0000:03:00.0) or a vdev (net_tap0,iface=udplb0): \
+                 net_ and a lower-case driver name with an instance number"
                     .to_owned(),
             ));
-        }
-        if !head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(invalid(format!(
-                "vdev name {head:?} may only hold letters, digits and '_'"
-            )));
         }
         Ok(Device::Vdev {
             name: head.to_owned(),
@@ -148,6 +164,19 @@ mod tests {
         assert_eq!(d.port_name(), "net_pcap0");
         assert_eq!(d.to_string(), "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap");
         assert_eq!(parse("net_null1").eal_args()[1], "net_null1");
+        for vdev in [
+            "net_af_packet0,iface=eth1",
+            "net_af_xdp0,iface=eth1",
+            "net_virtio_user0,path=/dev/vhost-net",
+            "net_ring0",
+        ] {
+            assert!(matches!(parse(vdev), Device::Vdev { .. }), "{vdev}");
+        }
+        assert_eq!(
+            "eth0".parse::<Device>().unwrap_err().to_string(),
+            "\"eth0\": expected a PCI address (0000:03:00.0) or a vdev (net_tap0,iface=udplb0): \
+             net_ and a lower-case driver name with an instance number"
+        );
     }
 
     #[test]
@@ -170,6 +199,10 @@ mod tests {
             "00:1:00.0",
             "01:00.9",
             "0000:01:00",
+            "0000:03:00.8",
+            "0000:3:00.0",
+            "net_Tap0",
+            "net_tap0,iface",
         ] {
             let err = bad.parse::<Device>().expect_err(bad).to_string();
             assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");

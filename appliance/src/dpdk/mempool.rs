@@ -31,9 +31,13 @@ unsafe impl Send for PoolInner {}
 // SAFETY: see `Send`; every method takes `&self` and DPDK synchronises internally.
 unsafe impl Sync for PoolInner {}
 
+const _: () = assert!(ffi::RTE_MBUF_DEFAULT_BUF_SIZE <= u16::MAX as u32);
+
 impl Mempool {
     /// Data room per mbuf that holds a 2048-byte frame after the 128-byte headroom
     /// (`RTE_MBUF_DEFAULT_BUF_SIZE`).
+    // A bindgen u32 constant (2176), checked to fit at compile time below.
+    #[allow(clippy::cast_possible_truncation)]
     pub const DEFAULT_DATA_ROOM: u16 = ffi::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
 
     /// Creates a pool of `n_mbufs` mbufs, each with `data_room` bytes of buffer (headroom

@@ -30,7 +30,7 @@ mod queue;
 mod ring;
 
 pub use burst::{Drain, MbufBurst};
-pub use device::{eal_args_for, Device};
+pub use device::{eal_args_for, Device, InvalidDevice};
 pub use eal::{Eal, LcoreJob, RegisteredThread, RuntimeDir};
 pub use error::{DpdkError, Result};
 pub use ids::{LcoreId, PortId, QueueId, SocketId};

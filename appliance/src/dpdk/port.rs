@@ -400,7 +400,8 @@ impl PortBuilder {
             // SAFETY: DPDK validates the port id.
             None => SocketId(unsafe { ffi::rte_eth_dev_socket_id(self.id.0) }),
         };
-        let socket_arg = u32::try_from(socket.0).unwrap_or(ffi::SOCKET_ID_ANY as u32);
+        // SOCKET_ID_ANY (-1) is passed as the unsigned value DPDK compares against.
+        let socket_arg = u32::try_from(socket.0).unwrap_or(ffi::SOCKET_ID_ANY.cast_unsigned());
         for q in 0..self.rx_queues {
             let pool_ptr = pool.as_ref().map_or(std::ptr::null_mut(), Mempool::as_ptr);
             // SAFETY: default rxconf (NULL) and a mempool that the Port keeps alive (it holds
@@ -446,6 +447,7 @@ impl PortBuilder {
             rss_hf,
             rx_ring,
             tx_ring,
+            queues: (self.rx_queues, self.tx_queues),
             driver: driver_name(&info),
         };
         if let Some(mac) = self.mac {
@@ -535,6 +537,8 @@ pub struct Port {
     rss_hf: u64,
     rx_ring: u16,
     tx_ring: u16,
+    /// RX and TX queue counts, as configured.
+    queues: (u16, u16),
     driver: String,
 }
 
@@ -576,10 +580,7 @@ impl Port {
 
     /// Number of RX and TX queues.
     pub fn queue_counts(&self) -> (u16, u16) {
-        (
-            self.shared.rx_claimed.len() as u16,
-            self.shared.tx_claimed.len() as u16,
-        )
+        self.queues
     }
 
     /// Whether [`Port::start`] ran (and no [`Port::stop`] since).

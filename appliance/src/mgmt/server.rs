@@ -32,7 +32,7 @@ const JSON: &str = "application/json";
 ///
 /// The server calls `apply_manifests` for one request at a time; the other methods may be
 /// called concurrently with it and with each other.
-pub trait Control: Send + Sync + 'static {
+pub trait ApiBackend: Send + Sync + 'static {
     /// Validates and compiles the full set of Gateway API objects in `yaml` and, on success,
     /// swaps it in atomically. Returns the status YAML on success and the precise error text
     /// on failure, in which case the running configuration must stay unchanged.
@@ -73,7 +73,7 @@ pub struct ManagementServer {
 
 struct Shared {
     token: Option<String>,
-    control: Arc<dyn Control>,
+    control: Arc<dyn ApiBackend>,
     /// Serialises `apply_manifests`.
     apply: Mutex<()>,
 }
@@ -88,7 +88,7 @@ impl ManagementServer {
     pub fn start(
         addr: SocketAddr,
         token: Option<String>,
-        control: Arc<dyn Control>,
+        control: Arc<dyn ApiBackend>,
     ) -> Result<ManagementServer, MgmtError> {
         let listener =
             TcpListener::bind(addr).map_err(|source| MgmtError::Bind { addr, source })?;

@@ -1,5 +1,5 @@
 //! Incoming frames: checked parsing, answers for own, VIP and SNAT addresses, neighbor
-//! snooping, and ICMP unreachable for rejected flows. Every frame ends in a [`Verdict`] that
+//! snooping, and ICMP unreachable for rejected flows. Every frame ends in a [`Fate`] that
 //! the caller counts; nothing here can panic on bad input (smoltcp's checked views).
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -24,7 +24,7 @@ const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 /// The fate of one frame, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Fate {
     /// Answered, learned from, or deliberately rate-limited.
     Done,
     /// Well-formed but nothing to do.
@@ -33,7 +33,7 @@ pub(crate) enum Verdict {
     Malformed,
 }
 
-use Verdict::{Done, Ignored, Malformed};
+use Fate::{Done, Ignored, Malformed};
 
 /// A link-layer option as an Ethernet MAC, if it is one.
 fn lladdr_mac(raw: Option<RawHardwareAddress>) -> Option<EthernetAddress> {
@@ -50,7 +50,7 @@ impl SlowPath {
         frame: &[u8],
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Some(state) = self.ports.get(&port) else {
             return Ignored;
         };
@@ -106,7 +106,7 @@ impl SlowPath {
         payload: &[u8],
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Ok(packet) = ArpPacket::new_checked(payload) else {
             return Malformed;
         };
@@ -175,7 +175,7 @@ impl SlowPath {
         src_mac: EthernetAddress,
         payload: &[u8],
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Ok(ip) = Ipv4Packet::new_checked(payload) else {
             return Malformed;
         };
@@ -229,7 +229,7 @@ impl SlowPath {
         payload: &[u8],
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Ok(ip) = Ipv6Packet::new_checked(payload) else {
             return Malformed;
         };
@@ -289,7 +289,7 @@ impl SlowPath {
         dst: Ipv6Addr,
         icmp: &Icmpv6Packet<&[u8]>,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Some(state) = self.ports.get(&port) else {
             return Ignored;
         };
@@ -324,7 +324,7 @@ impl SlowPath {
         lladdr: Option<RawHardwareAddress>,
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         if target.is_multicast() {
             return Malformed;
         }
@@ -385,7 +385,7 @@ impl SlowPath {
         flags: NdiscNeighborFlags,
         lladdr: Option<RawHardwareAddress>,
         now: Instant,
-    ) -> Verdict {
+    ) -> Fate {
         if target.is_multicast() {
             return Malformed;
         }
@@ -412,7 +412,7 @@ impl SlowPath {
         frame: &[u8],
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Verdict {
+    ) -> Fate {
         let Some(state) = self.ports.get(&port) else {
             return Ignored;
         };

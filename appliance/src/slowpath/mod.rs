@@ -110,7 +110,7 @@ impl FrameSink for Vec<(u16, Vec<u8>)> {
 
 /// Whether the run loop goes on after a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
+pub enum Step {
     /// Keep going.
     Continue,
     /// A `Shutdown` was received.
@@ -183,24 +183,24 @@ impl SlowPath {
         msg: SlowPathMsg<B>,
         now: Instant,
         sink: &mut dyn FrameSink,
-    ) -> Control {
+    ) -> Step {
         match msg {
             SlowPathMsg::Frame { port, frame } => {
                 SlowPathCounters::bump(&self.counters.frames_handled);
-                let verdict = self.on_frame(port, frame.as_ref(), now, sink);
-                self.count(verdict);
+                let fate = self.on_frame(port, frame.as_ref(), now, sink);
+                self.count(fate);
             }
             SlowPathMsg::Reject { port, frame } => {
-                let verdict = self.on_reject(port, frame.as_ref(), now, sink);
-                self.count(verdict);
+                let fate = self.on_reject(port, frame.as_ref(), now, sink);
+                self.count(fate);
             }
             SlowPathMsg::Resolve { port, next_hop } => self.on_resolve(port, next_hop, now, sink),
             SlowPathMsg::UpdateAddresses { port, own, vips } => {
                 self.update_addresses(port, own, vips)
             }
-            SlowPathMsg::Shutdown => return Control::Stop,
+            SlowPathMsg::Shutdown => return Step::Stop,
         }
-        Control::Continue
+        Step::Continue
     }
 
     /// Time-driven work: retries pending resolutions, refreshes learned entries before they
@@ -259,7 +259,7 @@ impl SlowPath {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = std::iter::once(first).chain(rx.try_iter().take(BATCH - 1));
-            if batch.any(|msg| self.handle(msg, Instant::now(), &mut sink) == Control::Stop) {
+            if batch.any(|msg| self.handle(msg, Instant::now(), &mut sink) == Step::Stop) {
                 break;
             }
         }
@@ -267,11 +267,11 @@ impl SlowPath {
         log::info!("slow path stopped: {:?}", self.counters.snapshot());
     }
 
-    fn count(&self, verdict: input::Verdict) {
-        match verdict {
-            input::Verdict::Done => {}
-            input::Verdict::Ignored => SlowPathCounters::bump(&self.counters.ignored),
-            input::Verdict::Malformed => SlowPathCounters::bump(&self.counters.malformed),
+    fn count(&self, fate: input::Fate) {
+        match fate {
+            input::Fate::Done => {}
+            input::Fate::Ignored => SlowPathCounters::bump(&self.counters.ignored),
+            input::Fate::Malformed => SlowPathCounters::bump(&self.counters.malformed),
         }
     }
 

@@ -133,7 +133,7 @@ pub fn ones_complement_sum(chunks: &[&[u8]]) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    sum as u16
+    u16::try_from(sum).expect("folded to 16 bits")
 }
 
 /// A valid checksum makes the sum over the covered bytes 0xffff.

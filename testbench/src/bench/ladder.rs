@@ -64,6 +64,17 @@ pub(super) struct Load {
     max_ms: u64,
 }
 
+/// A non-negative float as a whole number, saturating (loads are seconds and datagram
+/// counts, far inside u64).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub(super) fn whole(x: f64) -> u64 {
+    if x.is_finite() && x > 0.0 {
+        x.min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}
+
 impl Load {
     /// [`FEW_FLOWS`] flows on fixed ports, `size`-byte datagrams at `rate` for about `secs`.
     pub(super) fn few(size: usize, rate: Option<f64>, secs: f64) -> Load {
@@ -73,8 +84,8 @@ impl Load {
             first_port: Some(FEW_FIRST_PORT),
             size,
             rate,
-            count: per_flow.ceil().max(1.0) as u64,
-            max_ms: (secs * 1000.0) as u64 + 1_000,
+            count: whole(per_flow.ceil().max(1.0)),
+            max_ms: whole(secs * 1000.0) + 1_000,
         }
     }
 
@@ -87,7 +98,7 @@ impl Load {
             first_port: Some(MANY_FIRST_PORT),
             size,
             rate,
-            count: per_flow.ceil().max(1.0) as u64,
+            count: whole(per_flow.ceil().max(1.0)),
             max_ms: 6_000,
         }
     }

@@ -136,7 +136,8 @@ fn echo_workload(peer: Peer, tools: &Tools) -> Result<PeerResult> {
     eprintln!(" new flows");
     let newflows = ladder::climb(NEWFLOW_LADDER, |rate| {
         let flows = rate.map_or(NEWFLOW_MAX_PER_STEP, |r| {
-            (r as u32).min(NEWFLOW_MAX_PER_STEP)
+            u32::try_from(ladder::whole(r))
+                .map_or(NEWFLOW_MAX_PER_STEP, |r| r.min(NEWFLOW_MAX_PER_STEP))
         });
         ladder::step(sut, tools, Load::new_flows(flows, rate), &count)
     })?;
@@ -219,7 +220,7 @@ fn round_trips(
     cfg.reply_timeout_ms = 200;
     cfg.max_duration_ms = duration_ms;
     let total = rate.unwrap_or(UNPACED_CEILING) * duration_ms as f64 / 1000.0;
-    cfg.count = (total / f64::from(FLOWS)).ceil().max(1.0) as u64;
+    cfg.count = ladder::whole((total / f64::from(FLOWS)).ceil().max(1.0));
     let report = tools.loadgen(client.ns(), &cfg, &topo.log_path("rr.log"))?;
     let r = RrReport::from(&report);
     eprintln!(

@@ -75,6 +75,8 @@ fn cdf(sorted: &[u64], points: usize) -> Vec<(f64, f64)> {
 
 /// Nearest-rank percentile of sorted, non-empty `sorted`: the smallest sample with at
 /// least `q` of all samples at or below it.
+// q is in [0, 1], so the rank is a non-negative integer at most n (then clamped).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
     let n = sorted.len();
     let rank = (q * n as f64).ceil() as usize;

@@ -1,0 +1,159 @@
+//! Which path a packet takes, and the per-verdict counters.
+//!
+//! First the link layer, as a NIC's MAC filter would: a frame is for us when its
+//! destination is the input port's MAC, broadcast, or a multicast group the appliance
+//! joined (IPv6 all-nodes and the solicited-node groups of the port's addresses, the SNAT
+//! address and the VIPs, precomputed in `Network` and `Tables`); anything else is
+//! `not_for_us`, so a port that sees every frame on its link never forwards another host's
+//! traffic. The unicast test is one 6-byte compare; only multicast frames search the groups.
+//!
+//! Order matters and is the fast path's contract: a (VIP, port) listener wins; then a
+//! reply of a pinned flow (its own 4-tuple); then the SNAT address and pool: a port of
+//! another worker's partition is that worker's flow (`Handoff`, the appliance passes the
+//! untouched packet on), a port of this worker's partition without a flow is
+//! `no_reverse_flow`; then own addresses (host); then another port of a VIP
+//! (`no_listener`); anything else is `stray`. Non-UDP goes to the host when it is ARP,
+//! ICMP or addressed to the appliance, and is dropped otherwise.
+
+use super::{Context, FastPath, Timestamp};
+use crate::checksum;
+use crate::flow::{Dir, Tuple};
+use crate::net::MacAddr;
+use crate::parse::{Parsed, ParsedUdp};
+use crate::verdict::{DropReason, HostReason, Verdict};
+
+/// A MAC as one integer (low 48 bits), so the per-packet unicast test is one compare.
+/// [`NO_MAC`] never equals a key.
+#[inline]
+pub(super) fn mac_key(mac: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(mac);
+    u64::from_le_bytes(b)
+}
+
+/// Whether the datagram's UDP checksum is unfinished (see [`checksum::is_unfinished_udp`]).
+#[inline]
+fn unfinished_checksum(pkt: &[u8], p: &ParsedUdp) -> bool {
+    let l4 = usize::from(p.l4_off);
+    pkt.get(l4..l4 + usize::from(p.udp_len))
+        .is_some_and(|udp| checksum::is_unfinished_udp(p.flow.src, p.flow.dst, udp))
+}
+
+/// The key of "no port": no frame matches it.
+pub(super) const NO_MAC: u64 = u64::MAX;
+
+impl FastPath {
+    /// Whether the frame's destination MAC is for this appliance on the burst's input
+    /// port. Frames too short to hold one are left to the parser (`truncated_ethernet`).
+    #[inline]
+    pub(super) fn for_us(&self, ctx: &Context<'_>, pkt: &[u8]) -> bool {
+        let Some(dst) = pkt.first_chunk::<6>() else {
+            return true;
+        };
+        if mac_key(dst) == self.rx_mac {
+            return true;
+        }
+        let dst = MacAddr(*dst);
+        dst.is_multicast()
+            && (dst == MacAddr::BROADCAST
+                || ctx.network.joins(self.rx_port, dst)
+                || ctx.tables.joins(dst))
+    }
+
+    pub(super) fn process_parsed(
+        &mut self,
+        ctx: &Context<'_>,
+        now: Timestamp,
+        pkt: &mut [u8],
+        parsed: Parsed,
+        hash: Option<u64>,
+    ) -> Verdict {
+        let len = pkt.len() as u64;
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += len;
+        let v = match parsed {
+            Parsed::Udp(p) if self.check_unfinished && unfinished_checksum(pkt, &p) => {
+                Verdict::Drop(DropReason::UnfinishedUdpChecksum)
+            }
+            Parsed::Udp(p) => {
+                let t = super::packet_tuple(&p.flow);
+                let h = hash.unwrap_or_else(|| self.flows.hash(&t));
+                self.udp(ctx, now, pkt, &p, &t, h)
+            }
+            Parsed::Arp => Verdict::ToHost(HostReason::Arp),
+            Parsed::Icmp => Verdict::ToHost(HostReason::Icmp),
+            Parsed::OtherIp { dst } => {
+                if ctx.network.is_own(dst) || ctx.tables.is_vip(dst) {
+                    Verdict::ToHost(HostReason::OwnAddress)
+                } else {
+                    Verdict::Drop(DropReason::NotUdp)
+                }
+            }
+            Parsed::Drop(r) => Verdict::Drop(r),
+        };
+        match v {
+            Verdict::Tx { .. } => {
+                self.counters.tx_packets += 1;
+                self.counters.tx_bytes += len;
+            }
+            Verdict::ToHost(r) => self.counters.to_host[r.index()] += 1,
+            Verdict::Drop(r) => self.counters.drops[r.index()] += 1,
+            Verdict::Handoff { .. } => self.counters.handoff += 1,
+        }
+        v
+    }
+
+    /// A UDP datagram whose wire tuple is `t`, with `h = flows.hash(t)`.
+    fn udp(
+        &mut self,
+        ctx: &Context<'_>,
+        now: Timestamp,
+        pkt: &mut [u8],
+        p: &ParsedUdp,
+        t: &Tuple,
+        h: u64,
+    ) -> Verdict {
+        let k = &p.flow;
+        if let Some(li) = ctx.tables.lookup_listener(k.dst, k.dst_port) {
+            return self.forward(ctx, now, pkt, p, li, t, h);
+        }
+        let v6 = p.is_ipv6();
+        if let Some(fi) = self
+            .flows
+            .lookup_hashed(h, t, Dir::Reverse, self.snat.of(v6))
+        {
+            if self.flows.get(fi).expires > now {
+                return self.reverse(ctx, now, pkt, p, fi);
+            }
+            self.expire(fi);
+        }
+        self.no_flow(ctx, p)
+    }
+
+    /// A UDP datagram that is neither for a listener nor a reply of a flow here. Rare by
+    /// construction, so kept out of line: the established paths stay compact.
+    #[cold]
+    #[inline(never)]
+    fn no_flow(&self, ctx: &Context<'_>, p: &ParsedUdp) -> Verdict {
+        let k = &p.flow;
+        if ctx.network.snat_addr(p.is_ipv6()) == Some(k.dst) {
+            // FullNAT replies are steered by SNAT port: RSS does not know which worker
+            // allocated it, so a reply may arrive here while its flow lives elsewhere.
+            let pool = ctx.network.snat().ports;
+            match pool.owner(k.dst_port, self.params.workers) {
+                Some(worker) if worker != self.params.worker_id => {
+                    return Verdict::Handoff { worker }
+                }
+                Some(_) => return Verdict::Drop(DropReason::NoReverseFlow),
+                None => {}
+            }
+        }
+        if ctx.network.is_own(k.dst) {
+            return Verdict::ToHost(HostReason::OwnAddress);
+        }
+        if ctx.tables.is_vip(k.dst) {
+            return Verdict::Drop(DropReason::NoListener);
+        }
+        Verdict::Drop(DropReason::Stray)
+    }
+}

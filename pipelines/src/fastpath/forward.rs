@@ -1,0 +1,271 @@
+//! Client → backend: the flow-table hit that keeps a flow on its backend, or the Maglev
+//! pick, guard and SNAT port of a new flow.
+//!
+//! Design note: the flow record caches the backend's index for the tables it was last
+//! used with, and the backend's address is its identity; after a tables swap the index
+//! is re-checked against the address (one compare), and only a backend that left the
+//! route makes the flow re-pick (`flows_repinned`), keeping its SNAT port. A FullNAT flow
+//! cannot be served without a record (its SNAT port and replies need one), so when the
+//! table is full or the guard refuses, FullNAT drops (`fullnat_no_state`) while
+//! preserve-client forwards statelessly by Maglev.
+
+use std::net::IpAddr;
+
+use super::rewrite::{ip_from16, transmit, Rewrite};
+use super::{release, Context, FastPath, Timestamp};
+use crate::counters::{EntityCounters, Traffic};
+use crate::flow::{Dir, Flow, Tuple, FULLNAT, IPV6};
+use crate::hash::{hash_words, ip16, ip_words};
+use crate::maglev;
+use crate::parse::{FlowKey, ParsedUdp};
+use crate::spec::{HashKey, NatMode};
+use crate::tables::{Backend, Listener, Route, Tables};
+use crate::verdict::{DropReason, HostReason, Verdict};
+
+fn is_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// The Maglev hash of a flow under a hash-key mode, with the tables' seed. Identical on
+/// every appliance given the same configuration.
+#[inline]
+pub fn flow_hash(seed: u64, mode: HashKey, k: &FlowKey) -> u64 {
+    let [a, b] = ip_words(&ip16(k.src));
+    match mode {
+        HashKey::FiveTuple => {
+            let [c, d] = ip_words(&ip16(k.dst));
+            hash_words(
+                seed,
+                &[
+                    a,
+                    b,
+                    c,
+                    d,
+                    u64::from(k.src_port) << 16 | u64::from(k.dst_port),
+                ],
+            )
+        }
+        HashKey::SourceIpPort => hash_words(seed, &[a, b, u64::from(k.src_port)]),
+        HashKey::SourceIp => hash_words(seed, &[a, b]),
+    }
+}
+
+/// The Maglev slot value a new flow `k` of `listener` gets (backend index + 1,
+/// [`maglev::DROP`] or [`maglev::NO_BACKEND`]): "where would this flow go".
+pub fn pick(tables: &Tables, listener: &Listener, k: &FlowKey) -> u32 {
+    listener.route.as_ref().map_or(maglev::NO_BACKEND, |r| {
+        r.maglev
+            .lookup(flow_hash(tables.params().maglev_seed, listener.hash_key, k))
+    })
+}
+
+impl FastPath {
+    /// Maglev choice for a new (or re-picked) flow: `Ok(backend index)` or the verdict.
+    fn choose(tables: &Tables, l: &Listener, route: &Route, k: &FlowKey) -> Result<u32, Verdict> {
+        let slot = route
+            .maglev
+            .lookup(flow_hash(tables.params().maglev_seed, l.hash_key, k));
+        match slot {
+            maglev::NO_BACKEND => Err(Verdict::Drop(DropReason::NoBackend)),
+            maglev::DROP if is_unicast(k.src) => Err(Verdict::ToHost(HostReason::Reject)),
+            maglev::DROP => Err(Verdict::Drop(DropReason::DroppedShare)),
+            v => Ok(v - 1),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        &mut self,
+        ctx: &Context<'_>,
+        now: Timestamp,
+        pkt: &mut [u8],
+        p: &ParsedUdp,
+        li: u32,
+        ft: &Tuple,
+        h: u64,
+    ) -> Verdict {
+        let tables = ctx.tables;
+        let l = &tables.listeners()[li as usize];
+        let Some(route) = &l.route else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExpired);
+        }
+        let k = &p.flow;
+        let v6 = p.is_ipv6();
+        let mut hit = self
+            .flows
+            .lookup_hashed(h, ft, Dir::Forward, self.snat.of(v6));
+        if let Some(fi) = hit {
+            if self.flows.get(fi).expires <= now {
+                self.expire(fi);
+                hit = None;
+            }
+        }
+        let (bi, fullnat, snat_port) = match hit {
+            Some(fi) => {
+                let f = *self.flows.get(fi);
+                let cached = route
+                    .backends
+                    .get(f.backend_idx as usize)
+                    .filter(|b| ip16(b.addr.ip()) == f.backend && b.addr.port() == f.backend_port)
+                    .map(|_| f.backend_idx);
+                let found = cached.or_else(|| {
+                    route.find_backend(std::net::SocketAddr::new(
+                        ip_from16(&f.backend, v6),
+                        f.backend_port,
+                    ))
+                });
+                let bi = match found {
+                    Some(bi) => bi,
+                    None => {
+                        // The backend left the route: re-pick under the new tables.
+                        let bi = match Self::choose(tables, l, route, k) {
+                            Ok(bi) => bi,
+                            Err(v) => return v,
+                        };
+                        let b = route.backends[bi as usize].addr;
+                        self.flows
+                            .repin(fi, ip16(b.ip()), b.port(), self.snat.of(v6));
+                        self.counters.flows_repinned += 1;
+                        bi
+                    }
+                };
+                let fm = self.flows.get_mut(fi);
+                fm.backend_idx = bi;
+                fm.listener_idx = li;
+                fm.idle_ms = l.idle_ms;
+                fm.expires = now.saturating_add(l.idle_timeout_ns);
+                (bi, f.is_fullnat(), f.snat_port)
+            }
+            None => match self.new_flow(ctx, now, l, route, li, p, ft) {
+                Ok(x) => x,
+                Err(v) => return v,
+            },
+        };
+        let b = &route.backends[bi as usize];
+        let rw = if fullnat {
+            let Some(snat) = ctx.network.snat_addr(v6) else {
+                return Verdict::Drop(DropReason::NoSnatAddress);
+            };
+            Rewrite {
+                src: snat,
+                src_port: snat_port,
+                dst: b.addr.ip(),
+                dst_port: b.addr.port(),
+            }
+        } else {
+            Rewrite {
+                src: k.src,
+                src_port: k.src_port,
+                dst: b.addr.ip(),
+                dst_port: b.addr.port(),
+            }
+        };
+        let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
+        if let Verdict::Tx { .. } = v {
+            let len = pkt.len() as u64;
+            for t in entity_traffic(&mut self.counters.entities, li, route, b) {
+                t.packets += 1;
+                t.bytes += len;
+            }
+        }
+        v
+    }
+
+    /// Creates the flow for a first packet: Maglev pick, guard, SNAT port, insert.
+    /// Returns (backend index, fullnat, snat port) or the verdict.
+    #[allow(clippy::too_many_arguments)]
+    fn new_flow(
+        &mut self,
+        ctx: &Context<'_>,
+        now: Timestamp,
+        l: &Listener,
+        route: &Route,
+        li: u32,
+        p: &ParsedUdp,
+        ft: &Tuple,
+    ) -> Result<(u32, bool, u16), Verdict> {
+        let v6 = p.is_ipv6();
+        let bi = Self::choose(ctx.tables, l, route, &p.flow)?;
+        let b = &route.backends[bi as usize];
+        let fullnat = l.nat_mode == NatMode::FullNat;
+        if fullnat && ctx.network.snat_addr(v6).is_none() {
+            return Err(Verdict::Drop(DropReason::NoSnatAddress));
+        }
+        let mut stateful = self.guard.allow(now);
+        if !stateful {
+            self.counters.rate_limited += 1;
+        }
+        let mut snat_port = 0;
+        if stateful {
+            if fullnat {
+                let pool = if v6 { &mut self.snat6 } else { &mut self.snat4 };
+                snat_port = pool
+                    .alloc()
+                    .ok_or(Verdict::Drop(DropReason::SnatExhausted))?;
+            }
+            let flow = Flow {
+                client: ft.src,
+                vip: ft.dst,
+                backend: ip16(b.addr.ip()),
+                client_port: ft.src_port,
+                vip_port: ft.dst_port,
+                backend_port: b.addr.port(),
+                snat_port,
+                expires: now.saturating_add(l.idle_timeout_ns),
+                idle_ms: l.idle_ms,
+                listener_idx: li,
+                backend_idx: bi,
+                flags: if fullnat { FULLNAT } else { 0 } | if v6 { IPV6 } else { 0 },
+            };
+            let (snat4, snat6, expired) = (
+                &mut self.snat4,
+                &mut self.snat6,
+                &mut self.counters.flows_expired,
+            );
+            let inserted = self.flows.insert(flow, &self.snat, now, &mut |f: &Flow| {
+                release(snat4, snat6, expired, f)
+            });
+            match inserted {
+                Ok(_) => self.counters.flows_created += 1,
+                Err(_) => {
+                    if fullnat {
+                        let pool = if v6 { &mut self.snat6 } else { &mut self.snat4 };
+                        pool.release(snat_port);
+                    }
+                    self.counters.table_full += 1;
+                    stateful = false;
+                }
+            }
+        }
+        if !stateful && fullnat {
+            return Err(Verdict::Drop(DropReason::FullNatNoState));
+        }
+        for t in entity_traffic(&mut self.counters.entities, li, route, b) {
+            t.flows_created += 1;
+        }
+        Ok((bi, fullnat, snat_port))
+    }
+}
+
+/// The traffic counters a forwarded datagram moves: its listener's, route's and backend's.
+#[inline]
+fn entity_traffic<'a>(
+    e: &'a mut EntityCounters,
+    li: u32,
+    route: &Route,
+    b: &Backend,
+) -> impl Iterator<Item = &'a mut Traffic> {
+    [
+        e.listeners.get_mut(li as usize),
+        e.routes.get_mut(route.counter_idx as usize),
+        e.backends.get_mut(b.counter_idx as usize),
+    ]
+    .into_iter()
+    .flatten()
+}
