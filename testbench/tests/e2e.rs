@@ -480,7 +480,9 @@ fn draining_backend_keeps_flows_takes_no_new_ones() {
     let mut cfg = LoadgenConfig::new(target, topo.client(0).ipv4().into(), 32);
     cfg.count = 40;
     cfg.rate = Some(320.0);
-    cfg.first_port = Some(41000);
+    // Below the kernel's ephemeral range (32768-60999), so the fresh flows below, on
+    // kernel-chosen ports, can never reuse the 5-tuple of a flow pinned to backend-0.
+    cfg.first_port = Some(21000);
     let running = tools
         .spawn_loadgen(topo.client(0).ns(), &cfg, &topo.log_path("drain.log"))
         .expect("loadgen starts");
