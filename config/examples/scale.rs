@@ -51,9 +51,11 @@ fn parse_args() -> Result<Args, String> {
             "--endpoints" => endpoints = Some(number(value()?)?),
             "--write" => args.write = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                return Err("usage: scale [--routes N] [--services N (default: routes)] \
+                return Err(
+                    "usage: scale [--routes N] [--services N (default: routes)] \
                             [--endpoints N (default: routes/2)] [--write FILE]"
-                    .into())
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?}")),
         }

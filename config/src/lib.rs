@@ -44,6 +44,7 @@ mod backends;
 pub mod check;
 pub mod class;
 mod compile;
+mod index;
 pub mod load;
 pub mod model;
 pub mod options;
