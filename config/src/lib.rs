@@ -52,9 +52,12 @@ mod render;
 pub mod status;
 pub mod time;
 pub mod validate;
+mod yaml;
 
 pub use compile::{compile, CompileParams, Compiled, DEFAULT_CONTROLLER_NAME};
-pub use load::{load_paths, load_str, LoadError, ObjectSet};
+pub use load::{
+    load, load_paths, load_str, LoadError, ObjectSet, Source, MAX_MANIFEST_BYTES, MAX_SET_BYTES,
+};
 pub use render::{forwarding_json, forwarding_yaml};
 pub use status::{status_json, status_yaml, StatusReport};
 pub use validate::ValidationError;
