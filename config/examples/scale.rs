@@ -1,6 +1,7 @@
 //! Scale benchmark of the config crate: generates a synthetic manifest set as YAML text,
 //! then measures what a `PUT /v1/manifests` does with it (load = parse + validate,
-//! compile, status rendering) and prints one line with the times and the peak RSS.
+//! compile, status rendering as YAML and JSON, digests) and prints one line with the
+//! times and the peak RSS.
 //!
 //! ```sh
 //! cargo run --release -p config --example scale -- --routes 20000 --services 20000 --endpoints 10000
@@ -221,6 +222,9 @@ fn main() -> ExitCode {
     let status_yaml = config::status_yaml(&compiled.status);
     let status_json = config::status_json(&compiled.status);
     let rendered = Instant::now();
+    let forwarding_digest = compiled.forwarding_digest();
+    let status_digest = compiled.status_digest();
+    let digested = Instant::now();
 
     let carrying = compiled
         .forwarding
@@ -240,7 +244,8 @@ fn main() -> ExitCode {
     println!(
         "routes={} services={} endpoints={} objects={} yaml_mib={:.1} load_s={:.3} \
          compile_s={:.3} status_s={:.3} total_s={:.3} peak_rss_mib={:.0} text_rss_mib={:.0} \
-         load_rss_mib={:.0} compile_rss_mib={:.0} status_bytes={}",
+         load_rss_mib={:.0} compile_rss_mib={:.0} status_bytes={} digest_s={:.3} \
+         forwarding_digest={} status_digest={}",
         args.routes,
         args.services,
         args.endpoints,
@@ -255,6 +260,9 @@ fn main() -> ExitCode {
         rss_loaded,
         rss_compiled,
         status_yaml.len() + status_json.len(),
+        secs(rendered, digested),
+        forwarding_digest.short(),
+        status_digest.short(),
     );
     ExitCode::SUCCESS
 }

@@ -9,6 +9,7 @@ use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
 use crate::attach::{admits_namespace, route_kinds, UDP_ROUTE};
 use crate::backends::{resolve_route, route_spec, without_ready_endpoints, Resolved, WeightedRef};
 use crate::class;
+use crate::digest::{self, Digest};
 use crate::index::Index;
 use crate::load::ObjectSet;
 use crate::model::{Gateway, Listener, UdpRoute, GATEWAY_GROUP};
@@ -46,6 +47,19 @@ pub struct Compiled {
     pub forwarding: ForwardingConfig,
     /// Status of every GatewayClass and Gateway of ours and every UDPRoute.
     pub status: StatusReport,
+}
+
+impl Compiled {
+    /// [`digest::forwarding_digest`] of the forwarding config: equal digests, equal
+    /// tables.
+    pub fn forwarding_digest(&self) -> Digest {
+        digest::forwarding_digest(&self.forwarding)
+    }
+
+    /// [`digest::status_digest`] of the status.
+    pub fn status_digest(&self) -> Digest {
+        digest::status_digest(&self.status)
+    }
 }
 
 struct ListenerState<'a> {
