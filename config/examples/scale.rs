@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --release -p config --example scale -- --routes 20000 --services 20000 --endpoints 10000
 //! cargo run --release -p config --example scale -- --routes 2500 --write /tmp/set.yaml
+//! cargo run --release -p config --example scale -- --routes 10000 --list  # one kubectl List
 //! ```
 //!
 //! The set: one GatewayClass; Gateways in namespace `gw`, each with one IPv4 VIP and 64
@@ -33,6 +34,7 @@ struct Args {
     services: usize,
     endpoints: usize,
     write: Option<PathBuf>,
+    list: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
         services: 0,
         endpoints: 0,
         write: None,
+        list: false,
     };
     let mut services = None;
     let mut endpoints = None;
@@ -53,10 +56,11 @@ fn parse_args() -> Result<Args, String> {
             "--services" => services = Some(number(value()?)?),
             "--endpoints" => endpoints = Some(number(value()?)?),
             "--write" => args.write = Some(PathBuf::from(value()?)),
+            "--list" => args.list = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: scale [--routes N] [--services N (default: routes)] \
-                            [--endpoints N (default: routes/2)] [--write FILE]"
+                            [--endpoints N (default: routes/2)] [--list] [--write FILE]"
                         .into(),
                 )
             }
@@ -178,6 +182,20 @@ fn generate(a: &Args) -> String {
     y
 }
 
+/// The same objects as one `kind: List` document, as `kubectl get -o yaml` prints them.
+fn as_list(stream: &str) -> String {
+    let mut out = String::with_capacity(stream.len() * 9 / 8);
+    out.push_str("apiVersion: v1\nkind: List\nitems:\n");
+    for doc in stream.split("---\n").filter(|d| !d.is_empty()) {
+        for (i, line) in doc.lines().enumerate() {
+            out.push_str(if i == 0 { "- " } else { "  " });
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Peak resident set size of this process so far, in MiB (`VmHWM`).
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -197,6 +215,7 @@ fn main() -> ExitCode {
         }
     };
     let yaml = generate(&args);
+    let yaml = if args.list { as_list(&yaml) } else { yaml };
     if let Some(path) = &args.write {
         if let Err(e) = std::fs::write(path, &yaml) {
             eprintln!("cannot write {}: {e}", path.display());

@@ -166,6 +166,19 @@ impl ObjectSet {
         Ok(())
     }
 
+    /// Moves every object of `other` to the end of `self`.
+    fn append(&mut self, other: &mut ObjectSet) {
+        self.gateway_classes.append(&mut other.gateway_classes);
+        self.gateways.append(&mut other.gateways);
+        self.udp_routes.append(&mut other.udp_routes);
+        self.reference_grants.append(&mut other.reference_grants);
+        self.services.append(&mut other.services);
+        self.endpoint_slices.append(&mut other.endpoint_slices);
+        self.namespaces.append(&mut other.namespaces);
+        self.custom_resource_definitions
+            .append(&mut other.custom_resource_definitions);
+    }
+
     /// Every object's kind and metadata, kind by kind, each kind in input order.
     fn metas(&self) -> impl Iterator<Item = (&'static str, &Meta)> {
         fn of<'a, T>(
@@ -372,8 +385,25 @@ fn parse_str(source_name: &str, text: &str, set: &mut ObjectSet, problems: &mut 
             document: i + 1,
             item: None,
         };
-        match yaml::document(doc) {
-            Ok((value, overflows)) => document(value, location, &overflows, set, problems),
+        // The items of a List are read and checked one by one, into a side set kept only
+        // if the document turns out to be a List.
+        let mut items = ObjectSet::default();
+        let mut item_problems = Vec::new();
+        let mut on_item = |i: usize, item: Value, overflows: Vec<Overflow>| {
+            let at = Location {
+                item: Some(i),
+                ..location.clone()
+            };
+            document(item, at, &overflows, &mut items, &mut item_problems);
+        };
+        match yaml::document(doc, &mut on_item) {
+            Ok((value, overflows)) => {
+                if value.get("kind").and_then(Value::as_str) == Some("List") {
+                    set.append(&mut items);
+                    problems.append(&mut item_problems);
+                }
+                document(value, location, &overflows, set, problems);
+            }
             Err(e) => {
                 problems.push(Problem {
                     location,
@@ -388,8 +418,8 @@ fn parse_str(source_name: &str, text: &str, set: &mut ObjectSet, problems: &mut 
     }
 }
 
-/// One document (or, recursively, one `List` item). `overflows` are the integers outside
-/// `i64` in it, with paths relative to it.
+/// One document, or one item of a `List` (a List in a List is not read). `overflows` are
+/// the integers outside `i64` in it, with paths relative to it.
 fn document(
     value: Value,
     location: Location,
@@ -402,38 +432,14 @@ fn document(
     }
     let is_list = value.get("kind").and_then(Value::as_str) == Some("List");
     if is_list && location.item.is_none() {
-        let items = match value {
-            Value::Mapping(mut m) => m.remove("items"),
-            _ => None,
-        };
-        match items {
-            Some(Value::Sequence(items)) => {
-                // Items are moved out one by one: a kubectl dump is often one big List.
-                for (i, item) in items.into_iter().enumerate() {
-                    let at = Location {
-                        item: Some(i),
-                        ..location.clone()
-                    };
-                    let prefix = format!("items[{i}].");
-                    let inner: Vec<Overflow> = overflows
-                        .iter()
-                        .filter_map(|o| {
-                            Some(Overflow {
-                                path: o.path.strip_prefix(&prefix)?.to_owned(),
-                                literal: o.literal.clone(),
-                            })
-                        })
-                        .collect();
-                    document(item, at, &inner, set, problems);
-                }
-            }
-            Some(Value::Null) | None => {}
-            Some(_) => problems.push(Problem {
+        // Its items were read one by one already (a sequence reads as null here).
+        if !matches!(value.get("items"), Some(Value::Null) | None) {
+            problems.push(Problem {
                 location,
                 object: None,
                 field: "items".into(),
                 message: "must be a list of objects".into(),
-            }),
+            });
         }
         return;
     }

@@ -29,14 +29,26 @@ pub(crate) struct Overflow {
     pub(crate) literal: String,
 }
 
+/// Called with each item of a top-level `items` sequence, its index, and the integers
+/// outside `i64` in it (paths relative to the item).
+pub(crate) type OnItem<'f> = dyn FnMut(usize, Value, Vec<Overflow>) + 'f;
+
 /// Reads one document. Integers outside `i64` become placeholders, listed in the result.
+///
+/// The items of a top-level `items` sequence (a kubectl `List`) are handed to `on_item`
+/// one by one as they are read, and replaced by null in the result, so that a List of
+/// thousands of objects is never held as one value. Whether the document was a List is
+/// known only at its end (kubectl prints `kind` after `items`): the caller decides then
+/// what the items were worth.
 pub(crate) fn document<'de, D: de::Deserializer<'de>>(
     doc: D,
+    on_item: &mut OnItem<'_>,
 ) -> Result<(Value, Vec<Overflow>), D::Error> {
     let mut overflows = Vec::new();
     let value = Node {
         at: &Segment::Root,
         overflows: &mut overflows,
+        on_item: Some(on_item),
     }
     .deserialize(doc)?;
     Ok((value, overflows))
@@ -74,12 +86,14 @@ impl fmt::Display for Segment<'_> {
 }
 
 /// A node at a path; deserializes to a [`Value`].
-struct Node<'a, 'p> {
+struct Node<'a, 'p, 'f> {
     at: &'a Segment<'a>,
     overflows: &'p mut Vec<Overflow>,
+    /// Set on the root only: where the items of its `items` sequence go.
+    on_item: Option<&'p mut OnItem<'f>>,
 }
 
-impl Node<'_, '_> {
+impl Node<'_, '_, '_> {
     fn overflow(self, literal: String) -> Value {
         self.overflows.push(Overflow {
             path: self.at.to_string(),
@@ -92,7 +106,7 @@ impl Node<'_, '_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Node<'_, '_, '_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -100,7 +114,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_, '_> {
+impl<'de> Visitor<'de> for Node<'_, '_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +180,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
             let seed = Node {
                 at: &Segment::Index(self.at, out.len()),
                 overflows: &mut *self.overflows,
+                on_item: None,
             };
             match seq.next_element_seed(seed)? {
                 Some(v) => out.push(v),
@@ -175,13 +190,14 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         Ok(Value::Sequence(out))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Mapping::new();
         loop {
             // An out-of-range key is not a field udplb reads: its placeholder is enough.
             let key_seed = Node {
                 at: self.at,
                 overflows: &mut Vec::new(),
+                on_item: None,
             };
             let Some(key) = map.next_key_seed(key_seed)? else {
                 break;
@@ -194,10 +210,23 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
                     )));
                 }
                 serde_norway::mapping::Entry::Vacant(e) => {
-                    let value = map.next_value_seed(Node {
-                        at: &Segment::Key(self.at, e.key()),
-                        overflows: &mut *self.overflows,
-                    })?;
+                    let value = match self.on_item.as_deref_mut() {
+                        Some(on_item) if e.key().as_str() == Some("items") => {
+                            map.next_value_seed(Items {
+                                node: Node {
+                                    at: &Segment::Key(self.at, e.key()),
+                                    overflows: &mut *self.overflows,
+                                    on_item: None,
+                                },
+                                on_item,
+                            })?
+                        }
+                        _ => map.next_value_seed(Node {
+                            at: &Segment::Key(self.at, e.key()),
+                            overflows: &mut *self.overflows,
+                            on_item: None,
+                        })?,
+                    };
                     e.insert(value);
                 }
             }
@@ -216,6 +245,81 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
             tag: Tag::new(tag),
             value,
         })))
+    }
+}
+
+/// The value of the root's `items`: a sequence is handed over item by item (and read as
+/// null); anything else is read as usual.
+struct Items<'a, 'p, 'f, 'o> {
+    node: Node<'a, 'p, 'f>,
+    on_item: &'o mut OnItem<'f>,
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_, '_, '_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Everything but a sequence is read by the plain [`Node`].
+macro_rules! forward_to_node {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<E: de::Error>(self, $($arg: $ty),*) -> Result<Value, E> {
+            self.node.$method($($arg),*)
+        }
+    )*};
+}
+
+impl<'de> Visitor<'de> for Items<'_, '_, '_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.node.expecting(f)
+    }
+
+    forward_to_node! {
+        visit_bool(b: bool);
+        visit_i64(i: i64);
+        visit_u64(u: u64);
+        visit_i128(i: i128);
+        visit_u128(u: u128);
+        visit_f64(f: f64);
+        visit_str(s: &str);
+        visit_string(s: String);
+        visit_unit();
+        visit_none();
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        self.node.visit_map(map)
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        self.node.visit_enum(data)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut index = 0;
+        loop {
+            let mut overflows = Vec::new();
+            let seed = Node {
+                at: &Segment::Root,
+                overflows: &mut overflows,
+                on_item: None,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(item) => (self.on_item)(index, item, overflows),
+                None => break,
+            }
+            index += 1;
+        }
+        Ok(Value::Null)
     }
 }
 
@@ -243,7 +347,7 @@ mod tests {
         let doc = serde_norway::Deserializer::from_str(text)
             .next()
             .expect("one document");
-        document(doc).expect("valid YAML")
+        document(doc, &mut |_, _, _| panic!("no items expected")).expect("valid YAML")
     }
 
     fn same_as_serde_norway(text: &str) {
@@ -315,11 +419,51 @@ mod tests {
     }
 
     #[test]
+    fn top_level_items_are_handed_over_one_by_one() {
+        let text = "apiVersion: v1\nitems:\n- {a: 1}\n- {b: [18446744073709551616]}\nkind: List\n\
+                    metadata: {items: [not, streamed]}\n";
+        let doc = serde_norway::Deserializer::from_str(text)
+            .next()
+            .expect("one document");
+        let mut items = Vec::new();
+        let (value, overflows) =
+            document(doc, &mut |i, v, o| items.push((i, v, o))).expect("valid YAML");
+        assert!(overflows.is_empty());
+        assert_eq!(value["items"], Value::Null);
+        assert_eq!(value["kind"], Value::String("List".into()));
+        assert_eq!(
+            value["metadata"]["items"][1],
+            Value::String("streamed".into())
+        );
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            (items[0].0, &items[0].1["a"]),
+            (0, &Value::Number(1.into()))
+        );
+        assert_eq!(
+            (items[1].0, &items[1].2),
+            (
+                1,
+                &vec![Overflow {
+                    path: "b[0]".into(),
+                    literal: "18446744073709551616".into()
+                }]
+            )
+        );
+        // Not a sequence: read as usual.
+        let doc = serde_norway::Deserializer::from_str("items: {x: 1}\n")
+            .next()
+            .expect("one document");
+        let (value, _) = document(doc, &mut |_, _, _| panic!("not a sequence")).expect("YAML");
+        assert_eq!(value["items"]["x"], Value::Number(1.into()));
+    }
+
+    #[test]
     fn duplicate_keys_are_refused_as_serde_norway_refuses_them() {
         let doc = serde_norway::Deserializer::from_str("a: 1\na: 2\n")
             .next()
             .expect("one document");
-        let err = document(doc).expect_err("duplicate key");
+        let err = document(doc, &mut |_, _, _| {}).expect_err("duplicate key");
         assert!(
             err.to_string().contains("duplicate entry with key \"a\""),
             "{err}"
