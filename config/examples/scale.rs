@@ -239,6 +239,7 @@ fn main() -> ExitCode {
     let compiled_at = Instant::now();
     let rss_compiled = peak_rss_mib();
     let status_yaml = config::status_yaml(&compiled.status);
+    let yaml_rendered = Instant::now();
     let status_json = config::status_json(&compiled.status);
     let rendered = Instant::now();
     let forwarding_digest = compiled.forwarding_digest();
@@ -263,7 +264,7 @@ fn main() -> ExitCode {
     println!(
         "routes={} services={} endpoints={} objects={} yaml_mib={:.1} load_s={:.3} \
          compile_s={:.3} status_s={:.3} total_s={:.3} peak_rss_mib={:.0} text_rss_mib={:.0} \
-         load_rss_mib={:.0} compile_rss_mib={:.0} status_bytes={} digest_s={:.3} \
+         load_rss_mib={:.0} compile_rss_mib={:.0} status_bytes={} status_yaml_s={:.3} digest_s={:.3} \
          forwarding_digest={} status_digest={}",
         args.routes,
         args.services,
@@ -279,6 +280,7 @@ fn main() -> ExitCode {
         rss_loaded,
         rss_compiled,
         status_yaml.len() + status_json.len(),
+        secs(compiled_at, yaml_rendered),
         secs(rendered, digested),
         forwarding_digest.short(),
         status_digest.short(),
