@@ -106,7 +106,7 @@ enum Attachment {
 }
 
 /// Compiles objects into status and a forwarding spec. Never fails: problems become
-/// status conditions; schema problems were rejected by [`crate::load`].
+/// status conditions; schema problems were rejected by [`crate::load()`].
 pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
     let index = Index::new(set);
     let mut gateways = our_gateways(set, params);
