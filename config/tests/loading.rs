@@ -131,6 +131,25 @@ mod tests {
     }
 
     #[test]
+    fn merge_refuses_duplicates_and_leaves_the_set_unchanged() {
+        let service =
+            |name: &str| format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n");
+        let mut set = load_str("a.yaml", &format!("{CLASS}---\n{}", service("a"))).expect("valid");
+        let before = set.clone();
+        let clash = load_str("b.yaml", &format!("{}---\n{CLASS}", service("b"))).expect("valid");
+        let err = set.merge(clash).expect_err("the class is defined twice");
+        assert_eq!(
+            err.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["b.yaml: document 2: GatewayClass udplb: defined twice; first at a.yaml: document 1"]
+        );
+        assert_eq!(set, before);
+        set.merge(load_str("c.yaml", &service("c")).expect("valid"))
+            .expect("no duplicate");
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.services.len(), 2);
+    }
+
+    #[test]
     fn an_oversized_file_is_refused_from_its_size_without_reading_it() {
         let dir = TempDir::new("big");
         let small = dir.path().join("a.yaml");
