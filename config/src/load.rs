@@ -33,9 +33,9 @@ use crate::yaml::{self, Overflow};
 
 /// Largest manifest file, and largest text ([`load_str`], the appliance's
 /// `PUT /v1/manifests` body): 16 MiB. A realistic set of 20,000 UDPRoutes, 20,000
-/// Services and 10,000 endpoints is about 16 MB of YAML and needs about 250 MB to load and
-/// compile; a pathological 16 MiB document (a flow list of one-digit numbers) needs
-/// about 1.7 GB to parse. `config/README.md` has the figures.
+/// Services and 10,000 endpoints is 15.7 MiB of YAML and needs about 250 MB to load,
+/// compile and render its status; a pathological 16 MiB document (a flow list of
+/// one-digit numbers) needs about 1.7 GB to parse. `config/README.md` has the figures.
 pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 
 /// Largest set read by one [`load`] (all its files and texts together): 64 MiB. Parsing
