@@ -290,11 +290,21 @@ pub fn load(sources: &[Source<'_>]) -> Result<ObjectSet, LoadError> {
     }
     let mut set = ObjectSet::default();
     let mut problems = Vec::new();
+    // Files may have grown since their sizes were added up: count what is read too.
+    let mut read = 0u64;
     for input in inputs {
         match input {
             Input::Text(name, text) => parse_str(name, text, &mut set, &mut problems),
             Input::File(file) => {
                 let text = read_capped(&file)?;
+                read += text.len() as u64;
+                if read > MAX_SET_BYTES as u64 {
+                    return Err(LoadError::SetTooLarge {
+                        name: display(&file),
+                        size: read,
+                        limit: MAX_SET_BYTES,
+                    });
+                }
                 parse_str(&display(&file), &text, &mut set, &mut problems);
             }
         }
@@ -336,20 +346,21 @@ fn read_capped(file: &Path) -> Result<String, LoadError> {
         path: file.to_path_buf(),
         source,
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     fs::File::open(file)
         .map_err(io_err)?
         .take(MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(io_err)?;
-    if text.len() > MAX_MANIFEST_BYTES {
+    // The size first: a read cut at the cap may end inside a character.
+    if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(LoadError::FileTooLarge {
             name: display(file),
-            size: text.len() as u64,
+            size: bytes.len() as u64,
             limit: MAX_MANIFEST_BYTES,
         });
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
 /// Loads files and directories (non-recursive: the `*.yaml` and `*.yml` files in them,
