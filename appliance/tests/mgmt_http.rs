@@ -569,3 +569,65 @@ spec: {{controllerName: example.com/other}}
     assert_eq!(classes(&answered), want);
     server.shutdown();
 }
+
+/// The real control plane behind the API, started with `objects`.
+fn real_plane(objects: &config::ObjectSet) -> ManagementServer {
+    let wiring = Wiring {
+        workers: Vec::new(),
+        reports: Vec::new(),
+        set_vips: Box::new(|_| {}),
+        resolve: Box::new(|_| {}),
+        port_stats: Box::new(Vec::new),
+        extra_counters: Box::new(Vec::new),
+        neighbors: Box::new(|| 0),
+    };
+    let (plane, _tables) = ControlPlane::new(
+        CompileParams::default(),
+        DataplaneParams::default(),
+        Vec::new(),
+        wiring,
+        objects,
+    )
+    .expect("control plane");
+    ManagementServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+        Arc::new(PlaneControl(plane)) as Arc<dyn ApiBackend>,
+    )
+    .expect("start server")
+}
+
+#[test]
+fn a_rejected_put_lists_the_problems_udplb_check_lists() {
+    let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
+    let server = real_plane(&objects);
+    let addr = server.local_addr().to_string();
+    let dir = std::env::temp_dir().join(format!("udplb-mgmt-http-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // A GatewayClass defined twice next to a schema problem, and an integer beyond 64 bits.
+    let bodies = [
+        format!(
+            "{ONE_CLASS}---\n{}",
+            ONE_CLASS.replace("port: 53", "port: 70000")
+        ),
+        ONE_CLASS.replace("port: 53", "port: 18446744073709551616"),
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let file = dir.join(format!("{i}.yaml"));
+        std::fs::write(&file, body).expect("write");
+        let checked = config::check::run(
+            std::slice::from_ref(&file),
+            &config::check::CheckOptions::default(),
+        );
+        assert_eq!(checked.exit_code, 2, "{}", checked.stderr_summary);
+        let (code, answer) =
+            request(&addr, "PUT", "/v1/manifests", Some(body.as_bytes()), None).expect("PUT");
+        assert_eq!(code, 422, "{answer}");
+        let want = checked
+            .stderr_summary
+            .replace(&file.display().to_string(), "PUT /v1/manifests");
+        assert_eq!(answer, format!("{want}\n"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown();
+}

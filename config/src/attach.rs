@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::load::ObjectSet;
+use crate::index::Index;
 use crate::model::{LabelSelector, Listener, GATEWAY_GROUP, NAMESPACE_NAME_LABEL};
 use crate::status::GroupKind;
 
@@ -46,11 +46,9 @@ pub(crate) fn route_kinds(l: &Listener, udp: bool) -> (Vec<GroupKind>, Vec<Strin
 
 /// Labels of a namespace: those of its Namespace object, plus the
 /// `kubernetes.io/metadata.name` label Kubernetes puts on every namespace.
-pub(crate) fn namespace_labels(set: &ObjectSet, namespace: &str) -> BTreeMap<String, String> {
-    let mut labels = set
-        .namespaces
-        .iter()
-        .find(|n| n.meta.name == namespace)
+pub(crate) fn namespace_labels(index: &Index<'_>, namespace: &str) -> BTreeMap<String, String> {
+    let mut labels = index
+        .namespace(namespace)
         .map(|n| n.meta.labels.clone())
         .unwrap_or_default();
     labels.insert(NAMESPACE_NAME_LABEL.into(), namespace.into());
@@ -59,7 +57,7 @@ pub(crate) fn namespace_labels(set: &ObjectSet, namespace: &str) -> BTreeMap<Str
 
 /// Whether a listener of a Gateway in `gateway_ns` admits routes from `route_ns`.
 pub(crate) fn admits_namespace(
-    set: &ObjectSet,
+    index: &Index<'_>,
     l: &Listener,
     gateway_ns: &str,
     route_ns: &str,
@@ -72,7 +70,7 @@ pub(crate) fn admits_namespace(
         "All" => true,
         "Selector" => namespaces
             .and_then(|n| n.selector.as_ref())
-            .is_some_and(|sel| selector_matches(sel, &namespace_labels(set, route_ns))),
+            .is_some_and(|sel| selector_matches(sel, &namespace_labels(index, route_ns))),
         _ => gateway_ns == route_ns,
     }
 }

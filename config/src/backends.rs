@@ -10,10 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use pipelines::spec::{BackendSpec, RouteKey, RouteSpec, ServiceKey, WEIGHT_SCALE};
 
-use crate::load::ObjectSet;
+use crate::index::Index;
 use crate::model::{
     BackendRef, EndpointSlice, IntOrString, Service, ServicePort, UdpRoute, GATEWAY_GROUP,
-    SERVICE_NAME_LABEL,
 };
 
 /// What one backendRef resolved to.
@@ -39,7 +38,7 @@ pub(crate) struct WeightedRef {
 }
 
 /// Resolves every backendRef of every rule (several v1alpha2 rules merge into one set).
-pub(crate) fn resolve_route(set: &ObjectSet, route: &UdpRoute) -> Vec<WeightedRef> {
+pub(crate) fn resolve_route(index: &Index<'_>, route: &UdpRoute) -> Vec<WeightedRef> {
     route
         .spec
         .rules
@@ -47,12 +46,12 @@ pub(crate) fn resolve_route(set: &ObjectSet, route: &UdpRoute) -> Vec<WeightedRe
         .flat_map(|rule| rule.backend_refs.iter())
         .map(|b| WeightedRef {
             weight: b.weight.and_then(|w| u64::try_from(w).ok()).unwrap_or(1),
-            resolved: resolve(set, route, b),
+            resolved: resolve(index, route, b),
         })
         .collect()
 }
 
-fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
+fn resolve(index: &Index<'_>, route: &UdpRoute, b: &BackendRef) -> Resolved {
     let namespace = b.namespace.as_deref().unwrap_or(&route.meta.namespace);
     let what = format!("backendRef {namespace}/{}", b.name);
     if !b.is_service() {
@@ -65,7 +64,8 @@ fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
             ),
         };
     }
-    if namespace != route.meta.namespace && !granted(set, &route.meta.namespace, namespace, &b.name)
+    if namespace != route.meta.namespace
+        && !granted(index, &route.meta.namespace, namespace, &b.name)
     {
         return Resolved::Invalid {
             reason: "RefNotPermitted",
@@ -76,11 +76,7 @@ fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
             ),
         };
     }
-    let Some(service) = set
-        .services
-        .iter()
-        .find(|s| s.meta.namespace == namespace && s.meta.name == b.name)
-    else {
+    let Some(service) = index.service(namespace, &b.name) else {
         return Resolved::Invalid {
             reason: "BackendNotFound",
             message: format!("{what}: Service not found"),
@@ -104,12 +100,9 @@ fn resolve(set: &ObjectSet, route: &UdpRoute, b: &BackendRef) -> Resolved {
         name: b.name.clone(),
         port,
     };
-    let endpoints = set
-        .endpoint_slices
+    let endpoints = index
+        .slices(namespace, &b.name)
         .iter()
-        .filter(|s| {
-            s.meta.namespace == namespace && s.meta.labels.get(SERVICE_NAME_LABEL) == Some(&b.name)
-        })
         .flat_map(|slice| slice_endpoints(slice, service_port))
         .fold(BTreeMap::new(), |mut acc, (addr, draining)| {
             // Listed twice (two slices): ready wins.
@@ -171,21 +164,19 @@ fn slice_endpoints(slice: &EndpointSlice, service_port: &ServicePort) -> Vec<(So
 }
 
 /// A ReferenceGrant in `target_ns` lets UDPRoutes in `from_ns` refer to Service `name`.
-fn granted(set: &ObjectSet, from_ns: &str, target_ns: &str, name: &str) -> bool {
-    set.reference_grants
-        .iter()
-        .filter(|g| g.meta.namespace == target_ns)
-        .any(|g| {
-            let from_ok = g.spec.from.iter().any(|f| {
+fn granted(index: &Index<'_>, from_ns: &str, target_ns: &str, name: &str) -> bool {
+    index.grants(target_ns).iter().any(|g| {
+        let from_ok =
+            g.spec.from.iter().any(|f| {
                 f.group == GATEWAY_GROUP && f.kind == "UDPRoute" && f.namespace == from_ns
             });
-            let to_ok = g.spec.to.iter().any(|t| {
-                matches!(t.group.as_str(), "" | "core")
-                    && t.kind == "Service"
-                    && t.name.as_deref().is_none_or(|n| n == name)
-            });
-            from_ok && to_ok
-        })
+        let to_ok = g.spec.to.iter().any(|t| {
+            matches!(t.group.as_str(), "" | "core")
+                && t.kind == "Service"
+                && t.name.as_deref().is_none_or(|n| n == name)
+        });
+        from_ok && to_ok
+    })
 }
 
 /// The weighted endpoint set of a route for VIPs of one address family.

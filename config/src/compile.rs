@@ -1,7 +1,7 @@
 //! The compile step: objects in, status and forwarding spec out. Pure and deterministic:
 //! objects are processed in sorted orders, never in input order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
@@ -9,6 +9,8 @@ use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
 use crate::attach::{admits_namespace, route_kinds, UDP_ROUTE};
 use crate::backends::{resolve_route, route_spec, without_ready_endpoints, Resolved, WeightedRef};
 use crate::class;
+use crate::digest::{self, Digest};
+use crate::index::Index;
 use crate::load::ObjectSet;
 use crate::model::{Gateway, Listener, UdpRoute, GATEWAY_GROUP};
 use crate::options;
@@ -45,6 +47,19 @@ pub struct Compiled {
     pub forwarding: ForwardingConfig,
     /// Status of every GatewayClass and Gateway of ours and every UDPRoute.
     pub status: StatusReport,
+}
+
+impl Compiled {
+    /// [`digest::forwarding_digest`] of the forwarding config: equal digests, equal
+    /// tables.
+    pub fn forwarding_digest(&self) -> Digest {
+        digest::forwarding_digest(&self.forwarding)
+    }
+
+    /// [`digest::status_digest`] of the status.
+    pub fn status_digest(&self) -> Digest {
+        digest::status_digest(&self.status)
+    }
 }
 
 struct ListenerState<'a> {
@@ -91,10 +106,17 @@ enum Attachment {
 }
 
 /// Compiles objects into status and a forwarding spec. Never fails: problems become
-/// status conditions; schema problems were rejected by [`crate::load`].
+/// status conditions; schema problems were rejected by [`crate::load()`].
 pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
+    let index = Index::new(set);
     let mut gateways = our_gateways(set, params);
     claim_ports(&mut gateways);
+    // Position in `gateways` by namespace/name, for parentRefs.
+    let gateway_at: HashMap<String, usize> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id(), i))
+        .collect();
 
     let mut routes: Vec<&UdpRoute> = set.udp_routes.iter().collect();
     routes.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
@@ -115,13 +137,16 @@ pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
                 section_name: p.section_name.clone(),
                 port: p.port.and_then(|x| u16::try_from(x).ok()),
             };
-            let outcome = attach(set, &mut gateways, ri, route, &parent);
+            let gi = gateway_at
+                .get(&format!("{}/{}", parent.namespace, parent.name))
+                .copied();
+            let outcome = attach(&index, &mut gateways, gi, ri, route, &parent);
             per_route.push((parent, outcome));
         }
         attachments.push(per_route);
     }
 
-    let resolved: Vec<Vec<WeightedRef>> = routes.iter().map(|r| resolve_route(set, r)).collect();
+    let resolved: Vec<Vec<WeightedRef>> = routes.iter().map(|r| resolve_route(&index, r)).collect();
 
     let forwarding = forwarding(&gateways, &routes, &resolved);
     let mut report = StatusReport {
@@ -250,8 +275,9 @@ fn claim_ports(gateways: &mut [GatewayState<'_>]) {
 /// Attaches route `ri` to the parent, per the Gateway API rules; `None` when the parent
 /// is not a Gateway of ours (no status is written for it).
 fn attach(
-    set: &ObjectSet,
+    index: &Index<'_>,
     gateways: &mut [GatewayState<'_>],
+    gi: Option<usize>,
     ri: usize,
     route: &UdpRoute,
     parent: &ParentRefStatus,
@@ -259,9 +285,7 @@ fn attach(
     if parent.group != GATEWAY_GROUP || parent.kind != "Gateway" {
         return None;
     }
-    let gi = gateways
-        .iter()
-        .position(|g| g.gw.meta.namespace == parent.namespace && g.gw.meta.name == parent.name)?;
+    let gi = gi?;
     let g = &mut gateways[gi];
     let candidates: Vec<usize> = g
         .listeners
@@ -302,7 +326,7 @@ fn attach(
             let l = &g.listeners[li];
             l.udp
                 && l.supported.iter().any(|k| k.kind == UDP_ROUTE)
-                && admits_namespace(set, l.spec, &gateway_ns, &route.meta.namespace)
+                && admits_namespace(index, l.spec, &gateway_ns, &route.meta.namespace)
         })
         .collect();
     if allowed.is_empty() {

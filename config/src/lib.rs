@@ -2,7 +2,7 @@
 //!
 //! This crate is a pure compile step: it never sees packets, sockets or threads.
 //!
-//! 1. [`load`] reads YAML (files, directories, multi-document streams, kubectl `List`s)
+//! 1. [`load()`] reads YAML (files, directories, multi-document streams, kubectl `List`s)
 //!    into an [`ObjectSet`], rejecting malformed or out-of-schema objects with a
 //!    [`ValidationError`] that lists every problem with file, document, object and
 //!    field path ([`validate`]).
@@ -12,6 +12,8 @@
 //!    included ([`class`]).
 //! 3. [`check::run`] is `udplb check`; [`status_yaml`] renders the same documents for the
 //!    management API; [`forwarding_yaml`] renders the forwarding spec for diagnostics.
+//! 4. [`digest`]: stable SHA-256 digests of the forwarding config and the status, to tell
+//!    whether a new set changes anything.
 //!
 //! ```
 //! use config::{compile, load::load_str, CompileParams};
@@ -44,6 +46,8 @@ mod backends;
 pub mod check;
 pub mod class;
 mod compile;
+pub mod digest;
+mod index;
 pub mod load;
 pub mod model;
 pub mod options;
@@ -51,9 +55,13 @@ mod render;
 pub mod status;
 pub mod time;
 pub mod validate;
+mod yaml;
 
 pub use compile::{compile, CompileParams, Compiled, DEFAULT_CONTROLLER_NAME};
-pub use load::{load_paths, load_str, LoadError, ObjectSet};
+pub use digest::{forwarding_digest, status_digest, Digest};
+pub use load::{
+    load, load_paths, load_str, LoadError, ObjectSet, Source, MAX_MANIFEST_BYTES, MAX_SET_BYTES,
+};
 pub use render::{forwarding_json, forwarding_yaml};
 pub use status::{status_json, status_yaml, StatusReport};
 pub use validate::ValidationError;

@@ -13,6 +13,7 @@ use crate::model::{
     GATEWAY_GROUP,
 };
 use crate::options;
+use crate::yaml::Overflow;
 
 /// Where an object was read from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,6 +109,8 @@ pub(crate) struct Checker<'a> {
     location: &'a Location,
     object: ObjectId,
     problems: &'a mut Vec<Problem>,
+    /// Integers outside `i64` in the object, by field path.
+    overflows: &'a [Overflow],
 }
 
 impl<'a> Checker<'a> {
@@ -115,12 +118,22 @@ impl<'a> Checker<'a> {
         location: &'a Location,
         object: ObjectId,
         problems: &'a mut Vec<Problem>,
+        overflows: &'a [Overflow],
     ) -> Self {
         Checker {
             location,
             object,
             problems,
+            overflows,
         }
+    }
+
+    /// The integer outside `i64` written at `field`, if any.
+    pub(crate) fn overflow_at(&self, field: &str) -> Option<String> {
+        self.overflows
+            .iter()
+            .find(|o| o.path == field)
+            .map(|o| o.literal.clone())
     }
 
     pub(crate) fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
@@ -152,6 +165,30 @@ impl<'a> Checker<'a> {
 const PORT_MAX: i64 = 65_535;
 /// Largest backendRef weight the API accepts.
 pub const WEIGHT_MAX: i64 = 1_000_000;
+
+/// The accepted range of a bounded integer field, by the field's name (the last segment
+/// of its path): ports, weights, `metadata.generation`.
+fn bounds(field: &str) -> Option<(i64, i64)> {
+    match field.rsplit('.').next()? {
+        "port" | "targetPort" => Some((1, PORT_MAX)),
+        "weight" => Some((0, WEIGHT_MAX)),
+        "generation" => Some((0, i64::MAX)),
+        _ => None,
+    }
+}
+
+/// The message for an integer too large for any field udplb reads (beyond `i64`), e.g.
+/// `18446744073709551616 is out of range 1..=65535` for a port.
+pub(crate) fn out_of_range(field: &str, literal: &str) -> String {
+    match bounds(field) {
+        Some((lo, hi)) => format!("{literal} is out of range {lo}..={hi}"),
+        None => format!(
+            "{literal} is out of range {}..={} (integers are 64-bit)",
+            i64::MIN,
+            i64::MAX
+        ),
+    }
+}
 
 /// Checks a Gateway against the Gateway API schema and udplb's annotations.
 pub(crate) fn gateway(c: &mut Checker<'_>, g: &Gateway) {

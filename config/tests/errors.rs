@@ -268,6 +268,50 @@ spec:
         );
     }
 
+    #[test]
+    fn integers_beyond_64_bits_are_out_of_range_and_name_the_field() {
+        // Before: "invalid value: integer `18446744073709551616` as u128, expected any YAML
+        // value", with no field, and the rest of the stream unread.
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: udplb\n  listeners: [{name: a, port: 53, protocol: UDP}, {name: b, port: 18446744073709551616, protocol: UDP}]\n";
+        let route = format!(
+            "{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: 9223372036854775808, weight: 99999999999999999999999}}]}}]\n"
+        );
+        let service = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s, generation: 18446744073709551616}\n  spec: {ports: [{port: 53, targetPort: -9223372036854775809}]}\n";
+        assert_eq!(
+            problems("big.yaml", &format!("{gateway}---\n{route}---\n{service}")),
+            [
+                "big.yaml: document 1: Gateway infra/gw: spec.listeners[1].port: 18446744073709551616 is out of range 1..=65535",
+                "big.yaml: document 2: UDPRoute default/dns: spec.rules[0].backendRefs[0].port: 9223372036854775808 is out of range 1..=65535",
+                "big.yaml: document 3, items[0]: Service default/s: metadata.generation: 18446744073709551616 is out of range 0..=9223372036854775807",
+            ]
+        );
+        // A weight alone, and a field without a documented range.
+        let route = format!(
+            "{ROUTE_HEAD}  rules: [{{backendRefs: [{{name: a, port: 53, weight: 340282366920938463463374607431768211455}}]}}]\n"
+        );
+        assert_eq!(
+            problems("w.yaml", &route),
+            ["w.yaml: document 1: UDPRoute default/dns: spec.rules[0].backendRefs[0].weight: 340282366920938463463374607431768211455 is out of range 0..=1000000"]
+        );
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53, targetPort: -9223372036854775809}]}\n";
+        assert_eq!(
+            problems("s.yaml", service),
+            ["s.yaml: document 1: Service default/s: spec.ports[0].targetPort: -9223372036854775809 is out of range 1..=65535"]
+        );
+        let slice = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, labels: {a: 18446744073709551616}}\naddressType: IPv4\n";
+        assert_eq!(
+            problems("e.yaml", slice),
+            ["e.yaml: document 1: EndpointSlice default/e: metadata.labels.a: 18446744073709551616 is out of range -9223372036854775808..=9223372036854775807 (integers are 64-bit)"]
+        );
+        // Fields udplb ignores may hold anything.
+        let set = load_str(
+            "ok.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53}], sessionAffinityConfig: {clientIP: {timeoutSeconds: 18446744073709551616}}}\nstatus: {x: -99999999999999999999}\n",
+        )
+        .expect("ignored fields are ignored");
+        assert_eq!(set.services.len(), 1);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::http::{check_body_size, Conn, Limits, ReadError, Request, Response};
 
-/// Largest accepted `PUT /v1/manifests` body: 16 MiB.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest accepted `PUT /v1/manifests` body: the manifest size cap of `config`
+/// (16 MiB), which `config::load` enforces on files and texts alike.
+pub const MAX_BODY_BYTES: usize = config::MAX_MANIFEST_BYTES;
 
 /// Connections served at once; more are answered 503 straight away.
 const MAX_CONNECTIONS: usize = 16;
