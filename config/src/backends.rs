@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use pipelines::spec::{BackendSpec, RouteKey, RouteSpec, ServiceKey, WEIGHT_SCALE};
 
@@ -23,10 +24,12 @@ pub(crate) enum Resolved {
         reason: &'static str,
         message: String,
     },
-    /// A Service port and its endpoints (address, draining), unique by address.
+    /// A Service port and its endpoints (address, draining), unique by address, and
+    /// the Service's `ClientIP` affinity timeout, if it asks for that affinity.
     Service {
         key: ServiceKey,
         endpoints: BTreeMap<SocketAddr, bool>,
+        affinity: Option<Duration>,
     },
 }
 
@@ -110,11 +113,15 @@ fn resolve(index: &Index<'_>, route: &UdpRoute, b: &BackendRef) -> Resolved {
             *entry &= draining;
             acc
         });
-    Resolved::Service { key, endpoints }
+    Resolved::Service {
+        key,
+        endpoints,
+        affinity: service.client_ip_affinity(),
+    }
 }
 
 /// A Service port by number; the UDP one when TCP and UDP share the number.
-fn pick_service_port(service: &Service, port: u16) -> Option<&ServicePort> {
+pub(crate) fn pick_service_port(service: &Service, port: u16) -> Option<&ServicePort> {
     let matching = || {
         service
             .spec
@@ -179,14 +186,23 @@ fn granted(index: &Index<'_>, from_ns: &str, target_ns: &str, name: &str) -> boo
     })
 }
 
-/// The weighted endpoint set of a route for VIPs of one address family.
+/// The weighted endpoint set of a route for VIPs of one address family. An endpoint of a
+/// Service with `ClientIP` affinity gets that affinity's timeout (the longest, if several
+/// such Services reach it); the caller clears it when the listener does not hash on the
+/// source IP.
 pub(crate) fn route_spec(key: RouteKey, refs: &[WeightedRef], ipv4: bool) -> RouteSpec {
-    // addr -> (service, weight, any ready contribution)
-    let mut backends: BTreeMap<SocketAddr, (ServiceKey, u64, bool)> = BTreeMap::new();
+    // addr -> (service, weight, any ready contribution, affinity timeout)
+    let mut backends: BTreeMap<SocketAddr, (ServiceKey, u64, bool, Option<Duration>)> =
+        BTreeMap::new();
     let mut dropped_weight = 0u64;
     for r in refs {
         let share = r.weight.saturating_mul(WEIGHT_SCALE);
-        let Resolved::Service { key, endpoints } = &r.resolved else {
+        let Resolved::Service {
+            key,
+            endpoints,
+            affinity,
+        } = &r.resolved
+        else {
             dropped_weight = dropped_weight.saturating_add(share);
             continue;
         };
@@ -203,7 +219,7 @@ pub(crate) fn route_spec(key: RouteKey, refs: &[WeightedRef], ipv4: bool) -> Rou
         for (addr, draining) in family {
             let entry = backends
                 .entry(addr)
-                .or_insert_with(|| (key.clone(), 0, false));
+                .or_insert_with(|| (key.clone(), 0, false, None));
             if *key < entry.0 {
                 entry.0 = key.clone();
             }
@@ -211,18 +227,22 @@ pub(crate) fn route_spec(key: RouteKey, refs: &[WeightedRef], ipv4: bool) -> Rou
                 entry.1 = entry.1.saturating_add(each);
                 entry.2 = true;
             }
+            entry.3 = entry.3.max(*affinity);
         }
     }
     RouteSpec {
         key,
         backends: backends
             .into_iter()
-            .map(|(addr, (service, weight, ready))| BackendSpec {
-                addr,
-                service,
-                weight,
-                draining: !ready,
-            })
+            .map(
+                |(addr, (service, weight, ready, idle_timeout))| BackendSpec {
+                    addr,
+                    service,
+                    weight,
+                    draining: !ready,
+                    idle_timeout,
+                },
+            )
             .collect(),
         dropped_weight,
     }
@@ -233,7 +253,7 @@ pub(crate) fn without_ready_endpoints(refs: &[WeightedRef]) -> Vec<&ServiceKey> 
     let mut out: Vec<&ServiceKey> = refs
         .iter()
         .filter_map(|r| match &r.resolved {
-            Resolved::Service { key, endpoints } if endpoints.values().all(|d| *d) => Some(key),
+            Resolved::Service { key, endpoints, .. } if endpoints.values().all(|d| *d) => Some(key),
             _ => None,
         })
         .collect();

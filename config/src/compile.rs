@@ -4,20 +4,25 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey};
+use pipelines::spec::{ForwardingConfig, ListenerKey, ListenerSpec, RouteKey, RouteSpec};
 
 use crate::attach::{admits_namespace, route_kinds, UDP_ROUTE};
 use crate::backends::{resolve_route, route_spec, without_ready_endpoints, Resolved, WeightedRef};
 use crate::class;
 use crate::digest::{self, Digest};
+use crate::effective::{self, HealthChecks, RouteNotes};
 use crate::index::Index;
 use crate::load::ObjectSet;
 use crate::model::{Gateway, Listener, UdpRoute, GATEWAY_GROUP};
-use crate::options;
+use crate::policy::{self, Evaluation, GatewayView, ListenerView, ParentView, Topology};
 use crate::status::{
     Condition, GatewayReport, GatewayStatus, GatewayStatusAddress, GroupKind, ListenerStatus,
     ParentRefStatus, RouteParentStatus, RouteReport, RouteStatus, StatusReport,
 };
+
+/// The status condition type udplb adds to a Gateway, a listener or a route parent that
+/// a UDPTrafficPolicy applies to (GEP-713: `<kind>Affected`, with our domain).
+pub const TRAFFIC_POLICY_AFFECTED: &str = "udplb.io/UDPTrafficPolicyAffected";
 
 /// The controller name udplb answers to unless configured otherwise.
 pub const DEFAULT_CONTROLLER_NAME: &str = "udplb.io/appliance";
@@ -147,20 +152,44 @@ pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
     }
 
     let resolved: Vec<Vec<WeightedRef>> = routes.iter().map(|r| resolve_route(&index, r)).collect();
-
-    let forwarding = forwarding(&gateways, &routes, &resolved);
+    let served = served_routes(&gateways, &routes, &resolved);
+    let topo = topology(
+        &index,
+        &gateways,
+        &routes,
+        &attachments,
+        &resolved,
+        &served,
+        params,
+    );
+    let mut eval = policy::evaluate(set, &topo);
+    let mut notes = RouteNotes::new();
+    let forwarding = forwarding(&gateways, served, &topo, &mut eval, &mut notes);
     let mut report = StatusReport {
         gateway_classes: class::reports(set, params),
-        gateways: gateways.iter().map(gateway_report).collect(),
+        gateways: gateways
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| gateway_report(gi, g, &eval))
+            .collect(),
         routes: routes
             .iter()
             .zip(&attachments)
             .zip(&resolved)
             .enumerate()
             .map(|(ri, ((route, parents), refs))| {
-                route_report(ri, route, parents, refs, &gateways, &routes, params)
+                let view = RouteView {
+                    ri,
+                    route,
+                    gateways: &gateways,
+                    routes: &routes,
+                    eval: &eval,
+                    notes: &notes,
+                };
+                route_report(&view, parents, refs, params)
             })
             .collect(),
+        policies: eval.reports(&params.controller_name),
     };
     report
         .gateways
@@ -168,6 +197,7 @@ pub fn compile(set: &ObjectSet, params: &CompileParams) -> Compiled {
     report
         .routes
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // Policies come sorted by kind, then namespace/name.
     Compiled {
         forwarding,
         status: report,
@@ -355,48 +385,181 @@ fn route_key(r: &UdpRoute) -> RouteKey {
     }
 }
 
-/// One entry per (VIP, port) of every programmed UDP listener.
-fn forwarding(
+/// Why a listener has no forwarding entry; `None` when it is served.
+fn unserved(g: &GatewayState<'_>, l: &ListenerState<'_>) -> Option<&'static str> {
+    if !g.accepted() {
+        Some("the Gateway is not accepted")
+    } else if !l.udp {
+        Some("its protocol is not UDP")
+    } else if l.conflicted {
+        Some("another UDP listener uses its port")
+    } else if l.unavailable.is_some() {
+        Some("an older Gateway holds its port")
+    } else {
+        None
+    }
+}
+
+/// The winning route of every served listener, compiled for each VIP: (Gateway,
+/// listener) → (VIP, route).
+type Served = BTreeMap<(usize, usize), Vec<(IpAddr, Option<RouteSpec>)>>;
+
+fn served_routes(
     gateways: &[GatewayState<'_>],
     routes: &[&UdpRoute],
     resolved: &[Vec<WeightedRef>],
-) -> ForwardingConfig {
-    let mut config = ForwardingConfig::default();
-    for g in gateways.iter().filter(|g| g.accepted()) {
-        for l in &g.listeners {
-            if !l.udp || l.conflicted || l.unavailable.is_some() {
+) -> Served {
+    let mut served = Served::new();
+    for (gi, g) in gateways.iter().enumerate() {
+        for (li, l) in g.listeners.iter().enumerate() {
+            if unserved(g, l).is_some() {
                 continue;
             }
-            let key = ListenerKey {
-                namespace: g.gw.meta.namespace.clone(),
-                gateway: g.gw.meta.name.clone(),
-                listener: l.spec.name.clone(),
-            };
-            let options = options::for_listener(&g.gw.meta.annotations, &l.spec.name);
             let winner = l.routes.first().copied();
-            for vip in &g.vips {
-                config.listeners.push(ListenerSpec {
-                    vip: *vip,
-                    port: l.port,
-                    key: key.clone(),
-                    options,
-                    route: winner
-                        .map(|ri| route_spec(route_key(routes[ri]), &resolved[ri], vip.is_ipv4())),
-                });
-            }
+            let per_vip = g
+                .vips
+                .iter()
+                .map(|vip| {
+                    let route = winner
+                        .map(|ri| route_spec(route_key(routes[ri]), &resolved[ri], vip.is_ipv4()));
+                    (*vip, route)
+                })
+                .collect();
+            served.insert((gi, li), per_vip);
         }
     }
+    served
+}
+
+/// What policies need to know of the Gateways and routes.
+fn topology<'a>(
+    index: &'a Index<'a>,
+    gateways: &'a [GatewayState<'a>],
+    routes: &'a [&'a UdpRoute],
+    attachments: &[Vec<(ParentRefStatus, Option<Attachment>)>],
+    resolved: &'a [Vec<WeightedRef>],
+    served: &Served,
+    params: &'a CompileParams,
+) -> Topology<'a> {
+    let gateways = gateways
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| GatewayView {
+            namespace: &g.gw.meta.namespace,
+            name: &g.gw.meta.name,
+            listeners: g
+                .listeners
+                .iter()
+                .enumerate()
+                .map(|(li, l)| ListenerView {
+                    name: &l.spec.name,
+                    unserved: unserved(g, l),
+                    winner: l.routes.first().copied(),
+                    entries: served
+                        .get(&(gi, li))
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(vip, r)| Some(r.as_ref()?.maglev_entries(vip.is_ipv4())))
+                        .max()
+                        .unwrap_or(0),
+                })
+                .collect(),
+        })
+        .collect();
+    let parents = attachments
+        .iter()
+        .map(|per_route| {
+            per_route
+                .iter()
+                .map(|(parent, outcome)| ParentView {
+                    parent: parent.clone(),
+                    accepted: match outcome {
+                        Some(Attachment::Accepted { gateway, listeners }) => {
+                            Some((*gateway, listeners.clone()))
+                        }
+                        _ => None,
+                    },
+                })
+                .collect()
+        })
+        .collect();
+    Topology {
+        gateways,
+        routes,
+        parents,
+        refs: resolved,
+        index,
+        controller_name: &params.controller_name,
+    }
+}
+
+/// One entry per (VIP, port) of every programmed UDP listener, and the health checks of
+/// the Service ports they forward to.
+fn forwarding(
+    gateways: &[GatewayState<'_>],
+    served: Served,
+    topo: &Topology<'_>,
+    eval: &mut Evaluation<'_>,
+    notes: &mut RouteNotes,
+) -> ForwardingConfig {
+    let mut config = ForwardingConfig::default();
+    let mut listener_options = BTreeMap::new();
+    for &(gi, li) in served.keys() {
+        let g = &gateways[gi];
+        let options =
+            effective::listener_options(topo, eval, gi, li, &g.gw.meta.annotations, notes);
+        listener_options.insert((gi, li), options);
+    }
+    let mut health = HealthChecks::default();
+    for ((gi, li), per_vip) in served {
+        let g = &gateways[gi];
+        let l = &g.listeners[li];
+        let key = ListenerKey {
+            namespace: g.gw.meta.namespace.clone(),
+            gateway: g.gw.meta.name.clone(),
+            listener: l.spec.name.clone(),
+        };
+        let options = listener_options[&(gi, li)];
+        for (vip, mut route) in per_vip {
+            if let Some(r) = &mut route {
+                effective::affinity_timeouts(r, &options);
+            }
+            if let Some(ri) = l.routes.first() {
+                health.add(topo, eval, gi, &topo.refs[*ri], vip);
+            }
+            config.listeners.push(ListenerSpec {
+                vip,
+                port: l.port,
+                key: key.clone(),
+                options,
+                route,
+            });
+        }
+    }
+    config.health_checks = health.finish();
     config.normalize();
     config
 }
 
-fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
+/// The `udplb.io/UDPTrafficPolicyAffected` condition naming `policy`.
+fn affected(policy: &str, what: &str, generation: i64) -> Condition {
+    Condition::new(
+        TRAFFIC_POLICY_AFFECTED,
+        true,
+        "Affected",
+        format!("UDPTrafficPolicy {policy} applies to this {what}"),
+        generation,
+    )
+}
+
+fn gateway_report(gi: usize, g: &GatewayState<'_>, eval: &Evaluation<'_>) -> GatewayReport {
     let generation = g.gw.meta.generation;
     let mut bad_listeners = Vec::new();
     let listeners = g
         .listeners
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(li, l)| {
             let (accepted, reason, message) = if !l.udp {
                 (
                     false,
@@ -423,7 +586,7 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
             if !accepted || l.conflicted || !resolved {
                 bad_listeners.push(l.spec.name.clone());
             }
-            let conditions = vec![
+            let mut conditions = vec![
                 Condition::new("Accepted", accepted, reason, message, generation),
                 if programmed {
                     Condition::new(
@@ -480,6 +643,9 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
                     )
                 },
             ];
+            if let Some(p) = eval.affecting_listener(gi, li) {
+                conditions.push(affected(&p, "listener", generation));
+            }
             ListenerStatus {
                 name: l.spec.name.clone(),
                 supported_kinds: l.supported.clone(),
@@ -555,39 +721,54 @@ fn gateway_report(g: &GatewayState<'_>) -> GatewayReport {
                     value: v.to_string(),
                 })
                 .collect(),
-            conditions: vec![accepted, programmed],
+            conditions: [accepted, programmed]
+                .into_iter()
+                .chain(
+                    eval.affecting_gateway(gi)
+                        .map(|p| affected(&p, "Gateway", generation)),
+                )
+                .collect(),
             listeners,
         },
     }
 }
 
-fn route_report(
+/// What a route's report needs besides its own parents and refs.
+struct RouteView<'a> {
     ri: usize,
-    route: &UdpRoute,
+    route: &'a UdpRoute,
+    gateways: &'a [GatewayState<'a>],
+    routes: &'a [&'a UdpRoute],
+    eval: &'a Evaluation<'a>,
+    notes: &'a RouteNotes,
+}
+
+fn route_report(
+    v: &RouteView<'_>,
     parents: &[(ParentRefStatus, Option<Attachment>)],
     refs: &[WeightedRef],
-    gateways: &[GatewayState<'_>],
-    routes: &[&UdpRoute],
     params: &CompileParams,
 ) -> RouteReport {
+    let (ri, route) = (v.ri, v.route);
     let generation = route.meta.generation;
     let resolved_refs = resolved_refs_condition(refs, generation);
     let parents = parents
         .iter()
-        .filter_map(|(parent, outcome)| {
+        .enumerate()
+        .filter_map(|(pi, (parent, outcome))| {
             let accepted = match outcome.as_ref()? {
                 Attachment::Refused { reason, message } => {
                     Condition::new("Accepted", false, reason, message.clone(), generation)
                 }
                 Attachment::Accepted { gateway, listeners } => {
-                    let g = &gateways[*gateway];
-                    let losing: Vec<String> = listeners
+                    let g = &v.gateways[*gateway];
+                    let mut notes: Vec<String> = listeners
                         .iter()
                         .filter_map(|&li| {
                             let l = &g.listeners[li];
                             let winner = *l.routes.first()?;
                             (winner != ri).then(|| {
-                                let w = &routes[winner].meta;
+                                let w = &v.routes[winner].meta;
                                 format!(
                                     "not carrying traffic on listener {:?}: {}/{} is older",
                                     l.spec.name, w.namespace, w.name
@@ -595,18 +776,27 @@ fn route_report(
                             })
                         })
                         .collect();
-                    let message = if losing.is_empty() {
+                    for &li in listeners {
+                        if let Some(n) = v.notes.get(&(ri, *gateway, li)) {
+                            notes.extend(n.iter().cloned());
+                        }
+                    }
+                    let message = if notes.is_empty() {
                         "Route is accepted".to_owned()
                     } else {
-                        format!("Route is accepted; {}", losing.join("; "))
+                        format!("Route is accepted; {}", notes.join("; "))
                     };
                     Condition::new("Accepted", true, "Accepted", message, generation)
                 }
             };
+            let mut conditions = vec![accepted, resolved_refs.clone()];
+            if let Some(p) = v.eval.affecting_route_parent(ri, pi) {
+                conditions.push(affected(&p, "route parent", generation));
+            }
             Some(RouteParentStatus {
                 parent_ref: parent.clone(),
                 controller_name: params.controller_name.clone(),
-                conditions: vec![accepted, resolved_refs.clone()],
+                conditions,
             })
         })
         .collect();

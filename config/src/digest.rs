@@ -10,8 +10,10 @@
 //!
 //! - Forwarding: a length-prefixed binary encoding of every field of
 //!   [`ForwardingConfig`], in its order (the compile step normalizes it). The encoder
-//!   destructures every struct and matches every enum exhaustively, so a field or variant
-//!   added to `pipelines::spec` does not compile until it is encoded here.
+//!   destructures every struct and matches every data-carrying enum exhaustively, so a
+//!   field or variant added to `pipelines::spec` does not compile until it is encoded
+//!   here. Keyword enums (`NatMode`, `HashKey`, `PayloadMatch`) are encoded by their
+//!   canonical spelling, which covers a new variant without an edit.
 //! - Status: the compact JSON of [`StatusReport::documents`], what `udplb check --output
 //!   json` prints, without the whitespace.
 
@@ -19,16 +21,19 @@ use std::fmt;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use std::time::Duration;
+
 use pipelines::spec::{
-    BackendSpec, ForwardingConfig, HashKey, ListenerKey, ListenerOptions, ListenerSpec, NatMode,
-    RouteKey, RouteSpec, ServiceKey,
+    ActiveCheckSpec, BackendSpec, ExpectedReply, ForwardingConfig, HealthCheckSpec, ListenerKey,
+    ListenerOptions, ListenerSpec, PassiveCheckSpec, PolicyKey, ProbeSpec, RcodeSet, RouteKey,
+    RouteSpec, ServiceKey,
 };
 use sha2::{Digest as _, Sha256};
 
 use crate::status::StatusReport;
 
 /// Version tag of the forwarding encoding; bump it when the encoding changes.
-const FORWARDING_V1: &[u8] = b"udplb.forwarding.v1\0";
+const FORWARDING_V2: &[u8] = b"udplb.forwarding.v2\0";
 /// Version tag of the status encoding; bump it when the encoding changes.
 const STATUS_V1: &[u8] = b"udplb.status.v1\0";
 
@@ -60,11 +65,18 @@ impl fmt::Debug for Digest {
 /// The digest of a forwarding config (every field, in order).
 pub fn forwarding_digest(config: &ForwardingConfig) -> Digest {
     let mut e = Encoder(Sha256::new());
-    e.bytes(FORWARDING_V1);
-    let ForwardingConfig { listeners } = config;
+    e.bytes(FORWARDING_V2);
+    let ForwardingConfig {
+        listeners,
+        health_checks,
+    } = config;
     e.len(listeners.len());
     for l in listeners {
         e.listener(l);
+    }
+    e.len(health_checks.len());
+    for h in health_checks {
+        e.health_check(h);
     }
     Digest(e.0.finalize().into())
 }
@@ -94,8 +106,38 @@ impl Encoder {
     fn u64(&mut self, v: u64) {
         self.0.update(v.to_le_bytes());
     }
+    fn u32(&mut self, v: u32) {
+        self.0.update(v.to_le_bytes());
+    }
     fn len(&mut self, n: usize) {
         self.u64(n as u64);
+    }
+    fn bool(&mut self, b: bool) {
+        self.u8(u8::from(b));
+    }
+    fn duration(&mut self, d: &Duration) {
+        self.u64(d.as_secs());
+        self.u32(d.subsec_nanos());
+    }
+    /// `None` as 0; `Some` as 1 followed by the value.
+    fn option<T>(&mut self, v: Option<&T>, mut some: impl FnMut(&mut Self, &T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                some(self, v);
+            }
+        }
+    }
+    fn service(&mut self, k: &ServiceKey) {
+        let ServiceKey {
+            namespace,
+            name,
+            port,
+        } = k;
+        self.str(namespace);
+        self.str(name);
+        self.port(*port);
     }
     fn str(&mut self, s: &str) {
         self.len(s.len());
@@ -154,26 +196,14 @@ impl Encoder {
             nat_mode,
             idle_timeout,
             hash_key,
+            unreplied_timeout,
+            maglev_size,
         } = o;
-        self.u8(match nat_mode {
-            None => 0,
-            Some(NatMode::FullNat) => 1,
-            Some(NatMode::PreserveClient) => 2,
-        });
-        match idle_timeout {
-            None => self.u8(0),
-            Some(d) => {
-                self.u8(1);
-                self.u64(d.as_secs());
-                self.u64(u64::from(d.subsec_nanos()));
-            }
-        }
-        self.u8(match hash_key {
-            None => 0,
-            Some(HashKey::FiveTuple) => 1,
-            Some(HashKey::SourceIpPort) => 2,
-            Some(HashKey::SourceIp) => 3,
-        });
+        self.option(nat_mode.as_ref(), |e, m| e.str(m.as_str()));
+        self.option(idle_timeout.as_ref(), Self::duration);
+        self.option(hash_key.as_ref(), |e, h| e.str(h.as_str()));
+        self.option(unreplied_timeout.as_ref(), Self::duration);
+        self.option(maglev_size.as_ref(), |e, s| e.u32(*s));
     }
 
     fn route(&mut self, r: &RouteSpec) {
@@ -192,19 +222,87 @@ impl Encoder {
                 service,
                 weight,
                 draining,
+                idle_timeout,
             } = b;
             self.socket(addr);
-            let ServiceKey {
-                namespace,
-                name,
-                port,
-            } = service;
-            self.str(namespace);
-            self.str(name);
-            self.port(*port);
+            self.service(service);
             self.u64(*weight);
-            self.u8(u8::from(*draining));
+            self.bool(*draining);
+            self.option(idle_timeout.as_ref(), Self::duration);
         }
         self.u64(*dropped_weight);
+    }
+
+    fn health_check(&mut self, h: &HealthCheckSpec) {
+        let HealthCheckSpec {
+            service,
+            policy,
+            endpoints,
+            active,
+            passive,
+            panic_threshold_percent,
+        } = h;
+        self.service(service);
+        let PolicyKey { namespace, name } = policy;
+        self.str(namespace);
+        self.str(name);
+        self.len(endpoints.len());
+        for a in endpoints {
+            self.socket(a);
+        }
+        self.option(active.as_ref(), Self::active);
+        self.option(passive.as_ref(), |e, p| {
+            let PassiveCheckSpec {
+                consecutive_failures,
+                base_ejection_time,
+                max_ejection_percent,
+            } = p;
+            e.u32(*consecutive_failures);
+            e.duration(base_ejection_time);
+            e.u8(*max_ejection_percent);
+        });
+        self.u8(*panic_threshold_percent);
+    }
+
+    fn active(&mut self, a: &ActiveCheckSpec) {
+        let ActiveCheckSpec {
+            probe,
+            interval,
+            timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+            port,
+        } = a;
+        match probe {
+            ProbeSpec::Udp { send, expect } => {
+                self.u8(1);
+                self.len(send.len());
+                self.bytes(send);
+                self.option(expect.as_ref(), |e, x| {
+                    let ExpectedReply { matching, payload } = x;
+                    e.str(matching.as_str());
+                    e.len(payload.len());
+                    e.bytes(payload);
+                });
+            }
+            ProbeSpec::Dns {
+                name,
+                qtype,
+                rcodes,
+                recursion_desired,
+            } => {
+                self.u8(2);
+                self.str(name);
+                self.bytes(&qtype.to_le_bytes());
+                let RcodeSet(bits) = rcodes;
+                self.bytes(&bits.to_le_bytes());
+                self.bool(*recursion_desired);
+            }
+        }
+        self.duration(interval);
+        self.duration(timeout);
+        self.u32(*healthy_threshold);
+        self.u32(*unhealthy_threshold);
+        self.option(port.as_ref(), |e, p| e.port(*p));
     }
 }

@@ -47,17 +47,21 @@ pub mod check;
 pub mod class;
 mod compile;
 pub mod digest;
+mod effective;
 mod index;
 pub mod load;
 pub mod model;
 pub mod options;
+pub mod policy;
 mod render;
 pub mod status;
 pub mod time;
 pub mod validate;
 mod yaml;
 
-pub use compile::{compile, CompileParams, Compiled, DEFAULT_CONTROLLER_NAME};
+pub use compile::{
+    compile, CompileParams, Compiled, DEFAULT_CONTROLLER_NAME, TRAFFIC_POLICY_AFFECTED,
+};
 pub use digest::{forwarding_digest, status_digest, Digest};
 pub use load::{
     load, load_paths, load_str, LoadError, ObjectSet, Source, MAX_MANIFEST_BYTES, MAX_SET_BYTES,

@@ -27,6 +27,10 @@ use crate::model::{
     GatewayClassSpec, GatewaySpec, Meta, Namespace, RawMeta, ReferenceGrant, ReferenceGrantSpec,
     Service, ServiceSpec, UdpRoute, UdpRouteSpec, GATEWAY_EXPERIMENTAL_GROUP, GATEWAY_GROUP,
 };
+use crate::policy::model::{
+    UdpBackendPolicy, UdpBackendPolicySpec, UdpTrafficPolicy, UdpTrafficPolicySpec,
+    BACKEND_POLICY_KIND, TRAFFIC_POLICY_KIND, UDPLB_GROUP,
+};
 use crate::time::Timestamp;
 use crate::validate::{self, Checker, Location, ObjectId, Problem, ValidationError};
 use crate::yaml::{self, Overflow};
@@ -78,6 +82,10 @@ pub struct ObjectSet {
     /// The Gateway API's CustomResourceDefinitions (their bundle version decides the
     /// GatewayClass `SupportedVersion` condition); other CRDs are skipped.
     pub custom_resource_definitions: Vec<CustomResourceDefinition>,
+    /// `udplb.io/v1alpha1` `UDPBackendPolicy` objects.
+    pub udp_backend_policies: Vec<UdpBackendPolicy>,
+    /// `udplb.io/v1alpha1` `UDPTrafficPolicy` objects.
+    pub udp_traffic_policies: Vec<UdpTrafficPolicy>,
 }
 
 /// Why a set of objects could not be loaded.
@@ -136,6 +144,8 @@ impl ObjectSet {
             + self.endpoint_slices.len()
             + self.namespaces.len()
             + self.custom_resource_definitions.len()
+            + self.udp_backend_policies.len()
+            + self.udp_traffic_policies.len()
     }
 
     /// True when the set holds no object.
@@ -163,6 +173,8 @@ impl ObjectSet {
         self.namespaces.extend(other.namespaces);
         self.custom_resource_definitions
             .extend(other.custom_resource_definitions);
+        self.udp_backend_policies.extend(other.udp_backend_policies);
+        self.udp_traffic_policies.extend(other.udp_traffic_policies);
         Ok(())
     }
 
@@ -177,6 +189,10 @@ impl ObjectSet {
         self.namespaces.append(&mut other.namespaces);
         self.custom_resource_definitions
             .append(&mut other.custom_resource_definitions);
+        self.udp_backend_policies
+            .append(&mut other.udp_backend_policies);
+        self.udp_traffic_policies
+            .append(&mut other.udp_traffic_policies);
     }
 
     /// Every object's kind and metadata, kind by kind, each kind in input order.
@@ -200,6 +216,12 @@ impl ObjectSet {
                 &self.custom_resource_definitions,
                 |o| &o.meta,
             ))
+            .chain(of(BACKEND_POLICY_KIND, &self.udp_backend_policies, |o| {
+                &o.meta
+            }))
+            .chain(of(TRAFFIC_POLICY_KIND, &self.udp_traffic_policies, |o| {
+                &o.meta
+            }))
     }
 }
 
@@ -466,6 +488,7 @@ fn supported(group: &str, kind: &str) -> Option<&'static [&'static str]> {
         ("", "Service" | "Namespace") => &["v1"],
         ("discovery.k8s.io", "EndpointSlice") => &["v1"],
         ("apiextensions.k8s.io", "CustomResourceDefinition") => &["v1"],
+        (UDPLB_GROUP, BACKEND_POLICY_KIND | TRAFFIC_POLICY_KIND) => &["v1alpha1"],
         _ => return None,
     })
 }
@@ -582,6 +605,24 @@ fn object(
                 set.udp_routes.push(r);
             }
         }
+        BACKEND_POLICY_KIND => {
+            if let Some((meta, spec)) = typed::<Strict<UdpBackendPolicySpec>>(value, &mut c)
+                .and_then(|e| with_meta(e.metadata, false, &location, &mut c).map(|m| (m, e.spec)))
+            {
+                validate::policy_target_refs(&mut c, &spec.target_refs);
+                set.udp_backend_policies
+                    .push(UdpBackendPolicy { meta, spec });
+            }
+        }
+        TRAFFIC_POLICY_KIND => {
+            if let Some((meta, spec)) = typed::<Strict<UdpTrafficPolicySpec>>(value, &mut c)
+                .and_then(|e| with_meta(e.metadata, false, &location, &mut c).map(|m| (m, e.spec)))
+            {
+                validate::policy_target_refs(&mut c, &spec.target_refs);
+                set.udp_traffic_policies
+                    .push(UdpTrafficPolicy { meta, spec });
+            }
+        }
         "ReferenceGrant" => {
             if let Some((meta, spec)) = typed::<Strict<ReferenceGrantSpec>>(value, &mut c)
                 .and_then(|e| with_meta(e.metadata, false, &location, &mut c).map(|m| (m, e.spec)))
@@ -645,7 +686,7 @@ fn object(
     }
 }
 
-/// A Gateway API object: only these top-level fields are allowed.
+/// A Gateway API object or a udplb policy: only these top-level fields are allowed.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Strict<S> {

@@ -406,6 +406,53 @@ pub struct ServiceSpec {
     /// Ports.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
+    /// `None` (default) or `ClientIP`.
+    #[serde(default)]
+    pub session_affinity: Option<String>,
+    /// The `ClientIP` affinity's timeout; only with `sessionAffinity: ClientIP`.
+    #[serde(default)]
+    pub session_affinity_config: Option<SessionAffinityConfig>,
+}
+
+/// `Service.spec.sessionAffinityConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct SessionAffinityConfig {
+    /// `clientIP`.
+    #[serde(default, rename = "clientIP")]
+    pub client_ip: Option<ClientIpConfig>,
+}
+
+/// `sessionAffinityConfig.clientIP`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIpConfig {
+    /// Seconds, 1..=86400; 10800 when absent.
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+}
+
+/// Kubernetes' default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
+pub const DEFAULT_CLIENT_IP_TIMEOUT_SECONDS: i64 = 10_800;
+/// Kubernetes' largest `sessionAffinityConfig.clientIP.timeoutSeconds` (1 day).
+pub const MAX_CLIENT_IP_TIMEOUT_SECONDS: i64 = 86_400;
+
+impl Service {
+    /// The idle timeout of `sessionAffinity: ClientIP` (`timeoutSeconds`, default 10800
+    /// s), or `None` without client-IP affinity.
+    pub fn client_ip_affinity(&self) -> Option<std::time::Duration> {
+        if self.spec.session_affinity.as_deref() != Some("ClientIP") {
+            return None;
+        }
+        let seconds = self
+            .spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .unwrap_or(DEFAULT_CLIENT_IP_TIMEOUT_SECONDS)
+            .clamp(1, MAX_CLIENT_IP_TIMEOUT_SECONDS);
+        Some(std::time::Duration::from_secs(seconds.unsigned_abs()))
+    }
 }
 
 /// `Service.spec.ports[]`.

@@ -1,9 +1,12 @@
 //! Status objects, spelled exactly as the Gateway API spells them (camelCase), and their
-//! rendering as the documents `udplb check` prints (GatewayClasses, Gateways, UDPRoutes).
+//! rendering as the documents `udplb check` prints (GatewayClasses, Gateways, UDPRoutes,
+//! then udplb's policies).
 //!
 //! `lastTransitionTime` is omitted so that the output is a pure function of the input.
 
 use serde::Serialize;
+
+use crate::policy::model::POLICY_API_VERSION;
 
 /// `"True"` / `"False"` as the API writes condition status.
 pub(crate) fn flag(b: bool) -> &'static str {
@@ -178,6 +181,39 @@ pub struct ParentRefStatus {
     pub port: Option<u16>,
 }
 
+/// A policy's `status` (GEP-713 `PolicyStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyStatus {
+    /// One entry per ancestor (at most 16): a Gateway, a Gateway listener or a UDPRoute
+    /// parent, or the target itself when it has no ancestor of ours.
+    pub ancestors: Vec<PolicyAncestorStatus>,
+}
+
+/// `status.ancestors[]` of a policy (GEP-713 `PolicyAncestorStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    /// The ancestor, spelled as a parentRef.
+    pub ancestor_ref: ParentRefStatus,
+    /// The appliance's controller name.
+    pub controller_name: String,
+    /// `Accepted`.
+    pub conditions: Vec<Condition>,
+}
+
+/// The computed status of one policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyReport {
+    /// `UDPBackendPolicy` or `UDPTrafficPolicy`.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: PolicyStatus,
+}
+
 /// The computed status of one GatewayClass of ours.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayClassReport {
@@ -211,8 +247,8 @@ pub struct RouteReport {
     pub status: RouteStatus,
 }
 
-/// Status of every GatewayClass and Gateway of ours and every UDPRoute, sorted by
-/// namespace/name.
+/// Status of every GatewayClass and Gateway of ours, every UDPRoute and every policy,
+/// sorted by namespace/name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusReport {
     /// GatewayClasses that name our controller, Accepted or not.
@@ -221,6 +257,8 @@ pub struct StatusReport {
     pub gateways: Vec<GatewayReport>,
     /// All UDPRoutes.
     pub routes: Vec<RouteReport>,
+    /// Every policy: UDPBackendPolicies, then UDPTrafficPolicies.
+    pub policies: Vec<PolicyReport>,
 }
 
 /// One status document as `udplb check` prints it.
@@ -229,7 +267,7 @@ pub struct StatusReport {
 pub struct StatusDocument<'a> {
     /// apiVersion.
     pub api_version: &'a str,
-    /// `GatewayClass`, `Gateway` or `UDPRoute`.
+    /// `GatewayClass`, `Gateway`, `UDPRoute`, `UDPBackendPolicy` or `UDPTrafficPolicy`.
     pub kind: &'static str,
     /// Name and namespace.
     pub metadata: DocumentMeta<'a>,
@@ -257,11 +295,13 @@ pub enum AnyStatus<'a> {
     Gateway(&'a GatewayStatus),
     /// A route's.
     Route(&'a RouteStatus),
+    /// A policy's.
+    Policy(&'a PolicyStatus),
 }
 
 impl StatusReport {
-    /// The documents: GatewayClasses, then Gateways, then UDPRoutes, each group in
-    /// namespace/name order.
+    /// The documents: GatewayClasses, then Gateways, then UDPRoutes, then
+    /// UDPBackendPolicies and UDPTrafficPolicies, each group in namespace/name order.
     pub fn documents(&self) -> Vec<StatusDocument<'_>> {
         let classes = self.gateway_classes.iter().map(|c| StatusDocument {
             api_version: "gateway.networking.k8s.io/v1",
@@ -290,7 +330,20 @@ impl StatusReport {
             },
             status: AnyStatus::Route(&r.status),
         });
-        classes.chain(gateways).chain(routes).collect()
+        let policies = self.policies.iter().map(|p| StatusDocument {
+            api_version: POLICY_API_VERSION,
+            kind: p.kind,
+            metadata: DocumentMeta {
+                name: &p.name,
+                namespace: &p.namespace,
+            },
+            status: AnyStatus::Policy(&p.status),
+        });
+        classes
+            .chain(gateways)
+            .chain(routes)
+            .chain(policies)
+            .collect()
     }
 
     /// Routes whose status has no parent of ours (they are not ours to judge).
@@ -361,12 +414,36 @@ impl StatusReport {
                 }
             }
         }
+        for p in &self.policies {
+            for a in &p.status.ancestors {
+                for c in a.conditions.iter().filter(|c| !c.is_true()) {
+                    let r = &a.ancestor_ref;
+                    out.push(format!(
+                        "{} {}/{} ancestor {} {}/{}{}: {}={} ({})",
+                        p.kind,
+                        p.namespace,
+                        p.name,
+                        r.kind,
+                        r.namespace,
+                        r.name,
+                        r.section_name
+                            .as_ref()
+                            .map(|s| format!(" section {s}"))
+                            .unwrap_or_default(),
+                        c.kind,
+                        c.status,
+                        c.reason
+                    ));
+                }
+            }
+        }
         out
     }
 
     /// True when every GatewayClass of ours is Accepted with no unsupported CRD version,
-    /// every Gateway and listener is Accepted, Programmed and not conflicted, and every
-    /// route parent is Accepted with ResolvedRefs true.
+    /// every Gateway and listener is Accepted, Programmed and not conflicted, every
+    /// route parent is Accepted with ResolvedRefs true, and every policy is Accepted by
+    /// each of its ancestors.
     pub fn all_ok(&self) -> bool {
         self.problems().is_empty()
     }
@@ -383,6 +460,9 @@ impl StatusReport {
         );
         if ignored > 0 {
             line.push_str(&format!(" ({ignored} not attached to a Gateway of ours)"));
+        }
+        if !self.policies.is_empty() {
+            line.push_str(&format!(", {} policy(ies)", self.policies.len()));
         }
         match problems.first() {
             None => line.push_str(": all accepted"),

@@ -10,9 +10,10 @@ use std::net::IpAddr;
 
 use crate::model::{
     BackendRef, EndpointSlice, Gateway, LabelSelector, ReferenceGrant, Service, UdpRoute,
-    GATEWAY_GROUP,
+    GATEWAY_GROUP, MAX_CLIENT_IP_TIMEOUT_SECONDS,
 };
 use crate::options;
+use crate::policy::model::PolicyTargetReference;
 use crate::yaml::Overflow;
 
 /// Where an object was read from.
@@ -171,6 +172,7 @@ pub const WEIGHT_MAX: i64 = 1_000_000;
 fn bounds(field: &str) -> Option<(i64, i64)> {
     match field.rsplit('.').next()? {
         "port" | "targetPort" => Some((1, PORT_MAX)),
+        "timeoutSeconds" => Some((1, MAX_CLIENT_IP_TIMEOUT_SECONDS)),
         "weight" => Some((0, WEIGHT_MAX)),
         "generation" => Some((0, i64::MAX)),
         _ => None,
@@ -395,12 +397,92 @@ pub(crate) fn reference_grant(c: &mut Checker<'_>, g: &ReferenceGrant) {
     c.count("spec.to", &g.spec.to, 1, 16);
 }
 
-/// Checks a Service's ports.
+/// Checks a Service's ports and session affinity.
 pub(crate) fn service(c: &mut Checker<'_>, s: &Service) {
     for (i, p) in s.spec.ports.iter().enumerate() {
         c.range(format!("spec.ports[{i}].port"), p.port, 1, PORT_MAX);
         if let Some(crate::model::IntOrString::Int(t)) = p.target_port {
             c.range(format!("spec.ports[{i}].targetPort"), t, 1, PORT_MAX);
+        }
+    }
+    let affinity = s.spec.session_affinity.as_deref().unwrap_or("None");
+    match affinity {
+        "None" | "ClientIP" => {}
+        other => c.fail(
+            "spec.sessionAffinity",
+            format!("{other:?} is not one of None, ClientIP"),
+        ),
+    }
+    if let Some(config) = &s.spec.session_affinity_config {
+        if affinity != "ClientIP" {
+            c.fail(
+                "spec.sessionAffinityConfig",
+                format!("must not be set when sessionAffinity is {affinity}"),
+            );
+        }
+        if let Some(t) = config.client_ip.as_ref().and_then(|c| c.timeout_seconds) {
+            c.range(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds".into(),
+                t,
+                1,
+                MAX_CLIENT_IP_TIMEOUT_SECONDS,
+            );
+        }
+    }
+}
+
+/// Checks the shape of a policy's `spec.targetRefs` (the CRD's limits: 1..=16 entries,
+/// names not empty, and the CEL rules of GEP-713 policies: refs to the same target all
+/// set a `sectionName`, or none does, and each (target, sectionName) appears once).
+pub(crate) fn policy_target_refs(c: &mut Checker<'_>, refs: &[PolicyTargetReference]) {
+    c.count("spec.targetRefs", refs, 1, 16);
+    let mut per_target: BTreeMap<(&str, &str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, r) in refs.iter().enumerate() {
+        if r.name.is_empty() {
+            c.fail(format!("spec.targetRefs[{i}].name"), "must not be empty");
+        }
+        if r.section_name.as_deref() == Some("") {
+            c.fail(
+                format!("spec.targetRefs[{i}].sectionName"),
+                "must not be empty",
+            );
+        }
+        per_target
+            .entry((r.group.as_str(), r.kind.as_str(), r.name.as_str()))
+            .or_default()
+            .push(i);
+    }
+    for ((_, kind, name), idx) in per_target {
+        let sectioned = idx
+            .iter()
+            .filter(|&&i| refs[i].section_name.is_some())
+            .count();
+        if sectioned != 0 && sectioned != idx.len() {
+            for &i in idx.iter().filter(|&&i| refs[i].section_name.is_none()) {
+                c.fail(
+                    format!("spec.targetRefs[{i}].sectionName"),
+                    format!(
+                        "sectionName must be specified when targetRefs includes 2 or more \
+                         references to the same target ({kind} {name})"
+                    ),
+                );
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for &i in &idx {
+            if !seen.insert(refs[i].section_name.as_deref()) {
+                c.fail(
+                    format!("spec.targetRefs[{i}]"),
+                    format!(
+                        "targetRefs must be unique: {kind} {name}{} is repeated",
+                        refs[i]
+                            .section_name
+                            .as_ref()
+                            .map(|s| format!(" section {s:?}"))
+                            .unwrap_or_default()
+                    ),
+                );
+            }
         }
     }
 }

@@ -8,7 +8,10 @@ mod tests {
     use std::time::Duration;
 
     use config::{compile, load_paths, load_str, CompileParams, Compiled};
-    use pipelines::spec::{ForwardingConfig, HashKey, NatMode};
+    use pipelines::spec::{
+        ActiveCheckSpec, ExpectedReply, ForwardingConfig, HashKey, HealthCheckSpec, NatMode,
+        PassiveCheckSpec, PayloadMatch, PolicyKey, ProbeSpec, RcodeSet,
+    };
 
     fn dns_example_text() -> Vec<String> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dns");
@@ -40,7 +43,7 @@ mod tests {
         //   sys.stdin), separators=(",", ":"), ensure_ascii=False).encode()).hexdigest())'
         assert_eq!(
             c.forwarding_digest().to_string(),
-            "1a7f9e28fe88a8e2b5c3eb4f3d44ab029d9c9a1b64b9e2904ae55bb291db74a1"
+            "eef94449a53b8263d7607da6535d654fa895126a840551d9a2cdefb8ae0ca1b3"
         );
         assert_eq!(
             c.status_digest().to_string(),
@@ -85,10 +88,87 @@ mod tests {
 
     #[test]
     fn every_field_of_the_forwarding_config_changes_the_digest() {
-        let base = compiled(&dns_example_text().join("---\n")).forwarding;
+        let mut base = compiled(&dns_example_text().join("---\n")).forwarding;
         assert!(!base.listeners.is_empty());
+        let service = base.listeners[0].route.as_ref().expect("route").backends[0]
+            .service
+            .clone();
+        let endpoint = base.listeners[0].route.as_ref().expect("route").backends[0].addr;
+        let active = |probe| ActiveCheckSpec {
+            probe,
+            interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(1),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
+            port: None,
+        };
+        base.health_checks = vec![
+            HealthCheckSpec {
+                service: service.clone(),
+                policy: PolicyKey {
+                    namespace: "default".into(),
+                    name: "health".into(),
+                },
+                endpoints: vec![endpoint],
+                active: Some(active(ProbeSpec::Udp {
+                    send: b"ping".to_vec(),
+                    expect: Some(ExpectedReply {
+                        matching: PayloadMatch::Exact,
+                        payload: b"pong".to_vec(),
+                    }),
+                })),
+                passive: Some(PassiveCheckSpec {
+                    consecutive_failures: 5,
+                    base_ejection_time: Duration::from_secs(30),
+                    max_ejection_percent: 10,
+                }),
+                panic_threshold_percent: 50,
+            },
+            HealthCheckSpec {
+                service: pipelines::spec::ServiceKey {
+                    port: service.port + 1,
+                    ..service
+                },
+                policy: PolicyKey {
+                    namespace: "default".into(),
+                    name: "dns".into(),
+                },
+                endpoints: Vec::new(),
+                active: Some(active(ProbeSpec::Dns {
+                    name: "health.example".into(),
+                    qtype: 1,
+                    rcodes: RcodeSet(1),
+                    recursion_desired: false,
+                })),
+                passive: None,
+                panic_threshold_percent: 0,
+            },
+        ];
+        fn active_of(c: &mut ForwardingConfig, i: usize) -> &mut ActiveCheckSpec {
+            c.health_checks[i].active.as_mut().expect("active")
+        }
+        fn udp_of(c: &mut ForwardingConfig) -> (&mut Vec<u8>, &mut Option<ExpectedReply>) {
+            match &mut active_of(c, 0).probe {
+                ProbeSpec::Udp { send, expect } => (send, expect),
+                ProbeSpec::Dns { .. } => unreachable!("the first check is UDP"),
+            }
+        }
+        fn dns_of(c: &mut ForwardingConfig) -> (&mut String, &mut u16, &mut RcodeSet, &mut bool) {
+            match &mut active_of(c, 1).probe {
+                ProbeSpec::Dns {
+                    name,
+                    qtype,
+                    rcodes,
+                    recursion_desired,
+                } => (name, qtype, rcodes, recursion_desired),
+                ProbeSpec::Udp { .. } => unreachable!("the second check is DNS"),
+            }
+        }
+        fn passive_of(c: &mut ForwardingConfig) -> &mut PassiveCheckSpec {
+            c.health_checks[0].passive.as_mut().expect("passive")
+        }
         type Edit = fn(&mut ForwardingConfig);
-        let edits: [(&str, Edit); 16] = [
+        let edits: [(&str, Edit); 42] = [
             ("vip", |c| {
                 c.listeners[0].vip = "198.18.9.9".parse().expect("ip")
             }),
@@ -138,6 +218,68 @@ mod tests {
             }),
             ("one listener fewer", |c| {
                 c.listeners.pop();
+            }),
+            ("unreplied timeout", |c| {
+                c.listeners[0].options.unreplied_timeout = Some(Duration::from_secs(10))
+            }),
+            ("maglev size", |c| {
+                c.listeners[0].options.maglev_size = Some(65_537)
+            }),
+            ("backend idle timeout", |c| {
+                if let Some(r) = &mut c.listeners[0].route {
+                    r.backends[0].idle_timeout = Some(Duration::from_secs(10_800));
+                }
+            }),
+            ("no health checks", |c| c.health_checks.clear()),
+            ("health check service", |c| {
+                c.health_checks[0].service.name.push('x')
+            }),
+            ("health check policy", |c| {
+                c.health_checks[0].policy.name.push('x')
+            }),
+            ("health check endpoints", |c| {
+                c.health_checks[0].endpoints.clear()
+            }),
+            ("no active check", |c| c.health_checks[0].active = None),
+            ("interval", |c| {
+                active_of(c, 0).interval += Duration::from_secs(1)
+            }),
+            ("timeout", |c| {
+                active_of(c, 0).timeout += Duration::from_millis(1)
+            }),
+            ("healthy threshold", |c| {
+                active_of(c, 0).healthy_threshold += 1
+            }),
+            ("unhealthy threshold", |c| {
+                active_of(c, 0).unhealthy_threshold += 1
+            }),
+            ("probe port", |c| active_of(c, 0).port = Some(5353)),
+            ("udp payload", |c| udp_of(c).0.push(b'!')),
+            ("no expected reply", |c| *udp_of(c).1 = None),
+            ("match", |c| {
+                if let Some(e) = udp_of(c).1 {
+                    e.matching = PayloadMatch::Prefix;
+                }
+            }),
+            ("expected payload", |c| {
+                if let Some(e) = udp_of(c).1 {
+                    e.payload.push(b'!');
+                }
+            }),
+            ("dns name", |c| dns_of(c).0.push('x')),
+            ("qtype", |c| *dns_of(c).1 = 28),
+            ("rcodes", |c| dns_of(c).2 .0 |= 8),
+            ("rd", |c| *dns_of(c).3 = true),
+            ("no passive check", |c| c.health_checks[0].passive = None),
+            ("consecutive failures", |c| {
+                passive_of(c).consecutive_failures += 1
+            }),
+            ("base ejection", |c| {
+                passive_of(c).base_ejection_time += Duration::from_secs(1)
+            }),
+            ("max ejection", |c| passive_of(c).max_ejection_percent += 1),
+            ("panic threshold", |c| {
+                c.health_checks[0].panic_threshold_percent += 1
             }),
         ];
         let mut seen = vec![(String::from("base"), config::forwarding_digest(&base))];

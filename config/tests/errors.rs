@@ -303,10 +303,16 @@ spec:
             problems("e.yaml", slice),
             ["e.yaml: document 1: EndpointSlice default/e: metadata.labels.a: 18446744073709551616 is out of range -9223372036854775808..=9223372036854775807 (integers are 64-bit)"]
         );
+        // The session affinity timeout is read, so it has a range.
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53}], sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 18446744073709551616}}}\n";
+        assert_eq!(
+            problems("a.yaml", service),
+            ["a.yaml: document 1: Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: 18446744073709551616 is out of range 1..=86400"]
+        );
         // Fields udplb ignores may hold anything.
         let set = load_str(
             "ok.yaml",
-            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53}], sessionAffinityConfig: {clientIP: {timeoutSeconds: 18446744073709551616}}}\nstatus: {x: -99999999999999999999}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53}], healthCheckNodePort: 18446744073709551616}\nstatus: {x: -99999999999999999999}\n",
         )
         .expect("ignored fields are ignored");
         assert_eq!(set.services.len(), 1);

@@ -29,6 +29,10 @@ pub const WEIGHT_SCALE: u64 = 720_720;
 pub struct ForwardingConfig {
     /// One entry per served (VIP, UDP port); sorted by `(vip, port)`, unique.
     pub listeners: Vec<ListenerSpec>,
+    /// Health checks of backend Service ports (from `UDPBackendPolicy`); sorted by
+    /// `service`, unique by `service`. An endpoint address appears in at most one entry;
+    /// an endpoint in none is never checked and always eligible.
+    pub health_checks: Vec<HealthCheckSpec>,
 }
 
 /// Identity of a Gateway listener: `namespace/gateway/listener`.
@@ -236,15 +240,70 @@ pub fn check_idle_timeout(d: Duration) -> Result<Duration, String> {
 
 /// Per-listener behaviour that the Gateway API leaves to the implementation. `None` means
 /// "use the appliance default".
+///
+/// The values come from `UDPTrafficPolicy` objects, Gateway annotations and the
+/// `sessionAffinity` of the route's Services (config/README.md has the precedence).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ListenerOptions {
     /// NAT mode override.
     pub nat_mode: Option<NatMode>,
-    /// Flow idle timeout override.
+    /// Idle timeout of a flow that has seen a reply from its backend (within the
+    /// [`check_idle_timeout`] range). `None`: the appliance's `flows.idle_timeout`.
+    /// [`BackendSpec::idle_timeout`] replaces it for flows pinned to that backend.
     pub idle_timeout: Option<Duration>,
     /// Hash key override.
     pub hash_key: Option<HashKey>,
+    /// Idle timeout of a flow that has not seen a reply yet (within the
+    /// [`check_idle_timeout`] range). `None`: the shorter of
+    /// [`DEFAULT_UNREPLIED_TIMEOUT`] and the listener's effective replied timeout
+    /// ([`ListenerOptions::flow_timeouts`]).
+    pub unreplied_timeout: Option<Duration>,
+    /// Maglev table size of this listener's route: prime, at most [`MAX_MAGLEV_SIZE`],
+    /// and at least [`MAGLEV_SLOTS_PER_ENTRY`] × [`RouteSpec::maglev_entries`] (config
+    /// checks all three before it sets it). `None`: the appliance's `maglev.table_size`.
+    pub maglev_size: Option<u32>,
 }
+
+/// Default idle timeout of a flow that has not seen a reply yet, when the listener sets
+/// none and its replied timeout is longer: Linux conntrack's UDP unreplied timeout.
+/// Short, because one-way flows (scans, spoofed floods, dead backends) would otherwise
+/// hold flow-table entries as long as real sessions.
+pub const DEFAULT_UNREPLIED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The effective idle timeouts of a listener's flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// A flow that has seen a reply (before any [`BackendSpec::idle_timeout`]).
+    pub replied: Duration,
+    /// A flow that has not seen a reply yet.
+    pub unreplied: Duration,
+}
+
+impl ListenerOptions {
+    /// The effective timeouts, given the appliance's default idle timeout (for replied
+    /// flows) and default unreplied timeout ([`DEFAULT_UNREPLIED_TIMEOUT`] unless the
+    /// appliance has a setting for it): `replied` is `idle_timeout` or `default_idle`;
+    /// `unreplied` is `unreplied_timeout`, or else the shorter of `default_unreplied` and
+    /// `replied` (an unreplied flow never outlives a replied one by default).
+    pub fn flow_timeouts(
+        &self,
+        default_idle: Duration,
+        default_unreplied: Duration,
+    ) -> FlowTimeouts {
+        let replied = self.idle_timeout.unwrap_or(default_idle);
+        let unreplied = self
+            .unreplied_timeout
+            .unwrap_or_else(|| default_unreplied.min(replied));
+        FlowTimeouts { replied, unreplied }
+    }
+}
+
+/// Largest Maglev table size: 16 Mi slots (64 MiB of `u32` per table).
+pub const MAX_MAGLEV_SIZE: u32 = 1 << 24;
+
+/// A Maglev table needs this many slots per entry (backend or dropped-weight share), so
+/// that weights are honoured within about 1 % (`Tables::build` refuses smaller tables).
+pub const MAGLEV_SLOTS_PER_ENTRY: u64 = 100;
 
 /// One served (VIP, UDP port).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,6 +346,161 @@ pub struct BackendSpec {
     pub weight: u64,
     /// EndpointSlice says terminating or not ready: no new flows, pinned flows stay.
     pub draining: bool,
+    /// Replaces the listener's replied-flow idle timeout for flows pinned to this
+    /// backend: the `sessionAffinityConfig.clientIP.timeoutSeconds` of its Service when
+    /// that Service asks for `ClientIP` affinity and the listener hashes on the source IP
+    /// (the longest, if several Services reach the endpoint). Unreplied flows keep the
+    /// listener's unreplied timeout. Within the [`check_idle_timeout`] range.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl RouteSpec {
+    /// How many Maglev entries the route needs for VIPs of one address family: its
+    /// backends of that family with a weight and not draining, plus one for the
+    /// dropped-weight share (which includes the weight of the other family's backends).
+    /// A table needs [`MAGLEV_SLOTS_PER_ENTRY`] slots per entry.
+    pub fn maglev_entries(&self, ipv4: bool) -> usize {
+        let mut dropped = self.dropped_weight > 0;
+        let mut n = 0;
+        for b in &self.backends {
+            if b.addr.is_ipv4() != ipv4 {
+                dropped |= b.weight > 0;
+            } else if b.weight > 0 && !b.draining {
+                n += 1;
+            }
+        }
+        n + usize::from(dropped)
+    }
+}
+
+/// Identity of a policy object: `namespace/name` (the kind is implied by where it is used).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyKey {
+    /// Namespace of the policy.
+    pub namespace: String,
+    /// Name of the policy.
+    pub name: String,
+}
+
+/// Health checking of the endpoints of one backend Service port, from the
+/// `UDPBackendPolicy` that applies to it.
+///
+/// An endpoint is *unhealthy* when the active check has failed `unhealthy_threshold`
+/// times in a row (until it passes `healthy_threshold` times in a row), or while the
+/// passive check has it ejected. An unhealthy endpoint takes no new flows, and its
+/// pinned flows move to a healthy backend on their next datagram; but when more than
+/// `panic_threshold_percent` % of `endpoints` are unhealthy, health is ignored for all
+/// of them (panic mode: every endpoint takes flows as if healthy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// The Service port; the key of this entry.
+    pub service: ServiceKey,
+    /// The `UDPBackendPolicy` this comes from (for status, logs and metrics).
+    pub policy: PolicyKey,
+    /// The endpoints checked: the ready (not draining) endpoints of the Service port
+    /// that some listener forwards to, both address families; sorted, unique. An endpoint
+    /// reached through several policed Service ports is checked under the smallest
+    /// `service` only.
+    pub endpoints: Vec<SocketAddr>,
+    /// Probes sent by the appliance; `None`: no active checking.
+    pub active: Option<ActiveCheckSpec>,
+    /// Ejection on ICMP errors; `None`: no passive checking.
+    pub passive: Option<PassiveCheckSpec>,
+    /// Panic threshold in percent of `endpoints`, 0..=100; 0 disables panic mode.
+    pub panic_threshold_percent: u8,
+}
+
+/// An active health check: one probe per endpoint every `interval`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveCheckSpec {
+    /// What is sent and what counts as a pass.
+    pub probe: ProbeSpec,
+    /// Time between probes of one endpoint (100 ms to 1 h).
+    pub interval: Duration,
+    /// A probe with no passing answer within this time fails (1 ms to `interval`).
+    pub timeout: Duration,
+    /// Consecutive passes that make an unhealthy endpoint healthy (1..=100).
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy endpoint unhealthy (1..=100).
+    pub unhealthy_threshold: u32,
+    /// Destination port of probes; `None`: the endpoint's own port.
+    pub port: Option<u16>,
+}
+
+/// The probe of an active check. Every probe fails on an ICMP port or host unreachable
+/// from the endpoint about it, and on its timeout unless the probe passes earlier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeSpec {
+    /// One UDP datagram with `send` as payload (1..=512 bytes).
+    Udp {
+        /// The payload.
+        send: Vec<u8>,
+        /// The reply that passes; datagrams from the endpoint that do not match are
+        /// ignored until the timeout. `None` (a *weak* check): the probe passes at its
+        /// timeout unless an ICMP unreachable came back first.
+        expect: Option<ExpectedReply>,
+    },
+    /// A DNS query (one question, a random ID); a reply with the query's ID and one of
+    /// `rcodes` passes, any other reply fails.
+    Dns {
+        /// Query name in presentation form, without the final dot (`health.example`).
+        name: String,
+        /// Query type (1 = A, 28 = AAAA, ...).
+        qtype: u16,
+        /// Accepted response codes.
+        rcodes: RcodeSet,
+        /// The RD bit of the query.
+        recursion_desired: bool,
+    },
+}
+
+/// A set of DNS response codes 0..=15: bit `n` set means rcode `n` is accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RcodeSet(pub u16);
+
+impl RcodeSet {
+    /// Whether `rcode` (the 4-bit header RCODE) is in the set.
+    pub fn contains(self, rcode: u8) -> bool {
+        rcode < 16 && self.0 & (1 << rcode) != 0
+    }
+}
+
+/// The reply a UDP probe expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedReply {
+    /// How the reply payload is compared with `payload`.
+    pub matching: PayloadMatch,
+    /// The expected bytes (1..=512).
+    pub payload: Vec<u8>,
+}
+
+keywords! {
+    /// How a UDP probe's reply is compared with the expected bytes.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum PayloadMatch {
+        /// The reply payload equals the expected bytes.
+        #[default]
+        Exact = "Exact",
+        /// The reply payload starts with the expected bytes.
+        Prefix = "Prefix",
+        /// The expected bytes occur somewhere in the reply payload.
+        Contains = "Contains",
+    }
+    expected = "Exact, Prefix, Contains";
+}
+
+/// Passive health checking: an ICMP port or host unreachable from an endpoint about a
+/// flow pinned to it is a failure; a reply from it resets the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassiveCheckSpec {
+    /// Consecutive failures that eject the endpoint (1..=1000).
+    pub consecutive_failures: u32,
+    /// How long the first ejection lasts (1 s to 1 h); the n-th ejection in a row lasts
+    /// n × this (as Envoy's outlier detection).
+    pub base_ejection_time: Duration,
+    /// At most this percentage of `endpoints` is ejected at once, 0..=100 (rounded down,
+    /// but at least one endpoint when the percentage is not 0).
+    pub max_ejection_percent: u8,
 }
 
 impl ForwardingConfig {
@@ -297,6 +511,11 @@ impl ForwardingConfig {
             if let Some(r) = &mut l.route {
                 r.backends.sort_by_key(|b| b.addr);
             }
+        }
+        self.health_checks.sort_by(|a, b| a.service.cmp(&b.service));
+        for h in &mut self.health_checks {
+            h.endpoints.sort_unstable();
+            h.endpoints.dedup();
         }
     }
 }
@@ -364,6 +583,121 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn unreplied_flows_default_to_the_shorter_timeout() {
+        let secs = Duration::from_secs;
+        let t = |idle: Option<u64>, unreplied: Option<u64>| {
+            let o = ListenerOptions {
+                idle_timeout: idle.map(secs),
+                unreplied_timeout: unreplied.map(secs),
+                ..ListenerOptions::default()
+            };
+            let f = o.flow_timeouts(secs(30), DEFAULT_UNREPLIED_TIMEOUT);
+            (f.replied.as_secs(), f.unreplied.as_secs())
+        };
+        // Nothing set: the appliance's idle timeout for both (today's behaviour).
+        assert_eq!(t(None, None), (30, 30));
+        // A long replied timeout keeps one-way flows short.
+        assert_eq!(t(Some(120), None), (120, 30));
+        // A short one shortens unreplied flows too.
+        assert_eq!(t(Some(5), None), (5, 5));
+        // Explicit values are taken as they are.
+        assert_eq!(t(Some(120), Some(10)), (120, 10));
+        assert_eq!(t(Some(5), Some(10)), (5, 10));
+        assert_eq!(t(None, Some(90)), (30, 90));
+    }
+
+    #[test]
+    fn maglev_entries_count_what_takes_slots() {
+        let backend = |addr: &str, weight: u64, draining: bool| BackendSpec {
+            addr: addr.parse().expect("addr"),
+            service: ServiceKey {
+                namespace: "ns".into(),
+                name: "svc".into(),
+                port: 53,
+            },
+            weight,
+            draining,
+            idle_timeout: None,
+        };
+        let mut r = RouteSpec {
+            key: RouteKey {
+                namespace: "ns".into(),
+                name: "r".into(),
+            },
+            backends: vec![
+                backend("198.18.1.1:53", 1, false),
+                backend("198.18.1.2:53", 0, false),
+                backend("198.18.1.3:53", 1, true),
+                backend("[2001:2::1]:53", 1, false),
+            ],
+            dropped_weight: 0,
+        };
+        // IPv4: one backend, plus the drop share holding the IPv6 backend's weight; and
+        // the other way round.
+        assert_eq!(r.maglev_entries(true), 2);
+        assert_eq!(r.maglev_entries(false), 2);
+        r.backends[3].weight = 0;
+        assert_eq!(r.maglev_entries(true), 1);
+        r.dropped_weight = 5;
+        assert_eq!(r.maglev_entries(true), 2);
+        assert_eq!(r.maglev_entries(false), 1);
+    }
+
+    #[test]
+    fn rcode_sets_and_payload_matches() {
+        let s = RcodeSet(1 | 1 << 3);
+        assert!(s.contains(0) && s.contains(3));
+        assert!(!s.contains(2) && !s.contains(16) && !s.contains(255));
+        for m in [
+            PayloadMatch::Exact,
+            PayloadMatch::Prefix,
+            PayloadMatch::Contains,
+        ] {
+            assert_eq!(m.to_string().parse::<PayloadMatch>(), Ok(m));
+        }
+        assert_eq!(
+            "exact".parse::<PayloadMatch>().unwrap_err().to_string(),
+            "\"exact\" is not one of Exact, Prefix, Contains"
+        );
+    }
+
+    #[test]
+    fn normalize_sorts_health_checks_and_their_endpoints() {
+        let key = |name: &str| ServiceKey {
+            namespace: "ns".into(),
+            name: name.into(),
+            port: 53,
+        };
+        let check = |name: &str, endpoints: &[&str]| HealthCheckSpec {
+            service: key(name),
+            policy: PolicyKey {
+                namespace: "ns".into(),
+                name: "p".into(),
+            },
+            endpoints: endpoints.iter().map(|a| a.parse().expect("addr")).collect(),
+            active: None,
+            passive: None,
+            panic_threshold_percent: 50,
+        };
+        let mut c = ForwardingConfig {
+            listeners: Vec::new(),
+            health_checks: vec![
+                check("b", &["198.18.1.2:53", "198.18.1.1:53", "198.18.1.2:53"]),
+                check("a", &[]),
+            ],
+        };
+        c.normalize();
+        assert_eq!(c.health_checks[0].service, key("a"));
+        assert_eq!(
+            c.health_checks[1].endpoints,
+            [
+                "198.18.1.1:53".parse::<SocketAddr>().expect("addr"),
+                "198.18.1.2:53".parse().expect("addr")
+            ]
+        );
     }
 
     #[test]

@@ -290,16 +290,21 @@ impl Tables {
                             value: maglev::DROP,
                         });
                     }
-                    let required = 100 * endpoints.len() as u64;
-                    if u64::from(params.maglev_size) < required {
+                    // The listener's own size (config checked it), else the appliance's.
+                    let size = l.options.maglev_size.unwrap_or(params.maglev_size);
+                    if !maglev::is_prime(size) {
+                        return Err(TableError::SizeNotPrime { size });
+                    }
+                    let required = crate::spec::MAGLEV_SLOTS_PER_ENTRY * endpoints.len() as u64;
+                    if u64::from(size) < required {
                         return Err(TableError::SizeTooSmall {
                             listener: listener_name(&l.key),
-                            size: params.maglev_size,
+                            size,
                             backends: endpoints.len(),
                             required,
                         });
                     }
-                    let maglev = Maglev::build(&endpoints, params.maglev_size, params.maglev_seed);
+                    let maglev = Maglev::build(&endpoints, size, params.maglev_seed);
                     Some(Route {
                         key: r.key.clone(),
                         counter_idx: u32::try_from(counter_idx)
@@ -467,6 +472,7 @@ mod tests {
                         },
                         weight: *w,
                         draining: false,
+                        idle_timeout: None,
                     })
                     .collect(),
                 dropped_weight: 0,
@@ -480,6 +486,7 @@ mod tests {
             listeners: (1..=50)
                 .map(|p| listener("198.19.0.10", p, &[("198.18.1.1:53", WEIGHT_SCALE)]))
                 .collect(),
+            ..ForwardingConfig::default()
         };
         let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
         for p in 1..=50u16 {
@@ -501,6 +508,7 @@ mod tests {
                 53,
                 &[("198.18.1.1:53", 1), ("198.18.1.2:53", 1)],
             )],
+            ..ForwardingConfig::default()
         };
         let p = DataplaneParams {
             maglev_size: 65536,
@@ -520,12 +528,63 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_size_replaces_the_appliance_size_for_its_route_only() {
+        let mut small = listener(
+            "198.19.0.10",
+            53,
+            &[("198.18.1.1:53", 1), ("198.18.1.2:53", 1)],
+        );
+        small.options.maglev_size = Some(211);
+        let cfg = ForwardingConfig {
+            listeners: vec![
+                small.clone(),
+                listener("198.19.0.10", 54, &[("198.18.1.1:53", 1)]),
+            ],
+            ..ForwardingConfig::default()
+        };
+        let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        let sizes: Vec<usize> = t
+            .listeners()
+            .iter()
+            .map(|l| l.route.as_ref().unwrap().maglev.slots().len())
+            .collect();
+        assert_eq!(sizes, [211, DEFAULT_MAGLEV_SIZE as usize]);
+        // The same rules as the appliance size, counted as RouteSpec::maglev_entries does.
+        let route = small.route.clone().unwrap();
+        assert_eq!(route.maglev_entries(true), 2);
+        small.options.maglev_size = Some(199);
+        let cfg = ForwardingConfig {
+            listeners: vec![small.clone()],
+            ..ForwardingConfig::default()
+        };
+        assert!(matches!(
+            Tables::build(&cfg, &DataplaneParams::default()),
+            Err(TableError::SizeTooSmall {
+                size: 199,
+                backends: 2,
+                required: 200,
+                ..
+            })
+        ));
+        small.options.maglev_size = Some(221);
+        let cfg = ForwardingConfig {
+            listeners: vec![small],
+            ..ForwardingConfig::default()
+        };
+        assert_eq!(
+            Tables::build(&cfg, &DataplaneParams::default()).unwrap_err(),
+            TableError::SizeNotPrime { size: 221 }
+        );
+    }
+
+    #[test]
     fn duplicate_listener_is_rejected() {
         let mut a = listener("198.19.0.10", 53, &[]);
         let b = a.clone();
         a.key.listener = "other".into();
         let cfg = ForwardingConfig {
             listeners: vec![a, b],
+            ..ForwardingConfig::default()
         };
         assert!(matches!(
             Tables::build(&cfg, &DataplaneParams::default()),
@@ -549,6 +608,7 @@ mod tests {
                 53,
                 &[("198.18.1.1:53", 1), ("[2001:2::1]:53", 1)],
             )],
+            ..ForwardingConfig::default()
         };
         let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
         let r = t.listeners()[0].route.as_ref().unwrap();

@@ -148,6 +148,7 @@ pub fn listener(
                     },
                     weight: *weight,
                     draining: false,
+                    idle_timeout: None,
                 })
                 .collect(),
             dropped_weight: 0,
@@ -217,6 +218,7 @@ pub fn config() -> ForwardingConfig {
             draining,
             rejecting,
         ],
+        ..ForwardingConfig::default()
     };
     c.normalize();
     c
