@@ -318,6 +318,151 @@ spec:
         assert_eq!(set.services.len(), 1);
     }
 
+    const TRAFFIC_HEAD: &str = "apiVersion: udplb.io/v1alpha1
+kind: UDPTrafficPolicy
+metadata: {name: t, namespace: apps}
+";
+    const BACKEND_HEAD: &str = "apiVersion: udplb.io/v1alpha1
+kind: UDPBackendPolicy
+metadata: {name: b, namespace: apps}
+";
+
+    #[test]
+    fn policy_schemas_are_strict_and_name_the_field() {
+        // A typo, a wrong type, missing fields: the shape is checked at load, with the
+        // field path, like Gateway API objects.
+        let yaml = format!(
+            "{TRAFFIC_HEAD}spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  idleTimout: 1m\n---\n{BACKEND_HEAD}spec:\n  targetRefs: [{{group: \"\", kind: Service, name: dns}}]\n  healthCheck: {{active: {{type: UDP, interval: 3, udp: {{send: {{text: x}}}}}}}}\n---\n{BACKEND_HEAD}spec:\n  targetRefs: [{{group: \"\", kind: Service, name: dns}}]\n---\n{TRAFFIC_HEAD}spec:\n  targetRefs: [{{kind: Gateway, name: gw}}]\n---\n{TRAFFIC_HEAD}spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw, namespace: other}}]\n"
+        );
+        let p = problems("p.yaml", &yaml);
+        assert_eq!(p.len(), 5, "{p:#?}");
+        assert!(
+            p[0].starts_with("p.yaml: document 1: UDPTrafficPolicy apps/t: spec.idleTimout: unknown field `idleTimout`, expected one of"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].starts_with("p.yaml: document 2: UDPBackendPolicy apps/b: spec.healthCheck.active.interval: invalid type: integer `3`, expected a string"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].starts_with(
+                "p.yaml: document 3: UDPBackendPolicy apps/b: spec: missing field `healthCheck`"
+            ),
+            "{}",
+            p[2]
+        );
+        assert!(
+            p[3].starts_with("p.yaml: document 4: UDPTrafficPolicy apps/t: spec.targetRefs[0]: missing field `group`"),
+            "{}",
+            p[3]
+        );
+        assert!(
+            p[4].starts_with("p.yaml: document 5: UDPTrafficPolicy apps/t: spec.targetRefs[0].namespace: unknown field `namespace`"),
+            "{}",
+            p[4]
+        );
+        // No top-level extras either, and only v1alpha1.
+        let extra = format!(
+            "{TRAFFIC_HEAD}spec: {{targetRefs: [{{group: g, kind: k, name: n}}]}}\nstatuss: {{}}\n"
+        );
+        assert!(problems("x.yaml", &extra)[0]
+            .contains("UDPTrafficPolicy apps/t: statuss: unknown field `statuss`"));
+        let version = TRAFFIC_HEAD.replace("v1alpha1", "v1");
+        assert_eq!(
+            problems("v.yaml", &format!("{version}spec: {{targetRefs: []}}\n")),
+            ["v.yaml: document 1: UDPTrafficPolicy apps/t: apiVersion: udplb.io/v1 is not supported for UDPTrafficPolicy (supported: udplb.io/v1alpha1)"]
+        );
+        // Another group's kind of the same name is not ours: skipped.
+        let theirs = TRAFFIC_HEAD.replace("udplb.io/v1alpha1", "example.com/v1");
+        assert!(load_str("o.yaml", &format!("{theirs}spec: {{}}\n"))
+            .expect("skipped")
+            .is_empty());
+    }
+
+    #[test]
+    fn policy_target_refs_follow_the_gep_713_rules() {
+        let refs =
+            |list: &str| format!("{TRAFFIC_HEAD}spec:\n  idleTimeout: 1m\n  targetRefs: {list}\n");
+        let gw = "{group: gateway.networking.k8s.io, kind: Gateway, name: gw";
+        assert_eq!(
+            problems("r.yaml", &refs("[]")),
+            ["r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs: has 0 item(s); between 1 and 16 are allowed"]
+        );
+        let seventeen: Vec<String> = (0..17)
+            .map(|i| format!("{gw}, sectionName: l{i}}}"))
+            .collect();
+        assert!(
+            problems("r.yaml", &refs(&format!("[{}]", seventeen.join(", "))))[0]
+                .ends_with("spec.targetRefs: has 17 item(s); between 1 and 16 are allowed")
+        );
+        assert_eq!(
+            problems("r.yaml", &refs(&format!("[{gw}, sectionName: a}}, {gw}}}, {gw}, sectionName: a}}]"))),
+            [
+                "r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs[1].sectionName: sectionName must be specified when targetRefs includes 2 or more references to the same target (Gateway gw)",
+                "r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs[2]: targetRefs must be unique: Gateway gw section \"a\" is repeated",
+            ]
+        );
+        assert_eq!(
+            problems("r.yaml", &refs(&format!("[{gw}}}, {gw}}}]"))),
+            ["r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs[1]: targetRefs must be unique: Gateway gw is repeated"]
+        );
+        assert_eq!(
+            problems("r.yaml", &refs("[{group: \"\", kind: Service, name: \"\", sectionName: \"\"}]")),
+            [
+                "r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs[0].name: must not be empty",
+                "r.yaml: document 1: UDPTrafficPolicy apps/t: spec.targetRefs[0].sectionName: must not be empty",
+            ]
+        );
+        // Two listeners of one Gateway, and a Gateway and a route of the same name.
+        let fine = refs(&format!(
+            "[{gw}, sectionName: a}}, {gw}, sectionName: b}}, {{group: gateway.networking.k8s.io, kind: UDPRoute, name: gw}}]"
+        ));
+        assert_eq!(
+            load_str("r.yaml", &fine)
+                .expect("valid")
+                .udp_traffic_policies
+                .len(),
+            1
+        );
+        // Values are not judged at load: a bad one makes the policy Invalid in status.
+        let bad_value = format!("{BACKEND_HEAD}spec:\n  targetRefs: [{{group: \"\", kind: Service, name: dns}}]\n  healthCheck: {{panicThreshold: 900}}\n");
+        assert_eq!(
+            load_str("b.yaml", &bad_value)
+                .expect("loads")
+                .udp_backend_policies
+                .len(),
+            1
+        );
+        // A policy is defined once per namespace/name, like every object.
+        assert_eq!(
+            problems("d.yaml", &format!("{fine}---\n{fine}")),
+            ["d.yaml: document 2: UDPTrafficPolicy apps/t: defined twice; first at d.yaml: document 1"]
+        );
+    }
+
+    #[test]
+    fn session_affinity_follows_the_kubernetes_schema() {
+        let service = |spec: &str| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{ports: [{{port: 53}}], {spec}}}\n")
+        };
+        assert!(load_str("s.yaml", &service("sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 86400}}")).is_ok());
+        assert!(load_str("s.yaml", &service("sessionAffinity: None")).is_ok());
+        assert_eq!(
+            problems("s.yaml", &service("sessionAffinity: Sticky")),
+            ["s.yaml: document 1: Service default/s: spec.sessionAffinity: \"Sticky\" is not one of None, ClientIP"]
+        );
+        assert_eq!(
+            problems("s.yaml", &service("sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}")),
+            ["s.yaml: document 1: Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 is out of range 1..=86400"]
+        );
+        assert_eq!(
+            problems("s.yaml", &service("sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}")),
+            ["s.yaml: document 1: Service default/s: spec.sessionAffinityConfig: must not be set when sessionAffinity is None"]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
