@@ -3,13 +3,14 @@
 //! This crate is a pure compile step: it never sees packets, sockets or threads.
 //!
 //! 1. [`load()`] reads YAML (files, directories, multi-document streams, kubectl `List`s)
-//!    into an [`ObjectSet`], rejecting malformed or out-of-schema objects with a
+//!    into an [`ObjectSet`] (Gateway API objects, Services, EndpointSlices, and udplb's
+//!    [`policy`] kinds), rejecting malformed or out-of-schema objects with a
 //!    [`ValidationError`] that lists every problem with file, document, object and
 //!    field path ([`validate`]).
-//! 2. [`compile()`] applies the Gateway API attachment and reference rules and returns a
-//!    [`Compiled`]: the data plane's [`pipelines::spec::ForwardingConfig`] and a
-//!    [`StatusReport`] spelled as the Gateway API spells status, GatewayClass status
-//!    included ([`class`]).
+//! 2. [`compile()`] applies the Gateway API attachment and reference rules and GEP-713
+//!    policy attachment, and returns a [`Compiled`]: the data plane's
+//!    [`pipelines::spec::ForwardingConfig`] and a [`StatusReport`] spelled as the Gateway
+//!    API spells status, GatewayClass and policy status included ([`class`], [`policy`]).
 //! 3. [`check::run`] is `udplb check`; [`status_yaml`] renders the same documents for the
 //!    management API; [`forwarding_yaml`] renders the forwarding spec for diagnostics.
 //! 4. [`digest`]: stable SHA-256 digests of the forwarding config and the status, to tell

@@ -21,7 +21,8 @@ pub(crate) fn flag(b: bool) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`, `SupportedVersion`.
+    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`, `SupportedVersion`,
+    /// `udplb.io/UDPTrafficPolicyAffected`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `True`, `False`, or `Unknown` (only GatewayClass `SupportedVersion`, when the
