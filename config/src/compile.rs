@@ -436,7 +436,7 @@ fn topology<'a>(
     index: &'a Index<'a>,
     gateways: &'a [GatewayState<'a>],
     routes: &'a [&'a UdpRoute],
-    attachments: &[Vec<(ParentRefStatus, Option<Attachment>)>],
+    attachments: &'a [Vec<(ParentRefStatus, Option<Attachment>)>],
     resolved: &'a [Vec<WeightedRef>],
     served: &Served,
     params: &'a CompileParams,
@@ -472,10 +472,10 @@ fn topology<'a>(
             per_route
                 .iter()
                 .map(|(parent, outcome)| ParentView {
-                    parent: parent.clone(),
+                    parent,
                     accepted: match outcome {
                         Some(Attachment::Accepted { gateway, listeners }) => {
-                            Some((*gateway, listeners.clone()))
+                            Some((*gateway, listeners.as_slice()))
                         }
                         _ => None,
                     },

@@ -61,8 +61,18 @@ pub(crate) fn listener_options(
     o.idle_timeout = o.idle_timeout.or(annotated.idle_timeout);
 
     let winner = topo.gateways[gi].listeners[li].winner;
+    let refs = winner.map_or(&[][..], |ri| &topo.refs[ri][..]);
+    let any_affinity = refs.iter().any(|r| {
+        matches!(
+            r.resolved,
+            Resolved::Service {
+                affinity: Some(_),
+                ..
+            }
+        )
+    });
     let (mut sticky, mut loose) = (BTreeSet::new(), BTreeSet::new());
-    for r in winner.map_or(&[][..], |ri| &topo.refs[ri][..]) {
+    for r in refs.iter().filter(|_| any_affinity) {
         if let Resolved::Service { key, affinity, .. } = &r.resolved {
             let name = (key.namespace.clone(), key.name.clone());
             if affinity.is_some() {

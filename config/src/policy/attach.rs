@@ -36,7 +36,7 @@ pub(crate) struct Topology<'a> {
     /// Routes in age order.
     pub(crate) routes: &'a [&'a UdpRoute],
     /// Per route, per parentRef (in spec order).
-    pub(crate) parents: Vec<Vec<ParentView>>,
+    pub(crate) parents: Vec<Vec<ParentView<'a>>>,
     /// Per route, its resolved backendRefs.
     pub(crate) refs: &'a [Vec<WeightedRef>],
     /// Object lookups.
@@ -65,11 +65,11 @@ pub(crate) struct ListenerView<'a> {
 }
 
 /// One parentRef of a route.
-pub(crate) struct ParentView {
+pub(crate) struct ParentView<'a> {
     /// As route status echoes it.
-    pub(crate) parent: ParentRefStatus,
+    pub(crate) parent: &'a ParentRefStatus,
     /// The Gateway and listeners that accepted the route; `None` when refused or not ours.
-    pub(crate) accepted: Option<(usize, Vec<usize>)>,
+    pub(crate) accepted: Option<(usize, &'a [usize])>,
 }
 
 /// One policy's entry under one ancestor.
@@ -179,6 +179,8 @@ impl Policy<'_> {
 pub(crate) struct Evaluation<'a> {
     policies: Vec<Policy<'a>>,
     lookup: HashMap<Lookup, AttachmentId>,
+    /// Some UDPBackendPolicy applies somewhere (spares the per-backendRef lookups).
+    has_service_scopes: bool,
 }
 
 fn reference(
@@ -206,7 +208,7 @@ fn service_use<'a>(topo: &'a Topology<'_>) -> ServiceUse<'a> {
     for (ri, parents) in topo.parents.iter().enumerate() {
         let gateways: BTreeSet<usize> = parents
             .iter()
-            .filter_map(|p| p.accepted.as_ref().map(|(gi, _)| *gi))
+            .filter_map(|p| p.accepted.map(|(gi, _)| gi))
             .collect();
         for r in &topo.refs[ri] {
             if let Resolved::Service { key, .. } = &r.resolved {
@@ -385,10 +387,10 @@ fn resolve_traffic(topo: &Topology<'_>, namespace: &str, t: &PolicyTargetReferen
             };
             let mut ancestors = Vec::new();
             for (pi, p) in topo.parents[ri].iter().enumerate() {
-                let Some((gi, listeners)) = &p.accepted else {
+                let Some((gi, listeners)) = p.accepted else {
                     continue;
                 };
-                let g = &topo.gateways[*gi];
+                let g = &topo.gateways[gi];
                 let (carried, elsewhere): (Vec<usize>, Vec<usize>) = listeners
                     .iter()
                     .partition(|&&li| g.listeners[li].winner == Some(ri));
@@ -408,7 +410,7 @@ fn resolve_traffic(topo: &Topology<'_>, namespace: &str, t: &PolicyTargetReferen
                     Some(Scope::Route {
                         ri,
                         pi,
-                        gi: *gi,
+                        gi,
                         listeners: carried,
                     }),
                     note,
@@ -443,7 +445,11 @@ fn resolve_traffic(topo: &Topology<'_>, namespace: &str, t: &PolicyTargetReferen
 
 /// Attaches every policy of the set.
 pub(crate) fn evaluate<'a>(set: &'a ObjectSet, topo: &Topology<'_>) -> Evaluation<'a> {
-    let used = service_use(topo);
+    let used = if set.udp_backend_policies.is_empty() {
+        ServiceUse::new()
+    } else {
+        service_use(topo)
+    };
     let mut policies: Vec<Policy<'a>> = Vec::new();
     let mut backend: Vec<_> = set.udp_backend_policies.iter().collect();
     backend
@@ -587,6 +593,7 @@ pub(crate) fn evaluate<'a>(set: &'a ObjectSet, topo: &Topology<'_>) -> Evaluatio
     let mut eval = Evaluation {
         policies,
         lookup: HashMap::new(),
+        has_service_scopes: false,
     };
     eval.index();
     eval.check_maglev_sizes(topo);
@@ -598,6 +605,7 @@ impl<'a> Evaluation<'a> {
     /// Rebuilds the lookups from the ancestors that are still accepted.
     fn index(&mut self) {
         self.lookup.clear();
+        self.has_service_scopes = false;
         for (policy, p) in self.policies.iter().enumerate() {
             for (ancestor, a) in p.ancestors.iter().enumerate() {
                 if !a.alive() {
@@ -632,6 +640,7 @@ impl<'a> Evaluation<'a> {
                         )],
                     };
                     for k in keys {
+                        self.has_service_scopes |= matches!(k, Lookup::Service(..));
                         self.lookup.entry(k).or_insert(id);
                     }
                 }
@@ -754,6 +763,9 @@ impl<'a> Evaluation<'a> {
         gi: usize,
         key: &ServiceKey,
     ) -> Option<(PolicyKey, &BackendSettings)> {
+        if !self.has_service_scopes {
+            return None;
+        }
         let port_name = topo
             .index
             .service(&key.namespace, &key.name)
