@@ -167,3 +167,93 @@ fn openmetrics_has_the_same_samples_with_units_and_eof() {
         "{open}"
     );
 }
+
+/// Every query (`expr`, and a template variable's `definition`) with its `legendFormat`.
+fn queries(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let legend = map
+                .get("legendFormat")
+                .and_then(|l| l.as_str())
+                .unwrap_or("");
+            for key in ["expr", "definition"] {
+                if let Some(expr) = map.get(key).and_then(|e| e.as_str()) {
+                    out.push((expr.to_owned(), legend.to_owned()));
+                }
+            }
+            map.values().for_each(|v| queries(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| queries(v, out)),
+        _ => {}
+    }
+}
+
+/// Identifiers in `text` that start with `prefix` (`[a-z0-9_]` after it).
+fn words_after<'t>(text: &'t str, prefix: &str) -> Vec<&'t str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        let word = &rest[i..];
+        let end = word
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(word.len());
+        found.push(&word[..end]);
+        rest = &word[end..];
+    }
+    found
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_exposed_metrics_and_labels() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/udplb-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let exposition = plane().snapshot().render(MetricsFormat::Prometheus);
+    // Sample name -> the label names it carries.
+    let mut exposed: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for line in samples(&exposition) {
+        let name_end = line.find(['{', ' ']).expect("sample");
+        let labels = exposed.entry(&line[..name_end]).or_default();
+        if let Some(body) = line[name_end..].strip_prefix('{') {
+            for pair in body.split("\",") {
+                labels.insert(
+                    pair.split('=')
+                        .next()
+                        .expect("label")
+                        .trim_start_matches('}'),
+                );
+            }
+        }
+    }
+    let mut found = Vec::new();
+    queries(&dashboard, &mut found);
+    assert!(found.len() >= 30, "only {} queries found", found.len());
+    for (expr, legend) in &found {
+        let metrics = words_after(expr, "udplb_");
+        assert!(!metrics.is_empty(), "{expr}: names no udplb metric");
+        let mut labels: std::collections::BTreeSet<&str> = ["instance", "job"].into();
+        for m in &metrics {
+            let carried = exposed
+                .get(m)
+                .unwrap_or_else(|| panic!("{expr}: {m} is not exposed"));
+            labels.extend(carried);
+        }
+        // Labels grouped by and shown in legends must exist on the metrics queried.
+        let grouped = expr
+            .split("by (")
+            .skip(1)
+            .flat_map(|s| s.split(')').next().unwrap_or("").split(','))
+            .map(str::trim);
+        let shown = legend
+            .split("{{")
+            .skip(1)
+            .map(|s| s.split("}}").next().unwrap_or("").trim());
+        for label in grouped.chain(shown) {
+            assert!(
+                labels.contains(label),
+                "{expr}: no label {label:?} on {metrics:?}"
+            );
+        }
+    }
+}
