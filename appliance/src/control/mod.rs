@@ -2,9 +2,9 @@
 //!
 //! Manifests come from files (at start, on change, on SIGHUP) or from `PUT /v1/manifests`;
 //! the most recent valid set wins. A set is validated, compiled and its tables built
-//! ([`apply`]), and only then published whole ([`publish`]): to every worker, its VIPs to
+//! (`apply.rs`), and only then published whole (`publish.rs`): to every worker, its VIPs to
 //! the slow path, its backends' next hops to be resolved. A refused set leaves the running
-//! configuration untouched. Counters are summed per scrape ([`totals`]) and rendered by
+//! configuration untouched. Counters are summed per scrape (`totals.rs`) and rendered by
 //! [`crate::metrics`]. The control plane answers the management commands
 //! ([`MgmtHandler`]); what it talks to is passed in as typed links ([`Publisher`],
 //! [`Observed`]), so it is tested without DPDK.

@@ -11,9 +11,8 @@
 //! ```
 //!
 //! Each thread gets its ends of the channels in a typed struct (a worker its
-//! [`WorkerLinks`](workers::WorkerLinks), the control plane a
-//! [`Publisher`](crate::control::Publisher), the slow path a neighbor publisher), so what
-//! talks to what reads from the types.
+//! `WorkerLinks`, the control plane a [`Publisher`](crate::control::Publisher), the slow
+//! path a `NeighborPublisher`), so what talks to what reads from the types.
 
 mod ports;
 mod shutdown;

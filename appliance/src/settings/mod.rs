@@ -2,11 +2,11 @@
 //!
 //! This file says what the machine is (DPDK ports, addresses, routes, workers, capacities,
 //! management address); the Gateway API manifests say what it serves. Parsing happens once,
-//! at the border ([`schema`]: every field typed, unknown fields refused, so a typo is an
+//! at the border (`schema.rs`: every field typed, unknown fields refused, so a typo is an
 //! error naming the field, never a silently ignored setting); [`Settings::validate`]
-//! ([`validate`]) then checks what types alone cannot and reports every problem with its
+//! (`validate.rs`) then checks what types alone cannot and reports every problem with its
 //! field path, e.g. `routes[0].port: no port named "wan"`; [`Settings::check_cpus`]
-//! ([`host`]) checks at start that the lcores exist on this machine.
+//! (`host.rs`) checks at start that the lcores exist on this machine.
 //!
 //! Every field is documented in appliance/README.md ("Configuration (appliance.yaml)").
 
