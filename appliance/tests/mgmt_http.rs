@@ -580,6 +580,46 @@ fn real_plane(objects: &config::ObjectSet) -> ManagementServer {
 }
 
 #[test]
+fn the_real_plane_serves_both_exposition_formats() {
+    let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
+    let server = real_plane(&objects);
+    let addr = server.local_addr().to_string();
+    let get = |accept: &str| {
+        let mut stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+            .write_all(format!("GET /metrics HTTP/1.1\r\n{accept}\r\n").as_bytes())
+            .expect("send");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    };
+    let text = get("");
+    assert!(
+        text.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nudplb_config_generation 1\n"), "{text}");
+    assert!(
+        text.contains("# TYPE udplb_rx_bytes_total counter\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    let open = get("Accept: application/openmetrics-text;version=1.0.0\r\n");
+    assert!(
+        open.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ),
+        "{open}"
+    );
+    assert!(open.contains("# UNIT udplb_rx_bytes bytes\n"), "{open}");
+    assert!(open.ends_with("\n# EOF\n"), "{open}");
+    server.shutdown();
+}
+
+#[test]
 fn a_rejected_put_lists_the_problems_udplb_check_lists() {
     let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
     let server = real_plane(&objects);

@@ -70,6 +70,7 @@ fn join_lines(errors: &[FieldError]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
 /// How full-NAT replies addressed to an SNAT address reach the appliance
 /// ([`Settings::snat_reach`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
