@@ -3,8 +3,10 @@
 //! manifests (`config`) and swaps compiled tables atomically.
 //!
 //! Layers: `dpdk` (the only unsafe code: a thin binding to the system DPDK) → `worker`
-//! (rx burst → `pipelines` → tx burst) ← `mgmt` (files + HTTP → compile → publish),
-//! `slowpath` (host stack), `metrics` (Prometheus text), `settings` (appliance.yaml).
+//! (rx burst → `pipelines` → tx burst) ← `control` (compile → publish; counter sums) ←
+//! `mgmt` (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
+//! (Prometheus/OpenMetrics exposition), `settings` (appliance.yaml), `runtime` (start-up,
+//! serve, shutdown).
 #![deny(unsafe_code)]
 
 pub mod control;
@@ -12,7 +14,7 @@ pub mod control;
 pub mod dpdk;
 pub mod metrics;
 pub mod mgmt;
-pub mod run;
+pub mod runtime;
 pub mod settings;
 pub mod slowpath;
 pub mod worker;

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => match appliance::run::run_from_file(&config) {
+        Command::Run { config } => match appliance::runtime::run_from_file(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("udplb: {e}");
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             eprintln!("{}", outcome.stderr_summary);
             ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(2))
         }
-        Command::Status { api, metrics } => match appliance::run::print_status(&api, metrics) {
+        Command::Status { api, metrics } => match appliance::mgmt::print_status(&api, metrics) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("udplb status: {e}");

@@ -1,9 +1,12 @@
 //! Management thread: manifests from files and the HTTP API, compile, publish.
 //!
 //! This module holds the management machinery that does not depend on what is managed:
+//! - [`MgmtCommand`]: every command the appliance takes, one typed enum, answered by an
+//!   [`MgmtHandler`] (the appliance's control plane) with an [`MgmtReply`] or an
+//!   [`MgmtError`] that keeps its cause as data.
 //! - [`ManagementServer`]: the HTTP/1.1 API (`PUT /v1/manifests`, `GET /v1/status`,
-//!   `GET /metrics`, `GET /healthz`) on plain std threads, answering through the [`ApiBackend`]
-//!   trait that the appliance implements (compile with `config`, publish to the workers).
+//!   `GET /metrics`, `GET /healthz`) on plain std threads: requests become commands,
+//!   replies and errors become status codes.
 //! - [`ManifestWatcher`]: polls the manifest paths and reports changes.
 //! - [`SignalListener`]: turns SIGHUP into a reload and SIGINT/SIGTERM into a shutdown.
 //! - [`fetch`] / [`request`]: the client that `udplb status` uses.
@@ -20,7 +23,7 @@
 //! let watcher = ManifestWatcher::start(vec!["manifests/".into()], Duration::from_secs(1), tx)?;
 //! for event in events {
 //!     match event {
-//!         MgmtEvent::Reload(reason) => { /* recompile, publish */ let _ = reason; }
+//!         MgmtEvent::Reload(reason) => { /* handle MgmtCommand::Reload(reason) */ let _ = reason; }
 //!         MgmtEvent::Shutdown(_) => break,
 //!     }
 //! }
@@ -30,12 +33,14 @@
 //! ```
 
 mod client;
+mod command;
 mod events;
 mod http;
 mod server;
 mod watch;
 
-pub use client::{fetch, request, ClientError};
+pub use client::{fetch, print_status, request, ClientError};
+pub use command::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
 pub use events::{MgmtEvent, ReloadReason, ShutdownSignal, SignalListener};
-pub use server::{ApiBackend, ManagementServer, MgmtError, MAX_BODY_BYTES};
+pub use server::{ManagementServer, ServerError, MAX_BODY_BYTES};
 pub use watch::{Fingerprint, ManifestWatcher};

@@ -1,4 +1,4 @@
-//! The management HTTP API against a fake `ApiBackend`: every route, status code, the token,
+//! The management HTTP API against a fake `MgmtHandler`: every route, status code, the token,
 //! body limits, framing, and a clean shutdown. One test puts the real control plane
 //! behind it (its I/O injected, no DPDK) to check what `GET /v1/status` reports.
 
@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use appliance::control::{ControlPlane, Wiring};
-use appliance::mgmt::{fetch, request, ApiBackend, ManagementServer, MAX_BODY_BYTES};
-use config::CompileParams;
-use pipelines::tables::DataplaneParams;
+use appliance::control::{ControlParams, ControlPlane, Observed, Publisher};
+use appliance::mgmt::{
+    fetch, request, ManagementServer, MgmtCommand, MgmtError, MgmtHandler, MgmtReply,
+    MAX_BODY_BYTES,
+};
 
 /// Accepts manifests that contain `kind:` and no `invalid`; keeps the last accepted set.
 #[derive(Default)]
@@ -28,39 +29,49 @@ impl FakeControl {
     }
 }
 
-impl ApiBackend for FakeControl {
-    fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
-        if !yaml.contains("kind:") || yaml.contains("invalid") {
-            return Err(format!(
-                "UDPRoute default/dns: spec.rules[0].backendRefs[0].port: required\n({} bytes)",
-                yaml.len()
-            ));
+/// The fake's refusal: its problem lines.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+struct FakeProblems(Vec<String>);
+
+impl MgmtHandler for FakeControl {
+    type Refusal = FakeProblems;
+
+    fn handle(&self, command: MgmtCommand) -> Result<MgmtReply, MgmtError<FakeProblems>> {
+        match command {
+            MgmtCommand::ApplyManifests { yaml } => {
+                if !yaml.contains("kind:") || yaml.contains("invalid") {
+                    return Err(MgmtError::Refused(FakeProblems(vec![
+                        "UDPRoute default/dns: spec.rules[0].backendRefs[0].port: required".into(),
+                        format!("({} bytes)", yaml.len()),
+                    ])));
+                }
+                let mut applied = self.applied.lock().expect("lock");
+                applied.push(yaml.clone());
+                Ok(MgmtReply::Applied {
+                    status_yaml: format!("generation: {}\nbytes: {}\n", applied.len(), yaml.len()),
+                })
+            }
+            MgmtCommand::Status => Ok(MgmtReply::Status {
+                yaml: format!(
+                    "generation: {}\ngateways:\n- name: gw\n  programmed: true\n",
+                    self.generation()
+                ),
+            }),
+            MgmtCommand::Metrics(format) => Ok(MgmtReply::Metrics {
+                format,
+                body: format!(
+                    "# HELP udplb_config_generation Generation.\n# TYPE udplb_config_generation gauge\nudplb_config_generation {}\n",
+                    self.generation()
+                ),
+            }),
+            MgmtCommand::Health => Ok(MgmtReply::Health {
+                healthy: !self.unhealthy.load(Ordering::SeqCst),
+            }),
+            command @ MgmtCommand::Reload(_) => Err(MgmtError::Unsupported {
+                command: command.name(),
+            }),
         }
-        let mut applied = self.applied.lock().expect("lock");
-        applied.push(yaml.to_owned());
-        Ok(format!(
-            "generation: {}\nbytes: {}\n",
-            applied.len(),
-            yaml.len()
-        ))
-    }
-
-    fn status_yaml(&self) -> String {
-        format!(
-            "generation: {}\ngateways:\n- name: gw\n  programmed: true\n",
-            self.generation()
-        )
-    }
-
-    fn metrics(&self) -> String {
-        format!(
-            "# HELP udplb_config_generation Generation.\n# TYPE udplb_config_generation gauge\nudplb_config_generation {}\n",
-            self.generation()
-        )
-    }
-
-    fn healthy(&self) -> bool {
-        !self.unhealthy.load(Ordering::SeqCst)
     }
 }
 
@@ -76,7 +87,7 @@ impl Api {
         let server = ManagementServer::start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             token.map(str::to_owned),
-            Arc::clone(&control) as Arc<dyn ApiBackend>,
+            Arc::clone(&control),
         )
         .expect("start server");
         let addr = server.local_addr().to_string();
@@ -218,6 +229,22 @@ fn metrics_are_prometheus_text() {
     assert!(
         head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
         "{head}"
+    );
+}
+
+#[test]
+fn metrics_are_openmetrics_when_the_scraper_asks() {
+    let api = Api::start(None);
+    let raw = api.raw(
+        b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,\
+          text/plain;version=0.0.4;q=0.5\r\n\r\n",
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert!(
+        raw.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ),
+        "{raw}"
     );
 }
 
@@ -402,24 +429,6 @@ fn client_reports_unreachable_api() {
     );
 }
 
-/// The API's view of the real control plane, as `udplb run` wires it.
-struct PlaneControl(ControlPlane);
-
-impl ApiBackend for PlaneControl {
-    fn apply_manifests(&self, yaml: &str) -> Result<String, String> {
-        self.0.apply_yaml(yaml)
-    }
-    fn status_yaml(&self) -> String {
-        self.0.status_yaml()
-    }
-    fn metrics(&self) -> String {
-        self.0.metrics()
-    }
-    fn healthy(&self) -> bool {
-        true
-    }
-}
-
 const ONE_CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: udplb, generation: 3}
@@ -464,29 +473,16 @@ fn classes(docs: &[serde_json::Value]) -> Vec<(String, String, Vec<String>)> {
 #[test]
 fn status_reports_the_gateway_classes_of_the_running_configuration() {
     let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
-    let wiring = Wiring {
-        workers: Vec::new(),
-        reports: Vec::new(),
-        set_vips: Box::new(|_| {}),
-        resolve: Box::new(|_| {}),
-        port_stats: Box::new(Vec::new),
-        extra_counters: Box::new(Vec::new),
-        neighbors: Box::new(|| 0),
-    };
     let (plane, _tables) = ControlPlane::new(
-        CompileParams::default(),
-        DataplaneParams::default(),
-        Vec::new(),
-        wiring,
+        ControlParams::default(),
+        Publisher::default(),
+        Observed::default(),
         &objects,
     )
     .expect("control plane");
-    let server = ManagementServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        None,
-        Arc::new(PlaneControl(plane)) as Arc<dyn ApiBackend>,
-    )
-    .expect("start server");
+    let server =
+        ManagementServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), None, Arc::new(plane))
+            .expect("start server");
     let addr = server.local_addr().to_string();
     let features = vec![
         "Gateway".to_owned(),
@@ -572,29 +568,55 @@ spec: {{controllerName: example.com/other}}
 
 /// The real control plane behind the API, started with `objects`.
 fn real_plane(objects: &config::ObjectSet) -> ManagementServer {
-    let wiring = Wiring {
-        workers: Vec::new(),
-        reports: Vec::new(),
-        set_vips: Box::new(|_| {}),
-        resolve: Box::new(|_| {}),
-        port_stats: Box::new(Vec::new),
-        extra_counters: Box::new(Vec::new),
-        neighbors: Box::new(|| 0),
-    };
     let (plane, _tables) = ControlPlane::new(
-        CompileParams::default(),
-        DataplaneParams::default(),
-        Vec::new(),
-        wiring,
+        ControlParams::default(),
+        Publisher::default(),
+        Observed::default(),
         objects,
     )
     .expect("control plane");
-    ManagementServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        None,
-        Arc::new(PlaneControl(plane)) as Arc<dyn ApiBackend>,
-    )
-    .expect("start server")
+    ManagementServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), None, Arc::new(plane))
+        .expect("start server")
+}
+
+#[test]
+fn the_real_plane_serves_both_exposition_formats() {
+    let objects = config::load_str("initial", ONE_CLASS).expect("valid manifests");
+    let server = real_plane(&objects);
+    let addr = server.local_addr().to_string();
+    let get = |accept: &str| {
+        let mut stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+            .write_all(format!("GET /metrics HTTP/1.1\r\n{accept}\r\n").as_bytes())
+            .expect("send");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    };
+    let text = get("");
+    assert!(
+        text.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nudplb_config_generation 1\n"), "{text}");
+    assert!(
+        text.contains("# TYPE udplb_rx_bytes_total counter\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    let open = get("Accept: application/openmetrics-text;version=1.0.0\r\n");
+    assert!(
+        open.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ),
+        "{open}"
+    );
+    assert!(open.contains("# UNIT udplb_rx_bytes bytes\n"), "{open}");
+    assert!(open.ends_with("\n# EOF\n"), "{open}");
+    server.shutdown();
 }
 
 #[test]

@@ -70,3 +70,4 @@ pub use load::{
 pub use render::{forwarding_json, forwarding_yaml};
 pub use status::{status_json, status_yaml, StatusReport};
 pub use validate::ValidationError;
+pub use yaml::{integers_outside_i64, Overflow};

@@ -21,12 +21,38 @@ pub(crate) const OUT_OF_RANGE_TAG: &str = "!udplb/out-of-range";
 
 /// An integer outside `i64`, where it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Overflow {
-    /// Field path from the document root, spelled as `serde_path_to_error` spells it
-    /// (`spec.listeners[0].port`).
-    pub(crate) path: String,
+pub struct Overflow {
+    /// Field path from the document root, spelled as `serde_path_to_error` (and
+    /// `serde_norway`'s own errors) spell it (`spec.listeners[0].port`).
+    pub path: String,
     /// The integer as written (normalized by the YAML parser, e.g. `0x10` is `16`).
-    pub(crate) literal: String,
+    pub literal: String,
+}
+
+/// The integers outside `i64` in the single YAML document `text`, with their paths
+/// (those in the items of a top-level `items` sequence too, as `items[i]...`).
+///
+/// For other readers of YAML (the appliance's settings) whose typed decoding fails on
+/// such an integer with serde's "invalid type: integer `N` as u128": where an error's
+/// path is listed here, the value is out of range.
+///
+/// # Errors
+/// The text is not one well-formed YAML document.
+pub fn integers_outside_i64(text: &str) -> Result<Vec<Overflow>, serde_norway::Error> {
+    let mut in_items = Vec::new();
+    let mut on_item = |i: usize, _item: Value, overflows: Vec<Overflow>| {
+        in_items.extend(overflows.into_iter().map(|o| Overflow {
+            path: match o.path.as_str() {
+                "" => format!("items[{i}]"),
+                p if p.starts_with('[') => format!("items[{i}]{p}"),
+                p => format!("items[{i}].{p}"),
+            },
+            literal: o.literal,
+        }));
+    };
+    let (_, mut overflows) = document(serde_norway::Deserializer::from_str(text), &mut on_item)?;
+    overflows.extend(in_items);
+    Ok(overflows)
 }
 
 /// Called with each item of a top-level `items` sequence, its index, and the integers
@@ -416,6 +442,28 @@ mod tests {
         assert!(BTreeMap::<String, String>::deserialize(x()).is_err());
         assert!(crate::model::IntOrString::deserialize(x()).is_err());
         assert!(IgnoredAny::deserialize(x()).is_ok());
+    }
+
+    #[test]
+    fn integers_outside_i64_of_a_text_include_list_items() {
+        let found = integers_outside_i64(
+            "workers: {lcores: [1, 18446744073709551616]}\nseed: 9223372036854775807\n\
+             items:\n- {port: -9223372036854775809}\n- [1, 99999999999999999999]\n",
+        )
+        .expect("valid YAML");
+        let found: Vec<_> = found
+            .iter()
+            .map(|o| (o.path.as_str(), o.literal.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("workers.lcores[1]", "18446744073709551616"),
+                ("items[0].port", "-9223372036854775809"),
+                ("items[1][1]", "99999999999999999999"),
+            ]
+        );
+        assert!(integers_outside_i64("a: [1\n").is_err());
     }
 
     #[test]

@@ -238,6 +238,14 @@ macro_rules! counters {
                     $( $field: self.$field.load(::std::sync::atomic::Ordering::Relaxed), )+
                 }
             }
+
+            /// The declared counter named `field` (for tests and tools that go by name).
+            pub fn counter(&self, field: &str) -> Option<&::std::sync::atomic::AtomicU64> {
+                match field {
+                    $( stringify!($field) => Some(&self.$field), )+
+                    _ => None,
+                }
+            }
         }
     };
     (
@@ -471,7 +479,8 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        live.depth.store(3, Relaxed);
+        live.counter("depth").expect("declared").store(3, Relaxed);
+        assert!(live.counter("nothing").is_none());
         let snap = live.snapshot();
         assert_eq!(
             snap,

@@ -133,6 +133,49 @@ fn parse_response(response: &[u8]) -> Result<(u16, String), &'static str> {
     Ok((code, String::from_utf8_lossy(body).into_owned()))
 }
 
+/// `udplb status`: prints the running appliance's Gateway API status and key counters.
+///
+/// # Errors
+/// The API cannot be reached or answers with an error.
+pub fn print_status(api: &str, full_metrics: bool) -> Result<(), String> {
+    let (code, status) = fetch(api, "/v1/status").map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("GET /v1/status: HTTP {code}: {status}"));
+    }
+    let (code, metrics) = fetch(api, "/metrics").map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("GET /metrics: HTTP {code}"));
+    }
+    if full_metrics {
+        print!("{metrics}");
+        return Ok(());
+    }
+    print!("{status}");
+    println!("---\n# key counters");
+    for line in metrics.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let key = [
+            "udplb_config_",
+            "udplb_port_rx_packets",
+            "udplb_port_tx_packets",
+            "udplb_flows_active",
+            "udplb_flows_created",
+            "udplb_drops_total",
+            "udplb_backend_packets_total",
+            "udplb_neighbors",
+        ];
+        let value_nonzero = !line.ends_with(" 0");
+        if key.iter().any(|k| line.starts_with(k))
+            && (value_nonzero || line.starts_with("udplb_config_"))
+        {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::command::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
 use super::http::{check_body_size, Conn, Limits, ReadError, Request, Response};
+use crate::metrics::MetricsFormat;
 
 /// Largest accepted `PUT /v1/manifests` body: the manifest size cap of `config`
 /// (16 MiB), which `config::load` enforces on files and texts alike.
@@ -24,34 +26,12 @@ const LIMITS: Limits = Limits {
     io_timeout: Duration::from_secs(5),
 };
 
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const YAML: &str = "application/yaml";
 const JSON: &str = "application/json";
 
-/// What the API asks of the appliance. The appliance implements it over its `config`
-/// compiler and the tables it publishes to the workers.
-///
-/// The server calls `apply_manifests` for one request at a time; the other methods may be
-/// called concurrently with it and with each other.
-pub trait ApiBackend: Send + Sync + 'static {
-    /// Validates and compiles the full set of Gateway API objects in `yaml` and, on success,
-    /// swaps it in atomically. Returns the status YAML on success and the precise error text
-    /// on failure, in which case the running configuration must stay unchanged.
-    ///
-    /// # Errors
-    /// The validation or compilation errors, ready to show to the user.
-    fn apply_manifests(&self, yaml: &str) -> Result<String, String>;
-    /// Gateway API status of the running configuration, as YAML.
-    fn status_yaml(&self) -> String;
-    /// Prometheus text exposition of the current counters.
-    fn metrics(&self) -> String;
-    /// Whether the appliance is serving (ports up, workers running).
-    fn healthy(&self) -> bool;
-}
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum MgmtError {
+pub enum ServerError {
     /// The listen address could not be bound.
     #[error("management.listen: cannot listen on {addr}: {source}")]
     Bind {
@@ -72,10 +52,10 @@ pub struct ManagementServer {
     accept: Option<JoinHandle<()>>,
 }
 
-struct Shared {
+struct Shared<H> {
     token: Option<String>,
-    control: Arc<dyn ApiBackend>,
-    /// Serialises `apply_manifests`.
+    handler: Arc<H>,
+    /// Serialises `ApplyManifests`.
     apply: Mutex<()>,
 }
 
@@ -83,23 +63,25 @@ impl ManagementServer {
     /// Binds `addr` (port 0 picks a free port) and serves the API on a background thread.
     /// With `token`, `PUT /v1/manifests` requires `Authorization: Bearer <token>`.
     ///
+    /// Requests become [`MgmtCommand`]s for `handler`.
+    ///
     /// # Errors
-    /// [`MgmtError::Bind`] if the address cannot be bound, [`MgmtError::Spawn`] if the thread
-    /// cannot be created.
-    pub fn start(
+    /// [`ServerError::Bind`] if the address cannot be bound, [`ServerError::Spawn`] if the
+    /// thread cannot be created.
+    pub fn start<H: MgmtHandler>(
         addr: SocketAddr,
         token: Option<String>,
-        control: Arc<dyn ApiBackend>,
-    ) -> Result<ManagementServer, MgmtError> {
+        handler: Arc<H>,
+    ) -> Result<ManagementServer, ServerError> {
         let listener =
-            TcpListener::bind(addr).map_err(|source| MgmtError::Bind { addr, source })?;
+            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener
             .local_addr()
-            .map_err(|source| MgmtError::Bind { addr, source })?;
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             token,
-            control,
+            handler,
             apply: Mutex::new(()),
         });
         let accept = std::thread::Builder::new()
@@ -108,7 +90,7 @@ impl ManagementServer {
                 let stop = Arc::clone(&stop);
                 move || accept_loop(&listener, &stop, &shared)
             })
-            .map_err(MgmtError::Spawn)?;
+            .map_err(ServerError::Spawn)?;
         log::info!("management API listening on http://{local}");
         Ok(ManagementServer {
             addr: local,
@@ -158,7 +140,7 @@ fn loopback_for(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn accept_loop(listener: &TcpListener, stop: &AtomicBool, shared: &Arc<Shared>) {
+fn accept_loop<H: MgmtHandler>(listener: &TcpListener, stop: &AtomicBool, shared: &Arc<Shared<H>>) {
     let mut open: Vec<(JoinHandle<()>, TcpStream)> = Vec::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -194,7 +176,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, shared: &Arc<Shared>) 
     }
 }
 
-fn serve(mut conn: Conn, shared: &Shared) {
+fn serve<H: MgmtHandler>(mut conn: Conn, shared: &Shared<H>) {
     let req = match conn.read_head() {
         Ok(req) => req,
         Err(ReadError::Gone) => return,
@@ -214,22 +196,59 @@ fn serve(mut conn: Conn, shared: &Shared) {
     conn.respond(&response, head_only);
 }
 
-fn route(conn: &mut Conn, req: &Request, shared: &Shared) -> Response {
+/// Maps a request to a command, and the command's answer to a response.
+fn route<H: MgmtHandler>(conn: &mut Conn, req: &Request, shared: &Shared<H>) -> Response {
     let readable = matches!(req.method.as_str(), "GET" | "HEAD");
-    match req.path.as_str() {
-        "/v1/manifests" if req.method == "PUT" => put_manifests(conn, req, shared),
-        "/v1/manifests" => method_not_allowed("PUT"),
-        "/v1/status" if readable => status(req, shared),
-        "/metrics" if readable => Response::new(200, PROMETHEUS_TEXT, shared.control.metrics()),
-        "/healthz" if readable => {
-            if shared.control.healthy() {
-                Response::text(200, "ok")
-            } else {
-                Response::text(503, "unhealthy")
+    let command = match req.path.as_str() {
+        "/v1/manifests" if req.method == "PUT" => match manifests_body(conn, req, shared) {
+            Ok(yaml) => MgmtCommand::ApplyManifests { yaml },
+            Err(response) => return response,
+        },
+        "/v1/manifests" => return method_not_allowed("PUT"),
+        "/v1/status" if readable => match req.query_param("format") {
+            None | Some("yaml" | "json") => MgmtCommand::Status,
+            Some(other) => {
+                return Response::text(400, &format!("format {other:?}: use yaml or json"))
             }
+        },
+        "/metrics" if readable => {
+            MgmtCommand::Metrics(MetricsFormat::negotiate(req.header("accept")))
         }
-        "/v1/status" | "/metrics" | "/healthz" => method_not_allowed("GET, HEAD"),
-        _ => Response::text(404, &format!("no such resource: {}", req.path)),
+        "/healthz" if readable => MgmtCommand::Health,
+        "/v1/status" | "/metrics" | "/healthz" => return method_not_allowed("GET, HEAD"),
+        _ => return Response::text(404, &format!("no such resource: {}", req.path)),
+    };
+    let apply = matches!(command, MgmtCommand::ApplyManifests { .. });
+    // A poisoned lock only means an earlier apply panicked; the guard holds no data.
+    let _serial = apply.then(|| {
+        shared
+            .apply
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
+    match shared.handler.handle(command) {
+        Ok(reply) => reply_response(reply, req),
+        Err(MgmtError::Refused(problems)) => Response::text(422, &problems.to_string()),
+        Err(e @ MgmtError::Unsupported { .. }) => Response::text(501, &e.to_string()),
+    }
+}
+
+fn reply_response(reply: MgmtReply, req: &Request) -> Response {
+    match reply {
+        MgmtReply::Applied { status_yaml } => Response::new(200, YAML, status_yaml),
+        MgmtReply::Status { yaml } => match req.query_param("format") {
+            Some("json") => match yaml_documents_as_json(&yaml) {
+                Ok(mut json) => {
+                    json.push('\n');
+                    Response::new(200, JSON, json)
+                }
+                Err(e) => Response::text(500, &format!("status is not valid YAML: {e}")),
+            },
+            _ => Response::new(200, YAML, yaml),
+        },
+        MgmtReply::Metrics { format, body } => Response::new(200, format.content_type(), body),
+        MgmtReply::Health { healthy: true } => Response::text(200, "ok"),
+        MgmtReply::Health { healthy: false } => Response::text(503, "unhealthy"),
     }
 }
 
@@ -237,55 +256,34 @@ fn method_not_allowed(allow: &'static str) -> Response {
     Response::text(405, &format!("method not allowed; use {allow}")).with_header("Allow", allow)
 }
 
-fn put_manifests(conn: &mut Conn, req: &Request, shared: &Shared) -> Response {
+/// The body of `PUT /v1/manifests` as text, once the token and the size are checked.
+fn manifests_body<H: MgmtHandler>(
+    conn: &mut Conn,
+    req: &Request,
+    shared: &Shared<H>,
+) -> Result<String, Response> {
     if let Some(token) = &shared.token {
         if !bearer_matches(req.header("authorization"), token) {
-            return Response::text(401, "a valid bearer token is required")
-                .with_header("WWW-Authenticate", "Bearer");
+            return Err(Response::text(401, "a valid bearer token is required")
+                .with_header("WWW-Authenticate", "Bearer"));
         }
     }
     if let Err(ReadError::Respond(status, message)) = check_body_size(req, MAX_BODY_BYTES) {
-        return Response::text(status, &message);
+        return Err(Response::text(status, &message));
     }
     if req
         .header("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
         && conn.send_continue().is_err()
     {
-        return Response::text(400, "connection failed");
+        return Err(Response::text(400, "connection failed"));
     }
     let body = match conn.read_body(req) {
         Ok(body) => body,
-        Err(ReadError::Respond(status, message)) => return Response::text(status, &message),
-        Err(ReadError::Gone) => return Response::text(400, "request body incomplete"),
+        Err(ReadError::Respond(status, message)) => return Err(Response::text(status, &message)),
+        Err(ReadError::Gone) => return Err(Response::text(400, "request body incomplete")),
     };
-    let Ok(yaml) = String::from_utf8(body) else {
-        return Response::text(400, "request body is not UTF-8");
-    };
-    // A poisoned lock only means an earlier apply panicked; the guard holds no data.
-    let _serial = shared
-        .apply
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match shared.control.apply_manifests(&yaml) {
-        Ok(status) => Response::new(200, YAML, status),
-        Err(errors) => Response::text(422, &errors),
-    }
-}
-
-fn status(req: &Request, shared: &Shared) -> Response {
-    let yaml = shared.control.status_yaml();
-    match req.query_param("format") {
-        None | Some("yaml") => Response::new(200, YAML, yaml),
-        Some("json") => match yaml_documents_as_json(&yaml) {
-            Ok(mut json) => {
-                json.push('\n');
-                Response::new(200, JSON, json)
-            }
-            Err(e) => Response::text(500, &format!("status is not valid YAML: {e}")),
-        },
-        Some(other) => Response::text(400, &format!("format {other:?}: use yaml or json")),
-    }
+    String::from_utf8(body).map_err(|_| Response::text(400, "request body is not UTF-8"))
 }
 
 /// The status is a multi-document YAML stream; as JSON it is an array of the documents,

@@ -1,6 +1,7 @@
 //! Slow-path counters: atomics shared between the slow-path thread (the only writer of all
-//! but `channel_overflow`), the workers (which count their failed hand-overs) and the
-//! metrics exporter (which reads a [`SlowPathStats`] snapshot).
+//! but `channel_overflow` and `frames_unsent`), the workers (which count their failed
+//! hand-overs), the frame sink and the metrics exporter (which reads a [`SlowPathStats`]
+//! snapshot). Declared once with `pipelines::counters!`: adding a counter is one line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,69 +9,46 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::SlowPathMsg;
 
-/// Declares the atomic counter block and its plain snapshot from one field list, so the
-/// two can never drift apart.
-macro_rules! counters {
-    ($($(#[doc = $doc:literal])+ $name:ident,)+) => {
-        /// Live slow-path counters. Share one `Arc<SlowPathCounters>` between the slow
-        /// path, every worker and the metrics exporter. All updates are `Relaxed`: each
-        /// counter is independent and only ever grows.
-        #[derive(Debug, Default)]
-        pub struct SlowPathCounters {
-            $($(#[doc = $doc])+ pub $name: AtomicU64,)+
-        }
-
-        /// A point-in-time copy of [`SlowPathCounters`].
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct SlowPathStats {
-            $($(#[doc = $doc])+ pub $name: u64,)+
-        }
-
-        impl SlowPathCounters {
-            /// Reads every counter (each one atomically, the set not as a whole).
-            pub fn snapshot(&self) -> SlowPathStats {
-                SlowPathStats { $($name: self.$name.load(Ordering::Relaxed),)+ }
-            }
-
-            /// `(name, value)` pairs in declaration order, for the metrics exporter.
-            pub fn named(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)+]
-            }
-        }
-    };
-}
-
-counters! {
-    /// `Frame` messages taken from the channel (whatever became of them).
-    frames_handled,
-    /// Frames given to the [`FrameSink`](super::FrameSink).
-    frames_sent,
-    /// ARP replies sent for own addresses and VIPs.
-    arp_replies,
-    /// Neighbor advertisements sent for own addresses and VIPs.
-    nd_replies,
-    /// ICMP and ICMPv6 echo replies sent.
-    echo_replies,
-    /// ARP requests and neighbor solicitations sent (first resolutions and refreshes).
-    resolutions_sent,
-    /// Neighbor entries created or changed from ARP/NDP.
-    resolutions_learned,
-    /// Resolutions abandoned after the configured number of unanswered probes.
-    resolutions_failed,
-    /// Learned entries removed because their refreshes went unanswered.
-    neighbors_expired,
-    /// New entries not learned because the table was at capacity.
-    neighbors_table_full,
-    /// ICMP destination-unreachable messages sent for rejected flows.
-    rejects_sent,
-    /// Rejects not answered because the token bucket was empty.
-    rejects_rate_limited,
-    /// Well-formed frames that needed no answer (not for us, unsupported type, VLAN…).
-    ignored,
-    /// Frames that failed a length, version or checksum check.
-    malformed,
-    /// Messages a worker could not hand over because the channel was full or closed.
-    channel_overflow,
+pipelines::counters! {
+    /// Live slow-path counters. Share one `Arc<SlowPathCounters>` between the slow path,
+    /// every worker and the metrics exporter. All updates are `Relaxed`: each counter is
+    /// independent and only ever grows. The metric names are the `event` labels of
+    /// `udplb_slow_path_total`.
+    pub shared struct SlowPathCounters => SlowPathStats {
+        /// `Frame` messages taken from the channel (whatever became of them).
+        frames_handled: counter("frames_handled", "Frame messages taken from the channel."),
+        /// Frames given to the [`FrameSink`](super::FrameSink).
+        frames_sent: counter("frames_sent", "Frames given to the frame sink."),
+        /// ARP replies sent for own addresses and VIPs.
+        arp_replies: counter("arp_replies", "ARP replies sent."),
+        /// Neighbor advertisements sent for own addresses and VIPs.
+        nd_replies: counter("nd_replies", "Neighbor advertisements sent."),
+        /// ICMP and ICMPv6 echo replies sent.
+        echo_replies: counter("echo_replies", "ICMP and ICMPv6 echo replies sent."),
+        /// ARP requests and neighbor solicitations sent (first resolutions and refreshes).
+        resolutions_sent: counter("resolutions_sent", "ARP requests and neighbor solicitations sent."),
+        /// Neighbor entries created or changed from ARP/NDP.
+        resolutions_learned: counter("resolutions_learned", "Neighbor entries created or changed."),
+        /// Resolutions abandoned after the configured number of unanswered probes.
+        resolutions_failed: counter("resolutions_failed", "Resolutions abandoned unanswered."),
+        /// Learned entries removed because their refreshes went unanswered.
+        neighbors_expired: counter("neighbors_expired", "Learned neighbors removed when silent."),
+        /// New entries not learned because the table was at capacity.
+        neighbors_table_full: counter("neighbors_table_full", "Neighbors not learned: table full."),
+        /// ICMP destination-unreachable messages sent for rejected flows.
+        rejects_sent: counter("rejects_sent", "ICMP destination-unreachable messages sent."),
+        /// Rejects not answered because the token bucket was empty.
+        rejects_rate_limited: counter("rejects_rate_limited", "Rejects not sent: rate limit."),
+        /// Well-formed frames that needed no answer (not for us, unsupported type, VLAN…).
+        ignored: counter("ignored", "Well-formed frames that needed no answer."),
+        /// Frames that failed a length, version or checksum check.
+        malformed: counter("malformed", "Frames that failed a length, version or checksum check."),
+        /// Messages a worker could not hand over because the channel was full or closed.
+        channel_overflow: counter("channel_overflow", "Messages lost: the channel was full."),
+        /// Frames the [`FrameSink`](super::FrameSink) could not pass on for transmission
+        /// (counted by the sink: no buffer, or the transmitting worker's queue full).
+        frames_unsent: counter("frames_unsent", "Frames the sink could not pass on."),
+    }
 }
 
 impl SlowPathCounters {
@@ -113,12 +91,36 @@ mod tests {
     }
 
     #[test]
-    fn named_lists_every_counter_once() {
+    fn every_counter_has_one_metric_and_reads_back() {
+        // A distinct value per counter through its field name; a counter missing from
+        // the snapshot or the metrics, or two fields under one name, would show.
+        let mut stats = SlowPathStats::default();
+        for (i, d) in SlowPathStats::METRICS.iter().enumerate() {
+            *stats.counter_mut(d.field).expect("every declared field") =
+                u64::try_from(i + 1).expect("small");
+        }
+        let metrics: Vec<(&str, u64)> = stats.metrics().map(|m| (m.name, m.value)).collect();
+        let n = SlowPathStats::METRICS.len();
+        assert_eq!(metrics.len(), n);
+        let mut names: Vec<&str> = metrics.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "metric names are unique");
+        let values: Vec<u64> = metrics.iter().map(|(_, v)| *v).collect();
+        assert_eq!(
+            values,
+            (1..=n)
+                .map(|i| u64::try_from(i).expect("small"))
+                .collect::<Vec<_>>()
+        );
+
         let counters = SlowPathCounters::default();
         SlowPathCounters::bump(&counters.malformed);
-        let named = counters.named();
-        assert_eq!(named.len(), 15);
-        assert!(named.contains(&("malformed", 1)));
-        assert_eq!(counters.snapshot().malformed, 1);
+        let snapshot = counters.snapshot();
+        assert_eq!(snapshot.malformed, 1);
+        assert!(snapshot
+            .metrics()
+            .any(|m| m.name == "malformed" && m.value == 1));
+        assert_eq!(snapshot.metrics().map(|m| m.value).sum::<u64>(), 1);
     }
 }

@@ -1,0 +1,100 @@
+//! Management commands: one typed enum, answered with a typed reply or a typed error.
+//!
+//! Whoever asks (the HTTP API for a request, the management loop for a reload) builds a
+//! [`MgmtCommand`] and hands it to the appliance's [`MgmtHandler`]; the answer is a
+//! [`MgmtReply`] or an [`MgmtError`] that keeps its cause as data (a refused manifest set
+//! carries the problems `config` found). How an answer looks on the wire (status codes,
+//! content types, the problem list as text) is the HTTP layer's business, not the
+//! handler's.
+
+use crate::metrics::MetricsFormat;
+use crate::mgmt::ReloadReason;
+
+/// What the appliance is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MgmtCommand {
+    /// Replace the whole Gateway API object set with the YAML `yaml` (`PUT /v1/manifests`):
+    /// validated and compiled, then swapped in atomically, or refused and nothing changed.
+    ApplyManifests {
+        /// The manifests (multi-document YAML, kubectl `List`s allowed).
+        yaml: String,
+    },
+    /// Reload the manifest files named in the settings (a file changed, SIGHUP).
+    Reload(ReloadReason),
+    /// The Gateway API status of the running configuration (`GET /v1/status`).
+    Status,
+    /// Every counter, rendered in this format (`GET /metrics`).
+    Metrics(MetricsFormat),
+    /// Whether the appliance is serving (`GET /healthz`).
+    Health,
+}
+
+impl MgmtCommand {
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MgmtCommand::ApplyManifests { .. } => "apply manifests",
+            MgmtCommand::Reload(_) => "reload",
+            MgmtCommand::Status => "status",
+            MgmtCommand::Metrics(_) => "metrics",
+            MgmtCommand::Health => "health",
+        }
+    }
+}
+
+/// A command's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MgmtReply {
+    /// The manifests were applied (`ApplyManifests`, `Reload`).
+    Applied {
+        /// The status of the new configuration, as YAML (what `udplb check` prints).
+        status_yaml: String,
+    },
+    /// The status of the running configuration, as YAML documents.
+    Status {
+        /// One YAML document per GatewayClass, Gateway and UDPRoute.
+        yaml: String,
+    },
+    /// The metrics exposition.
+    Metrics {
+        /// The format it is in (the one asked for).
+        format: MetricsFormat,
+        /// The exposition text.
+        body: String,
+    },
+    /// Whether the appliance is serving.
+    Health {
+        /// `true` when serving.
+        healthy: bool,
+    },
+}
+
+/// Why a command failed. `R` is the handler's reason for refusing a manifest set.
+#[derive(Debug, thiserror::Error)]
+pub enum MgmtError<R> {
+    /// The manifest set was refused; the running configuration is unchanged (HTTP 422).
+    /// `R` keeps the problems as data; its `Display` lists them.
+    #[error(transparent)]
+    Refused(R),
+    /// This handler does not do that (e.g. reload files where there are none).
+    #[error("{command}: not supported by this appliance")]
+    Unsupported {
+        /// [`MgmtCommand::name`] of the command.
+        command: &'static str,
+    },
+}
+
+/// What executes management commands; the appliance's control plane implements it.
+///
+/// `handle` may be called from several threads at once; the HTTP server passes one
+/// `ApplyManifests` at a time.
+pub trait MgmtHandler: Send + Sync + 'static {
+    /// Why a manifest set can be refused (the problem list, as data).
+    type Refusal: std::error::Error + Send + 'static;
+
+    /// Executes `command`.
+    ///
+    /// # Errors
+    /// See [`MgmtError`].
+    fn handle(&self, command: MgmtCommand) -> Result<MgmtReply, MgmtError<Self::Refusal>>;
+}
