@@ -107,9 +107,22 @@ fn loadgen(topo: &Topology, target: SocketAddr, flows: u32, count: u64) -> testb
         .expect("loadgen runs")
 }
 
-/// Sends one request per backend so every backend's neighbor entry is resolved.
+/// Sends one request per backend so every backend's neighbor entry is resolved. Its 16
+/// flows use fixed ports below the kernel's ephemeral range (32768-60999), so a later
+/// flow on a kernel-chosen port never reuses (and finds pinned) a warm-up 5-tuple.
 fn warm_up(topo: &Topology, target: SocketAddr) {
-    let _ = loadgen(topo, target, 16, 1);
+    let source = if target.is_ipv4() {
+        topo.client(0).ipv4().into()
+    } else {
+        topo.client(0).ipv6().into()
+    };
+    let mut cfg = LoadgenConfig::new(target, source, 16);
+    cfg.count = 1;
+    cfg.reply_timeout_ms = 1000;
+    cfg.max_duration_ms = 120_000;
+    cfg.rate = Some(2000.0);
+    cfg.first_port = Some(22000);
+    let _ = common::tools().loadgen(topo.client(0).ns(), &cfg, &topo.log_path("warmup.log"));
 }
 
 /// Scenario 1 (full NAT) and 7 (IPv6 listener): DNS through the VIP with dnsmasq
