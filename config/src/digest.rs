@@ -159,6 +159,7 @@ impl Encoder {
             None => 0,
             Some(NatMode::FullNat) => 1,
             Some(NatMode::PreserveClient) => 2,
+            Some(NatMode::Dsr) => 3,
         });
         match idle_timeout {
             None => self.u8(0),

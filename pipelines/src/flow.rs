@@ -5,7 +5,8 @@
 //! full) maps a direction's 4-tuple to a record: each flow has a *forward* entry
 //! (client:port → VIP:port) and a *reverse* entry (the reply's tuple: backend:port →
 //! SNAT:port for FullNAT, backend:port → client:port for preserve-client), so the reply
-//! path is one lookup too. An index slot is 8 bytes (32-bit hash tag, whose low bits are
+//! path is one lookup too. DSR flows have no reverse entry: their replies never reach the
+//! appliance, so the entry would only lengthen probe sequences. An index slot is 8 bytes (32-bit hash tag, whose low bits are
 //! also the home position, and the record reference); the record is compared in full on a
 //! tag match. For 1 M flows: 80 MB of records + 32 MiB of index + 4 MB free stack ≈ 111 MiB.
 //!
@@ -19,6 +20,7 @@
 //! new flows never evicts live ones.
 
 use crate::hash::{hash_words, ip_words, low32};
+use crate::spec::NatMode;
 
 /// A direction's addresses and ports, with addresses in 16-byte form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +41,8 @@ const IN_USE: u8 = 1;
 pub const FULLNAT: u8 = 2;
 /// Flow flag: IPv6.
 pub const IPV6: u8 = 4;
+/// Flow flag: direct server return (forward direction only; no reverse index entry).
+pub const DSR: u8 = 8;
 
 /// One flow record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -65,8 +69,17 @@ pub struct Flow {
     pub listener_idx: u32,
     /// Cached backend index in the listener's route (verified before use).
     pub backend_idx: u32,
-    /// [`FULLNAT`] | [`IPV6`] | in-use.
+    /// [`FULLNAT`] | [`DSR`] | [`IPV6`] | in-use.
     pub flags: u8,
+}
+
+/// The mode flags of a flow created under `mode` ([`Flow::nat_mode`] reads them back).
+pub fn mode_flags(mode: NatMode) -> u8 {
+    match mode {
+        NatMode::FullNat => FULLNAT,
+        NatMode::PreserveClient => 0,
+        NatMode::Dsr => DSR,
+    }
 }
 
 impl Flow {
@@ -103,6 +116,24 @@ impl Flow {
     /// Whether the flow is FullNAT.
     pub fn is_fullnat(&self) -> bool {
         self.flags & FULLNAT != 0
+    }
+
+    /// The NAT mode the flow was created with (it keeps it across configuration changes).
+    #[inline]
+    pub fn nat_mode(&self) -> NatMode {
+        if self.flags & FULLNAT != 0 {
+            NatMode::FullNat
+        } else if self.flags & DSR != 0 {
+            NatMode::Dsr
+        } else {
+            NatMode::PreserveClient
+        }
+    }
+
+    /// Whether the flow has a reverse index entry (every mode but DSR).
+    #[inline]
+    fn has_reverse(&self) -> bool {
+        self.flags & DSR == 0
     }
 
     /// Whether the flow is IPv6.
@@ -320,7 +351,7 @@ impl FlowTable {
         self.index[hole] = Slot::default();
     }
 
-    /// Inserts `flow` (forward and reverse entries). `now` lets a full table reuse an
+    /// Inserts `flow` (forward and, except for DSR, reverse entries). `now` lets a full table reuse an
     /// expired record; `on_evict` is called with each evicted record (to free its SNAT
     /// port).
     ///
@@ -342,7 +373,9 @@ impl FlowTable {
         f.flags |= IN_USE;
         self.flows[idx as usize] = f;
         self.index_insert(&f.forward_tuple(), Dir::Forward, idx);
-        self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        if f.has_reverse() {
+            self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         Ok(idx)
     }
 
@@ -353,20 +386,26 @@ impl FlowTable {
             return;
         }
         self.index_remove(&f.forward_tuple(), Dir::Forward, idx);
-        self.index_remove(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        if f.has_reverse() {
+            self.index_remove(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         self.flows[idx as usize].flags = 0;
         self.free.push(idx);
     }
 
-    /// Re-pins record `idx` to a new backend, moving its reverse entry.
+    /// Re-pins record `idx` to a new backend, moving its reverse entry (if it has one).
     pub fn repin(&mut self, idx: u32, backend: [u8; 16], port: u16, snat: &[u8; 16]) {
         let old = self.flows[idx as usize];
-        self.index_remove(&old.reverse_tuple(snat), Dir::Reverse, idx);
+        if old.has_reverse() {
+            self.index_remove(&old.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         let f = &mut self.flows[idx as usize];
         f.backend = backend;
         f.backend_port = port;
-        let rt = f.reverse_tuple(snat);
-        self.index_insert(&rt, Dir::Reverse, idx);
+        let f = *f;
+        if f.has_reverse() {
+            self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
     }
 
     /// Examines up to `budget` records from the sweep cursor and removes the expired ones,
@@ -564,6 +603,39 @@ mod tests {
         let moved = t.get(id).reverse_tuple(&SNAT);
         assert_eq!(moved.src, nb);
         assert_eq!(t.lookup(&moved, Dir::Reverse, &SNAT), Some(id));
+    }
+
+    #[test]
+    fn dsr_flows_have_no_reverse_entry() {
+        let mut t = FlowTable::new(8, 1);
+        let mut f = flow(1, 0);
+        f.flags = DSR;
+        let id = t.insert(f, &ADDRS, 0, &mut |_: &Flow| {}).unwrap();
+        assert_eq!(t.get(id).nat_mode(), NatMode::Dsr);
+        assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), Some(id));
+        assert_eq!(t.lookup(&f.reverse_tuple(&SNAT), Dir::Reverse, &SNAT), None);
+        let occupied = |t: &FlowTable| t.index.iter().filter(|s| s.entry != 0).count();
+        assert_eq!(occupied(&t), 1, "one index entry");
+        let mut nb = [0u8; 16];
+        nb[15] = 4;
+        t.repin(id, nb, 99, &SNAT);
+        assert_eq!(occupied(&t), 1, "re-pinning adds none");
+        assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), Some(id));
+        t.remove(id, &SNAT);
+        assert_eq!(occupied(&t), 0);
+        assert!(t.is_empty());
+        for (mode, flags) in [
+            (NatMode::FullNat, FULLNAT),
+            (NatMode::PreserveClient, 0),
+            (NatMode::Dsr, DSR),
+        ] {
+            assert_eq!(mode_flags(mode), flags);
+            let f = Flow {
+                flags: flags | IPV6,
+                ..Flow::default()
+            };
+            assert_eq!(f.nat_mode(), mode);
+        }
     }
 
     #[test]

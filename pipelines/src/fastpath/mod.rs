@@ -26,11 +26,13 @@
 //! - `hop`: the per-burst next-hop cache (route, out port, neighbor MAC).
 
 mod classify;
+mod dsr;
 mod forward;
 mod guard;
 mod hop;
 mod reverse;
 mod rewrite;
+pub mod steer;
 
 use crate::counters::{Counters, EntityCounters};
 use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, FULLNAT, IPV6};
