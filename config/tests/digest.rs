@@ -88,7 +88,7 @@ mod tests {
         let base = compiled(&dns_example_text().join("---\n")).forwarding;
         assert!(!base.listeners.is_empty());
         type Edit = fn(&mut ForwardingConfig);
-        let edits: [(&str, Edit); 16] = [
+        let edits: [(&str, Edit); 17] = [
             ("vip", |c| {
                 c.listeners[0].vip = "198.18.9.9".parse().expect("ip")
             }),
@@ -98,6 +98,9 @@ mod tests {
             ("listener", |c| c.listeners[0].key.listener.push('x')),
             ("nat mode", |c| {
                 c.listeners[0].options.nat_mode = Some(NatMode::PreserveClient)
+            }),
+            ("nat mode dsr", |c| {
+                c.listeners[0].options.nat_mode = Some(NatMode::Dsr)
             }),
             ("idle timeout", |c| {
                 c.listeners[0].options.idle_timeout = Some(Duration::from_millis(1500))
