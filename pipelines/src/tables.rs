@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::hash::{hash_words, ip16, ip_words, slot};
 use crate::maglev::{self, Endpoint, Maglev};
-use crate::net::MacAddr;
+use crate::net::{AddrSet, MacAddr};
 use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
 };
@@ -239,7 +239,7 @@ pub struct Tables {
     listeners: Vec<Listener>,
     /// Open addressing over (vip, port): listener index + 1, 0 = empty.
     index: Vec<u32>,
-    vips: Vec<IpAddr>,
+    vips: AddrSet,
     /// Sorted solicited-node multicast MACs of the IPv6 VIPs.
     vip_groups: Vec<MacAddr>,
     route_keys: Vec<RouteKey>,
@@ -391,10 +391,11 @@ impl Tables {
             params.maglev_seed,
             "backends",
         )?;
-        let mut vips: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
-        vips.sort_unstable();
-        vips.dedup();
-        let mut vip_groups: Vec<MacAddr> = vips
+        let mut vip_addrs: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
+        vip_addrs.sort_unstable();
+        vip_addrs.dedup();
+        let vips = AddrSet::new(vip_addrs.iter().copied());
+        let mut vip_groups: Vec<MacAddr> = vip_addrs
             .iter()
             .filter_map(|v| match v {
                 IpAddr::V6(a) => Some(MacAddr::solicited_node(*a)),
@@ -495,8 +496,9 @@ impl Tables {
     }
 
     /// Whether `ip` is a VIP of any listener.
+    #[inline]
     pub fn is_vip(&self, ip: IpAddr) -> bool {
-        self.vips.binary_search(&ip).is_ok()
+        self.vips.contains(ip)
     }
 
     /// Whether `mac` is the solicited-node multicast group of an IPv6 VIP (where neighbor
