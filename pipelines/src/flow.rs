@@ -37,12 +37,8 @@ pub struct Tuple {
 
 /// Flow flag: record in use.
 const IN_USE: u8 = 1;
-/// Flow flag: FullNAT (holds an SNAT port).
-pub const FULLNAT: u8 = 2;
 /// Flow flag: IPv6.
 pub const IPV6: u8 = 4;
-/// Flow flag: direct server return (forward direction only; no reverse index entry).
-pub const DSR: u8 = 8;
 
 /// One flow record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -69,17 +65,12 @@ pub struct Flow {
     pub listener_idx: u32,
     /// Cached backend index in the listener's route (verified before use).
     pub backend_idx: u32,
-    /// [`FULLNAT`] | [`DSR`] | [`IPV6`] | in-use.
+    /// [`IPV6`] | in-use.
     pub flags: u8,
-}
-
-/// The mode flags of a flow created under `mode` ([`Flow::nat_mode`] reads them back).
-pub fn mode_flags(mode: NatMode) -> u8 {
-    match mode {
-        NatMode::FullNat => FULLNAT,
-        NatMode::PreserveClient => 0,
-        NatMode::Dsr => DSR,
-    }
+    /// The NAT mode it was created with (it keeps it across configuration changes). A
+    /// byte of its own (it fits the record's padding): the forward path reads it per
+    /// packet.
+    pub mode: NatMode,
 }
 
 impl Flow {
@@ -96,7 +87,7 @@ impl Flow {
     /// Reply tuple (backend → SNAT address or client). `snat` is the SNAT address of the
     /// flow's family (ignored for preserve-client).
     pub fn reverse_tuple(&self, snat: &[u8; 16]) -> Tuple {
-        if self.flags & FULLNAT != 0 {
+        if self.mode == NatMode::FullNat {
             Tuple {
                 src: self.backend,
                 dst: *snat,
@@ -113,27 +104,16 @@ impl Flow {
         }
     }
 
-    /// Whether the flow is FullNAT.
-    pub fn is_fullnat(&self) -> bool {
-        self.flags & FULLNAT != 0
-    }
-
-    /// The NAT mode the flow was created with (it keeps it across configuration changes).
+    /// Whether the flow is FullNAT (holds an SNAT port).
     #[inline]
-    pub fn nat_mode(&self) -> NatMode {
-        if self.flags & FULLNAT != 0 {
-            NatMode::FullNat
-        } else if self.flags & DSR != 0 {
-            NatMode::Dsr
-        } else {
-            NatMode::PreserveClient
-        }
+    pub fn is_fullnat(&self) -> bool {
+        self.mode == NatMode::FullNat
     }
 
     /// Whether the flow has a reverse index entry (every mode but DSR).
     #[inline]
     fn has_reverse(&self) -> bool {
-        self.flags & DSR == 0
+        self.mode != NatMode::Dsr
     }
 
     /// Whether the flow is IPv6.
@@ -499,7 +479,7 @@ mod tests {
             backend_port: 5353,
             snat_port,
             expires: 100,
-            flags: FULLNAT,
+            mode: NatMode::FullNat,
             ..Default::default()
         };
         f.client[15] = 1;
@@ -609,9 +589,9 @@ mod tests {
     fn dsr_flows_have_no_reverse_entry() {
         let mut t = FlowTable::new(8, 1);
         let mut f = flow(1, 0);
-        f.flags = DSR;
+        f.mode = NatMode::Dsr;
         let id = t.insert(f, &ADDRS, 0, &mut |_: &Flow| {}).unwrap();
-        assert_eq!(t.get(id).nat_mode(), NatMode::Dsr);
+        assert_eq!(t.get(id).mode, NatMode::Dsr);
         assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), Some(id));
         assert_eq!(t.lookup(&f.reverse_tuple(&SNAT), Dir::Reverse, &SNAT), None);
         let occupied = |t: &FlowTable| t.index.iter().filter(|s| s.entry != 0).count();
@@ -624,18 +604,6 @@ mod tests {
         t.remove(id, &SNAT);
         assert_eq!(occupied(&t), 0);
         assert!(t.is_empty());
-        for (mode, flags) in [
-            (NatMode::FullNat, FULLNAT),
-            (NatMode::PreserveClient, 0),
-            (NatMode::Dsr, DSR),
-        ] {
-            assert_eq!(mode_flags(mode), flags);
-            let f = Flow {
-                flags: flags | IPV6,
-                ..Flow::default()
-            };
-            assert_eq!(f.nat_mode(), mode);
-        }
     }
 
     #[test]

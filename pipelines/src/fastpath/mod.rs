@@ -35,7 +35,7 @@ mod rewrite;
 pub mod steer;
 
 use crate::counters::{Counters, EntityCounters};
-use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, FULLNAT, IPV6};
+use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, IPV6};
 use crate::hash::ip16;
 use crate::neighbor::Neighbors;
 use crate::net::{Network, PortRange};
@@ -382,7 +382,7 @@ fn packet_tuple(k: &FlowKey) -> Tuple {
 
 fn release(snat4: &mut SnatPorts, snat6: &mut SnatPorts, expired: &mut u64, f: &Flow) {
     *expired += 1;
-    if f.flags & FULLNAT != 0 {
+    if f.is_fullnat() {
         if f.flags & IPV6 != 0 {
             snat6.release(f.snat_port);
         } else {
