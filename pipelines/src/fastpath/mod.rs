@@ -8,11 +8,11 @@
 //! - time is supplied by the caller ([`Timestamp`], monotonic ns): nothing here reads a
 //!   clock, allocates, locks or logs per packet;
 //! - packets are plain byte slices starting at the Ethernet header; a `Tx` verdict means
-//!   the bytes were rewritten in place (addresses, ports, TTL, MACs, checksums), every
-//!   other verdict leaves them untouched;
-//! - replies to a FullNAT flow must reach the worker that owns the SNAT port
-//!   ([`PortRange::owner`]); preserve-client replies the worker that saw the client
-//!   (symmetric RSS on the address pair).
+//!   the bytes were rewritten in place (addresses, ports, TTL, MACs, checksums; DSR: the
+//!   MACs only), every other verdict leaves them untouched;
+//! - a packet whose flow lives on another worker gets `Handoff { worker }` (a FullNAT
+//!   reply to that worker's SNAT port, [`PortRange::owner`]; a steered preserve-client
+//!   listener's packet, [`steer::client_owner`]); the appliance passes it there.
 //!
 //! One concern per file, in the order a packet meets them:
 //! - this file: the [`FastPath`] state, burst processing (a parse-and-prefetch pass, then
@@ -20,8 +20,10 @@
 //! - `classify`: which path a parsed packet takes (listener, reply, host, drop) and the
 //!   verdict counters;
 //! - `forward`: client → backend: flow lookup, Maglev pick for new flows, SNAT ports;
-//! - `reverse`: backend → client replies of a pinned flow;
+//! - `reverse`: backend → client replies, of a pinned flow or from the tables;
 //! - `rewrite`: addresses, ports, TTL, MACs and incremental checksums, in place;
+//! - `dsr`: direct server return (MACs only, on-link backends);
+//! - [`steer`]: which worker owns a flow, per mode;
 //! - `guard`: the new-flow rate guard (token bucket);
 //! - `hop`: the per-burst next-hop cache (route, out port, neighbor MAC).
 
