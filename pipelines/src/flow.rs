@@ -6,9 +6,10 @@
 //! (client:port → VIP:port) and a *reverse* entry (the reply's tuple: backend:port →
 //! SNAT:port for FullNAT, backend:port → client:port for preserve-client), so the reply
 //! path is one lookup too. DSR flows have no reverse entry: their replies never reach the
-//! appliance, so the entry would only lengthen probe sequences. An index slot is 8 bytes (32-bit hash tag, whose low bits are
-//! also the home position, and the record reference); the record is compared in full on a
-//! tag match. For 1 M flows: 80 MB of records + 32 MiB of index + 4 MB free stack ≈ 111 MiB.
+//! appliance, so the entry would only lengthen probe sequences. An index slot is 8 bytes
+//! (32-bit hash tag, whose low bits are also the home position, and the record
+//! reference); the record is compared in full on a tag match. For 1 M flows: 80 MB of
+//! records + 32 MiB of index + 4 MB free stack ≈ 111 MiB.
 //!
 //! The hash is seeded per worker (a fixed value from its parameters, never a random
 //! state), so one worker's layout is reproducible in tests and benchmarks.
@@ -331,9 +332,9 @@ impl FlowTable {
         self.index[hole] = Slot::default();
     }
 
-    /// Inserts `flow` (forward and, except for DSR, reverse entries). `now` lets a full table reuse an
-    /// expired record; `on_evict` is called with each evicted record (to free its SNAT
-    /// port).
+    /// Inserts `flow` (forward and, except for DSR, reverse entries). `now` lets a full
+    /// table reuse an expired record; `on_evict` is called with each evicted record (to
+    /// free its SNAT port).
     ///
     /// # Errors
     /// [`Full`] when no record is free and none in the scan window has expired.

@@ -818,10 +818,11 @@ mod tests {
             for n in 1..=25u8 {
                 let [_, lo] = p.to_be_bytes();
                 let found = t.lookup_endpoint(IpAddr::from([198, 18, lo, n]), p);
-                assert!(
-                    matches!(found, Some(EndpointOwner::Listener { backend, .. }) if backend == u32::from(n - 1)),
-                    "{p} {n}: {found:?}"
-                );
+                let backend = match found {
+                    Some(EndpointOwner::Listener { backend, .. }) => Some(backend),
+                    _ => None,
+                };
+                assert_eq!(backend, Some(u32::from(n - 1)), "{p} {n}: {found:?}");
             }
         }
         assert!(t.shared_endpoints().is_empty());

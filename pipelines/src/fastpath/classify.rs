@@ -14,8 +14,9 @@
 //! `no_reverse_flow`; then own addresses (host); then another port of a VIP
 //! (`no_listener`); then a datagram from a preserve-client backend endpoint: translated
 //! from the tables when the endpoint serves one listener, else handed to the client's
-//! owner worker (`no_reverse_flow` if that is this one); anything else is `stray`. Non-UDP goes to the host when it is ARP,
-//! ICMP or addressed to the appliance, and is dropped otherwise.
+//! owner worker (`no_reverse_flow` if that is this one); anything else is `stray`.
+//! Non-UDP goes to the host when it is ARP, ICMP or addressed to the appliance, and is
+//! dropped otherwise.
 
 use super::{Context, FastPath, Timestamp};
 use crate::checksum;
