@@ -171,8 +171,8 @@ fn bad_values_are_named_with_their_path() {
             "snat.ports: \"2000-1000\": the first port is above the last",
         ),
         (
-            "ports:\n  - {name: a, device: net_null0}\nnat_mode: dsr\n",
-            "nat_mode: \"dsr\" is not one of fullnat, preserve-client",
+            "ports:\n  - {name: a, device: net_null0}\nnat_mode: snat\n",
+            "nat_mode: \"snat\" is not one of fullnat, preserve-client, dsr",
         ),
         (
             "ports:\n  - {name: a, device: net_null0}\nhash_key: 4-tuple\n",
@@ -350,13 +350,19 @@ fn port_rules_report_their_field() {
 }
 
 #[test]
-fn preserve_client_needs_no_snat_and_all_errors_are_listed() {
+fn preserve_client_and_dsr_need_no_snat_and_all_errors_are_listed() {
     let s = Settings::from_str(
         "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [198.18.0.10]\nnat_mode: preserve-client\nhash_key: source-ip\n",
     )
     .expect("preserve-client without snat");
     assert_eq!(s.nat_mode, NatMode::PreserveClient);
     assert_eq!(s.hash_key, HashKey::SourceIp);
+    // DSR rewrites no address either.
+    let s = Settings::from_str(
+        "ports:\n  - {name: a, device: net_null0}\ndefault_vips: [198.18.0.10, \"2001:2::10\"]\nnat_mode: dsr\n",
+    )
+    .expect("dsr without snat");
+    assert_eq!(s.nat_mode, NatMode::Dsr);
 
     let text = error_text(&format!(
         "{BASE}maglev: {{table_size: 100}}\nworkers: {{burst: 0}}\n"

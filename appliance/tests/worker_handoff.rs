@@ -1,5 +1,9 @@
-//! Two real workers on ring ports: a full-NAT reply that arrives on the worker that does
-//! not own its flow is handed to the owner and goes out translated.
+//! Two real workers on ring ports, every packet on the "wrong" worker: a full-NAT reply
+//! is handed to the owner of its SNAT port; a preserve-client reply is translated by the
+//! worker it lands on (its endpoint serves one listener); a preserve-client flow to an
+//! endpoint shared by two VIPs lives on its client's owner worker, and both its request
+//! and its reply are handed there. The worker loop's handoff is generic by worker index,
+//! so no mode needs more from it.
 #![allow(clippy::tests_outside_test_module)]
 
 use std::net::IpAddr;
@@ -28,18 +32,75 @@ spec: {controllerName: udplb.io/appliance}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
-metadata: {name: gw, namespace: default}
+metadata:
+  name: gw
+  namespace: default
+  annotations:
+    udplb.io/listener.pc.nat-mode: preserve-client
+    udplb.io/listener.shared.nat-mode: preserve-client
 spec:
   gatewayClassName: udplb
   addresses: [{value: 198.18.0.10}]
-  listeners: [{name: dns, port: 53, protocol: UDP}]
+  listeners:
+    - {name: dns, port: 53, protocol: UDP}
+    - {name: pc, port: 54, protocol: UDP}
+    - {name: shared, port: 55, protocol: UDP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw2
+  namespace: default
+  annotations: {udplb.io/nat-mode: preserve-client}
+spec:
+  gatewayClassName: udplb
+  addresses: [{value: 198.18.0.11}]
+  listeners: [{name: shared, port: 55, protocol: UDP}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: UDPRoute
 metadata: {name: dns, namespace: default}
 spec:
-  parentRefs: [{name: gw}]
+  parentRefs: [{name: gw, sectionName: dns}]
   rules: [{backendRefs: [{name: dns, port: 53}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: UDPRoute
+metadata: {name: pc, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: pc}]
+  rules: [{backendRefs: [{name: pc, port: 54}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: UDPRoute
+metadata: {name: shared, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: shared}, {name: gw2, sectionName: shared}]
+  rules: [{backendRefs: [{name: shared, port: 55}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pc, namespace: default}
+spec: {ports: [{name: pc, protocol: UDP, port: 54}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: pc, namespace: default, labels: {kubernetes.io/service-name: pc}}
+addressType: IPv4
+ports: [{name: pc, protocol: UDP, port: 54}]
+endpoints: [{addresses: [198.18.1.12]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shared, namespace: default}
+spec: {ports: [{name: shared, protocol: UDP, port: 55}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: shared, namespace: default, labels: {kubernetes.io/service-name: shared}}
+addressType: IPv4
+ports: [{name: shared, protocol: UDP, port: 55}]
+endpoints: [{addresses: [198.18.1.13]}]
 ---
 apiVersion: v1
 kind: Service
@@ -132,7 +193,7 @@ fn addrs(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16) {
 }
 
 #[test]
-fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
+fn every_mode_serves_packets_that_land_on_the_wrong_worker() {
     let eal = eal();
     let pool = Mempool::new(
         "handoff",
@@ -192,7 +253,10 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     let neighbors = Arc::new(Neighbors::new([
         (IpAddr::from([198, 19, 0, 100]), MacAddr(CLIENT_MAC)),
         (IpAddr::from([198, 18, 1, 11]), MacAddr(BACKEND_MAC)),
+        (IpAddr::from([198, 18, 1, 12]), MacAddr(BACKEND_MAC)),
+        (IpAddr::from([198, 18, 1, 13]), MacAddr(BACKEND_MAC)),
     ]));
+    assert_eq!(tables.shared_endpoints().len(), 1, "198.18.1.13:55");
     let stop = Arc::new(AtomicBool::new(false));
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(64);
     let counters = Arc::new(SlowPathCounters::default());
@@ -290,21 +354,121 @@ fn full_nat_reply_on_the_wrong_worker_is_handed_to_the_owner() {
     );
     assert_eq!(&back[..6], &CLIENT_MAC, "to the client's MAC");
 
+    // Preserve-client, an endpoint of one listener: worker 0 forwards, worker 1 gets the
+    // reply without the flow and translates it from the tables.
+    let client = ([198, 19, 0, 100], 40001);
+    send(
+        &pool,
+        &wire,
+        0,
+        &frame(client, ([198, 18, 0, 10], 54), CLIENT_MAC, b"pc query"),
+    );
+    let out = receive(&wire, 2);
+    assert_eq!(
+        addrs(&out),
+        (
+            IpAddr::from(client.0),
+            client.1,
+            IpAddr::from([198, 18, 1, 12]),
+            54
+        )
+    );
+    send(
+        &pool,
+        &wire,
+        1,
+        &frame(([198, 18, 1, 12], 54), client, BACKEND_MAC, b"pc answer"),
+    );
+    let back = receive(&wire, 2);
+    assert_eq!(
+        addrs(&back),
+        (
+            IpAddr::from([198, 18, 0, 10]),
+            54,
+            IpAddr::from(client.0),
+            client.1
+        )
+    );
+
+    // Preserve-client, an endpoint shared by two VIPs: the flow lives on the client's
+    // owner; the request and the reply both arrive on the other worker and are handed
+    // over, and the reply leaves from the VIP the client used.
+    let client = ([198, 19, 0, 100], 40002);
+    let owner = pipelines::fastpath::steer::client_owner(IpAddr::from(client.0), client.1, 2);
+    let other = 1 - owner;
+    send(
+        &pool,
+        &wire,
+        other,
+        &frame(client, ([198, 18, 0, 11], 55), CLIENT_MAC, b"shared query"),
+    );
+    let out = receive(&wire, 2);
+    assert_eq!(
+        addrs(&out),
+        (
+            IpAddr::from(client.0),
+            client.1,
+            IpAddr::from([198, 18, 1, 13]),
+            55
+        )
+    );
+    send(
+        &pool,
+        &wire,
+        other,
+        &frame(
+            ([198, 18, 1, 13], 55),
+            client,
+            BACKEND_MAC,
+            b"shared answer",
+        ),
+    );
+    let back = receive(&wire, 2);
+    assert_eq!(
+        addrs(&back),
+        (
+            IpAddr::from([198, 18, 0, 11]),
+            55,
+            IpAddr::from(client.0),
+            client.1
+        ),
+        "from the VIP the client used, not the other one"
+    );
+
     stop.store(true, Ordering::Relaxed);
     for j in jobs {
         j.wait().expect("worker exits");
     }
     let r1 = reports[1].lock().expect("report");
-    assert_eq!(r1.handed_off, 1, "worker 1 handed the reply over");
-    assert_eq!(
-        (r1.counters.handoff, r1.counters.drops_total()),
-        (1, 0),
-        "the fast path said Handoff, not a drop"
-    );
     let r0 = reports[0].lock().expect("report");
+    let [ro, rx] = if owner == 0 { [&r0, &r1] } else { [&r1, &r0] };
     assert_eq!(
-        r0.counters.tx_packets, 2,
-        "worker 0 sent the query and the reply"
+        (r1.handed_off, r1.counters.handoff),
+        (1 + u64::from(owner == 0) * 2, r1.handed_off),
+        "worker 1 handed over the full-NAT reply (and the shared flow's packets if it \
+         does not own the client)"
+    );
+    assert_eq!(
+        rx.handed_off,
+        2 + u64::from(other == 1),
+        "{}",
+        rx.handed_off
+    );
+    assert_eq!(ro.counters.handoff, u64::from(owner == 1));
+    assert_eq!(r0.counters.drops_total() + r1.counters.drops_total(), 0);
+    assert_eq!(
+        r1.counters.stateless_replies, 1,
+        "the pc reply, on worker 1"
+    );
+    assert_eq!(
+        r0.counters.tx_packets + r1.counters.tx_packets,
+        6,
+        "three requests and three replies"
+    );
+    assert_eq!(
+        ro.counters.flows_created,
+        1 + u64::from(owner == 0) * 2,
+        "the shared flow on its owner (worker 0 also holds the full-NAT and pc flows)"
     );
     drop((r0, r1));
     drop(keep_channels);

@@ -3,7 +3,7 @@
 //!
 //! | annotation | values |
 //! |---|---|
-//! | `udplb.io/nat-mode` | `fullnat`, `preserve-client` |
+//! | `udplb.io/nat-mode` | `fullnat`, `preserve-client`, `dsr` |
 //! | `udplb.io/idle-timeout` | a duration (`500ms`, `30s`, `2m`, `1h`; the `humantime` grammar), 1ms to 24h |
 //! | `udplb.io/hash-key` | `5-tuple`, `source-ip-port`, `source-ip` |
 //! | `udplb.io/listener.<listener>.<option>` | the same, for one listener; overrides |

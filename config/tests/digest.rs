@@ -168,7 +168,7 @@ mod tests {
             c.health_checks[0].passive.as_mut().expect("passive")
         }
         type Edit = fn(&mut ForwardingConfig);
-        let edits: [(&str, Edit); 42] = [
+        let edits: [(&str, Edit); 43] = [
             ("vip", |c| {
                 c.listeners[0].vip = "198.18.9.9".parse().expect("ip")
             }),
@@ -178,6 +178,9 @@ mod tests {
             ("listener", |c| c.listeners[0].key.listener.push('x')),
             ("nat mode", |c| {
                 c.listeners[0].options.nat_mode = Some(NatMode::PreserveClient)
+            }),
+            ("nat mode dsr", |c| {
+                c.listeners[0].options.nat_mode = Some(NatMode::Dsr)
             }),
             ("idle timeout", |c| {
                 c.listeners[0].options.idle_timeout = Some(Duration::from_millis(1500))

@@ -169,7 +169,7 @@ spec:
             "gw.yaml: document 1: Gateway infra/gw: spec.listeners[2].allowedRoutes.namespaces.selector: required when from is Selector",
             "gw.yaml: document 1: Gateway infra/gw: spec.addresses[1].value: \"198.18.0.1\" is repeated; addresses must be unique",
             "gw.yaml: document 1: Gateway infra/gw: spec.addresses[2].value: \"not-an-ip\" is not an IP address",
-            "gw.yaml: document 1: Gateway infra/gw: metadata.annotations[\"udplb.io/nat-mode\"]: \"snat\" is not one of fullnat, preserve-client",
+            "gw.yaml: document 1: Gateway infra/gw: metadata.annotations[\"udplb.io/nat-mode\"]: \"snat\" is not one of fullnat, preserve-client, dsr",
         ]
     );
         let no_listeners = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {gatewayClassName: x, listeners: []}\n";

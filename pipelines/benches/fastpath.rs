@@ -7,6 +7,10 @@
 //! 1 M-flow cases are drawn pseudo-randomly from the whole population, so flow-table
 //! accesses miss the caches as they would under real traffic.
 //!
+//! DSR cases use the DSR listeners (`:60`); `ipv4_reverse_preserve_stateless` is a
+//! preserve-client reply that the worker translates from the tables (no flow there), as
+//! workers without the flow do with several workers.
+//!
 //! The 1 M-flow populations use the preserve-client listener: FullNAT needs one SNAT port
 //! per flow and one SNAT address holds 64,512, so 1 M FullNAT flows do not fit one worker.
 //!
@@ -318,6 +322,52 @@ fn one_flow_cases(c: &mut Criterion) {
     );
 }
 
+/// DSR (only the MACs change) and preserve-client replies translated from the tables
+/// (what a worker without the flow does with several workers).
+fn dsr_and_stateless_cases(c: &mut Criterion) {
+    let dsr4 = sa("198.18.2.1:60");
+    let dsr6 = sa("[2001:2:0:2::1]:60");
+
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(1, client4, dsr4);
+    populate(&mut rig, &pool);
+    case(c, "ipv4_established_dsr_1flow", &mut rig, &pool, Pick::Same);
+
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(4096, client4, dsr4);
+    case(c, "ipv4_new_dsr_1flow", &mut rig, &pool, Pick::NewFlows);
+
+    let mut rig = Rig::new(1 << 16);
+    let pool = forward_pool(1, client6, dsr6);
+    populate(&mut rig, &pool);
+    case(c, "ipv6_established_dsr_1flow", &mut rig, &pool, Pick::Same);
+
+    // A backend's reply with no flow on this worker: stateless, from the tables.
+    let mut rig = Rig::new(1 << 16);
+    let cl = client4(0);
+    let mut rpool = Pool::new();
+    rpool.push(
+        &udp_frame(
+            testkit::backend4(3),
+            cl,
+            64,
+            &[],
+            testkit::PORT1_MAC,
+            &[0xa5u8; 18],
+        ),
+        key(testkit::backend4(3), cl),
+    );
+    case(
+        c,
+        "ipv4_reverse_preserve_stateless",
+        &mut rig,
+        &rpool,
+        Pick::Same,
+    );
+    assert_eq!(rig.worker.flows_len(), 0);
+    assert!(rig.worker.counters().stateless_replies > 0);
+}
+
 fn million_flow_cases(c: &mut Criterion) {
     // Building the populations takes seconds; profiling the 1-flow cases skips them.
     if std::env::var_os("FASTPATH_SKIP_1M").is_some() {
@@ -392,5 +442,11 @@ fn sanity(_: &mut Criterion) {
     assert!(matches!(client4(MILLION + 65535).ip(), IpAddr::V4(a) if a.octets()[..2] == [198, 19]));
 }
 
-criterion_group!(benches, sanity, one_flow_cases, million_flow_cases);
+criterion_group!(
+    benches,
+    sanity,
+    one_flow_cases,
+    dsr_and_stateless_cases,
+    million_flow_cases
+);
 criterion_main!(benches);

@@ -342,11 +342,17 @@ crate::counters! {
             "new_flow_rate_limited_total",
             "New flows served statelessly by the new-flow rate guard."
         ),
-        /// Replies given a `Handoff` verdict (their flow is on another worker).
+        /// Packets given a `Handoff` verdict (their flow is on another worker).
         handoff: counter(
             "handoff_verdicts_total",
-            "Replies the fast path found to belong to another worker's flow (full NAT); \
-             the worker loop passes them on."
+            "Packets the fast path found to belong to another worker's flow (full NAT \
+             replies, steered preserve-client listeners); the worker loop passes them on."
+        ),
+        /// Preserve-client replies translated from the tables alone (no flow here).
+        stateless_replies: counter(
+            "stateless_replies_total",
+            "Preserve-client replies translated without a flow on this worker (the \
+             backend endpoint serves one listener)."
         ),
     }
     extra {

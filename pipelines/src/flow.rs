@@ -5,9 +5,11 @@
 //! full) maps a direction's 4-tuple to a record: each flow has a *forward* entry
 //! (client:port → VIP:port) and a *reverse* entry (the reply's tuple: backend:port →
 //! SNAT:port for FullNAT, backend:port → client:port for preserve-client), so the reply
-//! path is one lookup too. An index slot is 8 bytes (32-bit hash tag, whose low bits are
-//! also the home position, and the record reference); the record is compared in full on a
-//! tag match. For 1 M flows: 80 MB of records + 32 MiB of index + 4 MB free stack ≈ 111 MiB.
+//! path is one lookup too. DSR flows have no reverse entry: their replies never reach the
+//! appliance, so the entry would only lengthen probe sequences. An index slot is 8 bytes
+//! (32-bit hash tag, whose low bits are also the home position, and the record
+//! reference); the record is compared in full on a tag match. For 1 M flows: 80 MB of
+//! records + 32 MiB of index + 4 MB free stack ≈ 111 MiB.
 //!
 //! The hash is seeded per worker (a fixed value from its parameters, never a random
 //! state), so one worker's layout is reproducible in tests and benchmarks.
@@ -19,6 +21,7 @@
 //! new flows never evicts live ones.
 
 use crate::hash::{hash_words, ip_words, low32};
+use crate::spec::NatMode;
 
 /// A direction's addresses and ports, with addresses in 16-byte form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +38,6 @@ pub struct Tuple {
 
 /// Flow flag: record in use.
 const IN_USE: u8 = 1;
-/// Flow flag: FullNAT (holds an SNAT port).
-pub const FULLNAT: u8 = 2;
 /// Flow flag: IPv6.
 pub const IPV6: u8 = 4;
 
@@ -65,8 +66,12 @@ pub struct Flow {
     pub listener_idx: u32,
     /// Cached backend index in the listener's route (verified before use).
     pub backend_idx: u32,
-    /// [`FULLNAT`] | [`IPV6`] | in-use.
+    /// [`IPV6`] | in-use.
     pub flags: u8,
+    /// The NAT mode it was created with (it keeps it across configuration changes). A
+    /// byte of its own (it fits the record's padding): the forward path reads it per
+    /// packet.
+    pub mode: NatMode,
 }
 
 impl Flow {
@@ -83,7 +88,7 @@ impl Flow {
     /// Reply tuple (backend → SNAT address or client). `snat` is the SNAT address of the
     /// flow's family (ignored for preserve-client).
     pub fn reverse_tuple(&self, snat: &[u8; 16]) -> Tuple {
-        if self.flags & FULLNAT != 0 {
+        if self.mode == NatMode::FullNat {
             Tuple {
                 src: self.backend,
                 dst: *snat,
@@ -100,9 +105,16 @@ impl Flow {
         }
     }
 
-    /// Whether the flow is FullNAT.
+    /// Whether the flow is FullNAT (holds an SNAT port).
+    #[inline]
     pub fn is_fullnat(&self) -> bool {
-        self.flags & FULLNAT != 0
+        self.mode == NatMode::FullNat
+    }
+
+    /// Whether the flow has a reverse index entry (every mode but DSR).
+    #[inline]
+    fn has_reverse(&self) -> bool {
+        self.mode != NatMode::Dsr
     }
 
     /// Whether the flow is IPv6.
@@ -320,9 +332,9 @@ impl FlowTable {
         self.index[hole] = Slot::default();
     }
 
-    /// Inserts `flow` (forward and reverse entries). `now` lets a full table reuse an
-    /// expired record; `on_evict` is called with each evicted record (to free its SNAT
-    /// port).
+    /// Inserts `flow` (forward and, except for DSR, reverse entries). `now` lets a full
+    /// table reuse an expired record; `on_evict` is called with each evicted record (to
+    /// free its SNAT port).
     ///
     /// # Errors
     /// [`Full`] when no record is free and none in the scan window has expired.
@@ -342,7 +354,9 @@ impl FlowTable {
         f.flags |= IN_USE;
         self.flows[idx as usize] = f;
         self.index_insert(&f.forward_tuple(), Dir::Forward, idx);
-        self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        if f.has_reverse() {
+            self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         Ok(idx)
     }
 
@@ -353,20 +367,26 @@ impl FlowTable {
             return;
         }
         self.index_remove(&f.forward_tuple(), Dir::Forward, idx);
-        self.index_remove(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        if f.has_reverse() {
+            self.index_remove(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         self.flows[idx as usize].flags = 0;
         self.free.push(idx);
     }
 
-    /// Re-pins record `idx` to a new backend, moving its reverse entry.
+    /// Re-pins record `idx` to a new backend, moving its reverse entry (if it has one).
     pub fn repin(&mut self, idx: u32, backend: [u8; 16], port: u16, snat: &[u8; 16]) {
         let old = self.flows[idx as usize];
-        self.index_remove(&old.reverse_tuple(snat), Dir::Reverse, idx);
+        if old.has_reverse() {
+            self.index_remove(&old.reverse_tuple(snat), Dir::Reverse, idx);
+        }
         let f = &mut self.flows[idx as usize];
         f.backend = backend;
         f.backend_port = port;
-        let rt = f.reverse_tuple(snat);
-        self.index_insert(&rt, Dir::Reverse, idx);
+        let f = *f;
+        if f.has_reverse() {
+            self.index_insert(&f.reverse_tuple(snat), Dir::Reverse, idx);
+        }
     }
 
     /// Examines up to `budget` records from the sweep cursor and removes the expired ones,
@@ -460,7 +480,7 @@ mod tests {
             backend_port: 5353,
             snat_port,
             expires: 100,
-            flags: FULLNAT,
+            mode: NatMode::FullNat,
             ..Default::default()
         };
         f.client[15] = 1;
@@ -564,6 +584,27 @@ mod tests {
         let moved = t.get(id).reverse_tuple(&SNAT);
         assert_eq!(moved.src, nb);
         assert_eq!(t.lookup(&moved, Dir::Reverse, &SNAT), Some(id));
+    }
+
+    #[test]
+    fn dsr_flows_have_no_reverse_entry() {
+        let mut t = FlowTable::new(8, 1);
+        let mut f = flow(1, 0);
+        f.mode = NatMode::Dsr;
+        let id = t.insert(f, &ADDRS, 0, &mut |_: &Flow| {}).unwrap();
+        assert_eq!(t.get(id).mode, NatMode::Dsr);
+        assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), Some(id));
+        assert_eq!(t.lookup(&f.reverse_tuple(&SNAT), Dir::Reverse, &SNAT), None);
+        let occupied = |t: &FlowTable| t.index.iter().filter(|s| s.entry != 0).count();
+        assert_eq!(occupied(&t), 1, "one index entry");
+        let mut nb = [0u8; 16];
+        nb[15] = 4;
+        t.repin(id, nb, 99, &SNAT);
+        assert_eq!(occupied(&t), 1, "re-pinning adds none");
+        assert_eq!(t.lookup(&f.forward_tuple(), Dir::Forward, &SNAT), Some(id));
+        t.remove(id, &SNAT);
+        assert_eq!(occupied(&t), 0);
+        assert!(t.is_empty());
     }
 
     #[test]

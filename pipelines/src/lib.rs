@@ -38,21 +38,27 @@
 //!    addressed to its MAC, broadcast or a group the appliance joined are `not_for_us`, so
 //!    frames that run again (held for a neighbor, handed to another worker) must keep the
 //!    port they arrived on.
-//! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place; send it on
-//!    `port`, setting the DPDK offload flags from [`OffloadRequest`] when present.
+//! 3. Verdicts: `Tx { port, offload }` → the buffer was rewritten in place (for DSR only
+//!    its MACs); send it on `port`, setting the DPDK offload flags from
+//!    [`OffloadRequest`] when present.
 //!    `ToHost(reason)` → the buffer is untouched; give it to the slow path (ARP/ND/ICMP,
 //!    own address, `Resolve { next_hop, port }`: resolve `next_hop` on `port` and publish
 //!    a new `Neighbors`, `Reject`: answer ICMP unreachable from the VIP, rate-limited).
-//!    `Handoff { worker }` → the buffer is untouched; it is a FullNAT reply whose flow
-//!    lives on `worker` (the owner of its SNAT port): pass it there. `Drop(reason)` →
+//!    `Handoff { worker }` → the buffer is untouched; its flow lives on `worker` (a
+//!    FullNAT reply to that worker's SNAT port, or a request or reply of a steered
+//!    preserve-client listener, see [`fastpath::steer`]): pass it there with the port
+//!    it arrived on. The receiving worker never hands it on again. `Drop(reason)` →
 //!    free it; it has been counted.
 //! 4. Between bursts, call [`FastPath::maintain`] (bounded idle expiry), and periodically
 //!    copy [`FastPath::counters`] and [`FastPath::take_retired`] to the management thread,
 //!    which sums workers with [`counters::Counters::merge`] and names entity counters with
 //!    [`counters::EntityCounters::named`] using the tables of the same generation.
-//! 5. Steering: FullNAT replies must reach the worker owning the SNAT port
-//!    ([`net::PortRange::owner`]; the fast path says which with `Handoff`);
-//!    preserve-client replies the worker that saw the client.
+//! 5. Steering: any RSS spread works; the fast path says with `Handoff` which packets
+//!    must move ([`fastpath::steer`] has the rules per mode). Preserve-client replies
+//!    are translated by whichever worker receives them (from the tables when it has no
+//!    flow), except for endpoints shared by several listeners; DSR has no replies.
+//!    [`tables::Tables::shared_endpoints`] lists the shared endpoints for status and
+//!    metrics.
 //!
 //! ## Guarantees
 //! - `process` never panics on any input (proptest over arbitrary and mutated frames).
@@ -60,6 +66,10 @@
 //!   Maglev tables and send a new flow to the same backend.
 //! - Flows stay on their backend (by address) across table swaps while it stays in the
 //!   route; otherwise they re-pick on their next packet, keeping their SNAT port.
+//! - With several workers no request or reply is lost in any mode (two-worker test
+//!   under RSS-like and adversarial steering, across a tables swap), except the
+//!   documented transition: replies sent by a newly shared endpoint before the client's
+//!   next request.
 //! - SNAT ports are never held by two live flows and return to the pool on expiry.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

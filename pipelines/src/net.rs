@@ -238,6 +238,52 @@ pub struct SnatConfig {
     pub ports: PortRange,
 }
 
+/// A set of addresses searched per packet (own addresses, VIPs): integers per family
+/// (as [`crate::neighbor::Neighbors`] keeps them), scanned when there are few (the common
+/// case: a handful of compares), binary-searched otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AddrSet {
+    v4: Vec<u32>,
+    v6: Vec<u128>,
+}
+
+impl AddrSet {
+    /// Up to this many, a linear scan beats a binary search.
+    const SCAN: usize = 16;
+
+    pub(crate) fn new(addrs: impl IntoIterator<Item = IpAddr>) -> AddrSet {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for a in addrs {
+            match a {
+                IpAddr::V4(a) => v4.push(u32::from(a)),
+                IpAddr::V6(a) => v6.push(u128::from(a)),
+            }
+        }
+        v4.sort_unstable();
+        v4.dedup();
+        v6.sort_unstable();
+        v6.dedup();
+        AddrSet { v4, v6 }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        fn find<T: Ord + Copy>(keys: &[T], key: T) -> bool {
+            if keys.len() <= AddrSet::SCAN {
+                // Measured: `contains` costs ≈ 45 more instructions per packet here.
+                #[allow(clippy::manual_contains)]
+                keys.iter().any(|&k| k == key)
+            } else {
+                keys.binary_search(&key).is_ok()
+            }
+        }
+        match ip {
+            IpAddr::V4(a) => find(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => find(&self.v6, u128::from(a)),
+        }
+    }
+}
+
 /// Where to send a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NextHop {
@@ -295,7 +341,7 @@ pub struct Network {
     snat: SnatConfig,
     fib4: Vec<Fib<u32>>,
     fib6: Vec<Fib<u128>>,
-    own: Vec<IpAddr>,
+    own: AddrSet,
     /// Per port, sorted: the multicast MACs it listens to (IPv6 all-nodes and the
     /// solicited-node groups of the port's IPv6 addresses and the SNAT address).
     joined: Vec<Vec<MacAddr>>,
@@ -371,8 +417,7 @@ impl Network {
         }
         own.extend(snat.ipv4.map(IpAddr::V4));
         own.extend(snat.ipv6.map(IpAddr::V6));
-        own.sort_unstable();
-        own.dedup();
+        let own = AddrSet::new(own);
         let joined = ports
             .iter()
             .map(|p| {
@@ -421,8 +466,9 @@ impl Network {
     }
 
     /// Whether `ip` is one of the appliance's own addresses (port or SNAT address).
+    #[inline]
     pub fn is_own(&self, ip: IpAddr) -> bool {
-        self.own.binary_search(&ip).is_ok()
+        self.own.contains(ip)
     }
 
     /// Whether `port` listens to the multicast MAC `mac` (IPv6 all-nodes, or the
@@ -526,6 +572,27 @@ mod tests {
             !n.joins(0, MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
             "no IPv4 groups"
         );
+    }
+
+    #[test]
+    fn address_sets_find_members_scanned_or_searched() {
+        for n in [0u8, 3, 16, 17, 200] {
+            let members: Vec<IpAddr> = (0..n)
+                .flat_map(|i| {
+                    [
+                        IpAddr::from([198, 18, 0, i]),
+                        format!("2001:2::{i:x}").parse().unwrap(),
+                    ]
+                })
+                .collect();
+            let set = AddrSet::new(members.iter().rev().copied());
+            for a in &members {
+                assert!(set.contains(*a), "{n}: {a}");
+            }
+            for a in ["198.18.0.250", "2001:2::fa", "::ffff:198.18.0.251", "::1"] {
+                assert!(!set.contains(a.parse().unwrap()), "{n}: {a}");
+            }
+        }
     }
 
     #[test]

@@ -151,8 +151,13 @@ keywords! {
         /// `preserve-client`: only the destination is rewritten; the backend sees the
         /// client address and must route its replies back through the appliance.
         PreserveClient = "preserve-client",
+        /// `dsr`: direct server return at layer 2. Only the Ethernet header changes
+        /// (destination MAC = the backend's, source MAC = the output port's); the IP and
+        /// UDP headers are untouched. The backend must be on-link, hold the VIP on a
+        /// loopback interface and reply straight to the client.
+        Dsr = "dsr",
     }
-    expected = "fullnat, preserve-client";
+    expected = "fullnat, preserve-client, dsr";
 }
 
 keywords! {
@@ -526,17 +531,18 @@ mod tests {
 
     #[test]
     fn keywords_round_trip_and_name_the_alternatives() {
-        for m in [NatMode::FullNat, NatMode::PreserveClient] {
+        for m in [NatMode::FullNat, NatMode::PreserveClient, NatMode::Dsr] {
             assert_eq!(m.to_string().parse::<NatMode>(), Ok(m));
         }
         for k in [HashKey::FiveTuple, HashKey::SourceIpPort, HashKey::SourceIp] {
             assert_eq!(k.to_string().parse::<HashKey>(), Ok(k));
         }
         assert_eq!("preserve-client".parse(), Ok(NatMode::PreserveClient));
+        assert_eq!("dsr".parse(), Ok(NatMode::Dsr));
         assert_eq!("5-tuple".parse(), Ok(HashKey::FiveTuple));
         assert_eq!(
             "snat".parse::<NatMode>().unwrap_err().to_string(),
-            "\"snat\" is not one of fullnat, preserve-client"
+            "\"snat\" is not one of fullnat, preserve-client, dsr"
         );
         assert_eq!(
             "4-tuple".parse::<HashKey>().unwrap_err().to_string(),

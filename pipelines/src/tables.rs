@@ -6,14 +6,24 @@
 //! `Arc<Tables>`; workers pick the new pointer up at a burst boundary. Every `Tables` gets
 //! a process-unique, increasing [`Tables::generation`], which is how a worker notices a new
 //! one and how per-entity counters are keyed (see [`crate::counters`](mod@crate::counters)).
+//!
+//! Besides listeners by (VIP, port), the tables index the backend endpoints of
+//! preserve-client listeners by (address, port): a reply from an endpoint that serves one
+//! listener is translated from the tables alone, on any worker ([`Tables::lookup_endpoint`]).
+//! An endpoint that serves several preserve-client listeners is *shared*: its replies say
+//! nothing about which VIP the client used, so they need the flow, and the listeners it
+//! serves are *steered* (their flows live on the client's owner worker, see
+//! [`crate::fastpath::steer`]). [`Tables::shared_endpoints`] lists them for status and
+//! metrics.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::hash::{hash_words, ip16, ip_words, slot};
 use crate::maglev::{self, Endpoint, Maglev};
-use crate::net::MacAddr;
+use crate::net::{AddrSet, MacAddr};
 use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
 };
@@ -113,6 +123,9 @@ pub struct Backend {
     pub draining: bool,
     /// Index into [`crate::counters::EntityCounters::backends`].
     pub counter_idx: u32,
+    /// The listener is preserve-client and this endpoint also serves another
+    /// preserve-client listener (see [`Tables::shared_endpoints`]).
+    pub shared: bool,
 }
 
 /// The route of a listener, with its Maglev table.
@@ -182,6 +195,40 @@ pub struct Listener {
     pub idle_ms: u32,
     /// The attached route, if any.
     pub route: Option<Route>,
+    /// Preserve-client with at least one shared endpoint: its flows live on their
+    /// client's owner worker ([`crate::fastpath::steer::client_owner`]).
+    pub steered: bool,
+}
+
+/// A backend endpoint that serves several preserve-client listeners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedEndpoint {
+    /// The endpoint.
+    pub addr: SocketAddr,
+    /// Indices (into [`Tables::listeners`]) of the listeners it serves, ascending.
+    pub listeners: Vec<u32>,
+}
+
+/// Who a backend endpoint's replies belong to ([`Tables::lookup_endpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointOwner {
+    /// One preserve-client listener: its index and the endpoint's index in its route.
+    Listener {
+        /// Listener index.
+        listener: u32,
+        /// Backend index in the listener's route.
+        backend: u32,
+    },
+    /// Several preserve-client listeners: only the flow knows which.
+    Shared,
+}
+
+/// One indexed endpoint.
+#[derive(Clone, Copy, Debug)]
+struct EndpointEntry {
+    ip: IpAddr,
+    port: u16,
+    owner: EndpointOwner,
 }
 
 /// Immutable, whole forwarding tables.
@@ -192,11 +239,16 @@ pub struct Tables {
     listeners: Vec<Listener>,
     /// Open addressing over (vip, port): listener index + 1, 0 = empty.
     index: Vec<u32>,
-    vips: Vec<IpAddr>,
+    vips: AddrSet,
     /// Sorted solicited-node multicast MACs of the IPv6 VIPs.
     vip_groups: Vec<MacAddr>,
     route_keys: Vec<RouteKey>,
     backend_ids: Vec<(u32, SocketAddr)>,
+    /// Endpoints of preserve-client listeners.
+    endpoints: Vec<EndpointEntry>,
+    /// Open addressing over (address, port): endpoint index + 1, 0 = empty.
+    endpoint_index: Vec<u32>,
+    shared: Vec<SharedEndpoint>,
 }
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -281,6 +333,7 @@ impl Tables {
                             weight: b.weight,
                             draining: b.draining,
                             counter_idx,
+                            shared: false,
                         });
                     }
                     if dropped_weight > 0 {
@@ -329,22 +382,25 @@ impl Tables {
                 idle_timeout_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
                 idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
                 route,
+                steered: false,
             });
         }
-        let slots = (listeners.len() * 2).next_power_of_two().max(8);
-        let mut index = vec![0u32; slots];
-        for (i, l) in listeners.iter().enumerate() {
-            let mut pos = slot(listener_hash(params.maglev_seed, l.vip, l.port), slots - 1);
-            while index[pos] != 0 {
-                pos = (pos + 1) & (slots - 1);
-            }
-            index[pos] =
-                u32::try_from(i + 1).map_err(|_| TableError::TooMany { what: "listeners" })?;
-        }
-        let mut vips: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
-        vips.sort_unstable();
-        vips.dedup();
-        let mut vip_groups: Vec<MacAddr> = vips
+        let index = open_index(
+            listeners.iter().map(|l| (l.vip, l.port)),
+            params.maglev_seed,
+            "listeners",
+        )?;
+        let (endpoints, shared) = index_endpoints(&mut listeners);
+        let endpoint_index = open_index(
+            endpoints.iter().map(|e| (e.ip, e.port)),
+            params.maglev_seed,
+            "backends",
+        )?;
+        let mut vip_addrs: Vec<IpAddr> = listeners.iter().map(|l| l.vip).collect();
+        vip_addrs.sort_unstable();
+        vip_addrs.dedup();
+        let vips = AddrSet::new(vip_addrs.iter().copied());
+        let mut vip_groups: Vec<MacAddr> = vip_addrs
             .iter()
             .filter_map(|v| match v {
                 IpAddr::V6(a) => Some(MacAddr::solicited_node(*a)),
@@ -362,6 +418,9 @@ impl Tables {
             vip_groups,
             route_keys,
             backend_ids,
+            endpoints,
+            endpoint_index,
+            shared,
         })
     }
 
@@ -390,11 +449,40 @@ impl Tables {
         &self.backend_ids
     }
 
+    /// Endpoints that serve several preserve-client listeners, sorted by address. Their
+    /// replies need the flow (on the client's owner worker); operators may want to know
+    /// (status, metrics: their count is a gauge).
+    pub fn shared_endpoints(&self) -> &[SharedEndpoint] {
+        &self.shared
+    }
+
+    /// Whom replies from the backend endpoint `ip`:`port` belong to, if it serves a
+    /// preserve-client listener. No allocation; O(1) expected.
+    #[inline]
+    pub fn lookup_endpoint(&self, ip: IpAddr, port: u16) -> Option<EndpointOwner> {
+        let mask = self.endpoint_index.len() - 1;
+        let mut pos = slot(addr_port_hash(self.params.maglev_seed, ip, port), mask);
+        // At most half full, like the listener index.
+        for _ in 0..self.endpoint_index.len() {
+            let e = self.endpoint_index[pos];
+            if e == 0 {
+                return None;
+            }
+            if let Some(x) = self.endpoints.get((e - 1) as usize) {
+                if x.port == port && x.ip == ip {
+                    return Some(x.owner);
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+        None
+    }
+
     /// Listener index serving (`vip`, `port`). No allocation; O(1) expected.
     #[inline]
     pub fn lookup_listener(&self, vip: IpAddr, port: u16) -> Option<u32> {
         let mask = self.index.len() - 1;
-        let mut pos = slot(listener_hash(self.params.maglev_seed, vip, port), mask);
+        let mut pos = slot(addr_port_hash(self.params.maglev_seed, vip, port), mask);
         // The index is at most half full, so an empty slot ends every probe.
         for _ in 0..self.index.len() {
             let e = self.index[pos];
@@ -413,8 +501,9 @@ impl Tables {
     }
 
     /// Whether `ip` is a VIP of any listener.
+    #[inline]
     pub fn is_vip(&self, ip: IpAddr) -> bool {
-        self.vips.binary_search(&ip).is_ok()
+        self.vips.contains(ip)
     }
 
     /// Whether `mac` is the solicited-node multicast group of an IPv6 VIP (where neighbor
@@ -432,13 +521,84 @@ impl Tables {
             .sum::<usize>()
             + self.index.len() * 4
             + self.listeners.len() * std::mem::size_of::<Listener>()
+            + self.endpoint_index.len() * 4
+            + self.endpoints.len() * std::mem::size_of::<EndpointEntry>()
     }
 }
 
 #[inline]
-fn listener_hash(seed: u64, vip: IpAddr, port: u16) -> u64 {
-    let [a, b] = ip_words(&ip16(vip));
+fn addr_port_hash(seed: u64, ip: IpAddr, port: u16) -> u64 {
+    let [a, b] = ip_words(&ip16(ip));
     hash_words(seed, &[a, b, u64::from(port)])
+}
+
+/// An open-addressing index (at most half full, so every probe ends at an empty slot)
+/// over `keys`: slot = key position + 1, 0 = empty.
+fn open_index(
+    keys: impl ExactSizeIterator<Item = (IpAddr, u16)>,
+    seed: u64,
+    what: &'static str,
+) -> Result<Vec<u32>, TableError> {
+    let slots = (keys.len() * 2).next_power_of_two().max(8);
+    let mut index = vec![0u32; slots];
+    for (i, (ip, port)) in keys.enumerate() {
+        let mut pos = slot(addr_port_hash(seed, ip, port), slots - 1);
+        while index[pos] != 0 {
+            pos = (pos + 1) & (slots - 1);
+        }
+        index[pos] = u32::try_from(i + 1).map_err(|_| TableError::TooMany { what })?;
+    }
+    Ok(index)
+}
+
+/// Indexes the endpoints of preserve-client listeners (of the listener's family: others
+/// are never forwarded to), marks shared ones on their backends and the listeners they
+/// serve as steered, and lists them.
+fn index_endpoints(listeners: &mut [Listener]) -> (Vec<EndpointEntry>, Vec<SharedEndpoint>) {
+    let mut served: BTreeMap<(IpAddr, u16), Vec<(u32, u32)>> = BTreeMap::new();
+    for (li, l) in (0u32..).zip(listeners.iter()) {
+        let Some(r) = l
+            .route
+            .as_ref()
+            .filter(|_| l.nat_mode == NatMode::PreserveClient)
+        else {
+            continue;
+        };
+        for (bi, b) in (0u32..).zip(&r.backends) {
+            if b.addr.is_ipv4() == l.vip.is_ipv4() {
+                served
+                    .entry((b.addr.ip(), b.addr.port()))
+                    .or_default()
+                    .push((li, bi));
+            }
+        }
+    }
+    let mut endpoints = Vec::with_capacity(served.len());
+    let mut shared = Vec::new();
+    for ((ip, port), by) in served {
+        let owner = match by.as_slice() {
+            [(listener, backend)] => EndpointOwner::Listener {
+                listener: *listener,
+                backend: *backend,
+            },
+            _ => {
+                for &(li, bi) in &by {
+                    let l = &mut listeners[li as usize];
+                    l.steered = true;
+                    if let Some(r) = &mut l.route {
+                        r.backends[bi as usize].shared = true;
+                    }
+                }
+                shared.push(SharedEndpoint {
+                    addr: SocketAddr::new(ip, port),
+                    listeners: by.iter().map(|&(li, _)| li).collect(),
+                });
+                EndpointOwner::Shared
+            }
+        };
+        endpoints.push(EndpointEntry { ip, port, owner });
+    }
+    (endpoints, shared)
 }
 
 #[cfg(test)]
@@ -620,5 +780,113 @@ mod tests {
             .filter(|&&s| s == maglev::DROP)
             .count();
         assert!((32700..32840).contains(&drops), "{drops}");
+    }
+
+    /// Endpoints of preserve-client listeners are indexed: one listener → that listener
+    /// and the backend's index; several → shared (listed, their backends marked, their
+    /// listeners steered). FullNAT and DSR listeners' endpoints, and backends of the
+    /// other family, are not indexed and make nothing shared.
+    #[test]
+    fn endpoints_of_preserve_client_listeners_are_indexed() {
+        let with_mode = |mut l: ListenerSpec, m: NatMode| {
+            l.options.nat_mode = Some(m);
+            l
+        };
+        let pc = |vip, port, b: &[(&str, u64)]| {
+            with_mode(listener(vip, port, b), NatMode::PreserveClient)
+        };
+        let cfg = ForwardingConfig {
+            listeners: vec![
+                // 198.18.1.1:53 behind two preserve-client VIPs: shared.
+                pc(
+                    "198.19.0.10",
+                    53,
+                    &[("198.18.1.1:53", 1), ("198.18.1.2:53", 1)],
+                ),
+                pc("198.19.0.11", 53, &[("198.18.1.1:53", 1)]),
+                // Same address, other port: another endpoint, unique.
+                pc(
+                    "198.19.0.12",
+                    53,
+                    &[("198.18.1.1:54", 1), ("[2001:2::1]:53", 1)],
+                ),
+                // FullNAT and DSR users of 198.18.1.2:53 do not make it shared.
+                with_mode(
+                    listener("198.19.0.13", 53, &[("198.18.1.2:53", 1)]),
+                    NatMode::FullNat,
+                ),
+                with_mode(
+                    listener("198.19.0.14", 53, &[("198.18.1.2:53", 1)]),
+                    NatMode::Dsr,
+                ),
+            ],
+            ..ForwardingConfig::default()
+        };
+        let t = Tables::build(&cfg, &DataplaneParams::default()).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let li = |vip: &str| t.lookup_listener(ip(vip), 53).unwrap();
+        assert_eq!(
+            t.lookup_endpoint(ip("198.18.1.1"), 53),
+            Some(EndpointOwner::Shared)
+        );
+        assert_eq!(
+            t.lookup_endpoint(ip("198.18.1.2"), 53),
+            Some(EndpointOwner::Listener {
+                listener: li("198.19.0.10"),
+                backend: 1
+            })
+        );
+        assert_eq!(
+            t.lookup_endpoint(ip("198.18.1.1"), 54),
+            Some(EndpointOwner::Listener {
+                listener: li("198.19.0.12"),
+                backend: 0
+            })
+        );
+        assert_eq!(t.lookup_endpoint(ip("2001:2::1"), 53), None, "other family");
+        assert_eq!(t.lookup_endpoint(ip("198.18.1.3"), 53), None);
+        let mut both = vec![li("198.19.0.10"), li("198.19.0.11")];
+        both.sort_unstable();
+        assert_eq!(
+            t.shared_endpoints(),
+            &[SharedEndpoint {
+                addr: "198.18.1.1:53".parse().unwrap(),
+                listeners: both
+            }]
+        );
+        let steered: Vec<bool> = t.listeners().iter().map(|l| l.steered).collect();
+        assert_eq!(steered, [true, true, false, false, false]);
+        let shared = |vip: &str| -> Vec<bool> {
+            let r = t.listeners()[li(vip) as usize].route.as_ref().unwrap();
+            r.backends.iter().map(|b| b.shared).collect()
+        };
+        assert_eq!(shared("198.19.0.10"), [true, false]);
+        assert_eq!(shared("198.19.0.11"), [true]);
+        assert_eq!(shared("198.19.0.13"), [false]);
+
+        // Many endpoints: every one is found (the index probes correctly).
+        let many = ForwardingConfig {
+            listeners: (1..=40u16)
+                .map(|p| {
+                    let b: Vec<String> = (1..=25).map(|n| format!("198.18.{p}.{n}:{p}")).collect();
+                    let b: Vec<(&str, u64)> = b.iter().map(|s| (s.as_str(), 1)).collect();
+                    pc("198.19.0.10", p, &b)
+                })
+                .collect(),
+            ..ForwardingConfig::default()
+        };
+        let t = Tables::build(&many, &DataplaneParams::default()).unwrap();
+        for p in 1..=40u16 {
+            for n in 1..=25u8 {
+                let [_, lo] = p.to_be_bytes();
+                let found = t.lookup_endpoint(IpAddr::from([198, 18, lo, n]), p);
+                let backend = match found {
+                    Some(EndpointOwner::Listener { backend, .. }) => Some(backend),
+                    _ => None,
+                };
+                assert_eq!(backend, Some(u32::from(n - 1)), "{p} {n}: {found:?}");
+            }
+        }
+        assert!(t.shared_endpoints().is_empty());
     }
 }

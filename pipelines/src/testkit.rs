@@ -169,13 +169,21 @@ pub fn backend6(n: u8) -> SocketAddr {
     SocketAddr::from((a, 5353))
 }
 
+/// A backend's address with the DSR listeners' port (60): DSR leaves the UDP ports as
+/// the client sent them.
+pub fn dsr_backend(b: SocketAddr) -> SocketAddr {
+    SocketAddr::new(b.ip(), 60)
+}
+
 /// The standard configuration:
 /// - 198.18.2.1:53 FullNAT over backends 1 and 2 (equal weights);
 /// - 198.18.2.1:54 preserve-client over backend 3;
 /// - `[2001:2:0:2::1]:53` FullNAT over IPv6 backends 1 and 2;
 /// - `[2001:2:0:2::1]:54` preserve-client over IPv6 backend 3;
 /// - 198.18.2.1:55 without a route; :56 with only a draining backend; :57 with only a
-///   dropped-weight share.
+///   dropped-weight share;
+/// - 198.18.2.1:60 and `[2001:2:0:2::1]:60` DSR over backends 1 and 2 of their family on
+///   port 60 ([`dsr_backend`]: a DSR backend receives the datagram on the VIP's port).
 pub fn config() -> ForwardingConfig {
     let w = WEIGHT_SCALE;
     let mut no_route = listener("198.18.2.1", 55, NatMode::FullNat, &[]);
@@ -217,6 +225,18 @@ pub fn config() -> ForwardingConfig {
             no_route,
             draining,
             rejecting,
+            listener(
+                "198.18.2.1",
+                60,
+                NatMode::Dsr,
+                &[(dsr_backend(backend4(1)), w), (dsr_backend(backend4(2)), w)],
+            ),
+            listener(
+                "2001:2:0:2::1",
+                60,
+                NatMode::Dsr,
+                &[(dsr_backend(backend6(1)), w), (dsr_backend(backend6(2)), w)],
+            ),
         ],
         ..ForwardingConfig::default()
     };

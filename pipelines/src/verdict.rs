@@ -17,11 +17,17 @@ pub enum Verdict {
     ToHost(HostReason),
     /// Drop the packet; the reason has been counted.
     Drop(DropReason),
-    /// A reply to an SNAT address and port of another worker's partition: pass the
-    /// packet, untouched, to `worker`, whose flow table holds its flow (counted as
-    /// `handoff`, not as a drop).
+    /// The packet belongs to a flow that lives on another worker: pass it, untouched and
+    /// with the port it arrived on, to `worker`, which processes it as if it had
+    /// received it (counted as `handoff`, not as a drop). The owner never hands the same
+    /// packet on again. Two cases (see [`crate::fastpath::steer`]):
+    /// - a FullNAT reply to an SNAT port of another worker's partition;
+    /// - a datagram of a preserve-client listener whose flows live on their client's
+    ///   owner worker (a listener with an endpoint that serves several preserve-client
+    ///   listeners), in either direction.
     Handoff {
-        /// The worker owning the SNAT port ([`crate::net::PortRange::owner`]).
+        /// The worker owning the flow ([`crate::net::PortRange::owner`] for an SNAT port,
+        /// [`crate::fastpath::steer::client_owner`] for a steered listener).
         worker: u16,
     },
 }
@@ -150,7 +156,9 @@ drop_reasons! {
     Fragment = "fragment",
     /// Non-UDP, non-ICMP traffic not addressed to the appliance.
     NotUdp = "not_udp",
-    /// UDP not addressed to the appliance that matches no flow (transit traffic).
+    /// UDP not addressed to the appliance that matches no flow (transit traffic), or
+    /// that claims a preserve-client backend's source address but arrived on another
+    /// port than the one the appliance reaches that backend through.
     Stray = "stray",
     /// TTL / hop limit would reach zero.
     TtlExpired = "ttl_expired",
@@ -169,8 +177,11 @@ drop_reasons! {
     /// FullNAT needs a flow entry to own an SNAT port; none could be created (flow table
     /// full, or new-flow rate guard), so the datagram cannot be translated reversibly.
     FullNatNoState = "fullnat_no_state",
-    /// A datagram to an SNAT address and a pool port of this worker's partition that
-    /// matches no flow (ports of other workers' partitions are `Verdict::Handoff`).
+    /// A reply that can only be translated through its flow, and that flow is not here
+    /// although this worker owns it: a datagram to an SNAT address and a pool port of
+    /// this worker's partition (other workers' ports are `Verdict::Handoff`), or a
+    /// preserve-client reply from an endpoint shared by several listeners whose client
+    /// this worker owns (the flow expired, or was never created: table full, rate guard).
     NoReverseFlow = "no_reverse_flow",
     /// No route to the rewritten destination.
     Unroutable = "unroutable",
@@ -180,6 +191,9 @@ drop_reasons! {
     /// AF_PACKET, a promiscuous NIC, a bridge flooding unknown unicast) must not forward
     /// traffic addressed to another host.
     NotForUs = "not_for_us",
+    /// A DSR listener's backend is not on-link: the route to it has a gateway, so a frame
+    /// addressed to its MAC cannot reach it (DSR only rewrites the Ethernet header).
+    DsrNotOnLink = "dsr_not_on_link",
 }
 
 #[cfg(test)]

@@ -196,6 +196,92 @@ fn ipv6_preserve_client_forward_and_reverse() {
     preserve_round_trip(CLIENT6, "[2001:2:0:2::1]:54", backend6(3));
 }
 
+/// A preserve-client reply whose flow is not on this worker (expired here, or another
+/// worker's) is translated from the tables: the endpoint serves one listener, so the
+/// source becomes that listener's VIP and port. Counted per listener, route and backend,
+/// and as `stateless_replies`; the flow path, when there is a flow, does not count there.
+#[test]
+fn preserve_client_replies_without_a_flow_come_from_the_tables() {
+    for (client, vip, backend) in [
+        (sa(CLIENT4), sa("198.18.2.1:54"), backend4(3)),
+        (sa(CLIENT6), sa("[2001:2:0:2::1]:54"), backend6(3)),
+    ] {
+        let mut rig = Rig::new();
+        let mut r = udp_frame(backend, client, 64, &[7], testkit::PORT1_MAC, b"late");
+        assert_eq!(tx(rig.run(&mut r, SEC)), (0, None));
+        let d = decode_verified(&r).unwrap();
+        assert_eq!((d.src, d.dst, d.ttl), (vip, client, 63));
+        assert_eq!(
+            (d.src_mac, d.dst_mac),
+            (testkit::PORT0_MAC, testkit::ROUTER_MAC)
+        );
+        assert_eq!(
+            (d.vlans.as_slice(), d.payload.as_slice()),
+            (&[7][..], &b"late"[..])
+        );
+        let c = rig.worker.counters();
+        assert_eq!((c.stateless_replies, c.flows_active), (1, 0));
+        let named = c.entities.named(&rig.tables).unwrap();
+        let replies = |want: &dyn Fn(&pipelines::counters::Entity) -> bool| -> u64 {
+            named
+                .iter()
+                .filter(|(e, _)| want(e))
+                .map(|(_, t)| t.reply_packets)
+                .sum()
+        };
+        use pipelines::counters::Entity;
+        assert_eq!(
+            replies(&|e| matches!(e, Entity::Listener(k) if k.listener == "udp-54")),
+            1
+        );
+        assert_eq!(
+            replies(&|e| matches!(e, Entity::Route(k) if k.name == "route-54")),
+            1
+        );
+        assert_eq!(
+            replies(&|e| matches!(e, Entity::Backend(_, a) if *a == backend)),
+            1
+        );
+        assert_eq!(replies(&|_| true), 3, "nothing else counted");
+
+        // With a flow here, the flow translates (and its timer is refreshed).
+        let mut f = udp_frame(client, vip, 64, &[], testkit::PORT0_MAC, b"q");
+        tx(rig.run(&mut f, SEC));
+        let mut r = udp_frame(backend, client, 64, &[], testkit::PORT1_MAC, b"a");
+        tx(rig.run(&mut r, 29 * SEC));
+        assert_eq!(rig.worker.counters().stateless_replies, 1);
+        assert_eq!(
+            rig.worker.maintain(31 * SEC),
+            0,
+            "the reply refreshed the flow"
+        );
+
+        // Once the flow is gone, the backend's source arriving from the clients' side
+        // is not a reply.
+        let mut spoofed = udp_frame(backend, client, 64, &[], testkit::PORT0_MAC, b"x");
+        let before = spoofed.clone();
+        assert_eq!(
+            rig.run(&mut spoofed, 61 * SEC),
+            Verdict::Drop(DropReason::Stray)
+        );
+        assert_eq!(spoofed, before);
+        // A FullNAT listener's backend gets no stateless path: its replies need the flow.
+        let mut r = udp_frame(
+            if client.is_ipv4() {
+                backend4(1)
+            } else {
+                backend6(1)
+            },
+            client,
+            64,
+            &[],
+            testkit::PORT1_MAC,
+            b"x",
+        );
+        assert_eq!(rig.run(&mut r, 61 * SEC), Verdict::Drop(DropReason::Stray));
+    }
+}
+
 #[test]
 fn ipv4_zero_udp_checksum_stays_zero() {
     let mut rig = Rig::new();
@@ -685,6 +771,19 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 b"x",
             ),
         ),
+        // A DSR backend behind the client-side router: reachable, but not on-link.
+        DropReason::DsrNotOnLink => {
+            let mut cfg = testkit::config();
+            cfg.listeners.push(testkit::listener(
+                "198.18.2.1",
+                61,
+                NatMode::Dsr,
+                &[(sa("198.19.5.5:61"), WEIGHT_SCALE)],
+            ));
+            cfg.normalize();
+            let rig = Rig::with(cfg, testkit::network(false), params());
+            (rig, udp4("198.18.2.1:61", 64))
+        }
         DropReason::Unroutable => {
             let mut cfg = testkit::config();
             cfg.listeners.push(testkit::listener(

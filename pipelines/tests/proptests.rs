@@ -196,7 +196,7 @@ proptest! {
     #[test]
     fn rewrite_round_trip_is_valid(
         client in client_strategy(),
-        preserve in any::<bool>(),
+        mode in 0u8..3,
         vlans in prop::collection::vec(1u16..4095, 0..=2),
         ttl in 2u8..=255,
         payload in prop::collection::vec(any::<u8>(), 0..200),
@@ -204,16 +204,26 @@ proptest! {
     ) {
         let mut rig = Rig::new();
         let v6 = client.is_ipv6();
+        let (preserve, dsr) = (mode == 1, mode == 2);
         let vip_ip: IpAddr = if v6 { "2001:2:0:2::1".parse().unwrap() } else { "198.18.2.1".parse().unwrap() };
-        let vip = SocketAddr::new(vip_ip, if preserve { 54 } else { 53 });
+        let vip = SocketAddr::new(vip_ip, [53, 54, 60][usize::from(mode)]);
         let mut f = udp_frame(client, vip, ttl, &vlans, testkit::PORT0_MAC, &payload);
         if zero_checksum && !v6 {
             let l4 = 14 + 4 * vlans.len() + 20;
             f[l4 + 6] = 0;
             f[l4 + 7] = 0;
         }
+        let input = f.clone();
         let v = rig.run(&mut f, 1);
         prop_assert!(matches!(v, Verdict::Tx { port: 1, offload: None }), "{v:?}");
+        if dsr {
+            // Only the MACs change; the backend answers the client directly.
+            prop_assert_eq!(&f[12..], &input[12..]);
+            prop_assert_eq!(&f[6..12], &testkit::PORT1_MAC.0);
+            let macs = [testkit::backend_mac(1).0, testkit::backend_mac(2).0];
+            prop_assert!(macs.iter().any(|m| m[..] == f[..6]));
+            return Ok(());
+        }
         let d = decode_verified(&f).map_err(TestCaseError::fail)?;
         prop_assert_eq!(d.ttl, ttl - 1);
         prop_assert_eq!(&d.payload, &payload);
@@ -243,12 +253,12 @@ proptest! {
 fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
     (
         client_strategy(),
-        any::<bool>(),
+        prop::sample::select(vec![53u16, 54, 60]),
         prop::collection::vec(1u16..4095, 0..=2),
         0u8..=255,
         prop::collection::vec(any::<u8>(), 0..64),
     )
-        .prop_map(|(client, preserve, vlans, ttl, payload)| {
+        .prop_map(|(client, port, vlans, ttl, payload)| {
             let vip: IpAddr = if client.is_ipv6() {
                 "2001:2:0:2::1".parse().unwrap()
             } else {
@@ -256,7 +266,7 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
             };
             udp_frame(
                 client,
-                SocketAddr::new(vip, if preserve { 54 } else { 53 }),
+                SocketAddr::new(vip, port),
                 ttl,
                 &vlans,
                 testkit::PORT0_MAC,

@@ -12,14 +12,18 @@
 //! another worker's partition is that worker's flow (`Handoff`, the appliance passes the
 //! untouched packet on), a port of this worker's partition without a flow is
 //! `no_reverse_flow`; then own addresses (host); then another port of a VIP
-//! (`no_listener`); anything else is `stray`. Non-UDP goes to the host when it is ARP,
-//! ICMP or addressed to the appliance, and is dropped otherwise.
+//! (`no_listener`); then a datagram from a preserve-client backend endpoint: translated
+//! from the tables when the endpoint serves one listener, else handed to the client's
+//! owner worker (`no_reverse_flow` if that is this one); anything else is `stray`.
+//! Non-UDP goes to the host when it is ARP, ICMP or addressed to the appliance, and is
+//! dropped otherwise.
 
 use super::{Context, FastPath, Timestamp};
 use crate::checksum;
 use crate::flow::{Dir, Tuple};
 use crate::net::MacAddr;
 use crate::parse::{Parsed, ParsedUdp};
+use crate::tables::EndpointOwner;
 use crate::verdict::{DropReason, HostReason, Verdict};
 
 /// A MAC as one integer (low 48 bits), so the per-packet unicast test is one compare.
@@ -127,14 +131,14 @@ impl FastPath {
             }
             self.expire(fi);
         }
-        self.no_flow(ctx, p)
+        self.no_flow(ctx, pkt, p)
     }
 
-    /// A UDP datagram that is neither for a listener nor a reply of a flow here. Rare by
-    /// construction, so kept out of line: the established paths stay compact.
-    #[cold]
+    /// A UDP datagram that is neither for a listener nor a reply of a flow here. Kept out
+    /// of line so the established paths stay compact; with several workers, the
+    /// preserve-client replies that land away from their flow come this way.
     #[inline(never)]
-    fn no_flow(&self, ctx: &Context<'_>, p: &ParsedUdp) -> Verdict {
+    fn no_flow(&mut self, ctx: &Context<'_>, pkt: &mut [u8], p: &ParsedUdp) -> Verdict {
         let k = &p.flow;
         if ctx.network.snat_addr(p.is_ipv6()) == Some(k.dst) {
             // FullNAT replies are steered by SNAT port: RSS does not know which worker
@@ -154,6 +158,16 @@ impl FastPath {
         if ctx.tables.is_vip(k.dst) {
             return Verdict::Drop(DropReason::NoListener);
         }
-        Verdict::Drop(DropReason::Stray)
+        match ctx.tables.lookup_endpoint(k.src, k.src_port) {
+            Some(EndpointOwner::Listener { listener, backend }) => {
+                self.stateless_reply(ctx, pkt, p, listener, backend)
+            }
+            // Only the flow knows the VIP; it lives on the client's owner.
+            Some(EndpointOwner::Shared) => match self.elsewhere(k.dst, k.dst_port) {
+                Some(worker) => Verdict::Handoff { worker },
+                None => Verdict::Drop(DropReason::NoReverseFlow),
+            },
+            None => Verdict::Drop(DropReason::Stray),
+        }
     }
 }

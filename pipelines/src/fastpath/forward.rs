@@ -7,14 +7,19 @@
 //! route makes the flow re-pick (`flows_repinned`), keeping its SNAT port. A FullNAT flow
 //! cannot be served without a record (its SNAT port and replies need one), so when the
 //! table is full or the guard refuses, FullNAT drops (`fullnat_no_state`) while
-//! preserve-client forwards statelessly by Maglev.
+//! preserve-client and DSR forward statelessly by Maglev.
+//!
+//! A steered listener's datagrams are handed to their client's owner worker before any
+//! pick (see [`super::steer`]); the rewrite itself is per mode: FullNAT and
+//! preserve-client in `rewrite`, DSR in `dsr`.
 
 use std::net::IpAddr;
 
 use super::rewrite::{ip_from16, transmit, Rewrite};
-use super::{release, Context, FastPath, Timestamp};
+use super::steer::client_owner;
+use super::{dsr, release, Context, FastPath, Timestamp};
 use crate::counters::{EntityCounters, Traffic};
-use crate::flow::{Dir, Flow, Tuple, FULLNAT, IPV6};
+use crate::flow::{Dir, Flow, Tuple, IPV6};
 use crate::hash::{hash_words, ip16, ip_words};
 use crate::maglev;
 use crate::parse::{FlowKey, ParsedUdp};
@@ -76,6 +81,33 @@ impl FastPath {
         }
     }
 
+    /// The worker that owns the flows of client `ip`:`port` when it is not this one
+    /// (steered listeners, see [`super::steer`]).
+    #[inline]
+    pub(super) fn elsewhere(&self, ip: IpAddr, port: u16) -> Option<u16> {
+        let (me, n) = (self.params.worker_id, self.params.workers);
+        if n < 2 {
+            return None;
+        }
+        let owner = client_owner(ip, port, n);
+        (owner != me).then_some(owner)
+    }
+
+    /// A datagram of a steered listener: `Handoff` to its client's owner unless that is
+    /// this worker. A flow held here from before the listener was steered is forgotten,
+    /// so the owner takes over. Out of line and cold: only listeners with a shared
+    /// endpoint come here, and the handoff costs far more than the branch (measured: the
+    /// other modes' established path is ≈ 6 instructions shorter this way).
+    #[cold]
+    #[inline(never)]
+    fn steer(&mut self, k: &FlowKey, v6: bool, held: Option<u32>) -> Option<Verdict> {
+        let worker = self.elsewhere(k.src, k.src_port)?;
+        if let Some(fi) = held {
+            self.flows.remove(fi, self.snat.of(v6));
+        }
+        Some(Verdict::Handoff { worker })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn forward(
         &mut self,
@@ -92,23 +124,33 @@ impl FastPath {
         let Some(route) = &l.route else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        if p.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExpired);
-        }
         let k = &p.flow;
         let v6 = p.is_ipv6();
-        let mut hit = self
+        let mut hit = None;
+        if let Some(fi) = self
             .flows
-            .lookup_hashed(h, ft, Dir::Forward, self.snat.of(v6));
-        if let Some(fi) = hit {
-            if self.flows.get(fi).expires <= now {
+            .lookup_hashed(h, ft, Dir::Forward, self.snat.of(v6))
+        {
+            let f = *self.flows.get(fi);
+            if f.expires <= now {
                 self.expire(fi);
-                hit = None;
+            } else {
+                hit = Some((fi, f));
             }
         }
-        let (bi, fullnat, snat_port) = match hit {
-            Some(fi) => {
-                let f = *self.flows.get(fi);
+        // A flow keeps the mode it was created with; a new one takes the listener's.
+        let mode = hit.as_ref().map_or(l.nat_mode, |(_, f)| f.mode);
+        if mode == NatMode::PreserveClient && l.steered {
+            if let Some(v) = self.steer(k, v6, hit.map(|(fi, _)| fi)) {
+                return v;
+            }
+        }
+        // DSR switches the frame to the backend at layer 2: no routing, no TTL.
+        if p.ttl <= 1 && mode != NatMode::Dsr {
+            return Verdict::Drop(DropReason::TtlExpired);
+        }
+        let (bi, snat_port) = match hit {
+            Some((fi, f)) => {
                 let cached = route
                     .backends
                     .get(f.backend_idx as usize)
@@ -140,7 +182,7 @@ impl FastPath {
                 fm.listener_idx = li;
                 fm.idle_ms = l.idle_ms;
                 fm.expires = now.saturating_add(l.idle_timeout_ns);
-                (bi, f.is_fullnat(), f.snat_port)
+                (bi, f.snat_port)
             }
             None => match self.new_flow(ctx, now, l, route, li, p, ft) {
                 Ok(x) => x,
@@ -148,25 +190,30 @@ impl FastPath {
             },
         };
         let b = &route.backends[bi as usize];
-        let rw = if fullnat {
-            let Some(snat) = ctx.network.snat_addr(v6) else {
-                return Verdict::Drop(DropReason::NoSnatAddress);
-            };
-            Rewrite {
-                src: snat,
-                src_port: snat_port,
-                dst: b.addr.ip(),
-                dst_port: b.addr.port(),
+        let v = match mode {
+            NatMode::FullNat => {
+                let Some(snat) = ctx.network.snat_addr(v6) else {
+                    return Verdict::Drop(DropReason::NoSnatAddress);
+                };
+                let rw = Rewrite {
+                    src: snat,
+                    src_port: snat_port,
+                    dst: b.addr.ip(),
+                    dst_port: b.addr.port(),
+                };
+                transmit(ctx, &mut self.hops, pkt, p, &rw)
             }
-        } else {
-            Rewrite {
-                src: k.src,
-                src_port: k.src_port,
-                dst: b.addr.ip(),
-                dst_port: b.addr.port(),
+            NatMode::PreserveClient => {
+                let rw = Rewrite {
+                    src: k.src,
+                    src_port: k.src_port,
+                    dst: b.addr.ip(),
+                    dst_port: b.addr.port(),
+                };
+                transmit(ctx, &mut self.hops, pkt, p, &rw)
             }
+            NatMode::Dsr => dsr::transmit(ctx, &mut self.hops, pkt, b.addr.ip()),
         };
-        let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
             let len = pkt.len() as u64;
             for t in entity_traffic(&mut self.counters.entities, li, route, b) {
@@ -178,7 +225,8 @@ impl FastPath {
     }
 
     /// Creates the flow for a first packet: Maglev pick, guard, SNAT port, insert.
-    /// Returns (backend index, fullnat, snat port) or the verdict.
+    /// Returns (backend index, snat port) or the verdict. The flow takes the listener's
+    /// NAT mode.
     #[allow(clippy::too_many_arguments)]
     fn new_flow(
         &mut self,
@@ -189,7 +237,7 @@ impl FastPath {
         li: u32,
         p: &ParsedUdp,
         ft: &Tuple,
-    ) -> Result<(u32, bool, u16), Verdict> {
+    ) -> Result<(u32, u16), Verdict> {
         let v6 = p.is_ipv6();
         let bi = Self::choose(ctx.tables, l, route, &p.flow)?;
         let b = &route.backends[bi as usize];
@@ -221,7 +269,8 @@ impl FastPath {
                 idle_ms: l.idle_ms,
                 listener_idx: li,
                 backend_idx: bi,
-                flags: if fullnat { FULLNAT } else { 0 } | if v6 { IPV6 } else { 0 },
+                flags: if v6 { IPV6 } else { 0 },
+                mode: l.nat_mode,
             };
             let (snat4, snat6, expired) = (
                 &mut self.snat4,
@@ -249,7 +298,7 @@ impl FastPath {
         for t in entity_traffic(&mut self.counters.entities, li, route, b) {
             t.flows_created += 1;
         }
-        Ok((bi, fullnat, snat_port))
+        Ok((bi, snat_port))
     }
 }
 

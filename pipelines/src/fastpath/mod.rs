@@ -8,11 +8,11 @@
 //! - time is supplied by the caller ([`Timestamp`], monotonic ns): nothing here reads a
 //!   clock, allocates, locks or logs per packet;
 //! - packets are plain byte slices starting at the Ethernet header; a `Tx` verdict means
-//!   the bytes were rewritten in place (addresses, ports, TTL, MACs, checksums), every
-//!   other verdict leaves them untouched;
-//! - replies to a FullNAT flow must reach the worker that owns the SNAT port
-//!   ([`PortRange::owner`]); preserve-client replies the worker that saw the client
-//!   (symmetric RSS on the address pair).
+//!   the bytes were rewritten in place (addresses, ports, TTL, MACs, checksums; DSR: the
+//!   MACs only), every other verdict leaves them untouched;
+//! - a packet whose flow lives on another worker gets `Handoff { worker }` (a FullNAT
+//!   reply to that worker's SNAT port, [`PortRange::owner`]; a steered preserve-client
+//!   listener's packet, [`steer::client_owner`]); the appliance passes it there.
 //!
 //! One concern per file, in the order a packet meets them:
 //! - this file: the [`FastPath`] state, burst processing (a parse-and-prefetch pass, then
@@ -20,20 +20,24 @@
 //! - `classify`: which path a parsed packet takes (listener, reply, host, drop) and the
 //!   verdict counters;
 //! - `forward`: client → backend: flow lookup, Maglev pick for new flows, SNAT ports;
-//! - `reverse`: backend → client replies of a pinned flow;
+//! - `reverse`: backend → client replies, of a pinned flow or from the tables;
 //! - `rewrite`: addresses, ports, TTL, MACs and incremental checksums, in place;
+//! - `dsr`: direct server return (MACs only, on-link backends);
+//! - [`steer`]: which worker owns a flow, per mode;
 //! - `guard`: the new-flow rate guard (token bucket);
 //! - `hop`: the per-burst next-hop cache (route, out port, neighbor MAC).
 
 mod classify;
+mod dsr;
 mod forward;
 mod guard;
 mod hop;
 mod reverse;
 mod rewrite;
+pub mod steer;
 
 use crate::counters::{Counters, EntityCounters};
-use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, FULLNAT, IPV6};
+use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, IPV6};
 use crate::hash::ip16;
 use crate::neighbor::Neighbors;
 use crate::net::{Network, PortRange};
@@ -380,7 +384,7 @@ fn packet_tuple(k: &FlowKey) -> Tuple {
 
 fn release(snat4: &mut SnatPorts, snat6: &mut SnatPorts, expired: &mut u64, f: &Flow) {
     *expired += 1;
-    if f.flags & FULLNAT != 0 {
+    if f.is_fullnat() {
         if f.flags & IPV6 != 0 {
             snat6.release(f.snat_port);
         } else {

@@ -1,14 +1,16 @@
 //! Backend → client: a reply that matched a pinned flow by its own 4-tuple goes back
 //! from the VIP (and, for FullNAT, to the client's address and port), and refreshes the
-//! flow's idle timer.
+//! flow's idle timer. A preserve-client reply without a flow on this worker, from an
+//! endpoint that serves one listener, is translated from the tables alone: the source
+//! becomes that listener's VIP and port, the destination (the client) stays.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::{Context, FastPath, Timestamp};
-use crate::flow::Flow;
+use crate::counters::Traffic;
 use crate::parse::ParsedUdp;
-use crate::tables::Tables;
+use crate::tables::Route;
 use crate::verdict::{DropReason, Verdict};
 
 impl FastPath {
@@ -34,38 +36,85 @@ impl FastPath {
         let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
             self.flows.get_mut(fi).expires = now.saturating_add(u64::from(f.idle_ms) * 1_000_000);
-            self.count_reply(ctx.tables, &f, rw.src, pkt.len() as u64);
+            let tables = ctx.tables;
+            let li = match tables.listeners().get(f.listener_idx as usize) {
+                Some(l) if l.vip == rw.src && l.port == f.vip_port => Some(f.listener_idx),
+                _ => tables.lookup_listener(rw.src, f.vip_port),
+            };
+            if let Some(li) = li {
+                let route = tables.listeners()[li as usize].route.as_ref();
+                let backend = route.and_then(|r| {
+                    let addr = SocketAddr::new(ip_from16(&f.backend, v6), f.backend_port);
+                    let bi = r.find_backend(addr)?;
+                    Some(r.backends[bi as usize].counter_idx)
+                });
+                self.count_reply(li, route, backend, pkt.len() as u64);
+            }
         }
         v
     }
 
-    fn count_reply(&mut self, tables: &Tables, f: &Flow, vip: IpAddr, len: u64) {
-        let li = match tables.listeners().get(f.listener_idx as usize) {
-            Some(l) if l.vip == vip && l.port == f.vip_port => Some(f.listener_idx),
-            _ => tables.lookup_listener(vip, f.vip_port),
+    /// A preserve-client reply from backend `bi` of listener `li` (the only listener that
+    /// endpoint serves), translated without a flow.
+    pub(super) fn stateless_reply(
+        &mut self,
+        ctx: &Context<'_>,
+        pkt: &mut [u8],
+        p: &ParsedUdp,
+        li: u32,
+        bi: u32,
+    ) -> Verdict {
+        let tables = ctx.tables;
+        let l = &tables.listeners()[li as usize];
+        if !arrived_from(ctx, self.rx_port, p.flow.src) {
+            // Not from where the backend is: a spoofed source, not a reply.
+            return Verdict::Drop(DropReason::Stray);
+        }
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExpired);
+        }
+        let rw = Rewrite {
+            src: l.vip,
+            src_port: l.port,
+            dst: p.flow.dst,
+            dst_port: p.flow.dst_port,
         };
-        let Some(li) = li.map(|i| i as usize) else {
-            return;
-        };
-        let l = &tables.listeners()[li];
+        let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
+        if let Verdict::Tx { .. } = v {
+            self.counters.stateless_replies += 1;
+            let route = l.route.as_ref();
+            let backend = route
+                .and_then(|r| r.backends.get(bi as usize))
+                .map(|b| b.counter_idx);
+            self.count_reply(li, route, backend, pkt.len() as u64);
+        }
+        v
+    }
+
+    /// Counts a reply of listener `li`, its `route` and the backend with counter index
+    /// `backend`, when known.
+    #[inline]
+    fn count_reply(&mut self, li: u32, route: Option<&Route>, backend: Option<u32>, len: u64) {
         let e = &mut self.counters.entities;
-        let bump = |t: Option<&mut crate::counters::Traffic>| {
+        let bump = |t: Option<&mut Traffic>| {
             if let Some(t) = t {
                 t.reply_packets += 1;
                 t.reply_bytes += len;
             }
         };
-        bump(e.listeners.get_mut(li));
-        if let Some(r) = &l.route {
+        bump(e.listeners.get_mut(li as usize));
+        if let Some(r) = route {
             bump(e.routes.get_mut(r.counter_idx as usize));
-            let addr =
-                std::net::SocketAddr::new(ip_from16(&f.backend, f.is_ipv6()), f.backend_port);
-            if let Some(bi) = r.find_backend(addr) {
-                bump(
-                    e.backends
-                        .get_mut(r.backends[bi as usize].counter_idx as usize),
-                );
-            }
+        }
+        if let Some(b) = backend {
+            bump(e.backends.get_mut(b as usize));
         }
     }
+}
+
+/// Whether a datagram from `src` arrived on `port`, the port the appliance reaches `src`
+/// through (a reverse-path check: a client cannot pass off its datagrams as a backend's).
+#[inline]
+fn arrived_from(ctx: &Context<'_>, port: u16, src: IpAddr) -> bool {
+    ctx.network.route(src).is_some_and(|h| h.port == port)
 }
