@@ -751,7 +751,7 @@ mod tests {
             [
                 "spec.targetRefs[0]: gateway.networking.k8s.io/HTTPRoute is not a target of \
                  UDPTrafficPolicy (group gateway.networking.k8s.io, kind Gateway or UDPRoute)",
-                "spec.natMode: \"snat\" is not one of fullnat, preserve-client",
+                "spec.natMode: \"snat\" is not one of fullnat, preserve-client, dsr",
                 "spec.hashKey: \"4-tuple\" is not one of 5-tuple, source-ip-port, source-ip",
                 "spec.idleTimeout: 0s is out of range (1ms to 24h)",
                 "spec.unrepliedTimeout: 25h is out of range (1ms to 24h)",
