@@ -273,12 +273,12 @@ impl ControlPlane {
             // Entities are summed by identity above; merge the scalar counters only.
             c.entities = EntityCounters::default();
             sum.merge(&c);
-            totals.tx_refused += r.tx_refused;
-            totals.host_overflow += r.host_overflow;
-            totals.handed_off += r.handed_off;
-            totals.handoff_overflow += r.handoff_overflow;
-            totals.held += r.held;
-            totals.hold_expired += r.hold_expired;
+            totals.tx_refused += r.drops.tx_refused;
+            totals.host_overflow += r.drops.host_overflow;
+            totals.handed_off += r.events.handed_off;
+            totals.handoff_overflow += r.drops.handoff_overflow;
+            totals.held += r.events.held;
+            totals.hold_expired += r.drops.hold_expired;
         }
         for (entity, t) in &st.totals {
             live.entry(entity.clone()).or_default().add(t);

@@ -26,7 +26,7 @@ use crate::slowpath::{
     FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
     SlowPathTuning, StaticNeighbor,
 };
-use crate::worker::{self, ReportSlot, WorkerReport, WorkerSetup};
+use crate::worker::{DpdkIo, Handoff, ReportSlot, WorkerReport, WorkerSetup};
 
 /// Why the appliance could not start (or stopped badly).
 #[derive(Debug, thiserror::Error)]
@@ -333,7 +333,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let epoch = Instant::now();
     let snat_pool = network.snat().ports;
     let mut jobs = Vec::new();
-    let mut handoffs = worker::Handoff::mesh(workers, 1024).into_iter();
+    let mut handoffs = Handoff::<Mbuf>::mesh(workers, 1024).into_iter();
     for (id, (lcore, (tables_rx, neighbors_rx))) in
         (0..workers).zip(worker_lcores.iter().zip(tables_rxs.into_iter().zip(nb_rxs)))
     {
@@ -343,38 +343,33 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ..FastPathParams::new(id, workers, snat_pool)
         };
         let fast_path = FastPath::new(wp).map_err(|e| RunError::Network(e.to_string()))?;
-        let q = QueueId(id);
-        let setup = WorkerSetup {
-            fast_path,
-            rx: ports
-                .iter()
-                .map(|p| p.rx_queue(q))
-                .collect::<Result<_, _>>()?,
-            tx: ports
-                .iter()
-                .map(|p| p.tx_queue(q))
-                .collect::<Result<_, _>>()?,
-            network: Arc::clone(&network),
-            tables: Arc::clone(&tables),
-            tables_rx,
-            neighbors: Arc::clone(&neighbors),
-            neighbors_rx,
-            slowpath: sp_tx.clone(),
-            slowpath_counters: Arc::clone(&sp_counters),
-            report: Arc::clone(&reports[usize::from(id)]),
-            inject_rx: if id == 0 {
-                inject_rx.clone()
-            } else {
-                crossbeam_channel::never()
-            },
-            stop: Arc::clone(&stop),
-            idle_backoff: Duration::from_micros(u64::from(settings.workers.idle_backoff_us)),
-            epoch,
-        };
         let handoff = handoffs
             .next()
             .ok_or_else(|| RunError::Network("handoff channels missing".into()))?;
-        jobs.push(eal.launch(*lcore, move || worker::run_with_handoff(setup, handoff))?);
+        let setup = WorkerSetup::builder(
+            fast_path,
+            DpdkIo::claim(&ports, QueueId(id))?,
+            Arc::clone(&network),
+            Arc::clone(&tables),
+        )
+        .table_updates(tables_rx)
+        .neighbors(Arc::clone(&neighbors))
+        .neighbor_updates(neighbors_rx)
+        .slow_path(sp_tx.clone(), Arc::clone(&sp_counters))
+        .report(Arc::clone(&reports[usize::from(id)]))
+        .inject(if id == 0 {
+            inject_rx.clone()
+        } else {
+            crossbeam_channel::never()
+        })
+        .handoff(handoff)
+        .stop(Arc::clone(&stop))
+        .idle_backoff(Duration::from_micros(u64::from(
+            settings.workers.idle_backoff_us,
+        )))
+        .epoch(epoch)
+        .build();
+        jobs.push(setup.launch(&eal, *lcore)?);
     }
     if jobs.is_empty() {
         return Err(RunError::Network(
