@@ -120,7 +120,7 @@ impl PacketBurst for MbufBurst {
     }
 
     #[inline]
-    fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+    fn drain(&mut self) -> impl ExactSizeIterator<Item = Mbuf> + '_ {
         MbufBurst::drain(self)
     }
 

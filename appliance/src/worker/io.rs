@@ -67,7 +67,7 @@ pub trait PacketBurst: Default + Send {
 
     /// Takes every buffer out in order, leaving the burst empty; buffers not taken from
     /// the iterator are freed when it drops.
-    fn drain(&mut self) -> impl Iterator<Item = Self::Buf> + '_;
+    fn drain(&mut self) -> impl ExactSizeIterator<Item = Self::Buf> + '_;
 
     /// Frees every buffer held and returns how many (the count of a drop counter).
     fn free_all(&mut self) -> usize;

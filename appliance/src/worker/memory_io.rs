@@ -130,7 +130,7 @@ impl PacketBurst for MemoryBurst {
         &mut self.bufs
     }
 
-    fn drain(&mut self) -> impl Iterator<Item = MemoryBuf> + '_ {
+    fn drain(&mut self) -> impl ExactSizeIterator<Item = MemoryBuf> + '_ {
         self.bufs.drain(..)
     }
 

@@ -246,7 +246,7 @@ impl<Io: PacketIo> Worker<Io> {
             network: &s.network,
             neighbors: &s.neighbors,
         };
-        {
+        let n = {
             // Empty slices are `Default`: a fixed array of views, no allocation.
             let mut packets: [&mut [u8]; BURST] = Default::default();
             let mut n = 0;
@@ -256,8 +256,12 @@ impl<Io: PacketIo> Worker<Io> {
             }
             s.fast_path
                 .process_burst(&ctx, now, in_port, &mut packets[..n], &mut verdicts[..n]);
-        }
-        for (i, (mut buf, &verdict)) in rx_burst.drain().zip(verdicts.iter()).enumerate() {
+            n
+        };
+        // A frame's index is only needed to re-hold it (rare): taken from what is left,
+        // so the common path pays nothing for it.
+        let mut frames = rx_burst.drain().zip(&verdicts[..n]);
+        while let Some((mut buf, &verdict)) = frames.next() {
             match verdict {
                 Verdict::Tx { port, offload } => {
                     if let Some(o) = offload {
@@ -276,7 +280,7 @@ impl<Io: PacketIo> Worker<Io> {
                             // Hold the datagram (untouched) until the neighbor is known;
                             // held again, it keeps its first deadline.
                             let deadline = match origin {
-                                Origin::Held => deadlines[i],
+                                Origin::Held => deadlines[n - 1 - frames.len()],
                                 Origin::Fresh => now.saturating_add(HOLD_NANOS),
                             };
                             let frame = HeldFrame {
