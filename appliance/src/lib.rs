@@ -3,7 +3,8 @@
 //! manifests (`config`) and swaps compiled tables atomically.
 //!
 //! Layers: `dpdk` (the only unsafe code: a thin binding to the system DPDK) → `worker`
-//! (rx burst → `pipelines` → tx burst) ← `mgmt` (files + HTTP → compile → publish),
+//! (rx burst → `pipelines` → tx burst, through a `PacketIo`: DPDK queues in production,
+//! in-memory queues in tests) ← `mgmt` (files + HTTP → compile → publish),
 //! `slowpath` (host stack), `metrics` (Prometheus text), `settings` (appliance.yaml).
 #![deny(unsafe_code)]
 
