@@ -1,5 +1,5 @@
-//! Throughput of the real worker loop (`appliance::worker::run`) on one core, with real
-//! packet contents.
+//! Throughput of the real worker loop (`appliance::worker`, on `DpdkIo`) on one core, with
+//! real packet contents.
 //!
 //! Lcore 1 runs the worker between the two rings of a `rte_eth_from_rings` port (its RX
 //! ring and its TX ring). The main lcore is the feeder: it takes what the worker sent,
@@ -17,21 +17,24 @@
 //! cargo run --release -p appliance --example worker_throughput -- [--seconds 3] [--flows 10000]
 //! ```
 //!
-//! Needs root (DPDK); uses `--no-huge -m 512`, lcores 0 and 1.
+//! Needs root (DPDK); uses `--no-huge -m 512`, lcores 0 and 1. The EAL, ring ports and
+//! manifests come from the tests' shared fixtures (`tests/support`).
+
+// The tests' fixtures, shared with this example.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use appliance::dpdk::{ring_port_pair, Eal, Mbuf, MbufBurst, Mempool, Port, QueueId, SocketId};
-use appliance::slowpath::SlowPathCounters;
-use appliance::worker::{self, WorkerReport, WorkerSetup};
+use appliance::dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, QueueId, SocketId};
+use appliance::worker::{DpdkIo, WorkerReport, WorkerSetup};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig};
-use pipelines::tables::{DataplaneParams, Tables};
-use pipelines::{FastPath, FastPathParams};
+use pipelines::net::MacAddr;
+use support::{net4, service};
 
 /// Slots of each ring, and mbufs in circulation (the worker's RX ring starts full): deep
 /// enough that a feeder briefly descheduled on a shared machine does not starve the worker.
@@ -41,39 +44,12 @@ const WARM_UP: Duration = Duration::from_millis(500);
 /// be dropped, and every drop takes an mbuf out of circulation.
 const MAX_FLOWS: u32 = 60_000;
 
-const MANIFESTS: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: udplb}
-spec: {controllerName: udplb.io/appliance}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: udplb
-  addresses: [{value: 198.18.2.1}]
-  listeners: [{name: dns, port: 53, protocol: UDP}]
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: UDPRoute
-metadata: {name: dns, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{name: dns, port: 53}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: dns, namespace: default}
-spec: {ports: [{name: dns, protocol: UDP, port: 53}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: dns, namespace: default, labels: {kubernetes.io/service-name: dns}}
-addressType: IPv4
-ports: [{name: dns, protocol: UDP, port: 5353}]
-endpoints: [{addresses: [198.18.1.1, 198.18.1.2]}]
-";
+/// Gateway 198.18.2.1:53, full NAT to two backends.
+const LISTENERS: &[support::Listener] = &[support::listener(
+    "dns",
+    53,
+    &[service("dns", &["198.18.1.1", "198.18.1.2"], 5353)],
+)];
 
 struct Options {
     seconds: f64,
@@ -134,8 +110,8 @@ fn frames(flows: u32) -> Vec<Vec<u8>> {
 enum Loop {
     /// `rx_burst` → `tx_burst`, retrying what the ring refused: the harness's ceiling.
     Io,
-    /// The appliance's worker.
-    Worker(Box<WorkerSetup>),
+    /// The appliance's worker (its stop flag is the measurement's).
+    Worker(Box<WorkerSetup<DpdkIo>>),
 }
 
 /// Keeps the worker's RX ring full until `until`: returns what the worker sent, each mbuf
@@ -185,7 +161,10 @@ fn measure(
     work: Loop,
     seconds: f64,
 ) -> (f64, Option<WorkerReport>) {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = match &work {
+        Loop::Io => Arc::new(AtomicBool::new(false)),
+        Loop::Worker(setup) => Arc::clone(setup.stop_flag()),
+    };
     let lcore = *eal
         .worker_lcores()
         .first()
@@ -205,11 +184,10 @@ fn measure(
                 None
             })
         }
-        Loop::Worker(mut setup) => {
-            setup.stop = Arc::clone(&stop);
-            let report = Arc::clone(&setup.report);
+        Loop::Worker(setup) => {
+            let report = Arc::clone(setup.report());
             eal.launch(lcore, move || {
-                worker::run(*setup);
+                setup.run();
                 let r = std::mem::take(&mut *report.lock().unwrap_or_else(|e| e.into_inner()));
                 Some(r)
             })
@@ -238,29 +216,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let prefix = format!("udplb-bench-{}", std::process::id());
-    let args: Vec<String> = [
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-shconf",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-        "--log-level=lib.eal:error",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let eal = match Eal::init(&args) {
+    let args = support::dpdk::eal_args("bench", "0,1", 512, &[]);
+    let eal = match support::dpdk::init_eal(&args) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("worker_throughput: rte_eal_init: {e} (run as root)");
             return ExitCode::FAILURE;
         }
     };
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     let pool = Mempool::new(
         "bench",
         8191,
@@ -269,56 +232,7 @@ fn main() -> ExitCode {
         SocketId::ANY,
     )
     .expect("mempool");
-    let (a, b) = ring_port_pair(
-        "net_ring_bench_a",
-        "net_ring_bench_b",
-        1,
-        u32::from(RING),
-        SocketId::ANY,
-    )
-    .expect("ring port pair");
-    let mut port = a.mempool(&pool).build().expect("worker port");
-    let mut wire = b.mempool(&pool).build().expect("feeder port");
-    port.start().expect("start");
-    wire.start().expect("start");
-
-    let objects = config::load_str("bench.yaml", MANIFESTS).expect("manifests");
-    let compiled = config::compile(&objects, &config::CompileParams::default());
-    let tables =
-        Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
-    let snat_ports = PortRange {
-        first: 1024,
-        last: 65535,
-    };
-    let network = Arc::new(
-        Network::new(
-            vec![PortConfig {
-                mac: PORT_MAC,
-                // Clients on-link, so replies would need no router; backends on-link.
-                addresses: vec![net([198, 18, 1, 254], 24), net([198, 18, 0, 254], 15)],
-                checksum: ChecksumCaps::empty(),
-                unfinished_rx_checksums: false,
-            }],
-            vec![],
-            SnatConfig {
-                ipv4: Some([198, 18, 1, 253].into()),
-                ipv6: None,
-                ports: snat_ports,
-            },
-        )
-        .expect("network"),
-    );
-    let neighbors = Arc::new(Neighbors::new([
-        (
-            IpAddr::from([198, 18, 1, 1]),
-            MacAddr([0x0a, 0, 0, 0, 1, 1]),
-        ),
-        (
-            IpAddr::from([198, 18, 1, 2]),
-            MacAddr([0x0a, 0, 0, 0, 1, 2]),
-        ),
-    ]));
+    let (mut port, mut wire) = support::dpdk::ring_pair("bench", &pool, 1, u32::from(RING));
 
     // The worker's RX ring starts full of fresh datagrams.
     let mut feeder = Feeder {
@@ -346,31 +260,33 @@ fn main() -> ExitCode {
 
     let (io_pps, _) = measure(eal, &port, &wire, &mut feeder, Loop::Io, o.seconds);
 
-    let (_tables_tx, tables_rx) = crossbeam_channel::unbounded();
-    let (_nb_tx, nb_rx) = crossbeam_channel::unbounded();
-    let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
+    // Clients on-link, so replies would need no router; backends on-link.
+    let network = support::one_port_network(
+        PORT_MAC,
+        vec![net4([198, 18, 1, 254], 24), net4([198, 18, 0, 254], 15)],
+        vec![],
+        [198, 18, 1, 253],
+    );
+    let neighbors = Neighbors::new([
+        (
+            IpAddr::from([198, 18, 1, 1]),
+            MacAddr([0x0a, 0, 0, 0, 1, 1]),
+        ),
+        (
+            IpAddr::from([198, 18, 1, 2]),
+            MacAddr([0x0a, 0, 0, 0, 1, 2]),
+        ),
+    ]);
     let (sp_tx, _sp_rx) = crossbeam_channel::bounded(1024);
-    let setup = WorkerSetup {
-        fast_path: FastPath::new(FastPathParams {
-            flow_capacity: o.flows.saturating_mul(2).max(1024),
-            ..FastPathParams::new(0, 1, snat_ports)
-        })
-        .expect("pipeline worker"),
-        rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],
-        tx: vec![port.tx_queue(QueueId(0)).expect("tx queue")],
+    let setup = support::dpdk::solo_worker(
+        &port,
+        o.flows.saturating_mul(2).max(1024),
         network,
-        tables,
-        tables_rx,
+        support::tables("198.18.2.1", LISTENERS),
         neighbors,
-        neighbors_rx: nb_rx,
-        slowpath: sp_tx,
-        slowpath_counters: Arc::new(SlowPathCounters::default()),
-        report: Arc::new(Mutex::new(WorkerReport::default())),
-        inject_rx,
-        stop: Arc::new(AtomicBool::new(false)),
-        idle_backoff: Duration::ZERO,
-        epoch: Instant::now(),
-    };
+        sp_tx,
+    )
+    .build();
     let (worker_pps, report) = measure(
         eal,
         &port,
@@ -387,11 +303,11 @@ fn main() -> ExitCode {
         c.tx_packets,
         c.drops_total(),
         c.flows_created,
-        r.tx_refused,
+        r.drops.tx_refused,
         feeder.mismatched
     );
     let honest = c.drops_total() == 0
-        && r.tx_refused == 0
+        && r.drops.total() == 0
         && c.tx_packets == c.rx_packets
         && c.flows_created == u64::from(o.flows)
         && feeder.mismatched == 0;

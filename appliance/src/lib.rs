@@ -3,8 +3,9 @@
 //! manifests (`config`) and swaps compiled tables atomically.
 //!
 //! Layers: `dpdk` (the only unsafe code: a thin binding to the system DPDK) → `worker`
-//! (rx burst → `pipelines` → tx burst) ← `control` (compile → publish; counter sums) ←
-//! `mgmt` (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
+//! (rx burst → `pipelines` → tx burst, through a `PacketIo`: DPDK queues in production,
+//! in-memory queues in tests) ← `control` (compile → publish; counter sums) ← `mgmt`
+//! (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
 //! (Prometheus/OpenMetrics exposition), `settings` (appliance.yaml), `runtime` (start-up,
 //! serve, shutdown).
 #![deny(unsafe_code)]

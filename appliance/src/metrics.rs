@@ -25,8 +25,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::control::{LoopCounters, LoopDrops};
 use crate::slowpath::SlowPathStats;
+use crate::worker::{LoopCounters, LoopDrops};
 
 /// The exposition formats `GET /metrics` offers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

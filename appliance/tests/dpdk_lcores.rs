@@ -1,54 +1,22 @@
 //! EAL lifecycle tests: lcores, launching closures on a worker lcore, registering a plain
 //! thread, and cleanup. One test on purpose: cleanup ends DPDK for the whole process, so
-//! the steps must run in this order. Needs root (CI runs as root).
+//! the steps must run in this order. Needs root (DPDK EAL): `#[ignore]`d, run it with
+//! `--include-ignored`.
 
-/// With `--no-shconf` the EAL keeps nothing in its runtime directory after init, but it
-/// creates one (`/var/run/dpdk/<file-prefix>` for root): remove it at once, so that no run
-/// leaves it behind, whatever the tests do afterwards.
-fn remove_runtime_dir(args: &[String]) {
-    let prefix = args
-        .iter()
-        .position(|a| a == "--file-prefix")
-        .and_then(|i| args.get(i + 1))
-        .expect("tests pass --file-prefix");
-    // The EAL uses /var/run for root, which these tests require.
-    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("cannot remove {}: {e}", dir.display()),
-    }
-}
+mod support;
 
 #[cfg(test)]
 mod tests {
     use appliance::dpdk::{DpdkError, Eal, LcoreId, Mbuf, Mempool, SocketId};
 
     fn init() -> Eal {
-        let args = [
-            // Two lcores on CPU 0, so the test runs on any machine with one CPU or more.
-            "--lcores",
-            "0@0,1@0",
-            "--no-huge",
-            "-m",
-            "128",
-            "--no-shconf",
-            "--no-pci",
-            "--log-level=lib.eal:error",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([
-            "--file-prefix".to_owned(),
-            format!("udplb-lcores-{}", std::process::id()),
-        ])
-        .collect::<Vec<_>>();
-        let eal = Eal::init(&args).expect("rte_eal_init (run as root)");
-        super::remove_runtime_dir(&args);
-        eal
+        // Two lcores on CPU 0, so the test runs on any machine with one CPU or more.
+        let args = crate::support::dpdk::eal_args("lcores", "0@0,1@0", 128, &[]);
+        crate::support::dpdk::init_eal(&args).expect("rte_eal_init (needs root)")
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (init, lcore launch, cleanup)"]
     fn eal_lifecycle_launch_register_and_cleanup() {
         assert!(Eal::get().is_none());
         assert!(matches!(
@@ -96,10 +64,13 @@ mod tests {
             eal.launch(LcoreId(0), || ()),
             Err(DpdkError::InvalidArgument { what: "lcore", .. })
         ));
-        assert!(
-            eal.launch(LcoreId(5), || ()).is_err(),
-            "not an enabled lcore"
-        );
+        match eal.launch(LcoreId(5), || ()) {
+            Err(DpdkError::InvalidArgument { what, reason }) => assert_eq!(
+                (what, reason.as_str()),
+                ("lcore", "lcore 5 is not an enabled worker lcore")
+            ),
+            other => panic!("lcore 5 is not enabled, got {:?}", other.map(|_| ())),
+        }
 
         // A plain thread has no lcore id until it registers, and loses it on unregistering.
         let ids = std::thread::spawn(move || {

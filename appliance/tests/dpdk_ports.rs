@@ -1,8 +1,9 @@
 //! In-process DPDK port tests: one EAL per test binary (no hugepages, no shared config, no
 //! PCI), ring-backed port pairs and a `net_null` vdev, a mempool per test, and a check that
-//! every mbuf went back to its pool. Needs root (CI runs as root).
+//! every mbuf went back to its pool. Needs root (DPDK EAL): every test is `#[ignore]`d,
+//! run them with `--include-ignored`.
 
-use std::sync::OnceLock;
+mod support;
 
 use appliance::dpdk::{
     eal_args_for, ring_port_pair, ChecksumOffload, Device, DpdkError, Eal, Mbuf, MbufBurst,
@@ -13,28 +14,8 @@ use etherparse::PacketBuilder;
 const NULL_DEVICE: &str = "net_null0";
 
 fn eal() -> Eal {
-    static EAL: OnceLock<Eal> = OnceLock::new();
-    *EAL.get_or_init(|| {
-        let mut args: Vec<String> = [
-            "-l",
-            "0",
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-shconf",
-            "--no-pci",
-            "--log-level=lib.eal:error",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        args.push("--file-prefix".to_owned());
-        args.push(format!("udplb-test-{}", std::process::id()));
-        let null: Device = NULL_DEVICE.parse().expect("valid vdev");
-        args.extend(eal_args_for(&[null]));
-        let eal = Eal::init(&args).expect("rte_eal_init (run as root)");
-        remove_runtime_dir(&args);
-        eal
-    })
+    let null: Device = NULL_DEVICE.parse().expect("valid vdev");
+    support::dpdk::eal("ports", "0", &eal_args_for(&[null]))
 }
 
 fn pool(name: &str) -> Mempool {
@@ -44,19 +25,7 @@ fn pool(name: &str) -> Mempool {
 
 /// A started pair of ring ports with one queue each, RX filled from `pool`.
 fn started_pair(tag: &str, pool: &Mempool, ring_size: u32) -> (Port, Port) {
-    let (a, b) = ring_port_pair(
-        &format!("net_ring_{tag}_a"),
-        &format!("net_ring_{tag}_b"),
-        1,
-        ring_size,
-        SocketId::ANY,
-    )
-    .expect("ring port pair");
-    let mut a = a.mempool(pool).build().expect("port a");
-    let mut b = b.mempool(pool).build().expect("port b");
-    a.start().expect("start a");
-    b.start().expect("start b");
-    (a, b)
+    support::dpdk::ring_pair(tag, pool, 1, ring_size)
 }
 
 /// An Ethernet/IPv4/UDP frame from 198.18.0.1:1000+i to 198.18.0.2:53 with payload `[i; 6]`.
@@ -87,6 +56,15 @@ fn send_all(pool: &Mempool, port: &Port, frames: &[Vec<u8>]) -> usize {
     sent
 }
 
+/// The `(what, reason)` of a [`DpdkError::InvalidArgument`]; panics on anything else.
+fn invalid<T>(r: Result<T, DpdkError>) -> (&'static str, String) {
+    match r {
+        Err(DpdkError::InvalidArgument { what, reason }) => (what, reason),
+        Err(e) => panic!("expected InvalidArgument, got {e:?}"),
+        Ok(_) => panic!("expected InvalidArgument, got Ok"),
+    }
+}
+
 /// Receives everything queued on `port` (bounded: at most 8 bursts).
 fn receive_all(port: &Port) -> Vec<Vec<u8>> {
     let mut rx = port.rx_queue(QueueId(0)).expect("rx queue");
@@ -102,29 +80,12 @@ fn receive_all(port: &Port) -> Vec<Vec<u8>> {
     out
 }
 
-/// With `--no-shconf` the EAL keeps nothing in its runtime directory after init, but it
-/// creates one (`/var/run/dpdk/<file-prefix>` for root): remove it at once, so that no run
-/// leaves it behind, whatever the tests do afterwards.
-fn remove_runtime_dir(args: &[String]) {
-    let prefix = args
-        .iter()
-        .position(|a| a == "--file-prefix")
-        .and_then(|i| args.get(i + 1))
-        .expect("tests pass --file-prefix");
-    // The EAL uses /var/run for root, which these tests require.
-    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("cannot remove {}: {e}", dir.display()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn ring_pair_carries_crafted_packets_both_ways_and_counts_them() {
         let pool = pool("t_both_ways");
         let (a, b) = started_pair("both", &pool, 256);
@@ -162,6 +123,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn tx_checksum_offload_request_travels_with_the_mbuf() {
         let pool = pool("t_offload");
         let (a, b) = started_pair("offl", &pool, 64);
@@ -220,6 +182,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn a_full_ring_leaves_unsent_mbufs_to_the_caller_to_free_and_count() {
         let pool = pool("t_full_ring");
         let (a, b) = started_pair("full", &pool, 16);
@@ -232,10 +195,11 @@ mod tests {
                 .expect("room");
         }
         assert!(burst.is_full());
-        assert!(
-            burst.push(Mbuf::alloc(&pool).expect("mbuf")).is_err(),
-            "33rd is handed back"
-        );
+        let back = burst
+            .push(Mbuf::from_bytes(&pool, b"33rd").expect("mbuf"))
+            .expect_err("a full burst hands the mbuf back");
+        assert_eq!(back.data(), b"33rd", "the 33rd is the one handed back");
+        drop(back);
         assert_eq!(tx.tx_burst(&mut burst), 16, "the ring holds 16");
         assert_eq!(burst.len(), 16);
         assert_eq!(
@@ -254,6 +218,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn mbufs_in_rings_at_close_are_returned_to_the_pool() {
         let pool = pool("t_close_full");
         let (a, b) = started_pair("close", &pool, 64);
@@ -264,6 +229,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn mbuf_edits_keep_data_and_bounds() {
         let pool = pool("t_mbuf_edit");
         let mut m = Mbuf::from_bytes(&pool, &[1, 2, 3, 4]).expect("mbuf");
@@ -276,13 +242,32 @@ mod tests {
         m.trim(2).expect("trim");
         m.trim_front(1).expect("trim front");
         assert_eq!(m.data(), &[9, 1, 2, 3]);
-        assert!(m.trim(5).is_err(), "cannot trim more than the data");
-        assert!(m.prepend(200).is_err(), "headroom is 127 bytes now");
+        assert_eq!(
+            invalid(m.trim(5)),
+            ("trim", "5 bytes requested, 4 available".to_owned()),
+            "cannot trim more than the data"
+        );
+        assert_eq!(
+            invalid(m.prepend(200)),
+            ("prepend", "200 bytes requested, 127 available".to_owned()),
+            "headroom is 127 bytes now"
+        );
         let room = m.tailroom();
-        assert!(m.append(room + 1).is_err());
+        assert_eq!(
+            invalid(m.append(room + 1)),
+            (
+                "append",
+                format!("{} bytes requested, {room} available", room + 1)
+            )
+        );
         assert_eq!(m.data(), &[9, 1, 2, 3], "failed edits change nothing");
-        assert!(
-            Mbuf::from_bytes(&pool, &vec![0; 4096]).is_err(),
+        let fresh_room = Mbuf::alloc(&pool).expect("mbuf").tailroom();
+        assert_eq!(
+            invalid(Mbuf::from_bytes(&pool, &vec![0; 4096])),
+            (
+                "append",
+                format!("4096 bytes requested, {fresh_room} available")
+            ),
             "too long for one mbuf"
         );
         drop(m);
@@ -290,6 +275,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn burst_drain_pop_and_free_where_release_every_mbuf() {
         let pool = pool("t_burst");
         let mut burst = MbufBurst::new();
@@ -321,6 +307,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn queues_are_claimed_once_and_a_port_with_queue_handles_cannot_stop() {
         let pool = pool("t_claims");
         let (mut a, _b) = started_pair("claim", &pool, 64);
@@ -343,6 +330,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn rss_is_masked_to_nothing_on_a_device_without_it() {
         let pool = pool("t_rss_none");
         let (a, b) =
@@ -367,6 +355,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn builder_rejects_what_the_device_cannot_do_naming_the_field() {
         let pool = pool("t_builder_err");
         let (a, _b) =
@@ -414,12 +403,34 @@ mod tests {
             PortBuilder::by_name("net_ring_missing"),
             Err(DpdkError::NoSuchPort(_))
         ));
-        assert!(
-            ring_port_pair("ring_a", "ring_b", 1, 64, SocketId::ANY).is_err(),
+        assert_eq!(
+            invalid(ring_port_pair("ring_a", "ring_b", 1, 64, SocketId::ANY)),
+            (
+                "ring port name",
+                r#""ring_a" must start with "net_ring" and be shorter than 64 bytes"#.to_owned()
+            ),
             "driver prefix"
         );
-        assert!(Mempool::new("a_name_that_is_far_too_long", 63, 0, 2176, SocketId::ANY).is_err());
-        assert!(Mempool::new("t_tiny_room", 63, 0, 64, SocketId::ANY).is_err());
+        assert_eq!(
+            invalid(Mempool::new(
+                "a_name_that_is_far_too_long",
+                63,
+                0,
+                2176,
+                SocketId::ANY
+            )),
+            (
+                "mempool name",
+                r#""a_name_that_is_far_too_long" must have 1 to 22 bytes"#.to_owned()
+            )
+        );
+        assert_eq!(
+            invalid(Mempool::new("t_tiny_room", 63, 0, 64, SocketId::ANY)),
+            (
+                "mempool data_room",
+                "64 bytes leave no room after the 128-byte headroom".to_owned()
+            )
+        );
         assert!(matches!(
             Mempool::new("t_builder_err", 63, 0, 2176, SocketId::ANY),
             Err(DpdkError::Call {
@@ -436,6 +447,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: DPDK EAL (mempools, ring and net_null ports)"]
     fn null_vdev_is_found_by_device_string_with_rss_masked_by_the_device() {
         let pool = pool("t_null");
         let device: Device = NULL_DEVICE.parse().expect("device");

@@ -107,12 +107,12 @@ fn plane() -> ControlPlane {
         }
         c.entities = e;
         r.counters = c;
-        r.tx_refused = 1 + w;
-        r.host_overflow = 2 + w;
-        r.handed_off = 3 + w;
-        r.handoff_overflow = 4 + w;
-        r.held = 5 + w;
-        r.hold_expired = 6 + w;
+        r.drops.tx_refused = 1 + w;
+        r.drops.host_overflow = 2 + w;
+        r.events.handed_off = 3 + w;
+        r.drops.handoff_overflow = 4 + w;
+        r.events.held = 5 + w;
+        r.drops.hold_expired = 6 + w;
     }
     plane
 }

@@ -1,30 +1,28 @@
 //! Golden test of the real worker loop on a DPDK `net_pcap` port: the test writes an input
 //! pcap of client datagrams (2000 flows, two datagrams each) to a VIP whose route weighs
-//! two backends 3:1, runs `appliance::worker::run` on lcore 1 until the input is consumed,
+//! two backends 3:1, runs the real worker loop (`DpdkIo`) on lcore 1 until the input is consumed,
 //! then decodes the output pcap independently and checks every frame (backend, SNAT
 //! address, MACs from the static neighbors, checksums, flow pinning) and the split.
 //!
 //! The per-backend summary is deterministic (seeded Maglev and flow hash) and kept in
 //! `tests/golden/pcap_golden.json`; `UDPLB_BLESS=1` rewrites it after an intended change.
+//! Needs root (DPDK EAL): `#[ignore]`d, run with `--include-ignored`.
 #![allow(clippy::tests_outside_test_module)]
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use appliance::dpdk::{Eal, Mempool, PortBuilder, QueueId, SocketId};
-use appliance::slowpath::SlowPathCounters;
-use appliance::worker::{self, WorkerReport, WorkerSetup};
+use appliance::dpdk::PortBuilder;
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{
-    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
-};
-use pipelines::tables::{DataplaneParams, Tables};
+use pipelines::net::{MacAddr, StaticRoute};
 use pipelines::testkit::{decode_verified, udp_frame};
-use pipelines::{FastPath, FastPathParams};
+use support::{net4, service, Backend, Listener};
 
 const FLOWS: u32 = 2000;
 const ROUNDS: u32 = 2;
@@ -39,54 +37,17 @@ const LIGHT: ([u8; 4], MacAddr) = ([198, 18, 1, 2], MacAddr([0x0a, 0, 0, 0, 1, 2
 const GOLDEN: &str = "tests/golden/pcap_golden.json";
 
 /// Gateway 198.18.2.1:53, one route: Service `heavy` (weight 3) and `light` (weight 1).
-const MANIFESTS: &str = "
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: udplb}
-spec: {controllerName: udplb.io/appliance}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: udplb
-  addresses: [{value: 198.18.2.1}]
-  listeners: [{name: dns, port: 53, protocol: UDP}]
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: UDPRoute
-metadata: {name: dns, namespace: default}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - backendRefs:
-    - {name: heavy, port: 53, weight: 3}
-    - {name: light, port: 53, weight: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: heavy, namespace: default}
-spec: {ports: [{name: dns, protocol: UDP, port: 53}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: heavy, namespace: default, labels: {kubernetes.io/service-name: heavy}}
-addressType: IPv4
-ports: [{name: dns, protocol: UDP, port: 5353}]
-endpoints: [{addresses: [198.18.1.1]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: light, namespace: default}
-spec: {ports: [{name: dns, protocol: UDP, port: 53}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: light, namespace: default, labels: {kubernetes.io/service-name: light}}
-addressType: IPv4
-ports: [{name: dns, protocol: UDP, port: 5353}]
-endpoints: [{addresses: [198.18.1.2]}]
-";
+const LISTENERS: &[Listener] = &[support::listener(
+    "dns",
+    53,
+    &[
+        Backend {
+            weight: 3,
+            ..service("heavy", &["198.18.1.1"], 5353)
+        },
+        service("light", &["198.18.1.2"], 5353),
+    ],
+)];
 
 /// Removes the test's directory however the test ends.
 struct TempDir(PathBuf);
@@ -162,6 +123,7 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 }
 
 #[test]
+#[ignore = "needs root: DPDK EAL (net_pcap port, worker on lcore 1)"]
 fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     let pid = std::process::id();
     let dir = TempDir(std::env::temp_dir().join(format!("udplb-pcap-{pid}")));
@@ -179,39 +141,13 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     }
     write_pcap(&input, &frames);
 
-    let prefix = format!("udplb-pcap-{pid}");
     let vdev = format!(
         "net_pcap0,rx_pcap={},tx_pcap={}",
         input.display(),
         output.display()
     );
-    let args: Vec<String> = [
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-        "--log-level=lib.eal:error",
-        "--vdev",
-        &vdev,
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let eal = Eal::init(&args).expect("rte_eal_init (run as root)");
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
-
-    let pool = Mempool::new(
-        "pcapgold",
-        4095,
-        0,
-        Mempool::DEFAULT_DATA_ROOM,
-        SocketId::ANY,
-    )
-    .expect("mempool");
+    let eal = support::dpdk::eal("pcap", "0,1", &["--vdev".to_owned(), vdev]);
+    let pool = support::dpdk::pool("pcapgold", 4095);
     let mut port = PortBuilder::by_name("net_pcap0")
         .expect("net_pcap0 probed")
         .mempool(&pool)
@@ -224,72 +160,34 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
         "the input frames are addressed to net_pcap's default MAC"
     );
 
-    let objects = config::load_str("pcap_golden.yaml", MANIFESTS).expect("manifests load");
-    let compiled = config::compile(&objects, &config::CompileParams::default());
-    let tables =
-        Arc::new(Tables::build(&compiled.forwarding, &DataplaneParams::default()).expect("tables"));
-    let net = |a: [u8; 4], len| IpNet::new(IpAddr::from(a), len).expect("prefix");
-    let snat_ports = PortRange {
-        first: 1024,
-        last: 65535,
-    };
-    let network = Arc::new(
-        Network::new(
-            vec![PortConfig {
-                mac: port_mac,
-                addresses: vec![net([198, 18, 0, 254], 24), net([198, 18, 1, 254], 24)],
-                checksum: ChecksumCaps::empty(),
-                unfinished_rx_checksums: false,
-            }],
-            vec![StaticRoute {
-                prefix: net([198, 19, 0, 0], 16),
-                next_hop: IpAddr::from([198, 18, 0, 1]),
-                port: 0,
-            }],
-            SnatConfig {
-                ipv4: Some(SNAT.into()),
-                ipv6: None,
-                ports: snat_ports,
-            },
-        )
-        .expect("network"),
+    let network = support::one_port_network(
+        port_mac,
+        vec![net4([198, 18, 0, 254], 24), net4([198, 18, 1, 254], 24)],
+        vec![StaticRoute {
+            prefix: net4([198, 19, 0, 0], 16),
+            next_hop: IpAddr::from([198, 18, 0, 1]),
+            port: 0,
+        }],
+        SNAT,
     );
-    let neighbors = Arc::new(Neighbors::new([
+    let neighbors = Neighbors::new([
         (IpAddr::from(HEAVY.0), HEAVY.1),
         (IpAddr::from(LIGHT.0), LIGHT.1),
-    ]));
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let report = Arc::new(Mutex::new(WorkerReport::default()));
+    ]);
     let (sp_tx, sp_rx) = crossbeam_channel::bounded(64);
-    let (_tables_tx, tables_rx) = crossbeam_channel::unbounded();
-    let (_nb_tx, nb_rx) = crossbeam_channel::unbounded();
-    let (_inject_tx, inject_rx) = crossbeam_channel::bounded(4);
-    let setup = WorkerSetup {
-        fast_path: FastPath::new(FastPathParams {
-            flow_capacity: 4 * FLOWS,
-            ..FastPathParams::new(0, 1, snat_ports)
-        })
-        .expect("pipeline worker"),
-        rx: vec![port.rx_queue(QueueId(0)).expect("rx queue")],
-        tx: vec![port.tx_queue(QueueId(0)).expect("tx queue")],
+    let setup = support::dpdk::solo_worker(
+        &port,
+        4 * FLOWS,
         network,
-        tables,
-        tables_rx,
+        support::tables("198.18.2.1", LISTENERS),
         neighbors,
-        neighbors_rx: nb_rx,
-        slowpath: sp_tx,
-        slowpath_counters: Arc::new(SlowPathCounters::default()),
-        report: Arc::clone(&report),
-        inject_rx,
-        stop: Arc::clone(&stop),
-        idle_backoff: Duration::from_micros(100),
-        epoch: Instant::now(),
-    };
+        sp_tx,
+    )
+    .idle_backoff(Duration::from_micros(100))
+    .build();
+    let (report, stop) = (Arc::clone(setup.report()), Arc::clone(setup.stop_flag()));
     let lcore = *eal.worker_lcores().first().expect("worker lcore 1");
-    let job = eal
-        .launch(lcore, move || worker::run(setup))
-        .expect("launch the worker");
+    let job = setup.launch(&eal, lcore).expect("launch the worker");
 
     // Run until the worker reports the whole input seen (bounded).
     let total = u64::from(FLOWS * ROUNDS);
@@ -307,7 +205,7 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
     assert_eq!(r.counters.tx_packets, total, "{r:?}");
     assert_eq!(r.counters.flows_created, u64::from(FLOWS));
     assert_eq!(r.counters.drops_total(), 0);
-    assert_eq!(r.tx_refused, 0);
+    assert_eq!(r.drops.tx_refused, 0);
     assert!(
         sp_rx.try_iter().next().is_none(),
         "nothing for the slow path"

@@ -33,21 +33,106 @@ fn valid_frames() -> Vec<Vec<u8>> {
     ]
 }
 
-#[test]
-fn every_truncation_of_valid_frames_is_handled() {
-    let mut h = Harness::new();
-    let mut messages = 0;
-    for frame in valid_frames() {
+/// What the cuts of one valid frame come to. Every cut `frame[..len]`, `len` from 0 to one
+/// short of the whole, is handed over twice: as a `Frame` and as a `Reject`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fates {
+    /// Frames: counted malformed, ignored, answered with an ARP reply.
+    frame_malformed: u64,
+    frame_ignored: u64,
+    arp_replies: u64,
+    /// Rejects: counted malformed, ignored.
+    reject_malformed: u64,
+    reject_ignored: u64,
+}
+
+/// Hands every cut of `frame` to a fresh slow path and reads the counters.
+fn fates_of_cuts(frame: &[u8]) -> Fates {
+    let count = |what: fn(&mut Harness, Vec<u8>)| {
+        let mut h = Harness::new();
         for len in 0..frame.len() {
-            let cut = frame[..len].to_vec();
-            h.frame(cut.clone());
-            h.reject(cut);
-            messages += 1;
+            what(&mut h, frame[..len].to_vec());
         }
+        h.stats()
+    };
+    let f = count(|h, cut| drop(h.frame(cut)));
+    let r = count(|h, cut| drop(h.reject(cut)));
+    assert_eq!(
+        f.frames_handled,
+        frame.len() as u64,
+        "every frame is handled"
+    );
+    assert_eq!(f.frames_sent, f.arp_replies, "only ARP replies are sent");
+    assert_eq!(
+        (r.frames_sent, r.rejects_sent, r.rejects_rate_limited),
+        (0, 0, 0),
+        "no cut is a datagram to reject"
+    );
+    Fates {
+        frame_malformed: f.malformed,
+        frame_ignored: f.ignored,
+        arp_replies: f.arp_replies,
+        reject_malformed: r.malformed,
+        reject_ignored: r.ignored,
     }
-    let stats = h.stats();
-    assert_eq!(stats.frames_handled, messages);
-    assert!(stats.malformed > 0);
+}
+
+#[test]
+fn every_truncation_of_every_valid_frame_is_counted_exactly() {
+    // Below 14 bytes there is no Ethernet header: malformed either way.
+    const ETH: u64 = 14;
+    // ARP (14 + 28 bytes, padded to 60). As a frame: the ARP body is incomplete below 42
+    // bytes (malformed); from 42 on a cut only takes padding, so the request for the VIP
+    // is answered, and the reply from a sender we never asked about teaches nothing
+    // (ignored). As a reject: an ARP frame is no datagram, ignored once the Ethernet
+    // header is whole.
+    let arp = |whole: Fates| Fates {
+        frame_malformed: 42,
+        reject_malformed: ETH,
+        reject_ignored: 60 - ETH,
+        ..whole
+    };
+    // IP: the checked views need the whole datagram (IPv4 total length, IPv6 payload
+    // length) and these frames carry no padding, so every cut is malformed, both ways.
+    let ip = |len: u64| Fates {
+        frame_malformed: len,
+        reject_malformed: len,
+        ..Fates::default()
+    };
+    let expected = [
+        (
+            "ARP request for the VIP",
+            60,
+            arp(Fates {
+                arp_replies: 60 - 42,
+                ..Fates::default()
+            }),
+        ),
+        (
+            "ARP reply to us",
+            60,
+            arp(Fates {
+                frame_ignored: 60 - 42,
+                ..Fates::default()
+            }),
+        ),
+        ("ICMP echo", 49, ip(49)),
+        ("ICMPv6 echo", 69, ip(69)),
+        ("neighbor solicitation", 86, ip(86)),
+        ("neighbor advertisement", 86, ip(86)),
+        ("UDP", 59, ip(59)),
+        ("UDPv6", 79, ip(79)),
+    ];
+    let frames = valid_frames();
+    assert_eq!(
+        frames.len(),
+        expected.len(),
+        "one expectation per valid frame"
+    );
+    for (frame, (kind, len, fates)) in frames.iter().zip(expected) {
+        assert_eq!(frame.len(), len, "{kind}");
+        assert_eq!(fates_of_cuts(frame), fates, "{kind}");
+    }
 }
 
 #[test]

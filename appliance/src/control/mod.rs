@@ -23,7 +23,7 @@ use pipelines::tables::{DataplaneParams, Tables};
 
 pub use apply::Refusal;
 pub use publish::{Publisher, SlowPathLink};
-pub use totals::{LoopCounters, LoopDrops, Sums};
+pub use totals::Sums;
 
 use crate::metrics::{MetricsSnapshot, PortSample};
 use crate::mgmt::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};

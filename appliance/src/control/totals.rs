@@ -13,64 +13,7 @@ use std::sync::Arc;
 use pipelines::counters::{Counters, Entity, EntityCounters, Traffic};
 use pipelines::tables::Tables;
 
-use crate::worker::{ReportSlot, WorkerReport};
-
-pipelines::counters! {
-    /// Worker-loop drops summed over workers. The metric names are `reason` labels of
-    /// `udplb_drops_total`, next to the fast path's own reasons.
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    pub struct LoopDrops {
-        /// Datagrams the TX queues refused (freed).
-        tx_refused: counter("tx_refused", "Datagrams the TX queues refused."),
-        /// Frames for the slow path that did not fit in its channel (freed).
-        host_overflow: counter("slow_path_overflow", "Frames the slow path channel refused."),
-        /// Replies that could not be passed to their flow's worker (its channel full).
-        handoff_overflow: counter("handoff_overflow", "Replies the owner's channel refused."),
-        /// Held datagrams dropped: not resolved in time, or the hold queue was full.
-        hold_expired: counter("neighbor_unresolved", "Held datagrams whose next hop stayed unknown."),
-    }
-}
-
-pipelines::counters! {
-    /// Other worker-loop tallies summed over workers (metric names without `udplb_`).
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    pub struct LoopCounters {
-        /// Datagrams held while their next hop was resolved.
-        held: counter(
-            "held_for_resolution_total",
-            "Datagrams held while their next hop was resolved (each is processed again, so \
-             it also counts again in udplb_rx_packets_total)."
-        ),
-        /// Replies passed to the worker that owns their flow.
-        handed_off: counter(
-            "handoff_total",
-            "Replies passed to the worker that owns their flow (full NAT, several workers)."
-        ),
-    }
-}
-
-impl LoopDrops {
-    // NOTE for the integrator: the worker report is being redeclared with `counters!` on
-    // the data-plane side; once it is, these two conversions become its own descriptors
-    // (or its struct replaces these) and this is the only place to change.
-    fn of(r: &WorkerReport) -> LoopDrops {
-        LoopDrops {
-            tx_refused: r.tx_refused,
-            host_overflow: r.host_overflow,
-            handoff_overflow: r.handoff_overflow,
-            hold_expired: r.hold_expired,
-        }
-    }
-}
-
-impl LoopCounters {
-    fn of(r: &WorkerReport) -> LoopCounters {
-        LoopCounters {
-            held: r.held,
-            handed_off: r.handed_off,
-        }
-    }
-}
+use crate::worker::{LoopCounters, LoopDrops, ReportSlot};
 
 /// Every worker's counters summed, entities by identity.
 #[derive(Clone, Debug, Default)]
@@ -132,8 +75,8 @@ impl Totals {
             // Entities are summed by identity above; merge the scalar counters only.
             c.entities = EntityCounters::default();
             sums.fast_path.merge(&c);
-            sums.loop_drops.add_counters(&LoopDrops::of(&r));
-            sums.loop_counters.add_counters(&LoopCounters::of(&r));
+            sums.loop_drops.add_counters(&r.drops);
+            sums.loop_counters.add_counters(&r.events);
         }
         for (entity, t) in &self.retired {
             sums.entities.entry(entity.clone()).or_default().add(t);

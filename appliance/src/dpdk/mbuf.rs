@@ -47,11 +47,6 @@ impl TxChecksum {
     }
 }
 
-/// Largest `l2_len` the mbuf bit-field holds (7 bits).
-const MAX_L2_LEN: u16 = (1 << 7) - 1;
-/// Largest `l3_len` the mbuf bit-field holds (9 bits).
-const MAX_L3_LEN: u16 = (1 << 9) - 1;
-
 /// An owned, single-segment packet mbuf.
 #[repr(transparent)]
 #[derive(Debug)]
@@ -66,6 +61,11 @@ pub struct Mbuf {
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
+    /// Largest `l2_len` a TX offload request can carry (a 7-bit field).
+    pub const MAX_L2_LEN: u16 = (1 << 7) - 1;
+    /// Largest `l3_len` a TX offload request can carry (a 9-bit field).
+    pub const MAX_L3_LEN: u16 = (1 << 9) - 1;
+
     /// Takes an empty mbuf from `pool`.
     ///
     /// # Errors
@@ -242,11 +242,13 @@ impl Mbuf {
         l2_len: u16,
         l3_len: u16,
     ) -> Result<()> {
-        if l2_len > MAX_L2_LEN || l3_len > MAX_L3_LEN {
+        if l2_len > Self::MAX_L2_LEN || l3_len > Self::MAX_L3_LEN {
             return Err(DpdkError::InvalidArgument {
                 what: "tx offload header lengths",
                 reason: format!(
-                    "l2_len {l2_len} (max {MAX_L2_LEN}), l3_len {l3_len} (max {MAX_L3_LEN})"
+                    "l2_len {l2_len} (max {}), l3_len {l3_len} (max {})",
+                    Self::MAX_L2_LEN,
+                    Self::MAX_L3_LEN
                 ),
             });
         }

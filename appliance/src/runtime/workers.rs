@@ -22,7 +22,7 @@ use super::RunError;
 use crate::dpdk::{Eal, LcoreId, LcoreJob, Mbuf, QueueId};
 use crate::settings::Settings;
 use crate::slowpath::{SlowPathCounters, SlowPathMsg};
-use crate::worker::{self, Handoff, ReportSlot, WorkerReport, WorkerSetup};
+use crate::worker::{DpdkIo, Handoff, ReportSlot, WorkerReport, WorkerSetup};
 
 /// Depth of each worker's hand-off channel.
 const HANDOFF_DEPTH: usize = 1024;
@@ -36,7 +36,7 @@ pub(super) struct WorkerLinks {
     report: ReportSlot,
     /// Frames the slow path sends: worker 0 transmits them, the others never receive any.
     inject_rx: Receiver<(u16, Mbuf)>,
-    handoff: Handoff,
+    handoff: Handoff<Mbuf>,
 }
 
 /// Publishes the slow path's neighbor table to every worker as an immutable snapshot.
@@ -88,7 +88,7 @@ impl Links {
             inject_tx,
             inject_rx: inject_rx.clone(),
         };
-        for (id, handoff) in (0..workers).zip(Handoff::mesh(workers, HANDOFF_DEPTH)) {
+        for (id, handoff) in (0..workers).zip(Handoff::<Mbuf>::mesh(workers, HANDOFF_DEPTH)) {
             let (tables_tx, tables_rx) = unbounded();
             let (neighbors_tx, neighbors_rx) = unbounded();
             let report: ReportSlot = Arc::new(Mutex::new(WorkerReport::default()));
@@ -149,31 +149,23 @@ impl Workers {
                 ..FastPathParams::new(id, workers, cx.network.snat().ports)
             };
             let fast_path = FastPath::new(params).map_err(|e| RunError::Network(e.to_string()))?;
-            let q = QueueId(id);
-            let (rx, tx) = cx.ports.with(|ports| {
-                let rx: Result<Vec<_>, _> = ports.iter().map(|p| p.rx_queue(q)).collect();
-                let tx: Result<Vec<_>, _> = ports.iter().map(|p| p.tx_queue(q)).collect();
-                (rx, tx)
-            });
-            let setup = WorkerSetup {
-                fast_path,
-                rx: rx?,
-                tx: tx?,
-                network: Arc::clone(cx.network),
-                tables: Arc::clone(cx.tables),
-                tables_rx: link.tables_rx,
-                neighbors: Arc::clone(cx.neighbors),
-                neighbors_rx: link.neighbors_rx,
-                slowpath: cx.slow_path.clone(),
-                slowpath_counters: Arc::clone(cx.slow_path_counters),
-                report: link.report,
-                inject_rx: link.inject_rx,
-                stop: Arc::clone(&stop),
-                idle_backoff: Duration::from_micros(u64::from(cx.settings.workers.idle_backoff_us)),
-                epoch,
-            };
-            let handoff = link.handoff;
-            jobs.push(eal.launch(*lcore, move || worker::run_with_handoff(setup, handoff))?);
+            let io = cx.ports.with(|ports| DpdkIo::claim(ports, QueueId(id)))?;
+            let setup =
+                WorkerSetup::builder(fast_path, io, Arc::clone(cx.network), Arc::clone(cx.tables))
+                    .table_updates(link.tables_rx)
+                    .neighbors(Arc::clone(cx.neighbors))
+                    .neighbor_updates(link.neighbors_rx)
+                    .slow_path(cx.slow_path.clone(), Arc::clone(cx.slow_path_counters))
+                    .report(link.report)
+                    .inject(link.inject_rx)
+                    .handoff(link.handoff)
+                    .stop(Arc::clone(&stop))
+                    .idle_backoff(Duration::from_micros(u64::from(
+                        cx.settings.workers.idle_backoff_us,
+                    )))
+                    .epoch(epoch)
+                    .build();
+            jobs.push(setup.launch(eal, *lcore)?);
         }
         if jobs.is_empty() {
             return Err(RunError::Network(
