@@ -63,6 +63,32 @@ enum Command {
         #[arg(long)]
         metrics: bool,
     },
+    /// Drain a running appliance: withdraw every VIP, keep serving its flows until they are
+    /// idle or the deadline passes, then report `drained`.
+    ///
+    /// Prints the drain state (state, flows_remaining, ...). `--cancel` announces again;
+    /// `--status` only prints. The systemd unit runs `udplb drain --wait` before it stops.
+    Drain {
+        /// The management API address.
+        #[arg(long, default_value = "127.0.0.1:9180")]
+        api: String,
+        /// File with the API's bearer token (used when it exists).
+        #[arg(long, value_name = "FILE", default_value = "/etc/udplb/token")]
+        token_file: PathBuf,
+        /// How long to wait for flows to go idle (e.g. 30s); default: the appliance's
+        /// `drain.deadline`.
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["cancel", "status"])]
+        deadline: Option<String>,
+        /// Block until drained or the deadline has passed.
+        #[arg(long, conflicts_with_all = ["cancel", "status"])]
+        wait: bool,
+        /// Cancel a drain: announce the VIPs again.
+        #[arg(long, conflicts_with = "status")]
+        cancel: bool,
+        /// Print the drain state only.
+        #[arg(long)]
+        status: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,6 +128,31 @@ fn main() -> ExitCode {
             print!("{}", outcome.stdout);
             eprintln!("{}", outcome.stderr_summary);
             ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(2))
+        }
+        Command::Drain {
+            api,
+            token_file,
+            deadline,
+            wait,
+            cancel,
+            status,
+        } => {
+            let action = if cancel {
+                appliance::mgmt::DrainAction::Cancel
+            } else if status {
+                appliance::mgmt::DrainAction::Status
+            } else {
+                appliance::mgmt::DrainAction::Start { deadline, wait }
+            };
+            let result = appliance::mgmt::read_token(&token_file)
+                .and_then(|token| appliance::mgmt::drain(&api, token.as_deref(), &action));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("udplb drain: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Status { api, metrics } => match appliance::mgmt::print_status(&api, metrics) {
             Ok(()) => ExitCode::SUCCESS,

@@ -5,11 +5,11 @@
 //!   [`MgmtHandler`] (the appliance's control plane) with an [`MgmtReply`] or an
 //!   [`MgmtError`] that keeps its cause as data.
 //! - [`ManagementServer`]: the HTTP/1.1 API (`PUT /v1/manifests`, `GET /v1/status`,
-//!   `GET /metrics`, `GET /healthz`) on plain std threads: requests become commands,
+//!   `GET /metrics`, `GET /healthz`, `GET/POST/DELETE /v1/drain`) on plain std threads: requests become commands,
 //!   replies and errors become status codes.
 //! - [`ManifestWatcher`]: polls the manifest paths and reports changes.
 //! - [`SignalListener`]: turns SIGHUP into a reload and SIGINT/SIGTERM into a shutdown.
-//! - [`fetch`] / [`request`]: the client that `udplb status` uses.
+//! - [`fetch`] / [`request`]: the client that `udplb status` uses; [`drain`]: `udplb drain`.
 //!
 //! Reload triggers and signals meet in one channel of [`MgmtEvent`]s that the main loop
 //! blocks on:
@@ -34,6 +34,7 @@
 
 mod client;
 mod command;
+mod drain;
 mod events;
 mod http;
 mod server;
@@ -41,6 +42,7 @@ mod watch;
 
 pub use client::{fetch, print_status, request, ClientError};
 pub use command::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
+pub use drain::{read_token, run as drain, DrainAction};
 pub use events::{MgmtEvent, ReloadReason, ShutdownSignal, SignalListener};
 pub use server::{ManagementServer, ServerError, MAX_BODY_BYTES};
 pub use watch::{Fingerprint, ManifestWatcher};

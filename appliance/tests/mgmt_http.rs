@@ -21,6 +21,8 @@ use appliance::mgmt::{
 struct FakeControl {
     applied: Mutex<Vec<String>>,
     unhealthy: AtomicBool,
+    /// Drain commands received, as `Debug` text.
+    drains: Mutex<Vec<String>>,
 }
 
 impl FakeControl {
@@ -65,9 +67,34 @@ impl MgmtHandler for FakeControl {
                     self.generation()
                 ),
             }),
-            MgmtCommand::Health => Ok(MgmtReply::Health {
-                healthy: !self.unhealthy.load(Ordering::SeqCst),
-            }),
+            MgmtCommand::Health => {
+                let unhealthy = self.unhealthy.load(Ordering::SeqCst);
+                Ok(MgmtReply::Health {
+                    healthy: !unhealthy,
+                    reasons: if unhealthy {
+                        vec![
+                            "port edge: link down".into(),
+                            "worker 1: heartbeat 2.3 s old (limit 0.5 s)".into(),
+                        ]
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+            c @ (MgmtCommand::Drain { .. } | MgmtCommand::Undrain | MgmtCommand::DrainStatus) => {
+                self.drains.lock().expect("lock").push(format!("{c:?}"));
+                Ok(MgmtReply::Drain(appliance::drain::DrainReport {
+                    state: if matches!(c, MgmtCommand::Undrain) {
+                        "serving"
+                    } else {
+                        "draining"
+                    },
+                    flows_remaining: 2,
+                    elapsed_ms: None,
+                    deadline_in_ms: None,
+                    ended_by: None,
+                }))
+            }
             command @ MgmtCommand::Reload(_) => Err(MgmtError::Unsupported {
                 command: command.name(),
             }),
@@ -258,7 +285,60 @@ fn healthz_follows_control() {
     api.control.unhealthy.store(true, Ordering::SeqCst);
     assert_eq!(
         fetch(&api.addr, "/healthz").expect("healthz"),
-        (503, "unhealthy\n".into())
+        (
+            503,
+            "unhealthy\nport edge: link down\nworker 1: heartbeat 2.3 s old (limit 0.5 s)\n"
+                .into()
+        )
+    );
+}
+
+#[test]
+fn drain_routes_need_the_token_to_change_anything_and_parse_the_deadline() {
+    let api = Api::start(Some("s3cret"));
+    // Reading the state needs no token.
+    assert_eq!(
+        fetch(&api.addr, "/v1/drain").expect("get"),
+        (200, "state: draining\nflows_remaining: 2\n".into())
+    );
+    // Starting and cancelling do.
+    for method in ["POST", "DELETE"] {
+        let (code, body) = request(&api.addr, method, "/v1/drain", None, None).expect("call");
+        assert_eq!((code, body.as_str()), (401, "a valid bearer token is required\n"));
+        assert_eq!(
+            request(&api.addr, method, "/v1/drain", None, Some("nope"))
+                .expect("call")
+                .0,
+            401
+        );
+    }
+    let call = |method: &str, path: &str| {
+        request(&api.addr, method, path, None, Some("s3cret")).expect("call")
+    };
+    assert_eq!(call("POST", "/v1/drain").0, 200);
+    assert_eq!(call("POST", "/v1/drain?deadline=45s").0, 200);
+    assert_eq!(call("POST", "/v1/drain?deadline=1500ms").0, 200);
+    let (code, body) = call("POST", "/v1/drain?deadline=soon");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.starts_with("deadline: "), "{body}");
+    let (code, body) = call("POST", "/v1/drain?deadline=25h");
+    assert_eq!((code, body.as_str()), (400, "deadline 25h is out of range (0s to 24h)\n"));
+    assert_eq!(
+        call("DELETE", "/v1/drain"),
+        (200, "state: serving\nflows_remaining: 2\n".into())
+    );
+    let raw = api.raw(b"PUT /v1/drain HTTP/1.1\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 405 "), "{raw}");
+    assert!(raw.contains("\r\nAllow: GET, HEAD, POST, DELETE\r\n"), "{raw}");
+    assert_eq!(
+        *api.control.drains.lock().expect("lock"),
+        [
+            "DrainStatus",
+            "Drain { deadline: None }",
+            "Drain { deadline: Some(45s) }",
+            "Drain { deadline: Some(1.5s) }",
+            "Undrain",
+        ]
     );
 }
 

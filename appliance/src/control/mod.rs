@@ -151,6 +151,9 @@ impl ControlPlane {
     /// Everything the appliance counts, now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let sums = self.sums();
+        // Read before the snapshot below locks the state for its generation.
+        let shared_endpoints =
+            u64::try_from(self.tables().shared_endpoints().len()).unwrap_or(u64::MAX);
         let o = &self.observed;
         MetricsSnapshot {
             generation: self.state().generation,
@@ -163,6 +166,8 @@ impl ControlPlane {
             slow_path: o.slow_path.snapshot(),
             neighbors: u64::try_from(o.neighbors.load(Ordering::Relaxed)).unwrap_or(u64::MAX),
             entities: sums.entities,
+            shared_endpoints,
+            appliance: None,
         }
     }
 }
@@ -186,8 +191,17 @@ impl MgmtHandler for ControlPlane {
                 format,
                 body: self.snapshot().render(format),
             }),
-            // The control plane answers only while the appliance runs.
-            MgmtCommand::Health => Ok(MgmtReply::Health { healthy: true }),
+            // The control plane alone knows no ports or workers: the appliance's handler
+            // (runtime) checks them and answers these.
+            MgmtCommand::Health => Ok(MgmtReply::Health {
+                healthy: true,
+                reasons: Vec::new(),
+            }),
+            command @ (MgmtCommand::Drain { .. }
+            | MgmtCommand::Undrain
+            | MgmtCommand::DrainStatus) => Err(MgmtError::Unsupported {
+                command: command.name(),
+            }),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! content types, the problem list as text) is the HTTP layer's business, not the
 //! handler's.
 
+use std::time::Duration;
+
+use crate::drain::DrainReport;
 use crate::metrics::MetricsFormat;
 use crate::mgmt::ReloadReason;
 
@@ -27,6 +30,16 @@ pub enum MgmtCommand {
     Metrics(MetricsFormat),
     /// Whether the appliance is serving (`GET /healthz`).
     Health,
+    /// Start draining: withdraw every VIP, keep serving flows until they are idle or
+    /// `deadline` (default: `drain.deadline`) passes (`POST /v1/drain`).
+    Drain {
+        /// How long to wait for the flows; `None`: the settings' default.
+        deadline: Option<Duration>,
+    },
+    /// Cancel a drain: announce again when ready (`DELETE /v1/drain`).
+    Undrain,
+    /// Where the drain stands (`GET /v1/drain`).
+    DrainStatus,
 }
 
 impl MgmtCommand {
@@ -38,6 +51,9 @@ impl MgmtCommand {
             MgmtCommand::Status => "status",
             MgmtCommand::Metrics(_) => "metrics",
             MgmtCommand::Health => "health",
+            MgmtCommand::Drain { .. } => "drain",
+            MgmtCommand::Undrain => "undrain",
+            MgmtCommand::DrainStatus => "drain status",
         }
     }
 }
@@ -66,7 +82,12 @@ pub enum MgmtReply {
     Health {
         /// `true` when serving.
         healthy: bool,
+        /// Why not, one line per problem (e.g. `port edge: link down`); empty when
+        /// healthy.
+        reasons: Vec<String>,
     },
+    /// The drain state after a drain command.
+    Drain(DrainReport),
 }
 
 /// Why a command failed. `R` is the handler's reason for refusing a manifest set.

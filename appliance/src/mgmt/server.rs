@@ -215,6 +215,10 @@ fn route<H: MgmtHandler>(conn: &mut Conn, req: &Request, shared: &Shared<H>) -> 
             MgmtCommand::Metrics(MetricsFormat::negotiate(req.header("accept")))
         }
         "/healthz" if readable => MgmtCommand::Health,
+        "/v1/drain" => match drain_command(req, shared) {
+            Ok(command) => command,
+            Err(response) => return response,
+        },
         "/v1/status" | "/metrics" | "/healthz" => return method_not_allowed("GET, HEAD"),
         _ => return Response::text(404, &format!("no such resource: {}", req.path)),
     };
@@ -247,9 +251,66 @@ fn reply_response(reply: MgmtReply, req: &Request) -> Response {
             _ => Response::new(200, YAML, yaml),
         },
         MgmtReply::Metrics { format, body } => Response::new(200, format.content_type(), body),
-        MgmtReply::Health { healthy: true } => Response::text(200, "ok"),
-        MgmtReply::Health { healthy: false } => Response::text(503, "unhealthy"),
+        MgmtReply::Health { healthy: true, .. } => Response::text(200, "ok"),
+        MgmtReply::Health {
+            healthy: false,
+            reasons,
+        } => Response::text(503, &unhealthy_body(&reasons)),
+        MgmtReply::Drain(report) => Response::new(200, YAML, report.to_yaml()),
     }
+}
+
+/// `/healthz` when unhealthy: `unhealthy`, then one reason per line.
+fn unhealthy_body(reasons: &[String]) -> String {
+    let mut body = String::from("unhealthy");
+    for r in reasons {
+        body.push('\n');
+        body.push_str(r);
+    }
+    body
+}
+
+/// `GET /v1/drain` (state), `POST /v1/drain[?deadline=30s]` (start), `DELETE /v1/drain`
+/// (cancel); the last two need the token, like `PUT /v1/manifests`.
+fn drain_command<H: MgmtHandler>(req: &Request, shared: &Shared<H>) -> Result<MgmtCommand, Response> {
+    match req.method.as_str() {
+        "GET" | "HEAD" => Ok(MgmtCommand::DrainStatus),
+        "POST" | "DELETE" => {
+            authorize(req, shared)?;
+            if req.method == "DELETE" {
+                return Ok(MgmtCommand::Undrain);
+            }
+            let deadline = match req.query_param("deadline") {
+                None => None,
+                Some(text) => match text.parse::<pipelines::spec::HumanDuration>() {
+                    Ok(d) if d.0 <= MAX_DRAIN_DEADLINE => Some(d.0),
+                    Ok(d) => {
+                        return Err(Response::text(
+                            400,
+                            &format!("deadline {d} is out of range (0s to 24h)"),
+                        ))
+                    }
+                    Err(e) => return Err(Response::text(400, &format!("deadline: {e}"))),
+                },
+            };
+            Ok(MgmtCommand::Drain { deadline })
+        }
+        _ => Err(method_not_allowed("GET, HEAD, POST, DELETE")),
+    }
+}
+
+/// Longest drain deadline a request may ask for.
+const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// The bearer token, when the server has one.
+fn authorize<H: MgmtHandler>(req: &Request, shared: &Shared<H>) -> Result<(), Response> {
+    if let Some(token) = &shared.token {
+        if !bearer_matches(req.header("authorization"), token) {
+            return Err(Response::text(401, "a valid bearer token is required")
+                .with_header("WWW-Authenticate", "Bearer"));
+        }
+    }
+    Ok(())
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {
@@ -262,12 +323,7 @@ fn manifests_body<H: MgmtHandler>(
     req: &Request,
     shared: &Shared<H>,
 ) -> Result<String, Response> {
-    if let Some(token) = &shared.token {
-        if !bearer_matches(req.header("authorization"), token) {
-            return Err(Response::text(401, "a valid bearer token is required")
-                .with_header("WWW-Authenticate", "Bearer"));
-        }
-    }
+    authorize(req, shared)?;
     if let Err(ReadError::Respond(status, message)) = check_body_size(req, MAX_BODY_BYTES) {
         return Err(Response::text(status, &message));
     }

@@ -9,6 +9,7 @@ use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, Sta
 use super::RunError;
 use crate::control::PortStats;
 use crate::dpdk::{Mempool, Port, PortBuilder};
+use crate::health::{PortLink, PortLinks};
 use crate::metrics::PortSample;
 use crate::settings::{Settings, SnatReach};
 
@@ -102,6 +103,22 @@ impl PortStats for PortSet {
                         tx_errors: s.oerrors,
                         rx_nombuf: s.rx_nombuf,
                     }
+                })
+                .collect()
+        })
+    }
+}
+
+impl PortLinks for PortSet {
+    fn links(&self) -> Vec<PortLink> {
+        self.with(|ports| {
+            self.names
+                .iter()
+                .zip(ports.iter())
+                .map(|(name, port)| PortLink {
+                    name: name.clone(),
+                    // A link DPDK cannot read is not known to be up.
+                    up: port.link().is_ok_and(|l| l.up),
                 })
                 .collect()
         })

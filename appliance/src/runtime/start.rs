@@ -1,8 +1,9 @@
 //! Start-up: `Appliance::start(settings) -> Running`, then `running.serve()`.
 //!
 //! Order: settings checked against this host → manifests loaded and compiled (refused:
-//! nothing started) → EAL → mempool → ports → control plane → slow path thread → workers on
-//! their lcores → management API, signals, manifest watcher.
+//! nothing started) → liveness interface (with `announce`; down, so nothing is announced)
+//! → EAL → mempool → ports → control plane → slow path thread → workers on their lcores →
+//! management API, signals, manifest watcher → supervisor (health, drain, announcement).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,11 +17,15 @@ use pipelines::neighbor::Neighbors;
 use pipelines::net::MacAddr;
 use pipelines::tables::DataplaneParams;
 
+use super::handler::ApplianceHandler;
 use super::ports::{self, PortSet};
+use super::supervise::{Supervisor, SupervisorThread};
 use super::workers::{Links, WorkerContext, Workers};
 use super::RunError;
 use crate::control::{ControlParams, ControlPlane, Observed, Publisher, SlowPathLink};
+use crate::announce::{AnnounceConfig, Announcer};
 use crate::dpdk::{Eal, Mbuf, Mempool, RuntimeDir, SocketId};
+use crate::health::{HealthCheck, PortLinks};
 use crate::mgmt::{
     ManagementServer, ManifestWatcher, MgmtCommand, MgmtEvent, MgmtHandler, SignalListener,
 };
@@ -48,6 +53,11 @@ pub struct Running {
     /// Slow-path frames for worker 0; drained at shutdown.
     pub(super) inject_rx: Receiver<(u16, Mbuf)>,
     pub(super) management: Management,
+    /// Health, drain and announcement, on their own thread.
+    pub(super) supervisor: Arc<Supervisor>,
+    pub(super) supervise: SupervisorThread,
+    /// How long to keep forwarding after withdrawing at a graceful stop.
+    pub(super) stop_grace: Duration,
 }
 
 /// The slow path's thread and its input.
@@ -62,6 +72,7 @@ pub(super) struct Management {
     pub(super) watcher: Option<ManifestWatcher>,
     pub(super) signals: SignalListener,
     events: Receiver<MgmtEvent>,
+    handler: Arc<ApplianceHandler>,
 }
 
 impl Appliance {
@@ -79,6 +90,14 @@ impl Appliance {
         } else {
             config::load_paths(&settings.manifests).map_err(crate::control::Refusal::from)?
         };
+
+        // Before anything else: an interface of that name (a leftover persistent TAP)
+        // refuses the start, and BIRD is told to announce nothing.
+        let announcer = settings
+            .announce
+            .as_ref()
+            .map(|a| Announcer::start(AnnounceConfig::from(a), std::time::Instant::now()))
+            .transpose()?;
 
         let eal = Eal::init(&settings.eal_arguments())?;
         let runtime_dir = eal.runtime_dir();
@@ -198,7 +217,29 @@ impl Appliance {
             },
         )?;
 
-        let management = Management::start(&settings, token, &plane)?;
+        let health = HealthCheck::new(
+            Some(Arc::clone(&ports) as Arc<dyn PortLinks>),
+            links.heartbeats.clone(),
+            settings.workers.heartbeat_timeout.0,
+        );
+        let supervisor = Supervisor::new(
+            Arc::clone(&plane),
+            health,
+            settings.drain.deadline.0,
+            announcer.is_some(),
+        );
+        let handler = Arc::new(ApplianceHandler::new(
+            Arc::clone(&plane),
+            Arc::clone(&supervisor),
+        ));
+        let management = Management::start(&settings, token, handler)?;
+        let interval = settings
+            .announce
+            .as_ref()
+            .map_or(Duration::from_millis(200), |a| a.interval.0);
+        let supervise = supervisor
+            .spawn(announcer, interval)
+            .map_err(|e| RunError::Management(format!("cannot start the supervisor: {e}")))?;
         log::info!(
             "udplb ready: {} port(s), {} worker(s), management API on http://{}",
             ports.len(),
@@ -215,6 +256,12 @@ impl Appliance {
             slow_path,
             inject_rx: links.inject_rx,
             management,
+            supervisor,
+            supervise,
+            stop_grace: settings
+                .announce
+                .as_ref()
+                .map_or(Duration::ZERO, |a| a.stop_grace.0),
         })
     }
 }
@@ -240,7 +287,7 @@ impl Management {
     fn start(
         settings: &Settings,
         token: Option<String>,
-        plane: &Arc<ControlPlane>,
+        handler: Arc<ApplianceHandler>,
     ) -> Result<Management, RunError> {
         let (events_tx, events) = unbounded::<MgmtEvent>();
         let signals = SignalListener::start(events_tx.clone())
@@ -257,13 +304,14 @@ impl Management {
             .inspect_err(|e| log::warn!("manifest files are not watched: {e}"))
             .ok()
         };
-        let server = ManagementServer::start(settings.management.listen, token, Arc::clone(plane))
+        let server = ManagementServer::start(settings.management.listen, token, Arc::clone(&handler))
             .map_err(|e| RunError::Management(e.to_string()))?;
         Ok(Management {
             server,
             watcher,
             signals,
             events,
+            handler,
         })
     }
 }
@@ -280,7 +328,11 @@ impl Running {
         for event in self.management.events.iter() {
             match event {
                 MgmtEvent::Reload(reason) => {
-                    match self.plane.handle(MgmtCommand::Reload(reason.clone())) {
+                    match self
+                        .management
+                        .handler
+                        .handle(MgmtCommand::Reload(reason.clone()))
+                    {
                         Ok(_) => log::info!("manifests reloaded ({reason:?})"),
                         Err(e) => log::error!(
                             "manifests refused ({reason:?}), still serving the previous set:\n{e}"

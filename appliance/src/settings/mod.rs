@@ -10,6 +10,7 @@
 //!
 //! Every field is documented in appliance/README.md ("Configuration (appliance.yaml)").
 
+mod announce;
 mod host;
 mod schema;
 mod text;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use crate::dpdk::Device;
+pub use announce::{AnnounceSettings, BirdSettings, DrainSettings};
 pub use host::CpuSet;
 pub use schema::{
     FlowSettings, MaglevSettings, ManagementSettings, NeighborSettings, PortSettings,

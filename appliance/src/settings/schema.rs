@@ -12,6 +12,7 @@ use pipelines::spec::{HashKey, HumanDuration, NatMode};
 use pipelines::tables::{DataplaneParams, DEFAULT_MAGLEV_SEED};
 use serde::Deserialize;
 
+use super::announce::{AnnounceSettings, DrainSettings};
 use super::text;
 use crate::dpdk::Device;
 
@@ -68,6 +69,12 @@ pub struct Settings {
     /// Slow path (ARP, NDP, ICMP).
     #[serde(default)]
     pub slow_path: SlowPathSettings,
+    /// VIPs announced over BGP through BIRD; absent = nothing announced.
+    #[serde(default)]
+    pub announce: Option<AnnounceSettings>,
+    /// `udplb drain` defaults.
+    #[serde(default)]
+    pub drain: DrainSettings,
 }
 
 /// One DPDK port.
@@ -156,6 +163,10 @@ pub struct WorkerSettings {
     /// Packets per RX/TX burst (1 to 512).
     #[serde(default = "default_burst")]
     pub burst: u16,
+    /// A worker whose last poll round is older than this is reported stuck (`/healthz`
+    /// answers 503, nothing is announced).
+    #[serde(default = "default_heartbeat_timeout", deserialize_with = "text::one")]
+    pub heartbeat_timeout: HumanDuration,
 }
 
 impl Default for WorkerSettings {
@@ -165,6 +176,7 @@ impl Default for WorkerSettings {
             main_lcore: 0,
             idle_backoff_us: 0,
             burst: default_burst(),
+            heartbeat_timeout: default_heartbeat_timeout(),
         }
     }
 }
@@ -275,6 +287,9 @@ fn default_lcores() -> Vec<u32> {
 }
 fn default_burst() -> u16 {
     32
+}
+fn default_heartbeat_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(500))
 }
 fn default_flow_capacity() -> u32 {
     1 << 20

@@ -1,0 +1,192 @@
+//! `appliance.yaml` sections for scale-out: `announce` (VIPs over BGP through BIRD, the
+//! liveness interface) and `drain` (the default drain deadline). Without `announce`
+//! nothing is announced and nothing about a routing daemon is touched: a single-box
+//! deployment is unchanged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pipelines::net::IpNet;
+use pipelines::spec::HumanDuration;
+use serde::Deserialize;
+
+use super::text;
+use super::validate::Validator;
+
+/// VIP announcement through BIRD 2 (appliance/README.md, "Scale out").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceSettings {
+    /// BIRD's control socket and the include file udplb writes.
+    #[serde(default)]
+    pub bird: BirdSettings,
+    /// Name of the TAP udplb creates; every announced route goes `via` it.
+    #[serde(default = "default_liveness_interface")]
+    pub liveness_interface: String,
+    /// How often the gate is evaluated (also on every configuration change).
+    #[serde(default = "default_interval", deserialize_with = "text::one")]
+    pub interval: HumanDuration,
+    /// On a graceful stop: how long udplb keeps forwarding after withdrawing its routes,
+    /// before its workers and ports stop (skipped when a drain already finished).
+    #[serde(default = "default_stop_grace", deserialize_with = "text::one")]
+    pub stop_grace: HumanDuration,
+    /// Prefixes announced while the appliance is healthy, for the backends' replies to
+    /// come back through it (preserve-client behind ECMP): typically the clients'
+    /// prefixes or a default route, imported by the router into the table it uses for
+    /// traffic from the backends.
+    #[serde(default, deserialize_with = "text::prefixes")]
+    pub return_routes: Vec<IpNet>,
+}
+
+/// BIRD's side.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BirdSettings {
+    /// BIRD's control socket (`bird -s`; Debian: `/run/bird/bird.ctl`).
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// The file udplb writes and BIRD's configuration includes.
+    #[serde(default = "default_include")]
+    pub include: PathBuf,
+    /// Longest wait for any exchange on the control socket.
+    #[serde(default = "default_timeout", deserialize_with = "text::one")]
+    pub timeout: HumanDuration,
+}
+
+impl Default for BirdSettings {
+    fn default() -> Self {
+        BirdSettings {
+            socket: default_socket(),
+            include: default_include(),
+            timeout: default_timeout(),
+        }
+    }
+}
+
+/// `udplb drain` defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSettings {
+    /// How long a drain waits for flows to go idle when the request names no deadline.
+    #[serde(default = "default_drain_deadline", deserialize_with = "text::one")]
+    pub deadline: HumanDuration,
+}
+
+impl Default for DrainSettings {
+    fn default() -> Self {
+        DrainSettings {
+            deadline: default_drain_deadline(),
+        }
+    }
+}
+
+fn default_liveness_interface() -> String {
+    "udplb-live".into()
+}
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
+}
+fn default_stop_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+fn default_socket() -> PathBuf {
+    "/run/bird/bird.ctl".into()
+}
+fn default_include() -> PathBuf {
+    "/run/udplb/bird/vips.conf".into()
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+fn default_drain_deadline() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+/// `value` within `min..=max`, else a problem naming `field`.
+pub(super) fn check_range(
+    v: &mut Validator,
+    field: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) {
+    if value < min || value > max {
+        v.fail(
+            field,
+            format!(
+                "{} is out of range ({} to {})",
+                HumanDuration(value),
+                HumanDuration(min),
+                HumanDuration(max)
+            ),
+        );
+    }
+}
+
+impl AnnounceSettings {
+    pub(super) fn validate(&self, v: &mut Validator) {
+        let ms = Duration::from_millis;
+        check_range(v, "announce.interval", self.interval.0, ms(10), ms(10_000));
+        check_range(
+            v,
+            "announce.stop_grace",
+            self.stop_grace.0,
+            Duration::ZERO,
+            ms(60_000),
+        );
+        check_range(
+            v,
+            "announce.bird.timeout",
+            self.bird.timeout.0,
+            ms(100),
+            ms(60_000),
+        );
+        if !crate::announce::valid_interface_name(&self.liveness_interface) {
+            v.fail(
+                "announce.liveness_interface",
+                format!(
+                    "{:?} is not an interface name (1 to 15 bytes; no '/', ':', '\"' or \
+                     whitespace)",
+                    self.liveness_interface
+                ),
+            );
+        }
+        for (field, path) in [
+            ("announce.bird.socket", &self.bird.socket),
+            ("announce.bird.include", &self.bird.include),
+        ] {
+            if !path.is_absolute() || path.file_name().is_none() {
+                v.fail(
+                    field,
+                    format!("{}: an absolute path to a file is required", path.display()),
+                );
+            }
+        }
+        for (i, p) in self.return_routes.iter().enumerate() {
+            if p.addr() != p.network() {
+                v.fail(
+                    format!("announce.return_routes[{i}]"),
+                    format!("{p}: host bits are set (the network is {})", p.trunc()),
+                );
+            }
+            if self.return_routes[..i].contains(p) {
+                v.fail(
+                    format!("announce.return_routes[{i}]"),
+                    format!("{p} is listed twice"),
+                );
+            }
+        }
+    }
+}
+
+impl DrainSettings {
+    pub(super) fn validate(&self, v: &mut Validator) {
+        check_range(
+            v,
+            "drain.deadline",
+            self.deadline.0,
+            Duration::ZERO,
+            Duration::from_secs(24 * 3600),
+        );
+    }
+}
