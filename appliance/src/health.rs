@@ -258,7 +258,12 @@ mod tests {
         hbs[1].beat(t0 + 2400 * MS);
         links.0.lock().expect("lock")[0].up = false;
         let h = check.evaluate(t0 + 2400 * MS, 5);
-        assert_eq!(h.problems, [Problem::PortDown { port: "edge".into() }]);
+        assert_eq!(
+            h.problems,
+            [Problem::PortDown {
+                port: "edge".into()
+            }]
+        );
         assert_eq!(h.reasons(), ["port edge: link down"]);
     }
 

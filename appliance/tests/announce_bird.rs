@@ -56,10 +56,24 @@ impl Bed {
         let (va, vr) = (format!("ulba{}", bed.tag), format!("ulbr{}", bed.tag));
         sh(&["ip", "netns", "add", &a]);
         sh(&["ip", "netns", "add", &r]);
-        sh(&["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", &vr, "netns", &r]);
+        sh(&[
+            "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", &vr, "netns", &r,
+        ]);
         for (ns, dev, mgmt, data, data6) in [
-            (&a, &va, "198.18.21.2/24", "198.18.11.2/24", "2001:2:0:11::2/64"),
-            (&r, &vr, "198.18.21.1/24", "198.18.11.1/24", "2001:2:0:11::1/64"),
+            (
+                &a,
+                &va,
+                "198.18.21.2/24",
+                "198.18.11.2/24",
+                "2001:2:0:11::2/64",
+            ),
+            (
+                &r,
+                &vr,
+                "198.18.21.1/24",
+                "198.18.11.1/24",
+                "2001:2:0:11::1/64",
+            ),
         ] {
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
             sh(&["ip", "-n", ns, "addr", "add", mgmt, "dev", dev]);
@@ -92,7 +106,15 @@ impl Bed {
     fn routes(&self) -> (bool, bool, bool) {
         let r = self.ns("r");
         let v4 = sh(&["ip", "-n", &r, "route", "show", &format!("{VIP4}/32")]);
-        let v6 = sh(&["ip", "-n", &r, "-6", "route", "show", &format!("{VIP6}/128")]);
+        let v6 = sh(&[
+            "ip",
+            "-n",
+            &r,
+            "-6",
+            "route",
+            "show",
+            &format!("{VIP6}/128"),
+        ]);
         // The table exists only once a route is in it.
         let ret = Command::new("ip")
             .args(["-n", &r, "route", "show", "table", "100"])
@@ -107,7 +129,12 @@ impl Bed {
     }
 
     /// Polls the router every 5 ms until `want` holds; the time it took.
-    fn wait_for(&self, what: &str, want: impl Fn((bool, bool, bool)) -> bool, limit: Duration) -> Duration {
+    fn wait_for(
+        &self,
+        what: &str,
+        want: impl Fn((bool, bool, bool)) -> bool,
+        limit: Duration,
+    ) -> Duration {
         let start = Instant::now();
         loop {
             let routes = self.routes();
@@ -128,7 +155,14 @@ impl Bed {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns("a")])
             .arg(exe)
-            .args(["--exact", "child_announcer", "--include-ignored", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "child_announcer",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, self.dir.as_os_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -136,7 +170,11 @@ impl Bed {
             .expect("spawn child");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Announcing { child, stdin, stdout }
+        Announcing {
+            child,
+            stdin,
+            stdout,
+        }
     }
 }
 
@@ -149,7 +187,9 @@ impl Drop for Bed {
         }
         std::thread::sleep(Duration::from_millis(200));
         for side in ["a", "r"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(side)]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(side)])
+                .status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -234,7 +274,10 @@ impl Announcing {
     fn answer(&mut self) -> String {
         loop {
             let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).expect("read") > 0, "child exited");
+            assert!(
+                self.stdout.read_line(&mut line).expect("read") > 0,
+                "child exited"
+            );
             // The harness may print "test child_announcer ... " on the same line.
             if let Some(i) = line.find("CHILD ") {
                 return line[i + "CHILD ".len()..].trim_end().to_owned();
@@ -319,10 +362,18 @@ fn bird_announces_and_withdraws_through_the_liveness_interface() {
     assert_eq!(child.answer(), "started");
     // Nothing before ready (the session comes up meanwhile).
     std::thread::sleep(Duration::from_secs(2));
-    assert!(none(bed.routes()), "announced before ready: {:?}", bed.routes());
+    assert!(
+        none(bed.routes()),
+        "announced before ready: {:?}",
+        bed.routes()
+    );
 
     assert_eq!(child.send("ready"), "ready link_up=true synced=true");
-    let t = bed.wait_for("announce", |r| r == (true, true, true), Duration::from_secs(30));
+    let t = bed.wait_for(
+        "announce",
+        |r| r == (true, true, true),
+        Duration::from_secs(30),
+    );
     println!("announced (VIPs v4+v6, return route) after {t:?}");
 
     assert_eq!(child.send("drain"), "drain link_up=true synced=true");
@@ -331,7 +382,10 @@ fn bird_announces_and_withdraws_through_the_liveness_interface() {
 
     child.send("ready");
     bed.wait_for("re-announce", |r| r == (true, true, true), limit);
-    assert_eq!(child.send("unhealthy"), "unhealthy link_up=false synced=true");
+    assert_eq!(
+        child.send("unhealthy"),
+        "unhealthy link_up=false synced=true"
+    );
     let t = bed.wait_for("not ready", none, limit);
     println!("not ready: everything withdrawn after {t:?}");
 
@@ -347,7 +401,11 @@ fn bird_announces_and_withdraws_through_the_liveness_interface() {
     let mut child = bed.child();
     assert_eq!(child.answer(), "started");
     child.send("ready");
-    bed.wait_for("announce", |r| r == (true, true, true), Duration::from_secs(10));
+    bed.wait_for(
+        "announce",
+        |r| r == (true, true, true),
+        Duration::from_secs(10),
+    );
     let stopping = Instant::now();
     assert_eq!(child.send("stop"), "stop link_up=false synced=true");
     bed.wait_for("graceful stop", none, limit);
@@ -355,10 +413,15 @@ fn bird_announces_and_withdraws_through_the_liveness_interface() {
         "graceful stop: everything withdrawn after {:?}, announcer still running",
         stopping.elapsed()
     );
-    assert!(child.alive(), "withdrawn while the process (and its ports) still run");
+    assert!(
+        child.alive(),
+        "withdrawn while the process (and its ports) still run"
+    );
     let text = std::fs::read_to_string(bed.dir.join("inc/vips.conf")).expect("include");
     assert!(
-        text.lines().filter(|l| l.starts_with("protocol")).all(|l| l.contains("disabled;")),
+        text.lines()
+            .filter(|l| l.starts_with("protocol"))
+            .all(|l| l.contains("disabled;")),
         "{text}"
     );
 }

@@ -287,8 +287,7 @@ fn healthz_follows_control() {
         fetch(&api.addr, "/healthz").expect("healthz"),
         (
             503,
-            "unhealthy\nport edge: link down\nworker 1: heartbeat 2.3 s old (limit 0.5 s)\n"
-                .into()
+            "unhealthy\nport edge: link down\nworker 1: heartbeat 2.3 s old (limit 0.5 s)\n".into()
         )
     );
 }
@@ -304,7 +303,10 @@ fn drain_routes_need_the_token_to_change_anything_and_parse_the_deadline() {
     // Starting and cancelling do.
     for method in ["POST", "DELETE"] {
         let (code, body) = request(&api.addr, method, "/v1/drain", None, None).expect("call");
-        assert_eq!((code, body.as_str()), (401, "a valid bearer token is required\n"));
+        assert_eq!(
+            (code, body.as_str()),
+            (401, "a valid bearer token is required\n")
+        );
         assert_eq!(
             request(&api.addr, method, "/v1/drain", None, Some("nope"))
                 .expect("call")
@@ -322,14 +324,20 @@ fn drain_routes_need_the_token_to_change_anything_and_parse_the_deadline() {
     assert_eq!(code, 400, "{body}");
     assert!(body.starts_with("deadline: "), "{body}");
     let (code, body) = call("POST", "/v1/drain?deadline=25h");
-    assert_eq!((code, body.as_str()), (400, "deadline 25h is out of range (0s to 24h)\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "deadline 25h is out of range (0s to 24h)\n")
+    );
     assert_eq!(
         call("DELETE", "/v1/drain"),
         (200, "state: serving\nflows_remaining: 2\n".into())
     );
     let raw = api.raw(b"PUT /v1/drain HTTP/1.1\r\n\r\n");
     assert!(raw.starts_with("HTTP/1.1 405 "), "{raw}");
-    assert!(raw.contains("\r\nAllow: GET, HEAD, POST, DELETE\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nAllow: GET, HEAD, POST, DELETE\r\n"),
+        "{raw}"
+    );
     assert_eq!(
         *api.control.drains.lock().expect("lock"),
         [

@@ -274,7 +274,6 @@ fn split_coded(line: &str) -> Result<(u16, char, &str), BirdError> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,7 +431,10 @@ mod tests {
             c.command("configure\nshutdown"),
             Err(BirdError::BadCommand(_))
         ));
-        assert!(matches!(c.disable("a\" all"), Err(BirdError::BadCommand(_))));
+        assert!(matches!(
+            c.disable("a\" all"),
+            Err(BirdError::BadCommand(_))
+        ));
         drop(c);
         server.join().expect("server");
         let _ = std::fs::remove_dir_all(dir);

@@ -161,7 +161,10 @@ mod tests {
 
         let d = decide(true, Phase::Draining, &r);
         assert!(d.link_up, "flows still served");
-        assert!(d.return_routes, "replies of the flows still served come back");
+        assert!(
+            d.return_routes,
+            "replies of the flows still served come back"
+        );
         assert!(d.vips.values().all(|w| *w == Some(Withheld::Draining)));
         assert_eq!(d.announced().count(), 0);
 

@@ -204,7 +204,12 @@ impl Announcer {
             .config
             .return_routes
             .iter()
-            .map(|p| (*p, decision.return_routes && synced && self.liveness.is_up()))
+            .map(|p| {
+                (
+                    *p,
+                    decision.return_routes && synced && self.liveness.is_up(),
+                )
+            })
             .collect();
         self.status.link_up = self.liveness.is_up();
     }

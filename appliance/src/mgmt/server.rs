@@ -272,7 +272,10 @@ fn unhealthy_body(reasons: &[String]) -> String {
 
 /// `GET /v1/drain` (state), `POST /v1/drain[?deadline=30s]` (start), `DELETE /v1/drain`
 /// (cancel); the last two need the token, like `PUT /v1/manifests`.
-fn drain_command<H: MgmtHandler>(req: &Request, shared: &Shared<H>) -> Result<MgmtCommand, Response> {
+fn drain_command<H: MgmtHandler>(
+    req: &Request,
+    shared: &Shared<H>,
+) -> Result<MgmtCommand, Response> {
     match req.method.as_str() {
         "GET" | "HEAD" => Ok(MgmtCommand::DrainStatus),
         "POST" | "DELETE" => {

@@ -22,8 +22,8 @@ use super::ports::{self, PortSet};
 use super::supervise::{Supervisor, SupervisorThread};
 use super::workers::{Links, WorkerContext, Workers};
 use super::RunError;
-use crate::control::{ControlParams, ControlPlane, Observed, Publisher, SlowPathLink};
 use crate::announce::{AnnounceConfig, Announcer};
+use crate::control::{ControlParams, ControlPlane, Observed, Publisher, SlowPathLink};
 use crate::dpdk::{Eal, Mbuf, Mempool, RuntimeDir, SocketId};
 use crate::health::{HealthCheck, PortLinks};
 use crate::mgmt::{
@@ -304,8 +304,9 @@ impl Management {
             .inspect_err(|e| log::warn!("manifest files are not watched: {e}"))
             .ok()
         };
-        let server = ManagementServer::start(settings.management.listen, token, Arc::clone(&handler))
-            .map_err(|e| RunError::Management(e.to_string()))?;
+        let server =
+            ManagementServer::start(settings.management.listen, token, Arc::clone(&handler))
+                .map_err(|e| RunError::Management(e.to_string()))?;
         Ok(Management {
             server,
             watcher,

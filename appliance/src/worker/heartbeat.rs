@@ -78,11 +78,17 @@ mod tests {
             Some(Duration::ZERO)
         );
         // A reader whose clock is behind the worker's sees age 0, not a wrap.
-        assert_eq!(hb.age(t0 + Duration::from_millis(300)), Some(Duration::ZERO));
+        assert_eq!(
+            hb.age(t0 + Duration::from_millis(300)),
+            Some(Duration::ZERO)
+        );
         // A beat at the origin itself is a beat.
         let hb = Heartbeat::new(t0);
         hb.beat(t0);
-        assert_eq!(hb.age(t0 + Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            hb.age(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]
