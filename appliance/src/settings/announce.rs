@@ -190,3 +190,75 @@ impl DrainSettings {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::super::{Settings, SettingsError};
+
+    const PORTS: &str = "ports:\n  - {name: a, device: net_null0}\n";
+
+    fn parse(extra: &str) -> Result<Settings, SettingsError> {
+        Settings::from_str(&format!("{PORTS}{extra}"))
+    }
+
+    fn problems(extra: &str) -> Vec<String> {
+        match parse(extra) {
+            Err(SettingsError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
+            other => panic!("expected invalid settings: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absent_means_no_announcement_and_defaults_apply() {
+        let s = parse("").expect("valid");
+        assert!(s.announce.is_none());
+        assert_eq!(s.drain.deadline.to_string(), "30s");
+        assert_eq!(s.workers.heartbeat_timeout.to_string(), "500ms");
+        let s = parse("announce: {}\n").expect("valid");
+        let a = s.announce.expect("announce");
+        assert_eq!(a.bird.socket.to_str(), Some("/run/bird/bird.ctl"));
+        assert_eq!(a.bird.include.to_str(), Some("/run/udplb/bird/vips.conf"));
+        assert_eq!(a.liveness_interface, "udplb-live");
+        assert_eq!(
+            (a.interval.to_string(), a.stop_grace.to_string()),
+            ("200ms".into(), "1s".into())
+        );
+        let s = parse(
+            "announce:\n  bird: {socket: /run/b.ctl, include: /run/x/v.conf, timeout: 5s}\n  \
+             liveness_interface: live0\n  interval: 100ms\n  stop_grace: 0s\n  \
+             return_routes: [0.0.0.0/0, \"2001:2:0:100::/56\"]\ndrain: {deadline: 2m}\n",
+        )
+        .expect("valid");
+        assert_eq!(s.announce.expect("announce").return_routes.len(), 2);
+        assert_eq!(s.drain.deadline.to_string(), "2m");
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_field() {
+        assert_eq!(
+            problems(
+                "announce:\n  bird: {socket: bird.ctl, include: /run/x/, timeout: 10ms}\n  \
+                 liveness_interface: \"a very long name\"\n  interval: 0s\n  stop_grace: 2m\n  \
+                 return_routes: [198.19.0.1/24, 198.19.0.0/24, 198.19.0.0/24]\n\
+                 drain: {deadline: 25h}\nworkers: {idle_backoff_us: 400000, heartbeat_timeout: 500ms}\n"
+            ),
+            [
+                "workers.heartbeat_timeout: 500ms is out of range (800ms to 1m)",
+                "announce.interval: 0s is out of range (10ms to 10s)",
+                "announce.stop_grace: 2m is out of range (0s to 1m)",
+                "announce.bird.timeout: 10ms is out of range (100ms to 1m)",
+                "announce.liveness_interface: \"a very long name\" is not an interface name (1 to 15 bytes; no '/', ':', '\"' or whitespace)",
+                "announce.bird.socket: bird.ctl: an absolute path to a file is required",
+                "announce.return_routes[0]: 198.19.0.1/24: host bits are set (the network is 198.19.0.0/24)",
+                "announce.return_routes[2]: 198.19.0.0/24 is listed twice",
+                "drain.deadline: 25h is out of range (0s to 24h)",
+            ]
+        );
+        assert!(matches!(
+            parse("announce: {interval: 1s, colour: red}\n"),
+            Err(SettingsError::Parse(m)) if m.contains("unknown field `colour`")
+        ));
+    }
+}
