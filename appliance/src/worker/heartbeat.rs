@@ -3,20 +3,27 @@
 //! thread (`/healthz`, the announcement gate).
 //!
 //! A flag set at start would say nothing about a worker that is stuck in a loop or
-//! blocked; a timestamp refreshed by every round does. The time is kept as nanoseconds
-//! since the heartbeat's own origin, plus one, so 0 means "never polled".
+//! blocked; a timestamp refreshed by every round does. The time is kept as signed
+//! nanoseconds from the heartbeat's own origin (a clock may be read before it), with
+//! `i64::MIN` meaning "never polled".
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+const NEVER: i64 = i64::MIN;
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
 
 /// One worker's heartbeat. Shared as an `Arc` between the worker (writer) and whoever
 /// checks it (readers).
 #[derive(Debug)]
 pub struct Heartbeat {
     origin: Instant,
-    /// Nanoseconds since `origin` of the last round, plus one; 0 = no round yet.
-    last_round: AtomicU64,
+    /// Nanoseconds from `origin` to the last round; [`NEVER`] before the first.
+    last_round: AtomicI64,
     /// Generation of the tables the worker runs (`Tables::generation`).
     generation: AtomicU64,
 }
@@ -27,16 +34,19 @@ impl Heartbeat {
     pub fn new(origin: Instant) -> Arc<Heartbeat> {
         Arc::new(Heartbeat {
             origin,
-            last_round: AtomicU64::new(0),
+            last_round: AtomicI64::new(NEVER),
             generation: AtomicU64::new(0),
         })
     }
 
     /// A poll round ran at `clock`.
     pub fn beat(&self, clock: Instant) {
-        let nanos = u64::try_from(clock.saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(u64::MAX - 1);
-        self.last_round.store(nanos + 1, Ordering::Relaxed);
+        let offset = match clock.checked_duration_since(self.origin) {
+            Some(after) => nanos(after),
+            // Never NEVER: i64::MIN + 1 at the most negative.
+            None => -nanos(self.origin.duration_since(clock)),
+        };
+        self.last_round.store(offset, Ordering::Relaxed);
     }
 
     /// The worker now runs tables of generation `generation`.
@@ -47,8 +57,16 @@ impl Heartbeat {
     /// How long ago, seen at `now`, the last round ran; `None` before the first round.
     /// A round stamped after `now` (clocks read on different threads) counts as age 0.
     pub fn age(&self, now: Instant) -> Option<Duration> {
-        let stamp = self.last_round.load(Ordering::Relaxed).checked_sub(1)?;
-        let at = self.origin + Duration::from_nanos(stamp);
+        let offset = self.last_round.load(Ordering::Relaxed);
+        if offset == NEVER {
+            return None;
+        }
+        let span = Duration::from_nanos(offset.unsigned_abs());
+        let at = if offset >= 0 {
+            self.origin.checked_add(span)
+        } else {
+            self.origin.checked_sub(span)
+        }?;
         Some(now.saturating_duration_since(at))
     }
 
