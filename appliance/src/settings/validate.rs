@@ -309,8 +309,14 @@ impl Settings {
             );
         }
         // An idle worker sleeps `idle_backoff_us` between rounds: its heartbeat must not
-        // look stale because of that.
-        let backoff = std::time::Duration::from_micros(u64::from(w.idle_backoff_us));
+        // look stale because of that (an out-of-range backoff is reported above alone).
+        let backoff = std::time::Duration::from_micros(u64::from(
+            if w.idle_backoff_us > MAX_IDLE_BACKOFF_US {
+                0
+            } else {
+                w.idle_backoff_us
+            },
+        ));
         super::announce::check_range(
             v,
             "workers.heartbeat_timeout",
