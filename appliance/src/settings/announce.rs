@@ -236,6 +236,15 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_is_valid() {
+        let s = Settings::from_str(include_str!("../../../deploy/udplb-appliance.yaml"))
+            .expect("deploy/udplb-appliance.yaml");
+        let a = s.announce.expect("announce");
+        assert_eq!(a.return_routes.len(), 2);
+        assert_eq!(a.liveness_interface, "udplb-live");
+    }
+
+    #[test]
     fn every_problem_is_named_by_its_field() {
         assert_eq!(
             problems(
