@@ -61,6 +61,7 @@ impl Settings {
         self.validate_routes(&mut v);
         self.validate_workers(&mut v);
         self.validate_capacities(&mut v);
+        self.validate_management(&mut v);
         if v.errors.is_empty() {
             Ok(())
         } else {
