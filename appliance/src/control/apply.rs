@@ -265,7 +265,7 @@ impl ControlPlane {
     }
 
     /// Reloads the manifest files named in the settings: a file change or SIGHUP
-    /// (`Origin::Files`), or `DELETE /v1/manifests` (`Origin::BackToFiles`).
+    /// (`Origin::Files`), or `POST /v1/reload` (`Origin::BackToFiles`).
     ///
     /// # Errors
     /// As [`ControlPlane::change`].

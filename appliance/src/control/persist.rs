@@ -100,7 +100,7 @@ impl StateDir {
         }
     }
 
-    /// Forgets the persisted set (`DELETE /v1/manifests`).
+    /// Forgets the persisted set (`POST /v1/reload`).
     ///
     /// # Errors
     /// It exists and cannot be removed.

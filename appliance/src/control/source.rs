@@ -8,8 +8,8 @@
 //! | `api` | the last accepted PUT, persisted | applies, persists | — |
 //! | `both` | the files until a PUT; then the PUT's set, pinned | applies, persists, pins | reloads while the files serve; while a PUT's set is pinned: logged, not applied |
 //!
-//! With `both`, `DELETE /v1/manifests` forgets the API set (and its persisted copy) and
-//! serves the files again. Nothing reverts an API-pushed set silently: not a `touch`, not a
+//! With `both`, `POST /v1/reload` forgets the API set (and its persisted copy) and serves
+//! the files again. Nothing reverts an API-pushed set silently: not a `touch`, not a
 //! restart (the set is read back from `manifests.state_dir`).
 
 use std::fmt;
@@ -70,7 +70,7 @@ pub enum Origin {
     Persisted,
     /// A file change or SIGHUP.
     Files,
-    /// `DELETE /v1/manifests`: back to the files.
+    /// `POST /v1/reload`: back to the files.
     BackToFiles,
     /// `PUT /v1/manifests`.
     Api,
@@ -98,7 +98,7 @@ impl fmt::Display for Origin {
             Origin::StartFiles => "files (start)",
             Origin::Persisted => "persisted API set (start)",
             Origin::Files => "files",
-            Origin::BackToFiles => "files (DELETE /v1/manifests)",
+            Origin::BackToFiles => "files (POST /v1/reload)",
             Origin::Api => "api",
         })
     }
@@ -124,7 +124,7 @@ impl Sources {
             ),
             (SourceMode::Both, Origin::Files) if active == Active::Api => Err(
                 "the manifest files changed, but the set pushed by PUT /v1/manifests stays \
-                 pinned (manifests.source: both); DELETE /v1/manifests serves the files again"
+                 pinned (manifests.source: both); POST /v1/reload serves the files again"
                     .into(),
             ),
             _ => Ok(()),
@@ -167,9 +167,9 @@ mod tests {
         let both = sources(SourceMode::Both);
         assert!(both.admits(Origin::Files, Active::Files).is_ok());
         assert!(both.admits(Origin::Api, Active::Files).is_ok());
-        // Once a PUT is pinned, file changes do not revert it; DELETE does.
+        // Once a PUT is pinned, file changes do not revert it; POST /v1/reload does.
         let err = both.admits(Origin::Files, Active::Api).expect_err("pinned");
-        assert!(err.contains("DELETE /v1/manifests"), "{err}");
+        assert!(err.contains("POST /v1/reload"), "{err}");
         assert!(both.admits(Origin::BackToFiles, Active::Api).is_ok());
         assert!(both.admits(Origin::Api, Active::Api).is_ok());
     }

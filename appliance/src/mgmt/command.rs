@@ -23,7 +23,7 @@ pub enum MgmtCommand {
         confirm_remove_all: bool,
     },
     /// Forget the API-pushed set and serve what the manifest files say, now
-    /// (`DELETE /v1/manifests`).
+    /// (`POST /v1/reload`).
     UseFiles {
         /// As for `ApplyManifests`.
         confirm_remove_all: bool,
