@@ -1,0 +1,43 @@
+//! Short versions of the soak and chaos runs (`scripts/soak`, `scripts/chaos` run the
+//! long ones): re-PUTs every 100 ms under pinned traffic for 75 s, and three kill -9
+//! restarts that must come back serving the last set the API accepted.
+
+#![allow(clippy::tests_outside_test_module)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use testbench::reliability::{chaos, soak, ChaosOptions, SoakOptions};
+
+fn tools() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_testbench"))
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
+fn soak_short_rss_flat_no_loss_no_failed_put() {
+    let report = soak(&SoakOptions {
+        duration: Duration::from_secs(75),
+        put_interval: Duration::from_millis(100),
+        flows: 32,
+        rate: 200.0,
+        tools: tools(),
+    })
+    .expect("soak runs");
+    println!("{}", report.line());
+    assert!(report.puts >= 400, "{}", report.line());
+    assert!(report.datagrams >= 10_000, "{}", report.line());
+    assert!(report.passed(), "{}", report.line());
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
+fn chaos_short_restarts_serve_the_last_accepted_set() {
+    let report = chaos(&ChaosOptions {
+        kills: 3,
+        tools: tools(),
+    })
+    .expect("chaos runs");
+    println!("{}", report.line());
+    assert!(report.passed(), "{}", report.line());
+}
