@@ -62,6 +62,10 @@ enum Command {
         /// Print the full Prometheus metrics instead of the key counters.
         #[arg(long)]
         metrics: bool,
+        /// A file holding the token to send (the read token, or the write token), when
+        /// `management.read_token_file` is set.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -103,12 +107,25 @@ fn main() -> ExitCode {
             eprintln!("{}", outcome.stderr_summary);
             ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(2))
         }
-        Command::Status { api, metrics } => match appliance::mgmt::print_status(&api, metrics) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("udplb status: {e}");
-                ExitCode::from(2)
+        Command::Status {
+            api,
+            metrics,
+            token_file,
+        } => {
+            let token = match token_file.map(std::fs::read_to_string).transpose() {
+                Ok(token) => token.map(|t| t.trim().to_owned()),
+                Err(e) => {
+                    eprintln!("udplb status: --token-file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match appliance::mgmt::print_status(&api, metrics, token.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("udplb status: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
     }
 }

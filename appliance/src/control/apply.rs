@@ -214,7 +214,9 @@ impl ControlPlane {
             }
             _ => {}
         }
-        let result = if same_forwarding {
+        let result = if same_forwarding && same_status {
+            "applied (source only, tables unchanged)"
+        } else if same_forwarding {
             "applied (status only, tables unchanged)"
         } else {
             let tables = match built.tables.take() {

@@ -133,16 +133,18 @@ fn parse_response(response: &[u8]) -> Result<(u16, String), &'static str> {
     Ok((code, String::from_utf8_lossy(body).into_owned()))
 }
 
-/// `udplb status`: prints the running appliance's Gateway API status and key counters.
+/// `udplb status`: prints the running appliance's Gateway API status and key counters;
+/// `token` is sent as a bearer token (for `management.read_token_file`).
 ///
 /// # Errors
 /// The API cannot be reached or answers with an error.
-pub fn print_status(api: &str, full_metrics: bool) -> Result<(), String> {
-    let (code, status) = fetch(api, "/v1/status").map_err(|e| e.to_string())?;
+pub fn print_status(api: &str, full_metrics: bool, token: Option<&str>) -> Result<(), String> {
+    let get = |path| request(api, "GET", path, None, token).map_err(|e| e.to_string());
+    let (code, status) = get("/v1/status")?;
     if code != 200 {
         return Err(format!("GET /v1/status: HTTP {code}: {status}"));
     }
-    let (code, metrics) = fetch(api, "/metrics").map_err(|e| e.to_string())?;
+    let (code, metrics) = get("/metrics")?;
     if code != 200 {
         return Err(format!("GET /metrics: HTTP {code}"));
     }
