@@ -315,6 +315,7 @@ fn the_gate_follows_ready_backends_in_compiled_tables() {
     // Every endpoint terminating (draining): no listener is ready, nothing announced.
     let reply = rig.handler.handle(MgmtCommand::ApplyManifests {
         yaml: manifests(true),
+        confirm_remove_all: false,
     });
     assert!(reply.is_ok(), "manifests applied");
     let readiness = vip_readiness(&rig.plane.tables());

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +30,30 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// The bearer token a command-line call sends (`udplb status`, `udplb drain`): the one in
+/// `given` (`--token-file`), which must be readable, else the one in `default` if that
+/// file exists; surrounding whitespace ignored. `None`: no token is sent.
+///
+/// # Errors
+/// `given` cannot be read, or `default` exists but cannot be read; the message names the
+/// file.
+pub fn read_token(given: Option<&Path>, default: Option<&Path>) -> Result<Option<String>, String> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| (e.kind(), format!("--token-file {}: {e}", path.display())))
+    };
+    match (given, default) {
+        (Some(path), _) => read(path).map(Some).map_err(|(_, e)| e),
+        (None, Some(path)) => match read(path) {
+            Ok(token) => Ok(Some(token)),
+            Err((std::io::ErrorKind::NotFound, _)) => Ok(None),
+            Err((_, e)) => Err(e),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 /// `GET path` on the API at `addr` (`HOST:PORT`): the status code and the body.
@@ -133,16 +158,18 @@ fn parse_response(response: &[u8]) -> Result<(u16, String), &'static str> {
     Ok((code, String::from_utf8_lossy(body).into_owned()))
 }
 
-/// `udplb status`: prints the running appliance's Gateway API status and key counters.
+/// `udplb status`: prints the running appliance's Gateway API status and key counters;
+/// `token` is sent as a bearer token (for `management.read_token_file`).
 ///
 /// # Errors
 /// The API cannot be reached or answers with an error.
-pub fn print_status(api: &str, full_metrics: bool) -> Result<(), String> {
-    let (code, status) = fetch(api, "/v1/status").map_err(|e| e.to_string())?;
+pub fn print_status(api: &str, full_metrics: bool, token: Option<&str>) -> Result<(), String> {
+    let get = |path| request(api, "GET", path, None, token).map_err(|e| e.to_string());
+    let (code, status) = get("/v1/status")?;
     if code != 200 {
         return Err(format!("GET /v1/status: HTTP {code}: {status}"));
     }
-    let (code, metrics) = fetch(api, "/metrics").map_err(|e| e.to_string())?;
+    let (code, metrics) = get("/metrics")?;
     if code != 200 {
         return Err(format!("GET /metrics: HTTP {code}"));
     }
