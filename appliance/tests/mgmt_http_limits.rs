@@ -211,7 +211,7 @@ fn the_read_token_guards_reads_and_tokens_rotate() {
     });
     let get =
         |path: &str, token: Option<&str>| request(&addr, "GET", path, None, token).expect("GET").0;
-    for path in ["/v1/status", "/metrics"] {
+    for path in ["/v1/status", "/metrics", "/v1/drain"] {
         assert_eq!(get(path, None), 401, "{path}");
         assert_eq!(get(path, Some("r1")), 200, "{path}");
         assert_eq!(get(path, Some("w1")), 200, "{path}");
@@ -230,6 +230,15 @@ fn the_read_token_guards_reads_and_tokens_rotate() {
     };
     assert_eq!(put("r1"), 401, "the read token never writes");
     assert_eq!(put("w1"), 200);
+    for method in ["POST", "DELETE"] {
+        let drain = |token| {
+            request(&addr, method, "/v1/drain", None, Some(token))
+                .expect("drain")
+                .0
+        };
+        assert_eq!(drain("r1"), 401, "{method}: the read token never drains");
+        assert_eq!(drain("w1"), 200, "{method}");
+    }
     server.set_tokens(Tokens {
         write: Some("w2".into()),
         read: Some("r2".into()),
@@ -272,6 +281,44 @@ fn a_stop_during_a_long_compile_answers_and_returns_within_2s() {
     slow.hold.store(false, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(50));
     assert!(slow.committed.lock().expect("lock").is_empty());
+}
+
+/// Health and drain are answered on the management thread, never queued behind a
+/// compile on the serial thread: a drain asked for during a long PUT takes effect at once.
+#[test]
+fn health_and_drain_answer_while_a_compile_runs() {
+    let (server, slow, addr) = start(Tokens::default());
+    slow.hold.store(true, Ordering::SeqCst);
+    let put_addr = addr.clone();
+    let client = std::thread::spawn(move || {
+        request(&put_addr, "PUT", "/v1/manifests", Some(b"kind: x\n"), None).expect("answered")
+    });
+    let start = Instant::now();
+    while !slow.entered.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "compile never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(fetch(&addr, "/healthz").expect("healthz").0, 200);
+    for (method, path) in [
+        ("POST", "/v1/drain?deadline=10s"),
+        ("GET", "/v1/drain"),
+        ("DELETE", "/v1/drain"),
+    ] {
+        let (code, body) = request(&addr, method, path, None, None).expect("drain");
+        assert_eq!(code, 200, "{method} {path}: {body}");
+        assert!(body.starts_with("state: draining\n"), "{body}");
+    }
+    assert!(
+        slow.committed.lock().expect("lock").is_empty(),
+        "the compile still holds the serial thread"
+    );
+    slow.hold.store(false, Ordering::SeqCst);
+    assert_eq!(client.join().expect("client").0, 200);
+    assert_eq!(slow.committed.lock().expect("lock").len(), 1);
+    server.shutdown();
 }
 
 /// Through the real control plane: an empty body is a 400 naming the confirmation, a

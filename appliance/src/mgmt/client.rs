@@ -221,4 +221,21 @@ mod tests {
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
+
+    #[test]
+    fn cli_tokens_given_or_default_when_present() {
+        let dir = std::env::temp_dir().join(format!("udplb-cli-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (file, missing) = (dir.join("token"), dir.join("missing"));
+        std::fs::write(&file, "s3cret\n").expect("token");
+        assert_eq!(read_token(Some(&file), None), Ok(Some("s3cret".into())));
+        assert_eq!(read_token(None, Some(&file)), Ok(Some("s3cret".into())));
+        assert_eq!(read_token(None, Some(&missing)), Ok(None), "absent default");
+        assert_eq!(read_token(None, None), Ok(None));
+        let err = read_token(Some(&missing), Some(&file)).expect_err("given must exist");
+        assert!(err.contains("missing"), "{err}");
+        // A directory exists but cannot be read as a token.
+        assert!(read_token(None, Some(&dir)).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
