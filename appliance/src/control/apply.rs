@@ -231,7 +231,7 @@ impl ControlPlane {
             st.tables = tables;
             st.generation += 1;
             st.forwarding_digest = built.forwarding_digest;
-            st.carrying = std::mem::take(&mut built.carrying);
+            st.carrying.clone_from(&built.carrying);
             "applied"
         };
         st.status_digest = built.status_digest;
