@@ -299,6 +299,7 @@ fn main() -> ExitCode {
                 addresses: vec![net([198, 18, 1, 254], 24), net([198, 18, 0, 254], 15)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: pipelines::net::DEFAULT_MTU,
             }],
             vec![],
             SnatConfig {

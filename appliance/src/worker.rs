@@ -439,7 +439,8 @@ fn handle_burst(
                     _ => stats.handoff_overflow += 1,
                 }
             }
-            Verdict::Drop(_) => drop(mbuf),
+            // Holding and splitting fragments come with the appliance side of issue 12.
+            Verdict::Drop(_) | Verdict::Hold { .. } | Verdict::Fragment { .. } => drop(mbuf),
         }
     }
 }

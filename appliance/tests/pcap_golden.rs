@@ -240,6 +240,7 @@ fn pcap_of_many_flows_is_split_three_to_one_with_valid_frames() {
                 addresses: vec![net([198, 18, 0, 254], 24), net([198, 18, 1, 254], 24)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: pipelines::net::DEFAULT_MTU,
             }],
             vec![StaticRoute {
                 prefix: net([198, 19, 0, 0], 16),

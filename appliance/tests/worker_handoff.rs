@@ -240,6 +240,7 @@ fn every_mode_serves_packets_that_land_on_the_wrong_worker() {
                 ],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: pipelines::net::DEFAULT_MTU,
             }],
             vec![],
             SnatConfig {

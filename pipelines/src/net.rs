@@ -114,7 +114,14 @@ pub struct PortConfig {
     /// has TX checksum offload on. The fast path looks for that signature on such ports
     /// only and drops what fails verification (`unfinished_udp_checksum`).
     pub unfinished_rx_checksums: bool,
+    /// The largest IP packet the port sends (its MTU, [`DEFAULT_MTU`] unless configured).
+    /// Larger datagrams routed through it get `ToHost(TooBig)` (IPv4 with DF, IPv6) or
+    /// `Verdict::Fragment` (IPv4 without DF).
+    pub mtu: u16,
 }
+
+/// The MTU of an Ethernet port that sets none.
+pub const DEFAULT_MTU: u16 = 1500;
 
 /// A static route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -518,12 +525,14 @@ mod tests {
                     addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                     checksum: ChecksumCaps::empty(),
                     unfinished_rx_checksums: false,
+                    mtu: DEFAULT_MTU,
                 },
                 PortConfig {
                     mac: MacAddr([2, 0, 0, 0, 0, 2]),
                     addresses: vec![net("198.18.1.254", 24)],
                     checksum: ChecksumCaps::all(),
                     unfinished_rx_checksums: false,
+                    mtu: DEFAULT_MTU,
                 },
             ],
             vec![StaticRoute {
@@ -629,6 +638,7 @@ mod tests {
                 addresses: vec![net("198.18.0.1", 32)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: DEFAULT_MTU,
             }],
             vec![],
             SnatConfig {

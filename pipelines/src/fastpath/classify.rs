@@ -84,8 +84,9 @@ impl FastPath {
                 let h = hash.unwrap_or_else(|| self.flows.hash(&t));
                 self.udp(ctx, now, pkt, &p, &t, h)
             }
+            Parsed::Fragment => self.fragment(ctx, now, pkt),
             Parsed::Arp => Verdict::ToHost(HostReason::Arp),
-            Parsed::Icmp => Verdict::ToHost(HostReason::Icmp),
+            Parsed::Icmp => self.icmp(ctx, now, pkt),
             Parsed::OtherIp { dst } => {
                 if ctx.network.is_own(dst) || ctx.tables.is_vip(dst) {
                     Verdict::ToHost(HostReason::OwnAddress)
@@ -96,10 +97,11 @@ impl FastPath {
             Parsed::Drop(r) => Verdict::Drop(r),
         };
         match v {
-            Verdict::Tx { .. } => {
+            Verdict::Tx { .. } | Verdict::Fragment { .. } => {
                 self.counters.tx_packets += 1;
                 self.counters.tx_bytes += len;
             }
+            Verdict::Hold { .. } => self.counters.fragments_held += 1,
             Verdict::ToHost(r) => self.counters.to_host[r.index()] += 1,
             Verdict::Drop(r) => self.counters.drops[r.index()] += 1,
             Verdict::Handoff { .. } => self.counters.handoff += 1,
@@ -108,7 +110,7 @@ impl FastPath {
     }
 
     /// A UDP datagram whose wire tuple is `t`, with `h = flows.hash(t)`.
-    fn udp(
+    pub(super) fn udp(
         &mut self,
         ctx: &Context<'_>,
         now: Timestamp,

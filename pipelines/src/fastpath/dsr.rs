@@ -28,6 +28,7 @@
 use std::net::IpAddr;
 
 use super::hop::HopCache;
+use super::rewrite::refuse_too_big;
 use super::Context;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::Ethernet;
@@ -35,22 +36,39 @@ use crate::wire::Ethernet;
 /// Sends `pkt` to the on-link backend `backend` by rewriting its MACs only; the packet is
 /// modified only when the verdict is `Tx`.
 #[inline]
+/// `l3` is the IP header's offset and `src` the datagram's source (for the MTU check:
+/// the frame is switched unchanged, so it must fit the backends' port).
 pub(super) fn transmit(
     ctx: &Context<'_>,
     hops: &mut HopCache,
     pkt: &mut [u8],
+    l3: usize,
+    src: IpAddr,
     backend: IpAddr,
 ) -> Verdict {
     let hop = match hops.resolve_on_link(ctx, backend) {
         Ok(h) => h,
         Err(v) => return v,
     };
+    let too_big = pkt.len() - l3 > usize::from(hop.mtu);
+    if too_big {
+        if let Some(v) = refuse_too_big(pkt, l3, src, hop.mtu) {
+            return v;
+        }
+    }
     let Ok(mut eth) = Ethernet::new_checked(pkt) else {
         // Unreachable after a successful parse; never panic on it.
         return Verdict::Drop(DropReason::TruncatedEthernet);
     };
     eth.set_dst(hop.dst_mac.0);
     eth.set_src(hop.src_mac.0);
+    if too_big {
+        // IPv4 without DF: the appliance splits the frame.
+        return Verdict::Fragment {
+            port: hop.port,
+            mtu: hop.mtu,
+        };
+    }
     Verdict::Tx {
         port: hop.port,
         offload: None,

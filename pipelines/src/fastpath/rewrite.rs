@@ -8,12 +8,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::hop::HopCache;
+use super::forward::is_unicast;
+use super::hop::{Hop, HopCache};
 use super::Context;
 use crate::checksum;
 use crate::net::{ChecksumCaps, MacAddr};
 use crate::parse::ParsedUdp;
-use crate::verdict::{DropReason, OffloadRequest, Verdict};
+use crate::verdict::{DropReason, HostReason, OffloadRequest, Verdict};
 use crate::wire::{Ethernet, Ipv4, Ipv6, Udp};
 
 /// The new addresses and ports of a rewritten datagram.
@@ -46,6 +47,9 @@ pub(super) fn transmit(
         Ok(h) => h,
         Err(v) => return v,
     };
+    if pkt.len() - usize::from(p.l3_off) > usize::from(hop.mtu) {
+        return too_big(pkt, p, rw, &hop);
+    }
     match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, hop.caps) {
         Some(offload) => Verdict::Tx {
             port: hop.port,
@@ -54,6 +58,42 @@ pub(super) fn transmit(
         // Unreachable after a successful parse; never panic on it.
         None => Verdict::Drop(DropReason::TruncatedIp),
     }
+}
+
+/// A datagram larger than the out port's MTU: `Frag Needed` / `Packet Too Big` from the
+/// slow path (IPv4 with DF, IPv6), or rewritten in software for the appliance to split
+/// (IPv4 without DF: a router fragments). Untouched unless the verdict is `Fragment`.
+#[cold]
+#[inline(never)]
+fn too_big(pkt: &mut [u8], p: &ParsedUdp, rw: &Rewrite, hop: &Hop) -> Verdict {
+    if let Some(v) = refuse_too_big(pkt, usize::from(p.l3_off), p.flow.src, hop.mtu) {
+        return v;
+    }
+    match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, ChecksumCaps::empty()) {
+        Some(_) => Verdict::Fragment {
+            port: hop.port,
+            mtu: hop.mtu,
+        },
+        None => Verdict::Drop(DropReason::TruncatedIp),
+    }
+}
+
+/// The verdict for an IP packet at `l3` of `pkt` that does not fit `mtu` and may not be
+/// fragmented on the way (IPv6, IPv4 with DF): an ICMP error from the slow path when the
+/// source can receive one, else `too_big`. `None`: IPv4 without DF, to be fragmented.
+pub(super) fn refuse_too_big(pkt: &[u8], l3: usize, src: IpAddr, mtu: u16) -> Option<Verdict> {
+    let df = match src {
+        IpAddr::V4(_) => pkt.get(l3 + 6).is_some_and(|f| f & 0x40 != 0),
+        IpAddr::V6(_) => true,
+    };
+    if !df {
+        return None;
+    }
+    Some(if is_unicast(src) {
+        Verdict::ToHost(HostReason::TooBig { mtu })
+    } else {
+        Verdict::Drop(DropReason::TooBig)
+    })
 }
 
 /// Rewrites addresses, ports, TTL, MACs and checksums in place. Returns the offload
@@ -72,6 +112,7 @@ fn rewrite(
     if pkt.len() < l4 {
         return None;
     }
+    let whole = l4 + usize::from(p.udp_len) <= pkt.len();
     let (head, l4buf) = pkt.split_at_mut(l4);
     let mut udp = Udp::new_checked(l4buf).ok()?;
     let old_ports = [udp.src_port(), udp.dst_port()];
@@ -79,7 +120,9 @@ fn rewrite(
     let udp_check = udp.checksum();
     // IPv4 UDP checksum 0 = none: stays 0 and the NIC is not asked to compute it.
     let has_udp_check = udp_check != 0 || p.is_ipv6();
-    let offload_udp = has_udp_check && caps.contains(ChecksumCaps::UDP);
+    // A first fragment holds only part of the datagram its checksum covers: a NIC would
+    // sum the wrong bytes, so its checksum is updated in software.
+    let offload_udp = has_udp_check && caps.contains(ChecksumCaps::UDP) && whole;
     let l3_len = u16::try_from(l4 - l3).ok()?;
     let mut old_words = [0u8; 36];
     let mut new_words = [0u8; 36];
