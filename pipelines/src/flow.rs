@@ -38,8 +38,9 @@ pub struct Tuple {
 
 /// Flow flag: record in use.
 const IN_USE: u8 = 1;
-/// Flow flag: a reply has been seen (the replied idle timeout applies). DSR flows are
-/// created with it: their replies never pass udplb, so "unreplied" would say nothing.
+/// Flow flag: a reply has been seen (the replied idle timeout applies). DSR flows never
+/// get it (their replies never pass udplb): their backends' unreplied timeout is the
+/// replied one ([`crate::tables::Backend::timeouts_ns`]).
 pub const REPLIED: u8 = 2;
 /// Flow flag: IPv6.
 pub const IPV6: u8 = 4;
@@ -125,7 +126,7 @@ impl Flow {
         self.flags & IPV6 != 0
     }
 
-    /// Whether a reply has been seen (or the flow is DSR).
+    /// Whether a reply has been seen.
     pub fn is_replied(&self) -> bool {
         self.flags & REPLIED != 0
     }

@@ -352,6 +352,8 @@ pub struct Network {
     /// Per port, sorted: the multicast MACs it listens to (IPv6 all-nodes and the
     /// solicited-node groups of the port's IPv6 addresses and the SNAT address).
     joined: Vec<Vec<MacAddr>>,
+    /// The smallest port MTU: packets up to it fit every port (one compare per packet).
+    min_mtu: u16,
 }
 
 impl Network {
@@ -442,6 +444,7 @@ impl Network {
                 macs
             })
             .collect();
+        let min_mtu = ports.iter().map(|p| p.mtu).min().unwrap_or(DEFAULT_MTU);
         Ok(Network {
             ports,
             snat,
@@ -449,12 +452,26 @@ impl Network {
             fib6,
             own,
             joined,
+            min_mtu,
         })
     }
 
     /// The ports, by port id.
     pub fn ports(&self) -> &[PortConfig] {
         &self.ports
+    }
+
+    /// The smallest MTU of any port: an IP packet up to this long fits wherever it goes.
+    #[inline]
+    pub fn min_mtu(&self) -> u16 {
+        self.min_mtu
+    }
+
+    /// The MTU of `port` ([`DEFAULT_MTU`] for a port that does not exist).
+    pub fn mtu(&self, port: u16) -> u16 {
+        self.ports
+            .get(usize::from(port))
+            .map_or(DEFAULT_MTU, |p| p.mtu)
     }
 
     /// SNAT configuration.

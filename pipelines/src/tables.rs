@@ -130,10 +130,13 @@ pub struct Backend {
     /// The listener is preserve-client and this endpoint also serves another
     /// preserve-client listener (see [`Tables::shared_endpoints`]).
     pub shared: bool,
-    /// Idle timeout of a replied flow pinned to it, in ns: its
-    /// [`BackendSpec::idle_timeout`] (session affinity), else the listener's.
-    pub replied_timeout_ns: u64,
-    /// The same in milliseconds, as flow records keep it.
+    /// Idle timeouts of a flow pinned to it, in ns, indexed by whether the flow has seen
+    /// a reply: `[unreplied, replied]`. Replied: its [`BackendSpec::idle_timeout`]
+    /// (session affinity), else the listener's; unreplied: the listener's (for a DSR
+    /// listener the replied one: its replies never pass udplb). An array, so the
+    /// forward path indexes it instead of branching.
+    pub timeouts_ns: [u64; 2],
+    /// The replied timeout in milliseconds, as flow records keep it.
     pub replied_ms: u32,
 }
 
@@ -344,6 +347,9 @@ impl Tables {
                             });
                         }
                         let replied = b.idle_timeout.unwrap_or(timeouts.replied);
+                        let dsr =
+                            l.options.nat_mode.unwrap_or(params.default_nat_mode) == NatMode::Dsr;
+                        let unreplied = if dsr { replied } else { timeouts.unreplied };
                         backends.push(Backend {
                             addr: b.addr,
                             service: b.service.clone(),
@@ -351,7 +357,7 @@ impl Tables {
                             draining: b.draining,
                             counter_idx,
                             shared: false,
-                            replied_timeout_ns: nanos(replied),
+                            timeouts_ns: [nanos(unreplied), nanos(replied)],
                             replied_ms: millis(replied),
                         });
                     }

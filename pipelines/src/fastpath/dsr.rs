@@ -34,10 +34,10 @@ use crate::verdict::{DropReason, Verdict};
 use crate::wire::Ethernet;
 
 /// Sends `pkt` to the on-link backend `backend` by rewriting its MACs only; the packet is
-/// modified only when the verdict is `Tx`.
+/// modified only when the verdict is `Tx`. `l3` is the IP header's offset and `src` the
+/// datagram's source (for the MTU check: the frame is switched unchanged, so it must fit
+/// the backends' port).
 #[inline]
-/// `l3` is the IP header's offset and `src` the datagram's source (for the MTU check:
-/// the frame is switched unchanged, so it must fit the backends' port).
 pub(super) fn transmit(
     ctx: &Context<'_>,
     hops: &mut HopCache,
@@ -50,9 +50,10 @@ pub(super) fn transmit(
         Ok(h) => h,
         Err(v) => return v,
     };
-    let too_big = pkt.len() - l3 > usize::from(hop.mtu);
+    let too_big = pkt.len() - l3 > usize::from(ctx.network.min_mtu())
+        && pkt.len() - l3 > usize::from(ctx.network.mtu(hop.port));
     if too_big {
-        if let Some(v) = refuse_too_big(pkt, l3, src, hop.mtu) {
+        if let Some(v) = refuse_too_big(pkt, l3, src, ctx.network.mtu(hop.port)) {
             return v;
         }
     }
@@ -66,7 +67,7 @@ pub(super) fn transmit(
         // IPv4 without DF: the appliance splits the frame.
         return Verdict::Fragment {
             port: hop.port,
-            mtu: hop.mtu,
+            mtu: ctx.network.mtu(hop.port),
         };
     }
     Verdict::Tx {

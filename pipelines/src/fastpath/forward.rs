@@ -205,11 +205,7 @@ impl FastPath {
                 fm.backend_idx = bi;
                 fm.listener_idx = li;
                 fm.idle_ms = b.replied_ms;
-                let idle = if fm.flags & REPLIED != 0 {
-                    b.replied_timeout_ns
-                } else {
-                    l.unreplied_timeout_ns
-                };
+                let idle = b.timeouts_ns[usize::from(fm.flags & REPLIED != 0)];
                 fm.expires = now.saturating_add(idle);
                 (bi, f.snat_port)
             }
@@ -301,20 +297,11 @@ impl FastPath {
                 vip_port: ft.dst_port,
                 backend_port: b.addr.port(),
                 snat_port,
-                expires: now.saturating_add(if l.nat_mode == NatMode::Dsr {
-                    b.replied_timeout_ns
-                } else {
-                    l.unreplied_timeout_ns
-                }),
+                expires: now.saturating_add(b.timeouts_ns[0]),
                 idle_ms: b.replied_ms,
                 listener_idx: li,
                 backend_idx: bi,
-                flags: if v6 { IPV6 } else { 0 }
-                    | if l.nat_mode == NatMode::Dsr {
-                        REPLIED
-                    } else {
-                        0
-                    },
+                flags: if v6 { IPV6 } else { 0 },
                 mode: l.nat_mode,
             };
             let (snat4, snat6, expired) = (

@@ -24,12 +24,20 @@
 
 use super::forward::is_unicast;
 use super::steer::fragment_owner;
-use super::{packet_tuple, Context, FastPath, Timestamp};
+use super::{Context, FastPath, Timestamp};
 use crate::checksum;
 use crate::fragment::{Decision, FragKey, Out};
 use crate::hash::ip16;
-use crate::parse::{self, ParsedFragment, ParsedUdp};
+use crate::parse::{self, Parsed, ParsedFragment};
 use crate::verdict::{DropReason, HostReason, Verdict};
+
+/// A first fragment on its way through the UDP path.
+#[derive(Clone, Copy, Debug)]
+struct FirstFragment {
+    fragment: ParsedFragment,
+    entry: u32,
+    marked: bool,
+}
 
 impl FastPath {
     /// A frame [`crate::parse::parse`] classified as a fragment.
@@ -69,33 +77,42 @@ impl FastPath {
             },
         };
         self.counters.drops[DropReason::FragmentTimeout.index()] += timed_out;
-        let v = match f.first {
-            Some(udp) => self.first_fragment(ctx, now, pkt, &f, &udp, entry, marked),
-            None => self.later_fragment(ctx, pkt, &f, entry),
-        };
-        if matches!(v, Verdict::Tx { .. } | Verdict::Fragment { .. }) {
-            self.counters.fragments_forwarded += 1;
+        match f.first {
+            Some(udp) => {
+                // Decided as the datagram it starts: through the one UDP path (counted
+                // there, and counted again by our caller: taken back).
+                let len = pkt.len() as u64;
+                let v = self.process_parsed(ctx, now, pkt, Parsed::Udp(udp), None);
+                self.uncount(v, len);
+                let first = FirstFragment {
+                    fragment: f,
+                    entry,
+                    marked,
+                };
+                self.first_fragment_done(ctx, pkt, &first, v)
+            }
+            None => {
+                let v = self.later_fragment(ctx, pkt, &f, entry);
+                if matches!(v, Verdict::Tx { .. } | Verdict::Fragment { .. }) {
+                    self.counters.fragments_forwarded += 1;
+                }
+                v
+            }
         }
-        v
     }
 
-    /// The first fragment: decided as any datagram; the decision is recorded.
-    #[allow(clippy::too_many_arguments)]
-    fn first_fragment(
+    /// The UDP path's verdict `v` for a first fragment becomes its datagram's decision.
+    fn first_fragment_done(
         &mut self,
         ctx: &Context<'_>,
-        now: Timestamp,
         pkt: &mut [u8],
-        f: &ParsedFragment,
-        udp: &ParsedUdp,
-        entry: u32,
-        marked: bool,
+        first: &FirstFragment,
+        mut v: Verdict,
     ) -> Verdict {
-        let t = packet_tuple(&udp.flow);
-        let h = self.flows.hash(&t);
-        let mut v = self.udp(ctx, now, pkt, udp, &t, h);
+        let f = &first.fragment;
         let decision = match v {
             Verdict::Tx { port, .. } | Verdict::Fragment { port, .. } => {
+                self.counters.fragments_forwarded += 1;
                 match read_back(pkt, f, port) {
                     Some(out) => Decision::Forward(out),
                     None => Decision::Drop(DropReason::TruncatedIp),
@@ -103,7 +120,7 @@ impl FastPath {
             }
             // Handed on once already (by the fragment owner): the tables of the two
             // workers disagree for a moment; never hand a packet around.
-            Verdict::Handoff { .. } if marked => {
+            Verdict::Handoff { .. } if first.marked => {
                 v = Verdict::Drop(DropReason::NoReverseFlow);
                 Decision::Drop(DropReason::NoReverseFlow)
             }
@@ -120,9 +137,10 @@ impl FastPath {
             // Not a verdict of the UDP path.
             Verdict::Hold { .. } => Decision::Drop(DropReason::Fragment),
         };
-        self.frags.decide(entry, decision);
+        self.frags.decide(first.entry, decision);
         if decision != Decision::Pending {
-            self.frags.account(entry, f.offset, f.data_len, f.more);
+            self.frags
+                .account(first.entry, f.offset, f.data_len, f.more);
         }
         v
     }

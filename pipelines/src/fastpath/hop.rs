@@ -15,8 +15,6 @@ pub(super) struct Hop {
     pub(super) dst_mac: MacAddr,
     pub(super) src_mac: MacAddr,
     pub(super) caps: ChecksumCaps,
-    /// The out port's MTU.
-    pub(super) mtu: u16,
     /// The route's next hop is `dst` itself (a connected prefix, or a static route
     /// through `dst`): a frame to `dst_mac` reaches `dst` at layer 2.
     pub(super) on_link: bool,
@@ -99,7 +97,6 @@ impl HopCache {
             dst_mac: mac,
             src_mac: out.mac,
             caps: out.checksum,
-            mtu: out.mtu,
             on_link: via == dst,
         };
         *slot = Some(h);

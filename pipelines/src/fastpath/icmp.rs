@@ -322,7 +322,7 @@ impl FastPath {
             Ok(h) => h,
             Err(v) => return v,
         };
-        if pkt.len() - usize::from(e.l3_off) > usize::from(hop.mtu) {
+        if pkt.len() - usize::from(e.l3_off) > usize::from(ctx.network.mtu(hop.port)) {
             return Verdict::Drop(DropReason::TooBig);
         }
         if icmp::rewrite(pkt, e, t).is_none() {
@@ -350,7 +350,7 @@ impl FastPath {
             Ok(h) => h,
             Err(v) => return v,
         };
-        if pkt.len() - usize::from(e.l3_off) > usize::from(hop.mtu) {
+        if pkt.len() - usize::from(e.l3_off) > usize::from(ctx.network.mtu(hop.port)) {
             return Verdict::Drop(DropReason::TooBig);
         }
         pkt[..6].copy_from_slice(&hop.dst_mac.0);

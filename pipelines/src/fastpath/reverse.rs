@@ -11,6 +11,7 @@ use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::{Context, FastPath, Timestamp};
 use crate::counters::Traffic;
 use crate::flow::REPLIED;
+use crate::hash::ip16;
 use crate::parse::ParsedUdp;
 use crate::tables::Route;
 use crate::verdict::{DropReason, Verdict};
@@ -47,10 +48,22 @@ impl FastPath {
             };
             if let Some(li) = li {
                 let route = tables.listeners()[li as usize].route.as_ref();
+                // The index the flow cached, checked by identity (as the forward path
+                // does); a search only after a tables change moved it.
                 let backend = route.and_then(|r| {
-                    let addr = SocketAddr::new(ip_from16(&f.backend, v6), f.backend_port);
-                    let bi = r.find_backend(addr)?;
-                    Some(r.backends[bi as usize].counter_idx)
+                    let bi = match r.backends.get(f.backend_idx as usize) {
+                        Some(b)
+                            if b.addr.port() == f.backend_port
+                                && ip16(b.addr.ip()) == f.backend =>
+                        {
+                            f.backend_idx
+                        }
+                        _ => r.find_backend(SocketAddr::new(
+                            ip_from16(&f.backend, v6),
+                            f.backend_port,
+                        ))?,
+                    };
+                    Some(r.backends.get(bi as usize)?.counter_idx)
                 });
                 self.count_reply(li, route, backend, pkt.len() as u64);
             }

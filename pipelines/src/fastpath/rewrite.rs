@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::forward::is_unicast;
-use super::hop::{Hop, HopCache};
+use super::hop::HopCache;
 use super::Context;
 use crate::checksum;
 use crate::net::{ChecksumCaps, MacAddr};
@@ -43,13 +43,13 @@ pub(super) fn transmit(
     p: &ParsedUdp,
     rw: &Rewrite,
 ) -> Verdict {
+    if pkt.len() - usize::from(p.l3_off) > usize::from(ctx.network.min_mtu()) {
+        return transmit_large(ctx, hops, pkt, p, rw);
+    }
     let hop = match hops.resolve(ctx, rw.dst) {
         Ok(h) => h,
         Err(v) => return v,
     };
-    if pkt.len() - usize::from(p.l3_off) > usize::from(hop.mtu) {
-        return too_big(pkt, p, rw, &hop);
-    }
     match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, hop.caps) {
         Some(offload) => Verdict::Tx {
             port: hop.port,
@@ -60,19 +60,45 @@ pub(super) fn transmit(
     }
 }
 
-/// A datagram larger than the out port's MTU: `Frag Needed` / `Packet Too Big` from the
-/// slow path (IPv4 with DF, IPv6), or rewritten in software for the appliance to split
-/// (IPv4 without DF: a router fragments). Untouched unless the verdict is `Fragment`.
+/// [`transmit`] for a datagram larger than some port's MTU (out of line: the common
+/// packet fits every port, one compare). If it does not fit its out port: `Frag Needed` /
+/// `Packet Too Big` from the slow path (IPv4 with DF, IPv6), or rewritten in software for
+/// the appliance to split (IPv4 without DF: a router fragments). Untouched unless the
+/// verdict is `Tx` or `Fragment`.
 #[cold]
 #[inline(never)]
-fn too_big(pkt: &mut [u8], p: &ParsedUdp, rw: &Rewrite, hop: &Hop) -> Verdict {
-    if let Some(v) = refuse_too_big(pkt, usize::from(p.l3_off), p.flow.src, hop.mtu) {
-        return v;
+fn transmit_large(
+    ctx: &Context<'_>,
+    hops: &mut HopCache,
+    pkt: &mut [u8],
+    p: &ParsedUdp,
+    rw: &Rewrite,
+) -> Verdict {
+    let hop = match hops.resolve(ctx, rw.dst) {
+        Ok(h) => h,
+        Err(v) => return v,
+    };
+    let mtu = ctx.network.mtu(hop.port);
+    let fits = pkt.len() - usize::from(p.l3_off) <= usize::from(mtu);
+    if !fits {
+        if let Some(v) = refuse_too_big(pkt, usize::from(p.l3_off), p.flow.src, mtu) {
+            return v;
+        }
     }
-    match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, ChecksumCaps::empty()) {
+    // Fragmenting needs every checksum final: no offload then.
+    let caps = if fits {
+        hop.caps
+    } else {
+        ChecksumCaps::empty()
+    };
+    match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, caps) {
+        Some(offload) if fits => Verdict::Tx {
+            port: hop.port,
+            offload,
+        },
         Some(_) => Verdict::Fragment {
             port: hop.port,
-            mtu: hop.mtu,
+            mtu,
         },
         None => Verdict::Drop(DropReason::TruncatedIp),
     }
@@ -96,9 +122,10 @@ pub(super) fn refuse_too_big(pkt: &[u8], l3: usize, src: IpAddr, mtu: u16) -> Op
     })
 }
 
-/// Rewrites addresses, ports, TTL, MACs and checksums in place. Returns the offload
-/// request (`Some(None)` when everything was done in software), or `None` if the offsets
+/// Rewrites addresses, ports, TTL, MACs and checksums in place (always inlined: the cold
+/// `transmit_large` calls it too). Returns the offload request (`Some(None)` when everything was done in software), or `None` if the offsets
 /// do not fit the buffer.
+#[inline(always)]
 fn rewrite(
     pkt: &mut [u8],
     p: &ParsedUdp,
@@ -112,7 +139,7 @@ fn rewrite(
     if pkt.len() < l4 {
         return None;
     }
-    let whole = l4 + usize::from(p.udp_len) <= pkt.len();
+    let frame_len = pkt.len();
     let (head, l4buf) = pkt.split_at_mut(l4);
     let mut udp = Udp::new_checked(l4buf).ok()?;
     let old_ports = [udp.src_port(), udp.dst_port()];
@@ -122,7 +149,9 @@ fn rewrite(
     let has_udp_check = udp_check != 0 || p.is_ipv6();
     // A first fragment holds only part of the datagram its checksum covers: a NIC would
     // sum the wrong bytes, so its checksum is updated in software.
-    let offload_udp = has_udp_check && caps.contains(ChecksumCaps::UDP) && whole;
+    let offload_udp = has_udp_check
+        && caps.contains(ChecksumCaps::UDP)
+        && l4 + usize::from(p.udp_len) <= frame_len;
     let l3_len = u16::try_from(l4 - l3).ok()?;
     let mut old_words = [0u8; 36];
     let mut new_words = [0u8; 36];
