@@ -202,7 +202,7 @@ pub struct Listener {
     /// Effective hash key.
     pub hash_key: HashKey,
     /// Effective idle timeout of a flow that has seen a reply, in nanoseconds (before any
-    /// backend's own, [`Backend::replied_timeout_ns`]).
+    /// backend's own, [`Backend::timeouts_ns`]).
     pub idle_timeout_ns: u64,
     /// The same in milliseconds.
     pub idle_ms: u32,
