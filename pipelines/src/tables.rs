@@ -119,6 +119,9 @@ pub enum TableError {
 pub struct Backend {
     /// Address and port: the stable identity flows are pinned to.
     pub addr: SocketAddr,
+    /// The address in the 16-byte form flow records keep (IPv4-mapped for IPv4), so a
+    /// flow's cached backend is checked with one compare.
+    pub ip16: [u8; 16],
     /// The Service port it was reached through.
     pub service: ServiceKey,
     /// Scaled weight (0 takes no new flows).
@@ -352,6 +355,7 @@ impl Tables {
                         let unreplied = if dsr { replied } else { timeouts.unreplied };
                         backends.push(Backend {
                             addr: b.addr,
+                            ip16: ip16(b.addr.ip()),
                             service: b.service.clone(),
                             weight: b.weight,
                             draining: b.draining,

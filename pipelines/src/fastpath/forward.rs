@@ -172,7 +172,7 @@ impl FastPath {
                 let cached = route
                     .backends
                     .get(f.backend_idx as usize)
-                    .filter(|b| ip16(b.addr.ip()) == f.backend && b.addr.port() == f.backend_port)
+                    .filter(|b| b.ip16 == f.backend && b.addr.port() == f.backend_port)
                     .map(|_| f.backend_idx);
                 let found = cached.or_else(|| {
                     route.find_backend(std::net::SocketAddr::new(
@@ -292,7 +292,7 @@ impl FastPath {
             let flow = Flow {
                 client: ft.src,
                 vip: ft.dst,
-                backend: ip16(b.addr.ip()),
+                backend: b.ip16,
                 client_port: ft.src_port,
                 vip_port: ft.dst_port,
                 backend_port: b.addr.port(),

@@ -11,7 +11,6 @@ use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::{Context, FastPath, Timestamp};
 use crate::counters::Traffic;
 use crate::flow::REPLIED;
-use crate::hash::ip16;
 use crate::parse::ParsedUdp;
 use crate::tables::Route;
 use crate::verdict::{DropReason, Verdict};
@@ -52,10 +51,7 @@ impl FastPath {
                 // does); a search only after a tables change moved it.
                 let backend = route.and_then(|r| {
                     let bi = match r.backends.get(f.backend_idx as usize) {
-                        Some(b)
-                            if b.addr.port() == f.backend_port
-                                && ip16(b.addr.ip()) == f.backend =>
-                        {
+                        Some(b) if b.addr.port() == f.backend_port && b.ip16 == f.backend => {
                             f.backend_idx
                         }
                         _ => r.find_backend(SocketAddr::new(
