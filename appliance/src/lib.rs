@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod announce;
+pub mod backend_health;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
