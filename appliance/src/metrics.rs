@@ -25,6 +25,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::backend_health::HealthReport;
 use crate::slowpath::SlowPathStats;
 use crate::worker::{LoopCounters, LoopDrops};
 
@@ -122,6 +123,8 @@ pub struct MetricsSnapshot {
     /// Health, heartbeats, drain and announcement (the running appliance; `None` for a
     /// control plane alone).
     pub appliance: Option<ApplianceSample>,
+    /// Backend health checks (the running appliance; `None` for a control plane alone).
+    pub backend_health: Option<HealthReport>,
 }
 
 /// The appliance's own state at a scrape: health, workers' heartbeats, drain, VIPs.
@@ -253,6 +256,9 @@ impl Collector for SnapshotCollector {
         if let Some(a) = &s.appliance {
             f.appliance(a)?;
         }
+        if let Some(h) = &s.backend_health {
+            f.backend_health(h)?;
+        }
         f.entities(&s.entities)
     }
 }
@@ -307,6 +313,102 @@ impl Family<'_, '_> {
             "1 when the VIP is announced to the routing daemon (liveness interface up, BIRD configured).",
             MetricKind::Gauge,
             &vips,
+        )
+    }
+
+    fn backend_health(&mut self, h: &HealthReport) -> Result<(), std::fmt::Error> {
+        // Label values rendered once: (namespace, service, port, endpoint).
+        let ports: Vec<String> = h
+            .services
+            .iter()
+            .map(|s| s.service.port.to_string())
+            .collect();
+        let endpoints: Vec<Vec<String>> = h
+            .services
+            .iter()
+            .map(|s| s.endpoints.iter().map(|e| e.addr.to_string()).collect())
+            .collect();
+        type Get = fn(&crate::backend_health::EndpointReport) -> bool;
+        let gauges: [(&str, &str, Get); 2] = [
+            (
+                "udplb_backend_healthy",
+                "1 when the backend endpoint passes its health checks (active check healthy, not ejected).",
+                |e| e.healthy,
+            ),
+            (
+                "udplb_backend_excluded",
+                "1 when the backend endpoint takes no new flows (unhealthy, its Service not in panic).",
+                |e| e.excluded,
+            ),
+        ];
+        for (name, help, get) in gauges {
+            let mut samples: Vec<(Labels<'_>, u64)> = Vec::new();
+            for ((s, port), eps) in h.services.iter().zip(&ports).zip(&endpoints) {
+                for (e, addr) in s.endpoints.iter().zip(eps) {
+                    let labels = vec![
+                        ("namespace", s.service.namespace.as_str()),
+                        ("service", s.service.name.as_str()),
+                        ("port", port.as_str()),
+                        ("endpoint", addr.as_str()),
+                    ];
+                    samples.push((labels, u64::from(get(e))));
+                }
+            }
+            self.one(name, help, MetricKind::Gauge, &samples)?;
+        }
+        let panics: Vec<(Labels<'_>, u64)> = h
+            .services
+            .iter()
+            .zip(&ports)
+            .map(|(s, port)| {
+                let labels = vec![
+                    ("namespace", s.service.namespace.as_str()),
+                    ("service", s.service.name.as_str()),
+                    ("port", port.as_str()),
+                ];
+                (labels, u64::from(s.panicking))
+            })
+            .collect();
+        self.one(
+            "udplb_service_health_panic",
+            "1 when more than the panic threshold of the Service port's endpoints are unhealthy (all take flows).",
+            MetricKind::Gauge,
+            &panics,
+        )?;
+        let c = &h.counters;
+        self.one(
+            "udplb_health_probes_sent_total",
+            "Active health probes sent through the ports.",
+            MetricKind::Counter,
+            &[(Vec::new(), c.probes_sent)],
+        )?;
+        let results: Vec<(Labels<'_>, u64)> = [
+            ("passed", c.passed),
+            ("timeout", c.failed_timeout),
+            ("unreachable", c.failed_unreachable),
+            ("bad_reply", c.failed_reply),
+            ("unsent", c.failed_unsent),
+        ]
+        .into_iter()
+        .map(|(r, v)| (vec![("result", r)], v))
+        .collect();
+        self.one(
+            "udplb_health_probe_results_total",
+            "Active health probe results: passed, or failed by timeout, ICMP unreachable, a wrong reply, or not sent.",
+            MetricKind::Counter,
+            &results,
+        )?;
+        self.one(
+            "udplb_health_ejections_total",
+            "Backend endpoints ejected by the passive check (ICMP unreachable in a row).",
+            MetricKind::Counter,
+            &[(Vec::new(), c.ejections)],
+        )?;
+        self.one(
+            "udplb_health_ejections_capped_total",
+            "Passive ejections held back by the Service's maximum ejection percentage.",
+            MetricKind::Counter,
+            &[(Vec::new(), c.ejections_capped)],
         )
     }
 

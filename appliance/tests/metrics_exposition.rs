@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use appliance::control::{ControlParams, ControlPlane, Observed, PortStats, Publisher};
-use appliance::metrics::{MetricsFormat, PortSample};
+use appliance::backend_health::{EndpointReport, HealthCounters, HealthReport, ServiceReport};
+use appliance::metrics::{MetricsFormat, MetricsSnapshot, PortSample};
 use appliance::slowpath::{SlowPathCounters, SlowPathStats};
 use appliance::worker::WorkerReport;
 use pipelines::counters::{Counters, EntityCounters, Traffic};
+use pipelines::spec::{PolicyKey, ServiceKey};
 
 struct TwoPorts;
 
@@ -118,6 +120,54 @@ fn plane() -> ControlPlane {
     plane
 }
 
+/// The plane's snapshot with a backend health report: one Service port, one healthy
+/// endpoint and one excluded, distinct tallies.
+fn snapshot() -> MetricsSnapshot {
+    let mut s = plane().snapshot();
+    let endpoint = |addr: &str, healthy: bool| EndpointReport {
+        addr: addr.parse().expect("addr"),
+        healthy,
+        excluded: !healthy,
+        active: None,
+        passive: None,
+    };
+    s.backend_health = Some(HealthReport {
+        services: vec![ServiceReport {
+            service: ServiceKey {
+                namespace: "default".into(),
+                name: "dns".into(),
+                port: 53,
+            },
+            policy: PolicyKey {
+                namespace: "default".into(),
+                name: "dns-health".into(),
+            },
+            check: "active: DNS".into(),
+            weak: false,
+            panicking: false,
+            panic_threshold_percent: 50,
+            endpoints: vec![
+                endpoint("198.18.1.11:53", true),
+                endpoint("198.18.1.12:53", false),
+            ],
+        }],
+        counters: HealthCounters {
+            probes_sent: 31,
+            passed: 32,
+            failed_timeout: 33,
+            failed_unreachable: 34,
+            failed_reply: 35,
+            failed_unsent: 36,
+            no_source_port: 37,
+            ejections: 38,
+            ejections_capped: 39,
+            published: 40,
+        },
+        probe_ports: None,
+    });
+    s
+}
+
 fn golden_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics.prom")
 }
@@ -132,7 +182,7 @@ fn samples(text: &str) -> Vec<&str> {
 
 #[test]
 fn prometheus_text_is_byte_identical_to_the_golden_file() {
-    let text = plane().snapshot().render(MetricsFormat::Prometheus);
+    let text = snapshot().render(MetricsFormat::Prometheus);
     // A new counter changes the exposition on purpose: rewrite the file with
     // UDPLB_UPDATE_GOLDEN=1 and review its diff.
     if std::env::var_os("UDPLB_UPDATE_GOLDEN").is_some() {
@@ -158,7 +208,7 @@ fn prometheus_text_is_byte_identical_to_the_golden_file() {
 
 #[test]
 fn openmetrics_has_the_same_samples_with_units_and_eof() {
-    let open = plane().snapshot().render(MetricsFormat::OpenMetrics);
+    let open = snapshot().render(MetricsFormat::OpenMetrics);
     let golden = golden();
     assert_eq!(samples(&open), samples(&golden));
     assert!(open.ends_with("\n# EOF\n"), "{open}");
@@ -209,7 +259,7 @@ fn the_grafana_dashboard_queries_only_exposed_metrics_and_labels() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/udplb-dashboard.json");
     let text = std::fs::read_to_string(&path).expect("dashboard");
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    let exposition = plane().snapshot().render(MetricsFormat::Prometheus);
+    let exposition = snapshot().render(MetricsFormat::Prometheus);
     // Sample name -> the label names it carries.
     let mut exposed: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
         std::collections::BTreeMap::new();

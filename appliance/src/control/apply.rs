@@ -226,7 +226,8 @@ impl ControlPlane {
                     .map_err(|e| MgmtError::Refused(Refusal::Tables(e)))?,
             };
             let tables = Arc::new(tables);
-            self.publisher.publish(&tables);
+            self.publisher
+                .publish(&tables, &built.forwarding.health_checks);
             st.totals.published(&tables);
             st.tables = tables;
             st.generation += 1;

@@ -153,6 +153,7 @@ impl ControlPlane {
             None => Tables::build(&built.forwarding, &params.dataplane)?,
         });
         publisher.tell_slow_path(&tables);
+        publisher.tell_health(&built.forwarding.health_checks);
         log::info!("{}", apply::change_line(origin, "applied", &built, 1));
         let plane = ControlPlane {
             params: params.compile,
@@ -259,6 +260,7 @@ impl ControlPlane {
             entities: sums.entities,
             shared_endpoints,
             appliance: None,
+            backend_health: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Publishing a configuration: its tables to every worker, its VIPs to the slow path (which
-//! answers ARP, ND and ping for them), and every backend's next hop to be resolved before
-//! the first datagram needs it.
+//! answers ARP, ND and ping for them), every backend's next hop to be resolved before
+//! the first datagram needs it, and its health checks to the backend health checker.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use pipelines::net::Network;
+use pipelines::spec::HealthCheckSpec;
 use pipelines::tables::Tables;
 
 use crate::dpdk::Mbuf;
@@ -22,6 +23,8 @@ pub struct Publisher {
     pub slow_path: Option<SlowPathLink>,
     /// VIPs served besides those the Gateways request (`default_vips`).
     pub default_vips: Vec<IpAddr>,
+    /// The backend health checker's input, when there is one (`crate::backend_health`).
+    pub health: Option<Sender<Vec<HealthCheckSpec>>>,
 }
 
 /// The control plane's link to the slow path.
@@ -48,13 +51,23 @@ impl Publisher {
         set.into_iter().collect()
     }
 
-    /// Sends `tables` to every worker, then tells the slow path.
-    pub(super) fn publish(&self, tables: &Arc<Tables>) {
+    /// Sends `tables` to every worker, then tells the slow path and the health checker
+    /// (`checks`: the configuration's health checks).
+    pub(super) fn publish(&self, tables: &Arc<Tables>, checks: &[HealthCheckSpec]) {
         for w in &self.workers {
             // A worker that has exited no longer needs tables.
             let _ = w.send(Arc::clone(tables));
         }
         self.tell_slow_path(tables);
+        self.tell_health(checks);
+    }
+
+    /// The health checker's part: the checks in force from now on.
+    pub(super) fn tell_health(&self, checks: &[HealthCheckSpec]) {
+        if let Some(tx) = &self.health {
+            // A checker that has stopped needs nothing.
+            let _ = tx.send(checks.to_vec());
+        }
     }
 
     /// The slow path's part only: the workers started with these tables.

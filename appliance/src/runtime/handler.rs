@@ -2,9 +2,9 @@
 //! only the whole appliance knows — health (ports, workers, configuration applied), drain,
 //! announcement — from the [`Supervisor`].
 //!
-//! `GET /v1/status` gets one more YAML document after the Gateway API ones,
-//! `kind: ApplianceStatus`; `GET /metrics` gets the health, heartbeat, drain and VIP
-//! gauges. A configuration change wakes the supervisor, so the gate follows it at once.
+//! `GET /v1/status` gets more YAML documents after the Gateway API ones,
+//! `kind: ApplianceStatus` and `kind: BackendHealthStatus`; `GET /metrics` gets the
+//! health, heartbeat, drain and VIP gauges, and the backend health families. A configuration change wakes the supervisor, so the gate follows it at once.
 //!
 //! The management server runs the commands that change the configuration through this
 //! handler on its serial thread, and the others (health, drain, status, metrics) inline;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::supervise::Supervisor;
+use crate::backend_health::{HealthReport, ReportSlot};
 use crate::control::{ControlPlane, Refusal};
 use crate::mgmt::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
 
@@ -21,12 +22,31 @@ use crate::mgmt::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
 pub struct ApplianceHandler {
     plane: Arc<ControlPlane>,
     supervisor: Arc<Supervisor>,
+    /// The backend health checker's report, when it runs.
+    backend_health: Option<ReportSlot>,
 }
 
 impl ApplianceHandler {
     /// Answers with `plane` and `supervisor`.
     pub fn new(plane: Arc<ControlPlane>, supervisor: Arc<Supervisor>) -> ApplianceHandler {
-        ApplianceHandler { plane, supervisor }
+        ApplianceHandler {
+            plane,
+            supervisor,
+            backend_health: None,
+        }
+    }
+
+    /// Also shows the backend health checker's `report` (status document, metrics).
+    #[must_use]
+    pub fn with_backend_health(mut self, report: ReportSlot) -> ApplianceHandler {
+        self.backend_health = Some(report);
+        self
+    }
+
+    /// The backend health report now, if a checker runs.
+    fn backend_health(&self) -> Option<HealthReport> {
+        let slot = self.backend_health.as_ref()?;
+        Some(slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -47,14 +67,18 @@ impl MgmtHandler for ApplianceHandler {
             }
             MgmtCommand::Status => Ok(MgmtReply::Status {
                 yaml: format!(
-                    "{}{}",
+                    "{}{}{}",
                     self.plane.status_yaml(),
-                    self.supervisor.status_document(now)
+                    self.supervisor.status_document(now),
+                    self.backend_health()
+                        .map(|r| r.status_document())
+                        .unwrap_or_default()
                 ),
             }),
             MgmtCommand::Metrics(format) => {
                 let mut snapshot = self.plane.snapshot();
                 snapshot.appliance = Some(self.supervisor.sample(now));
+                snapshot.backend_health = self.backend_health();
                 Ok(MgmtReply::Metrics {
                     format,
                     body: snapshot.render(format),

@@ -3,10 +3,13 @@
 //! abandoned and nothing changes the configuration any more; if something was
 //! announced, udplb keeps forwarding for `announce.stop_grace` while the routers
 //! converge; then start-up in reverse (API: calls in flight answered, `503` for those
-//! waiting on a change, within a second; watcher, signals, workers, slow path, ports),
+//! waiting on a change, within a second; watcher, signals, backend health checker,
+//! workers, slow path, ports),
 //! then every mbuf must be back in its pool; then the EAL and its runtime directory go.
 //! The liveness interface is deleted last, at exit. The stop never waits for a compile
 //! (appliance/README.md, "Stop", gives the whole bound).
+
+use std::sync::atomic::Ordering;
 
 use super::start::Running;
 use super::RunError;
@@ -32,6 +35,7 @@ impl Running {
             supervisor,
             supervise,
             stop_grace,
+            backend_health,
         } = self;
         let announced = supervisor.announces();
         let announcer = supervise.stop();
@@ -47,6 +51,10 @@ impl Running {
         management.server.shutdown();
         drop(management.watcher);
         drop(management.signals);
+        backend_health.stop.store(true, Ordering::Relaxed);
+        if backend_health.thread.join().is_err() {
+            log::error!("the backend health thread panicked");
+        }
         workers.stop();
         let _ = slow_path.tx.send(SlowPathMsg::Shutdown);
         drop(slow_path.tx);

@@ -3,7 +3,8 @@
 //! Order: settings checked against this host → the initial set (manifest files, or the
 //! persisted API set; `control::initial_set`) compiled (refused:
 //! nothing started) → liveness interface (with `announce`; down, so nothing is announced)
-//! → EAL → mempool → ports → control plane → slow path thread → workers on their lcores →
+//! → EAL → mempool → ports → control plane → slow path thread → backend health thread →
+//! workers on their lcores →
 //! management API, signals, manifest watcher → supervisor (health, drain, announcement).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use super::supervise::{Supervisor, SupervisorThread};
 use super::workers::{Links, WorkerContext, Workers};
 use super::RunError;
 use crate::announce::{AnnounceConfig, Announcer};
+use crate::backend_health::{self, HealthLinks, PassiveSource, ProbeTap};
 use crate::control::{
     initial_set, ControlParams, ControlPlane, Observed, Publisher, SlowPathLink, SourceMode,
 };
@@ -61,6 +63,14 @@ pub struct Running {
     pub(super) supervise: SupervisorThread,
     /// How long to keep forwarding after withdrawing at a graceful stop.
     pub(super) stop_grace: Duration,
+    /// The backend health checker.
+    pub(super) backend_health: BackendHealthThread,
+}
+
+/// The backend health checker's thread and its stop flag.
+pub(super) struct BackendHealthThread {
+    pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) thread: JoinHandle<()>,
 }
 
 /// The slow path's thread and its input.
@@ -84,6 +94,8 @@ pub(super) struct Management {
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the management loop releases tables no worker uses any more.
 const TICK: Duration = Duration::from_secs(1);
+/// Depth of the channel of probe answers from the slow path to the health checker.
+const PROBE_EVENTS_DEPTH: usize = 1024;
 
 impl Appliance {
     /// Starts the appliance described by `settings`.
@@ -143,12 +155,16 @@ impl Appliance {
             static_neighbors.iter().map(|n| (n.ip, MacAddr(n.mac))),
         ));
 
-        let links = Links::new(n_workers, neighbors.len());
+        let mut links = Links::new(n_workers, neighbors.len());
         let (sp_tx, sp_rx) = crossbeam_channel::bounded::<SlowPathMsg<Mbuf>>(
             usize::try_from(settings.slow_path.queue_depth).unwrap_or(usize::MAX),
         );
         let sp_counters = Arc::new(SlowPathCounters::default());
         let own = ports::own_addresses(&settings);
+        // Backend health: the control plane sends each configuration's checks.
+        let (checks_tx, checks_rx) = unbounded();
+        let (events_tx, events_rx) = crossbeam_channel::bounded(PROBE_EVENTS_DEPTH);
+        let probe_ports = backend_health::probe_ports(network.snat().ports);
         let publisher = Publisher {
             workers: links.tables.clone(),
             slow_path: Some(SlowPathLink {
@@ -158,6 +174,7 @@ impl Appliance {
                 network: Arc::clone(&network),
             }),
             default_vips: settings.default_vips.clone(),
+            health: Some(checks_tx),
         };
         let observed = Observed {
             reports: links.reports.clone(),
@@ -201,6 +218,13 @@ impl Appliance {
             Arc::clone(&sp_counters),
         )
         .map_err(|e| RunError::Network(e.to_string()))?;
+        let slow = match probe_ports {
+            Some(ports) => slow.with_probes(ProbeTap {
+                ports,
+                events: events_tx,
+            }),
+            None => slow,
+        };
         let sink = MbufSink {
             pool: pool.clone(),
             worker: links.inject_tx.clone(),
@@ -215,6 +239,26 @@ impl Appliance {
             })
             .map_err(|e| RunError::Network(format!("cannot start the slow path thread: {e}")))?;
         let slow_path = SlowPathThread { tx: sp_tx, thread };
+
+        let health_report = backend_health::ReportSlot::default();
+        let backend_health = {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (tx, counters) = (slow_path.tx.clone(), Arc::clone(&sp_counters));
+            let links = HealthLinks {
+                checks: checks_rx,
+                events: events_rx,
+                send: Box::new(move |p| counters.try_send(&tx, SlowPathMsg::Probe(p))),
+                network: Arc::clone(&network),
+                workers: std::mem::take(&mut links.health),
+                passive: Arc::clone(&plane) as Arc<dyn PassiveSource>,
+                report: Arc::clone(&health_report),
+                stop: Arc::clone(&stop),
+            };
+            let thread = backend_health::spawn(links, probe_ports).map_err(|e| {
+                RunError::Network(format!("cannot start the backend health thread: {e}"))
+            })?;
+            BackendHealthThread { stop, thread }
+        };
 
         let workers = Workers::spawn(
             &eal,
@@ -242,10 +286,10 @@ impl Appliance {
             settings.drain.deadline.0,
             announcer.is_some(),
         );
-        let handler = Arc::new(ApplianceHandler::new(
-            Arc::clone(&plane),
-            Arc::clone(&supervisor),
-        ));
+        let handler = Arc::new(
+            ApplianceHandler::new(Arc::clone(&plane), Arc::clone(&supervisor))
+                .with_backend_health(health_report),
+        );
         let management = Management::start(&settings, tokens, &plane, handler)?;
         let interval = settings
             .announce
@@ -276,6 +320,7 @@ impl Appliance {
                 .announce
                 .as_ref()
                 .map_or(Duration::ZERO, |a| a.stop_grace.0),
+            backend_health,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! [`WorkerSetup`].
 //!
 //! Per worker, [`WorkerLinks`] holds the worker's ends: new tables (from the control plane),
-//! neighbor snapshots (from the slow path), its counter report, the slow path's frames to
+//! neighbor snapshots (from the slow path), health snapshots (from the backend health
+//! checker), its counter report, the slow path's frames to
 //! transmit (worker 0 only) and the hand-off mesh. [`Links`] holds the other ends.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipelines::health::Health;
 use pipelines::neighbor::Neighbors;
 use pipelines::net::{MacAddr, Network};
 use pipelines::tables::Tables;
@@ -33,6 +35,7 @@ const INJECT_DEPTH: usize = 1024;
 pub(super) struct WorkerLinks {
     tables_rx: Receiver<Arc<Tables>>,
     neighbors_rx: Receiver<Arc<Neighbors>>,
+    health_rx: Receiver<Arc<Health>>,
     report: ReportSlot,
     /// Frames the slow path sends: worker 0 transmits them, the others never receive any.
     inject_rx: Receiver<(u16, Mbuf)>,
@@ -67,6 +70,8 @@ pub(super) struct Links {
     pub(super) tables: Vec<Sender<Arc<Tables>>>,
     /// The slow path's end of the neighbor channels.
     pub(super) neighbors: NeighborPublisher,
+    /// Per worker, the backend health checker's end of its health channel.
+    pub(super) health: Vec<Sender<Arc<Health>>>,
     /// Per worker, its counter report.
     pub(super) reports: Vec<ReportSlot>,
     /// Per worker, its heartbeat (read by the health check).
@@ -87,6 +92,7 @@ impl Links {
                 workers: Vec::new(),
                 count: Arc::new(AtomicUsize::new(neighbor_count)),
             },
+            health: Vec::new(),
             reports: Vec::new(),
             heartbeats: Vec::new(),
             inject_tx,
@@ -95,6 +101,8 @@ impl Links {
         for (id, handoff) in (0..workers).zip(Handoff::<Mbuf>::mesh(workers, HANDOFF_DEPTH)) {
             let (tables_tx, tables_rx) = unbounded();
             let (neighbors_tx, neighbors_rx) = unbounded();
+            let (health_tx, health_rx) = unbounded();
+            links.health.push(health_tx);
             let report: ReportSlot = Arc::new(Mutex::new(WorkerReport::default()));
             let heartbeat = Heartbeat::new(Instant::now());
             links.heartbeats.push(Arc::clone(&heartbeat));
@@ -104,6 +112,7 @@ impl Links {
             links.workers.push(WorkerLinks {
                 tables_rx,
                 neighbors_rx,
+                health_rx,
                 report,
                 inject_rx: if id == 0 {
                     inject_rx.clone()
@@ -162,6 +171,7 @@ impl Workers {
                     .table_updates(link.tables_rx)
                     .neighbors(Arc::clone(cx.neighbors))
                     .neighbor_updates(link.neighbors_rx)
+                    .health_updates(link.health_rx)
                     .slow_path(cx.slow_path.clone(), Arc::clone(cx.slow_path_counters))
                     .report(link.report)
                     .inject(link.inject_rx)

@@ -65,6 +65,9 @@ impl SlowPath {
         if dst_mac != state.mac && !dst_mac.is_multicast() {
             return Ignored;
         }
+        if let Some(fate) = self.probe_answer(port, frame) {
+            return fate;
+        }
         match eth.ethertype() {
             EthernetProtocol::Arp => self.on_arp(port, src_mac, eth.payload(), now, sink),
             EthernetProtocol::Ipv4 => self.on_ipv4(port, src_mac, eth.payload(), sink),

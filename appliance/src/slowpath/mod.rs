@@ -31,6 +31,7 @@ mod emit;
 mod input;
 mod limiter;
 mod neighbors;
+mod probe;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -90,6 +91,8 @@ pub enum SlowPathMsg<B> {
         /// VIPs answered on this port.
         vips: Vec<IpAddr>,
     },
+    /// A backend health probe to send (`crate::backend_health`).
+    Probe(crate::backend_health::ProbeDatagram),
     /// Stop the slow-path thread.
     Shutdown,
 }
@@ -132,6 +135,8 @@ pub struct SlowPath {
     tx: Vec<u8>,
     /// Reused list of probes due.
     probes: Vec<Probe>,
+    /// Health probes: their source ports and the checker's input (`probe.rs`).
+    probe_tap: Option<crate::backend_health::ProbeTap>,
 }
 
 impl SlowPath {
@@ -169,6 +174,7 @@ impl SlowPath {
             counters,
             tx: Vec::with_capacity(2048),
             probes: Vec::new(),
+            probe_tap: None,
         })
     }
 
@@ -198,6 +204,7 @@ impl SlowPath {
             SlowPathMsg::UpdateAddresses { port, own, vips } => {
                 self.update_addresses(port, own, vips)
             }
+            SlowPathMsg::Probe(p) => self.on_probe(p, now, sink),
             SlowPathMsg::Shutdown => return Step::Stop,
         }
         Step::Continue

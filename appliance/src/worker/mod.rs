@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use pipelines::health::Health;
 use pipelines::neighbor::Neighbors;
 use pipelines::net::Network;
 use pipelines::tables::Tables;
@@ -80,6 +81,8 @@ pub struct WorkerSetup<Io: PacketIo> {
     /// Current neighbors; newer snapshots arrive on `neighbors_rx`.
     neighbors: Arc<Neighbors>,
     neighbors_rx: Receiver<Arc<Neighbors>>,
+    /// Newer backend health snapshots (`crate::backend_health`).
+    health_rx: Receiver<Arc<Health>>,
     /// The slow path's input, and the counters its overflow goes to.
     slowpath: Sender<SlowPathMsg<Io::Buf>>,
     slowpath_counters: Arc<SlowPathCounters>,
@@ -125,6 +128,7 @@ impl<Io: PacketIo> WorkerSetup<Io> {
                 tables_rx: crossbeam_channel::never(),
                 neighbors: Arc::new(Neighbors::new([])),
                 neighbors_rx: crossbeam_channel::never(),
+                health_rx: crossbeam_channel::never(),
                 slowpath,
                 slowpath_counters: Arc::new(SlowPathCounters::default()),
                 report: ReportSlot::default(),
@@ -206,6 +210,12 @@ impl<Io: PacketIo> WorkerBuilder<Io> {
     /// Newer neighbor snapshots from the slow path (default: none ever come).
     pub fn neighbor_updates(mut self, rx: Receiver<Arc<Neighbors>>) -> Self {
         self.setup.neighbors_rx = rx;
+        self
+    }
+
+    /// Newer backend health snapshots (default: none ever come; nothing excluded).
+    pub fn health_updates(mut self, rx: Receiver<Arc<Health>>) -> Self {
+        self.setup.health_rx = rx;
         self
     }
 

@@ -103,11 +103,14 @@ impl<Io: PacketIo> Worker<Io> {
     /// One round at time `clock`; returns how many frames it received (from ports and
     /// other workers).
     pub fn poll(&mut self, clock: Instant) -> usize {
-        // Burst boundary: adopt the newest tables and neighbors, if any.
+        // Burst boundary: adopt the newest tables, health and neighbors, if any.
         if let Some(t) = self.setup.tables_rx.try_iter().last() {
             self.setup.tables = t;
             self.setup.fast_path.adopt(&self.setup.tables);
             self.setup.heartbeat.adopted(self.setup.tables.generation());
+        }
+        if let Some(h) = self.setup.health_rx.try_iter().last() {
+            self.setup.fast_path.set_health(h);
         }
         self.setup.heartbeat.beat(clock);
         let now = nanos_since(self.setup.epoch, clock);
