@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use appliance::control::{ControlParams, ControlPlane, Observed, PortStats, Publisher};
 use appliance::backend_health::{EndpointReport, HealthCounters, HealthReport, ServiceReport};
+use appliance::control::{ControlParams, ControlPlane, Observed, PortStats, Publisher};
 use appliance::metrics::{MetricsFormat, MetricsSnapshot, PortSample};
 use appliance::slowpath::{SlowPathCounters, SlowPathStats};
 use appliance::worker::WorkerReport;

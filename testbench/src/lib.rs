@@ -59,4 +59,4 @@ pub use topology::{Host, Role, Topology, TopologyBuilder};
 pub use traffic::dns::{dig, DigQuery, DigReply, Dnsmasq};
 pub use traffic::loadgen::{LoadgenConfig, Mode, Payload, Report};
 pub use traffic::proto::EchoStats;
-pub use traffic::tools::{EchoServer, RunningLoadgen, Tools};
+pub use traffic::tools::{EchoServer, RunningDnsWatch, RunningLoadgen, Tools};

@@ -4,6 +4,7 @@
 //! testbench echo --name backend-0 --listen 198.18.1.11:7000 [--sink]
 //! testbench loadgen --target 198.18.0.10:7000 --source 198.19.0.100 --flows 100 --count 10
 //! testbench stats --server 198.18.1.11:7000
+//! testbench dns-watch --config-json '{...}' --output watch.json
 //! testbench cleanup
 //! testbench bench-peers --out docs/benchmarks
 //! ```
@@ -43,6 +44,16 @@ enum Cmd {
     },
     /// Multi-flow load generator; prints (or writes) a JSON report.
     Loadgen(LoadgenArgs),
+    /// DNS queries at a steady rate, each one's fate logged (JSON; `--config-json` is a
+    /// `WatchConfig`).
+    DnsWatch {
+        /// The configuration as JSON.
+        #[arg(long)]
+        config_json: String,
+        /// Write the log here.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
     /// Prints the counters of an echo server as JSON.
     Stats {
         /// The echo server's address.
@@ -205,6 +216,18 @@ fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
             }
+        }
+        Cmd::DnsWatch {
+            config_json,
+            output,
+        } => {
+            let config = serde_json::from_str(&config_json)
+                .map_err(|e| Error::invalid("dns-watch --config-json", e.to_string()))?;
+            let log = testbench::traffic::dnswatch::run(&config)?;
+            let json = serde_json::to_string(&log)
+                .map_err(|e| Error::invalid("dns-watch log", e.to_string()))?;
+            std::fs::write(&output, json)
+                .map_err(|e| Error::io(format!("writing {}", output.display()), e))
         }
         Cmd::Stats { server, timeout_ms } => {
             let stats = echo::query_stats(server, Duration::from_millis(timeout_ms))?;

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::dnswatch::{WatchConfig, WatchLog};
 use super::loadgen::{LoadgenConfig, Report};
 use super::proto::EchoStats;
 use crate::error::{Error, Result};
@@ -81,6 +82,38 @@ impl RunningLoadgen {
             .map_err(|e| Error::io(format!("reading {}", self.output.display()), e))?;
         serde_json::from_slice(&json).map_err(|e| Error::Parse {
             tool: "testbench loadgen".into(),
+            detail: format!("{e} in {}", self.output.display()),
+        })
+    }
+}
+
+/// A DNS watch running in the background; see [`Tools::spawn_dns_watch`].
+#[derive(Debug)]
+pub struct RunningDnsWatch {
+    process: Process,
+    output: PathBuf,
+    bound: Duration,
+}
+
+impl RunningDnsWatch {
+    /// Waits for it to finish (bounded by its duration plus slack) and returns its log.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it overruns (it is killed); [`Error::Command`] if it failed;
+    /// [`Error::Parse`] if its log is unreadable.
+    pub fn finish(mut self) -> Result<WatchLog> {
+        let status = self.process.wait_timeout(self.bound)?;
+        if !status.success() {
+            return Err(Error::Command {
+                command: self.process.command().to_owned(),
+                status: status.to_string(),
+                stderr: self.process.log(),
+            });
+        }
+        let json = std::fs::read(&self.output)
+            .map_err(|e| Error::io(format!("reading {}", self.output.display()), e))?;
+        serde_json::from_slice(&json).map_err(|e| Error::Parse {
+            tool: "testbench dns-watch".into(),
             detail: format!("{e} in {}", self.output.display()),
         })
     }
@@ -169,6 +202,32 @@ impl Tools {
             output,
             bound: Duration::from_millis(config.max_duration_ms + config.reply_timeout_ms)
                 + LOADGEN_SLACK,
+        })
+    }
+
+    /// Starts a DNS watch ([`super::dnswatch`]) in `ns`; its log goes to `log`, its
+    /// query log next to it (`<log>.json`).
+    ///
+    /// # Errors
+    /// [`Error::Spawn`].
+    pub fn spawn_dns_watch(
+        &self,
+        ns: &Netns,
+        config: &WatchConfig,
+        log: &Path,
+    ) -> Result<RunningDnsWatch> {
+        let json = serde_json::to_string(config)
+            .map_err(|e| Error::invalid("dns-watch config", e.to_string()))?;
+        let output = log.with_extension("json");
+        let _ = std::fs::remove_file(&output);
+        let out = output.to_string_lossy().into_owned();
+        let mut cmd = ns.command(&self.bin);
+        cmd.args(["dns-watch", "--config-json", &json, "--output", &out]);
+        let process = Process::spawn(cmd, log)?;
+        Ok(RunningDnsWatch {
+            process,
+            output,
+            bound: Duration::from_millis(config.duration_ms + config.timeout_ms) + LOADGEN_SLACK,
         })
     }
 
