@@ -24,6 +24,7 @@ use appliance::worker::{
     BURST, HOLD_CAPACITY, HOLD_TIME,
 };
 use crossbeam_channel::{Receiver, Sender};
+use pipelines::health::Health;
 use pipelines::neighbor::Neighbors;
 use pipelines::net::MacAddr;
 use pipelines::tables::Tables;
@@ -69,6 +70,7 @@ struct Rig {
     slowpath_counters: Arc<SlowPathCounters>,
     neighbors: Sender<Arc<Neighbors>>,
     tables: Sender<Arc<Tables>>,
+    health: Sender<Arc<Health>>,
     inject: Sender<(u16, MemoryBuf)>,
     /// The worker's epoch; `now` is the time since.
     epoch: Instant,
@@ -87,6 +89,7 @@ impl Rig {
         let (sp_tx, slowpath) = crossbeam_channel::bounded(o.slow_path_depth);
         let (tables, tables_rx) = crossbeam_channel::unbounded();
         let (neighbors, neighbors_rx) = crossbeam_channel::unbounded();
+        let (health, health_rx) = crossbeam_channel::unbounded();
         let (inject, inject_rx) = crossbeam_channel::bounded(BURST);
         let slowpath_counters = Arc::new(SlowPathCounters::default());
         let epoch = Instant::now();
@@ -99,6 +102,7 @@ impl Rig {
         .table_updates(tables_rx)
         .neighbors(Arc::new(Neighbors::new(static_neighbors())))
         .neighbor_updates(neighbors_rx)
+        .health_updates(health_rx)
         .slow_path(sp_tx, Arc::clone(&slowpath_counters))
         .inject(inject_rx)
         .epoch(epoch);
@@ -117,6 +121,7 @@ impl Rig {
             slowpath_counters,
             neighbors,
             tables,
+            health,
             inject,
             epoch,
             now: Duration::ZERO,
@@ -480,6 +485,41 @@ fn checksum_offload_is_requested_on_a_port_that_offers_it() {
     drop(out);
     let r = rig.finish();
     assert_eq!(r.counters.tx_packets, 1);
+}
+
+#[test]
+fn a_health_snapshot_is_adopted_between_bursts_and_moves_pinned_flows() {
+    let mut rig = Rig::new();
+    const TWO: &[support::Listener] = &[listener(
+        "dns",
+        53,
+        &[service("dns", &["198.18.1.1", "198.18.1.2"], 5353)],
+    )];
+    rig.tables
+        .send(support::tables("198.18.2.1", TWO))
+        .expect("worker listens for tables");
+    rig.send(0, &to_vip(53, b"before"));
+    let first = decoded(&rig.receive(1)).dst;
+    let other = if first == backend(1) {
+        backend(2)
+    } else {
+        backend(1)
+    };
+    // The flow's backend is excluded: its next datagram moves to the other one.
+    rig.health
+        .send(Arc::new(Health::new([first])))
+        .expect("worker listens for health");
+    rig.send(0, &to_vip(53, b"after"));
+    assert_eq!(decoded(&rig.receive(1)).dst, other);
+    // Healthy again: the moved flow stays where it is.
+    rig.health
+        .send(Arc::new(Health::new([])))
+        .expect("worker listens for health");
+    rig.send(0, &to_vip(53, b"again"));
+    assert_eq!(decoded(&rig.receive(1)).dst, other);
+    rig.advance(REPORT_INTERVAL_PAST);
+    let r = rig.finish();
+    assert_eq!(r.counters.flows_repinned_unhealthy, 1);
 }
 
 #[test]
