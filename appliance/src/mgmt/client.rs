@@ -192,6 +192,11 @@ pub fn print_status(api: &str, full_metrics: bool, token: Option<&str>) -> Resul
             "udplb_drops_total",
             "udplb_backend_packets_total",
             "udplb_neighbors",
+            // Backend health: the excluded endpoints, panicking Services, probe results.
+            "udplb_backend_excluded",
+            "udplb_service_health_panic",
+            "udplb_health_probe_results_total",
+            "udplb_health_ejections_total",
         ];
         let value_nonzero = !line.ends_with(" 0");
         if key.iter().any(|k| line.starts_with(k))
