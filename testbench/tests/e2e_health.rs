@@ -45,14 +45,49 @@ spec:
       dns: {name: whoami.test, type: TXT}
 ";
 
-fn manifests() -> String {
+/// Passive only: three ICMP unreachable in a row eject for 2 s, half may be ejected.
+const PASSIVE_POLICY: &str = "---
+apiVersion: udplb.io/v1alpha1
+kind: UDPBackendPolicy
+metadata: {name: dns-passive, namespace: default}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: dns}]
+  healthCheck:
+    passive: {consecutiveFailures: 3, baseEjectionTime: 2s, maxEjectionPercent: 50}
+";
+
+fn manifests(policy: &str) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/dns");
     let mut m = read_manifest_dir(dir.as_ref()).expect("config/examples/dns");
     if !m.ends_with('\n') {
         m.push('\n');
     }
-    m.push_str(POLICY);
+    m.push_str(policy);
     m
+}
+
+/// Runs the main flows for a second and returns the index and name of the backend that
+/// answered most of them.
+fn busiest_backend(topo: &Topology) -> (usize, String) {
+    let warm = common::tools()
+        .spawn_dns_watch(
+            topo.client(0).ns(),
+            &watch(topo, 23000, FLOWS, 1000),
+            &topo.log_path("watch-warm.log"),
+        )
+        .expect("dns-watch starts")
+        .finish()
+        .expect("dns-watch runs");
+    let by_backend = warm.answers_by_backend(0);
+    let name = by_backend
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(b, _)| b.clone())
+        .expect("answers");
+    let index = (0..3)
+        .find(|&i| topo.backend(i).name() == name)
+        .expect("a backend");
+    (index, name)
 }
 
 fn watch(topo: &Topology, first_port: u16, flows: u32, duration_ms: u64) -> WatchConfig {
@@ -96,7 +131,8 @@ fn a_stopped_dnsmasq_is_avoided_within_the_detection_time_and_takes_flows_once_r
         .into_iter()
         .map(Some)
         .collect();
-    let app = Appliance::start(&topo, &ApplianceOptions::new(manifests())).expect("udplb starts");
+    let app =
+        Appliance::start(&topo, &ApplianceOptions::new(manifests(POLICY))).expect("udplb starts");
     let tools = common::tools();
     let client = topo.client(0);
 
@@ -119,24 +155,7 @@ fn a_stopped_dnsmasq_is_avoided_within_the_detection_time_and_takes_flows_once_r
     );
 
     // Warm-up with the flows of the main run: which backend serves the most of them?
-    let warm = tools
-        .spawn_dns_watch(
-            client.ns(),
-            &watch(&topo, 23000, FLOWS, 1000),
-            &topo.log_path("watch-warm.log"),
-        )
-        .expect("dns-watch starts")
-        .finish()
-        .expect("dns-watch runs");
-    let by_backend = warm.answers_by_backend(0);
-    let (victim_name, _) = by_backend
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(b, n)| (b.clone(), *n))
-        .expect("answers");
-    let victim = (0..3)
-        .find(|&i| topo.backend(i).name() == victim_name)
-        .expect("a backend");
+    let (victim, victim_name) = busiest_backend(&topo);
     let victim_ep = format!("{}:{DNS_PORT}", topo.backend(victim).ipv4());
 
     // The main run: stop the victim 2 s in, start it again 5 s in.
@@ -238,4 +257,66 @@ fn a_stopped_dnsmasq_is_avoided_within_the_detection_time_and_takes_flows_once_r
     let (status, text) = app.stop().expect("udplb stops");
     assert!(status.success(), "udplb exit {status:?}:\n{text}");
     assert!(text.contains("0 mbufs outstanding"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap), dnsmasq"]
+fn passive_ejection_on_icmp_unreachable_moves_the_flows_of_a_stopped_dnsmasq() {
+    let topo = Topology::builder()
+        .clients(1)
+        .backends(3)
+        .build()
+        .expect("topology builds");
+    let mut dns: Vec<Option<Dnsmasq>> = Dnsmasq::start_on_backends(&topo, DNS_PORT)
+        .expect("dnsmasq starts")
+        .into_iter()
+        .map(Some)
+        .collect();
+    let app = Appliance::start(&topo, &ApplianceOptions::new(manifests(PASSIVE_POLICY)))
+        .expect("udplb starts");
+    let (victim, victim_name) = busiest_backend(&topo);
+    let victim_ep = format!("{}:{DNS_PORT}", topo.backend(victim).ipv4());
+    let run = common::tools()
+        .spawn_dns_watch(
+            topo.client(0).ns(),
+            &watch(&topo, 23000, FLOWS, 4000),
+            &topo.log_path("watch.log"),
+        )
+        .expect("dns-watch starts");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    dns[victim] = None;
+    let stop_ms = u64::try_from(started.elapsed().as_millis()).expect("ms");
+    let ejected = wait_for(Duration::from_secs(3), || {
+        app.metric(&endpoint_metric("udplb_backend_excluded", &victim_ep))
+            .unwrap_or(0)
+            == 1
+    });
+    let (_, status) = app.get("/v1/status").expect("status");
+    let log = run.finish().expect("dns-watch runs");
+    let ejections = app.metric("udplb_health_ejections_total").expect("metrics");
+    let (longest, run_start) = log
+        .longest_unanswered()
+        .expect("the stop cost some queries");
+    let after = log
+        .last_unanswered_ms()
+        .expect("unanswered")
+        .saturating_sub(stop_ms);
+    println!(
+        "HEALTH passive: stopped {victim_name} at {stop_ms} ms; ejected (metric seen) after \
+         {ejected:?}; longest unanswered {longest} ms (from {run_start} ms); last unanswered \
+         query sent {after} ms after the stop; {ejections} ejection(s)"
+    );
+    assert!(ejected.is_some(), "{victim_ep} never ejected:\n{status}");
+    assert!(status.contains("ejected: true"), "{status}");
+    assert!(ejections >= 1);
+    // Three errors in a row, seen at the next 200 ms sample, then each flow's next query
+    // (every 200 ms) moves; slack for a loaded machine.
+    let bound = 200 + 200 + FLOWS as u64 * QUERY_INTERVAL_MS + 1000;
+    assert!(
+        longest <= bound && after <= bound,
+        "unanswered for {longest} ms, until {after} ms after the stop (bound {bound} ms)"
+    );
+    let (code, text) = app.stop().expect("udplb stops");
+    assert!(code.success(), "udplb exit {code:?}:\n{text}");
 }

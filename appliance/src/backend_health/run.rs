@@ -25,6 +25,8 @@ use super::wire::ProbeEvent;
 const PASSIVE_INTERVAL: Duration = Duration::from_millis(200);
 /// The longest the thread sleeps (so a stop is seen promptly).
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// How often the status report is copied out (and whenever a snapshot is published).
+const REPORT_INTERVAL: Duration = Duration::from_millis(100);
 /// Slow-path events handled per round, at most.
 const EVENTS_PER_ROUND: usize = 1024;
 
@@ -95,6 +97,7 @@ fn run(mut links: HealthLinks, mut checker: Checker) {
         );
     }
     let mut next_passive = Instant::now();
+    let mut next_report = Instant::now();
     while !links.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if let Some(checks) = links.checks.try_iter().last() {
@@ -129,7 +132,8 @@ fn run(mut links: HealthLinks, mut checker: Checker) {
             checker.sample_passive(&links.passive.endpoint_totals(), now);
             next_passive = now + PASSIVE_INTERVAL;
         }
-        if let Some(h) = checker.publish() {
+        let published = checker.publish();
+        if let Some(h) = &published {
             log::info!(
                 "backend health: {} endpoint(s) take no new flows, {} Service(s) in panic",
                 h.excluded().len(),
@@ -137,10 +141,14 @@ fn run(mut links: HealthLinks, mut checker: Checker) {
             );
             for w in &links.workers {
                 // A worker that has exited needs no health.
-                let _ = w.send(Arc::clone(&h));
+                let _ = w.send(Arc::clone(h));
             }
         }
-        *links.report.lock().unwrap_or_else(|e| e.into_inner()) = HealthReport::of(&checker, now);
+        if published.is_some() || now >= next_report {
+            *links.report.lock().unwrap_or_else(|e| e.into_inner()) =
+                HealthReport::of(&checker, now);
+            next_report = now + REPORT_INTERVAL;
+        }
         let wake = [
             checker.next_wakeup(),
             checker.next_ejection_end(),
