@@ -145,6 +145,20 @@ fn a_stopped_dnsmasq_is_avoided_within_the_detection_time_and_takes_flows_once_r
     let (_, status) = app.get("/v1/status").expect("status");
     assert!(passed.is_some(), "probes do not pass:\n{status}");
     assert!(status.contains("kind: BackendHealthStatus"), "{status}");
+    let (code, json) = app.get("/v1/status?format=json").expect("status as JSON");
+    assert_eq!(code, 200, "{json}");
+    let docs: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let health = docs
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["kind"] == "BackendHealthStatus"))
+        .expect("the health document");
+    assert_eq!(
+        health["status"]["services"][0]["endpoints"]
+            .as_array()
+            .map(Vec::len),
+        Some(6),
+        "{json}"
+    );
     assert_eq!(status.matches("state: Healthy").count(), 6, "{status}");
     // The probes came from the appliance's own address, not the SNAT address.
     let own = topo.addressing().backend_gateway_v4.addr.to_string();

@@ -26,7 +26,7 @@ use super::wire::ProbeEvent;
 
 /// Probes in flight per endpoint, at most.
 pub const MAX_IN_FLIGHT: usize = 2;
-/// Probe source ports used at most (a range outside the SNAT pool).
+/// Probe source ports used at most (the top of the largest run outside the SNAT pool).
 pub const MAX_PROBE_PORTS: u32 = 4096;
 
 /// A probe to send: a UDP datagram from the appliance's address on the port facing
@@ -331,18 +331,13 @@ impl Checker {
     /// meets a new one on the same port).
     fn free_port(&mut self) -> Option<u16> {
         let range = self.ports?;
-        let span = range.len().min(MAX_PROBE_PORTS);
-        for _ in 0..span {
+        for _ in 0..range.len() {
             let port = self.next_port;
             self.next_port = if port >= range.last || port < range.first {
                 range.first
             } else {
                 port + 1
             };
-            // Only the first MAX_PROBE_PORTS of a large range are used.
-            if u32::from(port - range.first) >= span {
-                continue;
-            }
             if !self.in_flight.contains_key(&port) {
                 return Some(port);
             }
