@@ -7,7 +7,8 @@
 //! in-memory queues in tests) ← `control` (compile → publish; counter sums) ← `mgmt`
 //! (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
 //! (Prometheus/OpenMetrics exposition), `settings` (appliance.yaml), `runtime` (start-up,
-//! serve, shutdown). Scale-out: `health` (can this appliance serve?), `drain` (withdraw,
+//! serve, shutdown), `backend_health` (active probes through the ports and the passive
+//! ICMP signal → the `Health` snapshot the workers apply). Scale-out: `health` (can this appliance serve?), `drain` (withdraw,
 //! finish the flows, report), `announce` (VIPs over BGP through BIRD, failing closed).
 #![deny(unsafe_code)]
 

@@ -11,7 +11,9 @@
 //!   destination unreachable, code *administratively prohibited* (ICMPv4 code 13, RFC
 //!   1812; ICMPv6 code 1, RFC 4443): the datagram was dropped by policy (the route's share
 //!   of invalid backends), not because nothing listens on the port, so "port unreachable"
-//!   would misreport the cause.
+//!   would misreport the cause;
+//! - sends backend health probes ([`SlowPathMsg::Probe`]) and hands what answers them to
+//!   the health checker (`probe.rs`, see `crate::backend_health`).
 //!
 //! Design note: the slow path drives smoltcp's `wire` layer (`ArpRepr`, `Ipv4Repr`,
 //! `Icmpv4Repr`, `Ipv6Repr`, `Icmpv6Repr`, `NdiscRepr`, checked packet views) rather than a
