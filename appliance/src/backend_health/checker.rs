@@ -1,6 +1,6 @@
 //! The scheduler: which endpoint to probe when, the probes in flight and their results,
 //! passive samples, and the [`Health`] snapshot they add up to. Time is passed in; the
-//! thread around it ([`super::run`]) does the I/O.
+//! thread around it ([`super::spawn`]) does the I/O.
 //!
 //! Bounds: at most [`MAX_IN_FLIGHT`] probes per endpoint (the timeout is at most the
 //! interval, so normally one), and never more than the probe source ports (each probe in

@@ -11,7 +11,7 @@
 //! - **passive**: the workers' per-backend `icmp_unreachable` and `reply_packets` counters
 //!   ([`PassiveSource`]), ejections capped per Service ([`state::PassiveState`]);
 //! - both add up to a `pipelines::health::Health` snapshot (panic per Service decided
-//!   there), published to every worker when it changes ([`run`]), and a [`HealthReport`]
+//!   there), published to every worker when it changes ([`spawn`]), and a [`HealthReport`]
 //!   for status and metrics.
 //!
 //! Not to be confused with [`crate::health`], the appliance's own liveness (`/healthz`).
