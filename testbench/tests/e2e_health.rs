@@ -152,13 +152,18 @@ fn a_stopped_dnsmasq_is_avoided_within_the_detection_time_and_takes_flows_once_r
         .as_array()
         .and_then(|d| d.iter().find(|d| d["kind"] == "BackendHealthStatus"))
         .expect("the health document");
-    assert_eq!(
-        health["status"]["services"][0]["endpoints"]
-            .as_array()
-            .map(Vec::len),
-        Some(6),
-        "{json}"
-    );
+    let endpoints = health["status"]["services"][0]["endpoints"]
+        .as_array()
+        .expect("endpoints");
+    assert_eq!(endpoints.len(), 6, "{json}");
+    // Both families probed through the port and answered.
+    for e in endpoints {
+        assert_eq!(
+            e["active"]["lastResult"]["passed"], true,
+            "{}: {json}",
+            e["endpoint"]
+        );
+    }
     assert_eq!(status.matches("state: Healthy").count(), 6, "{status}");
     // The probes came from the appliance's own address, not the SNAT address.
     let own = topo.addressing().backend_gateway_v4.addr.to_string();
