@@ -445,13 +445,18 @@ impl Checker {
             let mut ejected = c
                 .endpoints
                 .iter()
-                .filter(|a| self.endpoints.get(a).is_some_and(|e| e.passive.ejected()))
+                .filter(|a| {
+                    self.endpoints
+                        .get(a)
+                        .is_some_and(|e| e.check == i && e.passive.ejected())
+                })
                 .count();
             for addr in &c.endpoints {
-                let Some(e) = self.endpoints.get_mut(addr) else {
+                // An endpoint is checked under one Service port only (the spec's rule);
+                // should two name it, the one it was filed under samples it.
+                let Some(e) = self.endpoints.get_mut(addr).filter(|e| e.check == i) else {
                     continue;
                 };
-                debug_assert_eq!(e.check, i);
                 let sample = totals.get(addr).copied().unwrap_or_default();
                 match e.passive.sample(&spec, sample, now) {
                     PassiveStep::Nothing => {}

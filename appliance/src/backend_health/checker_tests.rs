@@ -392,3 +392,20 @@ fn probe_ports_lie_outside_the_snat_pool() {
     assert_eq!(probe_ports(r(2000, 3000)), Some(r(61440, 65535)));
     assert_eq!(probe_ports(r(2, 65535)), Some(r(1, 1)));
 }
+
+#[test]
+fn an_endpoint_named_by_two_checks_is_checked_once_without_harm() {
+    let t0 = Instant::now();
+    let mut c = Checker::new(Some(PORTS));
+    let a = check(2, Some(active(dns_probe())), Some(passive(100)));
+    let mut b = a.clone();
+    b.service.port = 54;
+    c.set_checks(vec![a, b], t0);
+    assert_eq!(c.endpoints().len(), 2);
+    c.sample_passive(&sample(&[]), t0);
+    c.sample_passive(&sample(&[(ep(1), 9, 0)]), t0 + 100 * MS);
+    assert_eq!(c.counters().ejections, 1, "ejected once, under one check");
+    let out = c.poll(t0 + 1000 * MS);
+    assert_eq!(out.len(), 2, "one probe per endpoint: {out:?}");
+    assert!(c.publish().is_some());
+}
