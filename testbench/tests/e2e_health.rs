@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use testbench::appliance::{Appliance, ApplianceOptions};
 use testbench::demo::read_manifest_dir;
+use testbench::manifests::{gateway_with_route, Endpoint};
 use testbench::traffic::dns::DNS_PORT;
 use testbench::traffic::dnswatch::{WatchConfig, WatchLog};
-use testbench::{Dnsmasq, Topology};
+use testbench::{Dnsmasq, EchoServer, Topology};
 
 const INTERVAL_MS: u64 = 200;
 const TIMEOUT_MS: u64 = 100;
@@ -336,6 +337,140 @@ fn passive_ejection_on_icmp_unreachable_moves_the_flows_of_a_stopped_dnsmasq() {
         longest <= bound && after <= bound,
         "unanswered for {longest} ms, until {after} ms after the stop (bound {bound} ms)"
     );
+    let (code, text) = app.stop().expect("udplb stops");
+    assert!(code.success(), "udplb exit {code:?}:\n{text}");
+}
+
+/// The UDP check on our echo servers: it answers `ECHO <name> ...`.
+const UDP_POLICY: &str = "---
+apiVersion: udplb.io/v1alpha1
+kind: UDPBackendPolicy
+metadata: {name: echo-health, namespace: default}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: echo}]
+  healthCheck:
+    active:
+      type: UDP
+      interval: 200ms
+      timeout: 100ms
+      unhealthyThreshold: 2
+      healthyThreshold: 1
+      udp:
+        send: {text: \"health?\"}
+        expect: {match: Prefix, text: \"ECHO \"}
+    panicThreshold: 75
+";
+
+/// The `lastResult.reason` of `endpoint` in the JSON status.
+fn last_reason(app: &Appliance<'_>, endpoint: &str) -> Option<String> {
+    let (_, json) = app.get("/v1/status?format=json").ok()?;
+    let docs: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let health = docs
+        .as_array()?
+        .iter()
+        .find(|d| d["kind"] == "BackendHealthStatus")?;
+    let e = health["status"]["services"][0]["endpoints"]
+        .as_array()?
+        .iter()
+        .find(|e| e["endpoint"] == endpoint)?;
+    e["active"]["lastResult"]["reason"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap)"]
+fn udp_checks_pass_on_a_matching_reply_and_fail_on_icmp_unreachable_or_silence() {
+    const PORT: u16 = 7777;
+    let topo = Topology::builder()
+        .clients(1)
+        .backends(2)
+        .build()
+        .expect("topology builds");
+    let tools = common::tools();
+    let mut echo: Vec<Option<EchoServer>> = common::echo_on_all(&topo, &tools, PORT, false)
+        .into_iter()
+        .map(Some)
+        .collect();
+    let vips = [
+        topo.addressing().vip_v4.into(),
+        topo.addressing().vip_v6.into(),
+    ];
+    let endpoints: Vec<Endpoint> = (0..2)
+        .flat_map(|i| Endpoint::both_of(topo.backend(i)))
+        .collect();
+    let mut m = gateway_with_route(
+        "echo",
+        &vips,
+        &[("echo", PORT)],
+        &[],
+        PORT,
+        &[("echo", 1, endpoints)],
+    );
+    m.push('\n');
+    m.push_str(UDP_POLICY);
+    let app = Appliance::start(&topo, &ApplianceOptions::new(m)).expect("udplb starts");
+    let b0 = format!("{}:{PORT}", topo.backend(0).ipv4());
+    let b1 = format!("{}:{PORT}", topo.backend(1).ipv4());
+    let answered = wait_for(Duration::from_secs(10), || {
+        [&b0, &b1]
+            .iter()
+            .all(|e| last_reason(&app, e).as_deref() == Some("answered"))
+    });
+    assert!(answered.is_some(), "{:?}", app.get("/v1/status"));
+    // The echo server saw the probes from the appliance's own address and a source
+    // port outside the SNAT pool.
+    let stats = tools
+        .echo_stats(
+            topo.backend(0).ns(),
+            SocketAddr::new(topo.backend(0).ipv4().into(), PORT),
+        )
+        .expect("stats");
+    let own: std::net::IpAddr = topo.addressing().backend_gateway_v4.addr;
+    assert!(
+        stats.peers.keys().any(|p| p.ip() == own && p.port() < 1024),
+        "{stats:?}"
+    );
+
+    // Stopped: the port answers with ICMP port unreachable.
+    echo[0] = None;
+    let excluded = |app: &Appliance<'_>| {
+        app.metric(&format!(
+            "udplb_backend_excluded{{namespace=\"default\",service=\"echo\",port=\"{PORT}\",endpoint=\"{b0}\"}}"
+        ))
+        .unwrap_or(0)
+            == 1
+    };
+    assert!(wait_for(Duration::from_secs(5), || excluded(&app)).is_some());
+    assert_eq!(
+        last_reason(&app, &b0).as_deref(),
+        Some("ICMP port unreachable")
+    );
+    // Silent (a sink that never replies): the probes time out.
+    echo[0] = Some(
+        tools
+            .start_echo(topo.backend(0), PORT, true, &topo.log_path("echo-sink.log"))
+            .expect("sink starts"),
+    );
+    let timed_out = wait_for(Duration::from_secs(5), || {
+        last_reason(&app, &b0).as_deref() == Some("no answer within 100ms")
+    });
+    assert!(timed_out.is_some(), "{:?}", last_reason(&app, &b0));
+    assert!(excluded(&app));
+    // Answering again: healthy after one pass.
+    echo[0] = None;
+    echo[0] = Some(
+        tools
+            .start_echo(
+                topo.backend(0),
+                PORT,
+                false,
+                &topo.log_path("echo-again.log"),
+            )
+            .expect("echo starts"),
+    );
+    assert!(wait_for(Duration::from_secs(5), || !excluded(&app)).is_some());
+    assert_eq!(last_reason(&app, &b1).as_deref(), Some("answered"));
     let (code, text) = app.stop().expect("udplb stops");
     assert!(code.success(), "udplb exit {code:?}:\n{text}");
 }
