@@ -177,7 +177,23 @@ pub(super) struct Policy<'a> {
     pub(super) ancestors: Vec<Ancestor>,
 }
 
-impl Policy<'_> {
+impl<'a> Policy<'a> {
+    /// A policy as read, before its ancestors are decided.
+    fn new(
+        kind: &'static str,
+        meta: &'a Meta,
+        settings: Settings,
+        targets: Vec<Target>,
+    ) -> Policy<'a> {
+        Policy {
+            kind,
+            meta,
+            settings,
+            targets,
+            ancestors: Vec::new(),
+        }
+    }
+
     pub(super) fn id(&self) -> String {
         format!("{}/{}", self.meta.namespace, self.meta.name)
     }
@@ -198,35 +214,24 @@ pub(crate) fn evaluate<'a>(set: &'a ObjectSet, topo: &Topology<'_>) -> Evaluatio
     } else {
         targets::service_use(topo)
     };
-    let mut policies: Vec<Policy<'a>> = Vec::new();
-    for p in by_name(&set.udp_backend_policies, |p| &p.meta) {
-        policies.push(Policy {
-            kind: BACKEND_POLICY_KIND,
-            meta: &p.meta,
-            settings: Settings::Backend(values::backend(&p.spec)),
-            targets: p
-                .spec
-                .target_refs
-                .iter()
-                .map(|t| targets::resolve_backend(topo, &used, &p.meta.namespace, t))
-                .collect(),
-            ancestors: Vec::new(),
+    let backend = by_name(&set.udp_backend_policies, |p| &p.meta)
+        .into_iter()
+        .map(|p| {
+            let settings = Settings::Backend(values::backend(&p.spec));
+            let refs = p.spec.target_refs.iter();
+            let resolved =
+                refs.map(|t| targets::resolve_backend(topo, &used, &p.meta.namespace, t));
+            Policy::new(BACKEND_POLICY_KIND, &p.meta, settings, resolved.collect())
         });
-    }
-    for p in by_name(&set.udp_traffic_policies, |p| &p.meta) {
-        policies.push(Policy {
-            kind: TRAFFIC_POLICY_KIND,
-            meta: &p.meta,
-            settings: Settings::Traffic(values::traffic(&p.spec)),
-            targets: p
-                .spec
-                .target_refs
-                .iter()
-                .map(|t| targets::resolve_traffic(topo, &p.meta.namespace, t))
-                .collect(),
-            ancestors: Vec::new(),
+    let traffic = by_name(&set.udp_traffic_policies, |p| &p.meta)
+        .into_iter()
+        .map(|p| {
+            let settings = Settings::Traffic(values::traffic(&p.spec));
+            let refs = p.spec.target_refs.iter();
+            let resolved = refs.map(|t| targets::resolve_traffic(topo, &p.meta.namespace, t));
+            Policy::new(TRAFFIC_POLICY_KIND, &p.meta, settings, resolved.collect())
         });
-    }
+    let mut policies: Vec<Policy<'a>> = backend.chain(traffic).collect();
     conflicts::decide(&mut policies);
     let mut eval = Evaluation {
         policies,
