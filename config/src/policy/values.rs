@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pipelines::maglev::{is_prime, next_prime};
 use pipelines::spec::{
-    check_idle_timeout, ActiveCheckSpec, ExpectedReply, HashKey, HumanDuration, NatMode,
+    parse_idle_timeout, ActiveCheckSpec, ExpectedReply, HashKey, HumanDuration, NatMode,
     PassiveCheckSpec, PayloadMatch, ProbeSpec, RcodeSet, MAX_MAGLEV_SIZE,
 };
 
@@ -519,15 +519,8 @@ pub(crate) fn traffic(spec: &UdpTrafficPolicySpec) -> Result<TrafficSettings, Ve
 
 /// A flow timeout: the `humantime` grammar and the range of `flows.idle_timeout`.
 fn timeout(p: &mut Problems, field: &str, text: Option<&str>) -> Option<Duration> {
-    let text = text?;
-    match text.parse::<HumanDuration>() {
-        Ok(d) => match check_idle_timeout(d.0) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                p.add(field, e);
-                None
-            }
-        },
+    match parse_idle_timeout(text?) {
+        Ok(d) => Some(d),
         Err(e) => {
             p.add(field, e);
             None
