@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use pipelines::spec::{check_idle_timeout, HumanDuration, ListenerOptions};
+use pipelines::spec::{parse_idle_timeout, ListenerOptions};
 
 /// Prefix of every udplb annotation.
 pub const PREFIX: &str = "udplb.io/";
@@ -89,10 +89,7 @@ fn apply(options: &mut ListenerOptions, option: &str, value: &str) -> Result<(),
     match option {
         "nat-mode" => options.nat_mode = Some(value.parse().map_err(text)?),
         "hash-key" => options.hash_key = Some(value.parse().map_err(text)?),
-        "idle-timeout" => {
-            let d: HumanDuration = value.parse().map_err(text)?;
-            options.idle_timeout = Some(check_idle_timeout(d.0)?);
-        }
+        "idle-timeout" => options.idle_timeout = Some(parse_idle_timeout(value)?),
         _ => {
             return Err(format!(
                 "unknown option {option:?} (known: nat-mode, idle-timeout, hash-key)"

@@ -78,6 +78,22 @@ impl Condition {
     pub fn is_false(&self) -> bool {
         self.status == "False"
     }
+
+    /// Whether the condition is as a healthy object has it: `Conflicted` not True,
+    /// `SupportedVersion` not False (`Unknown`, without CRDs in the input, is fine),
+    /// any other True, except a Gateway's `Accepted` with reason `ListenersNotValid`.
+    fn healthy(&self) -> bool {
+        match self.kind.as_str() {
+            "Conflicted" => !self.is_true(),
+            "SupportedVersion" => !self.is_false(),
+            _ => self.is_true() && self.reason != "ListenersNotValid",
+        }
+    }
+
+    /// `kind=status (reason)`, as a problem line ends.
+    fn brief(&self) -> String {
+        format!("{}={} ({})", self.kind, self.status, self.reason)
+    }
 }
 
 /// `{group, kind}` as status spells it.
@@ -359,68 +375,38 @@ impl StatusReport {
     /// `SupportedVersion` that is `Unknown` (no CRDs in the input) is not a problem.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for c in &self.gateway_classes {
-            for cond in &c.status.conditions {
-                let healthy = if cond.kind == "SupportedVersion" {
-                    !cond.is_false()
-                } else {
-                    cond.is_true()
-                };
-                if !healthy {
-                    out.push(format!(
-                        "GatewayClass {}: {}={} ({})",
-                        c.name, cond.kind, cond.status, cond.reason
-                    ));
-                }
+        let mut check = |who: &dyn Fn() -> String, conditions: &[Condition]| {
+            for c in conditions.iter().filter(|c| !c.healthy()) {
+                out.push(format!("{}: {}", who(), c.brief()));
             }
+        };
+        for c in &self.gateway_classes {
+            check(&|| format!("GatewayClass {}", c.name), &c.status.conditions);
         }
         for g in &self.gateways {
             let id = format!("Gateway {}/{}", g.namespace, g.name);
-            for c in &g.status.conditions {
-                if !c.is_true() || c.reason == "ListenersNotValid" {
-                    out.push(format!("{id}: {}={} ({})", c.kind, c.status, c.reason));
-                }
-            }
+            check(&|| id.clone(), &g.status.conditions);
             for l in &g.status.listeners {
-                for c in &l.conditions {
-                    let healthy = if c.kind == "Conflicted" {
-                        !c.is_true()
-                    } else {
-                        c.is_true()
-                    };
-                    if !healthy {
-                        out.push(format!(
-                            "{id} listener {}: {}={} ({})",
-                            l.name, c.kind, c.status, c.reason
-                        ));
-                    }
-                }
+                check(&|| format!("{id} listener {}", l.name), &l.conditions);
             }
         }
         for r in &self.routes {
             for p in &r.status.parents {
-                for c in &p.conditions {
-                    if !c.is_true() {
-                        out.push(format!(
-                            "UDPRoute {}/{} parent {}/{}: {}={} ({})",
-                            r.namespace,
-                            r.name,
-                            p.parent_ref.namespace,
-                            p.parent_ref.name,
-                            c.kind,
-                            c.status,
-                            c.reason
-                        ));
-                    }
-                }
+                let who = || {
+                    format!(
+                        "UDPRoute {}/{} parent {}/{}",
+                        r.namespace, r.name, p.parent_ref.namespace, p.parent_ref.name
+                    )
+                };
+                check(&who, &p.conditions);
             }
         }
         for p in &self.policies {
             for a in &p.status.ancestors {
-                for c in a.conditions.iter().filter(|c| !c.is_true()) {
-                    let r = &a.ancestor_ref;
-                    out.push(format!(
-                        "{} {}/{} ancestor {} {}/{}{}: {}={} ({})",
+                let r = &a.ancestor_ref;
+                let who = || {
+                    format!(
+                        "{} {}/{} ancestor {} {}/{}{}",
                         p.kind,
                         p.namespace,
                         p.name,
@@ -430,12 +416,10 @@ impl StatusReport {
                         r.section_name
                             .as_ref()
                             .map(|s| format!(" section {s}"))
-                            .unwrap_or_default(),
-                        c.kind,
-                        c.status,
-                        c.reason
-                    ));
-                }
+                            .unwrap_or_default()
+                    )
+                };
+                check(&who, &a.conditions);
             }
         }
         out

@@ -1,11 +1,14 @@
 //! Whole-crate behaviours: order independence, version equivalence, the shipped examples
 //! and `udplb check` exit codes.
 
+mod support;
+
 #[cfg(test)]
 mod tests {
+    use crate::support::{check_fixture, fixture_params, fixtures_dir, manifest_dir};
     use std::fs;
-    use std::net::{IpAddr, SocketAddr};
-    use std::path::{Path, PathBuf};
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
     use std::sync::OnceLock;
 
     use config::check::{run, CheckOptions, OutputFormat};
@@ -13,25 +16,11 @@ mod tests {
     use pipelines::spec::WEIGHT_SCALE;
     use proptest::prelude::*;
 
-    fn manifest_dir() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-    }
-
-    fn params() -> CompileParams {
-        CompileParams {
-            default_vips: vec![
-                "198.18.0.1".parse::<IpAddr>().expect("literal"),
-                "2001:2::1".parse::<IpAddr>().expect("literal"),
-            ],
-            ..CompileParams::default()
-        }
-    }
-
     /// Every fixture's input, split into its YAML documents.
     fn fixture_documents() -> &'static Vec<(String, Vec<String>)> {
         static DOCS: OnceLock<Vec<(String, Vec<String>)>> = OnceLock::new();
         DOCS.get_or_init(|| {
-            let mut dirs: Vec<PathBuf> = fs::read_dir(manifest_dir().join("tests/fixtures"))
+            let mut dirs: Vec<PathBuf> = fs::read_dir(fixtures_dir())
                 .expect("fixtures")
                 .map(|e| e.expect("entry").path())
                 .collect();
@@ -58,7 +47,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n---\n");
         let set = load_str(name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        compile(&set, &params())
+        compile(&set, &fixture_params())
     }
 
     proptest! {
@@ -108,7 +97,7 @@ spec:
         let set =
             load_paths(&[manifest_dir().join("tests/fixtures/attach-all-listeners/input.yaml")])
                 .expect("loads");
-        let compiled = compile(&set, &params());
+        let compiled = compile(&set, &fixture_params());
         let route = &compiled.status.routes[0];
         let parent = &route.status.parents[0].parent_ref;
         assert_eq!(
@@ -208,7 +197,7 @@ spec:
 
     #[test]
     fn check_exit_codes() {
-        let fixtures = manifest_dir().join("tests/fixtures");
+        let fixtures = fixtures_dir();
         let bad_status = run(
             &[fixtures.join("missing-service/input.yaml")],
             &CheckOptions::default(),
@@ -250,13 +239,7 @@ spec:
     /// a version left Unknown because the input has no CRDs.
     #[test]
     fn gateway_class_conditions_decide_the_exit_code() {
-        let fixtures = manifest_dir().join("tests/fixtures");
-        let check = |name: &str| {
-            run(
-                &[fixtures.join(name).join("input.yaml")],
-                &CheckOptions::default(),
-            )
-        };
+        let check = check_fixture;
 
         let unsupported = check("crds-unsupported-version");
         assert_eq!(unsupported.exit_code, 1, "{}", unsupported.stderr_summary);

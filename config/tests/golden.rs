@@ -6,25 +6,16 @@
 //! `UDPLB_BLESS=1 cargo test -p config --test golden` rewrites the expected files; review
 //! the diff by hand before committing it.
 
+mod support;
+
 #[cfg(test)]
 mod tests {
+    use crate::support::{fixture_params, fixtures_dir};
     use std::fs;
-    use std::net::IpAddr;
     use std::path::{Path, PathBuf};
 
-    use config::{compile, forwarding_yaml, load_paths, status_yaml, CompileParams};
+    use config::{compile, forwarding_yaml, load_paths, status_yaml};
     use serde::Deserialize;
-
-    /// Default VIPs for Gateways without addresses, in every fixture.
-    fn params() -> CompileParams {
-        CompileParams {
-            default_vips: vec![
-                "198.18.0.1".parse::<IpAddr>().expect("literal"),
-                "2001:2::1".parse::<IpAddr>().expect("literal"),
-            ],
-            ..CompileParams::default()
-        }
-    }
 
     fn documents(text: &str) -> Vec<serde_json::Value> {
         serde_norway::Deserializer::from_str(text)
@@ -64,7 +55,7 @@ mod tests {
 
     #[test]
     fn fixtures_match_expected_status_and_forwarding() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let root = fixtures_dir();
         let bless = std::env::var_os("UDPLB_BLESS").is_some();
         let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
             .expect("fixtures dir")
@@ -81,7 +72,7 @@ mod tests {
         for dir in &dirs {
             let set = load_paths(&inputs(dir))
                 .unwrap_or_else(|e| panic!("{}: input does not load: {e}", dir.display()));
-            let compiled = compile(&set, &params());
+            let compiled = compile(&set, &fixture_params());
             compare(
                 dir,
                 "expected-status.yaml",

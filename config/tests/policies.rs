@@ -1,10 +1,13 @@
 //! Policies end to end: the exit status of `udplb check`, the documents the management
 //! API prints, the 16-ancestor limit, and the Maglev sizes the fast path will build.
 
+mod support;
+
 #[cfg(test)]
 mod tests {
+    use crate::support::{check_fixture, fixtures_dir};
     use std::fs;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     use config::check::{run, CheckOptions, OutputFormat};
     use config::{compile, load_paths, load_str, status_json, status_yaml, CompileParams};
@@ -13,14 +16,7 @@ mod tests {
     use serde::Deserialize;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-            .join("input.yaml")
-    }
-
-    fn check(name: &str) -> config::check::CheckOutcome {
-        run(&[fixture(name)], &CheckOptions::default())
+        fixtures_dir().join(name).join("input.yaml")
     }
 
     #[test]
@@ -37,15 +33,15 @@ mod tests {
             "session-affinity-mixed",
             "session-affinity-policy-override",
         ] {
-            let out = check(healthy);
+            let out = check_fixture(healthy);
             assert_eq!(out.exit_code, 0, "{healthy}: {}", out.stderr_summary);
         }
-        let accepted = check("policy-backend-accepted");
+        let accepted = check_fixture("policy-backend-accepted");
         assert_eq!(
             accepted.stderr_summary,
             "1 gatewayclass(es), 1 gateway(s), 1 UDPRoute(s), 1 policy(ies): all accepted"
         );
-        let conflicts = check("policy-conflicts");
+        let conflicts = check_fixture("policy-conflicts");
         assert_eq!(conflicts.exit_code, 1);
         assert_eq!(
             conflicts.stderr_summary,
@@ -53,7 +49,7 @@ mod tests {
              not healthy, first: UDPBackendPolicy apps/dns-port-again ancestor Gateway \
              apps/gw: Accepted=False (Conflicted)"
         );
-        let missing = check("policy-target-not-found");
+        let missing = check_fixture("policy-target-not-found");
         assert_eq!(missing.exit_code, 1);
         assert!(
             missing.stderr_summary.ends_with(
@@ -63,7 +59,7 @@ mod tests {
             "{}",
             missing.stderr_summary
         );
-        let invalid = check("policy-invalid-values");
+        let invalid = check_fixture("policy-invalid-values");
         assert_eq!(invalid.exit_code, 1);
         assert!(
             invalid.stderr_summary.contains("Accepted=False (Invalid)"),
@@ -220,7 +216,7 @@ spec:
     /// status, not passed on).
     #[test]
     fn every_fixture_builds_tables_with_the_sizes_it_asks_for() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let root = fixtures_dir();
         let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
             .expect("fixtures")
             .map(|e| e.expect("entry").path())

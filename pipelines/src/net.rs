@@ -245,6 +245,12 @@ pub struct SnatConfig {
     pub ports: PortRange,
 }
 
+/// The SNAT port pool of an appliance that sets none: every unprivileged port.
+pub const DEFAULT_SNAT_PORTS: PortRange = PortRange {
+    first: 1024,
+    last: 65535,
+};
+
 /// A set of addresses searched per packet (own addresses, VIPs): integers per family
 /// (as [`crate::neighbor::Neighbors`] keeps them), scanned when there are few (the common
 /// case: a handful of compares), binary-searched otherwise.

@@ -243,6 +243,16 @@ pub fn check_idle_timeout(d: Duration) -> Result<Duration, String> {
     }
 }
 
+/// A flow idle timeout written as text (an annotation, a policy field): the
+/// [`HumanDuration`] grammar and the [`check_idle_timeout`] range, with their messages.
+///
+/// # Errors
+/// The grammar's message, or the range's.
+pub fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
+    let HumanDuration(d) = text.parse().map_err(|e: ParseError| e.to_string())?;
+    check_idle_timeout(d)
+}
+
 /// Per-listener behaviour that the Gateway API leaves to the implementation. `None` means
 /// "use the appliance default".
 ///
@@ -725,6 +735,23 @@ mod tests {
         assert_eq!(
             check_idle_timeout(Duration::from_micros(500)),
             Err("500us is out of range (1ms to 24h)".into())
+        );
+    }
+
+    #[test]
+    fn idle_timeout_text_is_parsed_then_range_checked() {
+        assert_eq!(parse_idle_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            parse_idle_timeout("0s"),
+            Err("0s is out of range (1ms to 24h)".into())
+        );
+        assert_eq!(
+            parse_idle_timeout("soon"),
+            Err(
+                "\"soon\": expected a number and a unit, e.g. 500ms, 30s, 2m or 1h \
+                 (expected number at 0)"
+                    .into()
+            )
         );
     }
 }

@@ -19,7 +19,7 @@ use etherparse::{
 
 use crate::neighbor::Neighbors;
 use crate::net::{
-    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, PortRange, SnatConfig, StaticRoute,
+    ChecksumCaps, IpNet, MacAddr, Network, PortConfig, SnatConfig, StaticRoute, DEFAULT_SNAT_PORTS,
 };
 use crate::spec::{
     BackendSpec, ForwardingConfig, ListenerKey, ListenerOptions, ListenerSpec, NatMode, RouteKey,
@@ -90,10 +90,7 @@ pub fn network(offload: bool) -> Network {
         SnatConfig {
             ipv4: Some("198.18.1.253".parse().expect("fixture")),
             ipv6: Some("2001:2:0:1::fd".parse().expect("fixture")),
-            ports: PortRange {
-                first: 1024,
-                last: 65535,
-            },
+            ports: DEFAULT_SNAT_PORTS,
         },
     )
     .expect("fixture network is valid")

@@ -5,7 +5,7 @@
 //!
 //! The shape is strict (unknown fields are refused, so a typo is an error at load), but
 //! values are read as written: numbers as `i64`, durations and keywords as strings. They
-//! are judged when the set is compiled ([`super::values`]), and a bad value makes the
+//! are judged when the set is compiled (`policy::values`), and a bad value makes the
 //! policy `Accepted=False/Invalid` with the field in the message, instead of refusing the
 //! whole set.
 
