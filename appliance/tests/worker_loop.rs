@@ -18,14 +18,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use appliance::slowpath::{SlowPathCounters, SlowPathMsg};
+use appliance::slowpath::{IcmpError, SlowPathCounters, SlowPathMsg};
 use appliance::worker::{
     Handoff, MemoryBuf, MemoryIo, MemoryPool, ReportSlot, Wire, Worker, WorkerReport, WorkerSetup,
-    BURST, HOLD_CAPACITY, HOLD_TIME,
+    BURST, HOLD_CAPACITY, HOLD_TIME, MAINTAIN_INTERVAL,
 };
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::MacAddr;
+use pipelines::net::{IpNet, MacAddr, Network, StaticRoute};
+use pipelines::refragment::split_ipv4;
 use pipelines::tables::Tables;
 use pipelines::testkit::{self, udp_frame};
 use pipelines::{DropReason, HostReason, OffloadRequest};
@@ -44,6 +45,8 @@ struct Options {
     /// This worker is `id` of `workers` (its SNAT partition).
     id: u16,
     workers: u16,
+    /// Port 1's MTU (the backends' side).
+    port1_mtu: u16,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             offload: false,
             id: 0,
             workers: 1,
+            port1_mtu: pipelines::net::DEFAULT_MTU,
         }
     }
 }
@@ -93,7 +97,7 @@ impl Rig {
         let mut builder = WorkerSetup::builder(
             support::fast_path(o.id, o.workers, 1024),
             io,
-            Arc::new(testkit::network(o.offload)),
+            Arc::new(network(o.offload, o.port1_mtu)),
             support::scenario::tables(),
         )
         .table_updates(tables_rx)
@@ -157,6 +161,27 @@ impl Rig {
         assert_eq!(self.pool.in_use(), 0, "every buffer returned");
         std::mem::take(&mut *self.report.lock().expect("report"))
     }
+}
+
+/// `testkit::network(offload)` with port 1's MTU set to `mtu`.
+fn network(offload: bool, mtu: u16) -> Network {
+    let base = testkit::network(offload);
+    let mut ports = base.ports().to_vec();
+    ports[1].mtu = mtu;
+    let route = |prefix: &str, len, next_hop: &str| StaticRoute {
+        prefix: IpNet::new(prefix.parse().expect("fixture"), len).expect("fixture"),
+        next_hop: next_hop.parse().expect("fixture"),
+        port: 0,
+    };
+    Network::new(
+        ports,
+        vec![
+            route("198.19.0.0", 16, "198.18.0.1"),
+            route("2001:2:0:9::", 64, "2001:2::1"),
+        ],
+        *base.snat(),
+    )
+    .expect("fixture network")
 }
 
 impl Harness for Rig {
@@ -678,4 +703,251 @@ fn the_loop_runs_on_its_own_thread_until_stopped() {
     let r = std::mem::take(&mut *report.lock().expect("report"));
     assert_eq!((r.counters.rx_packets, r.counters.tx_packets), (1, 1));
     assert_eq!(pool.in_use(), 0, "every buffer returned");
+}
+
+/// A client datagram to the `dns` listener with a `len`-byte payload (different at every
+/// position), split as a sender with a 1500-byte MTU would: the frames in offset order.
+fn fragmented_to_vip(len: usize, df: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let payload: Vec<u8> = (0..len)
+        .map(|i| u8::try_from(i * 7 % 251).unwrap())
+        .collect();
+    let whole = with_df(to_vip(53, &payload), df);
+    let mut frags = Vec::new();
+    split_ipv4(&whole, 14, 1500, |h, d| frags.push([h, d].concat())).expect("splits");
+    (payload, frags)
+}
+
+/// An IPv4 `frame` (no VLAN tag) with its DF bit set or cleared, header checksum fixed.
+fn with_df(mut frame: Vec<u8>, df: bool) -> Vec<u8> {
+    if df {
+        frame[20] |= 0x40;
+    } else {
+        frame[20] &= !0x40;
+    }
+    frame[24..26].fill(0);
+    let sum = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..34])
+        .expect("ipv4")
+        .to_header()
+        .calc_header_checksum();
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    frame
+}
+
+/// The IPv4 fragments in `frames` (any order) reassembled into one frame (the first
+/// fragment's Ethernet and IP header, length and checksum fixed), checked: no hole, no
+/// overlap, the last without MF, every piece's header checksum valid.
+fn reassembled(frames: &[MemoryBuf]) -> testkit::Decoded {
+    let mut pieces: Vec<(usize, bool, &[u8])> = frames
+        .iter()
+        .map(|f| {
+            let ip = etherparse::Ipv4HeaderSlice::from_slice(&f.data()[14..]).expect("ipv4");
+            let h = ip.to_header();
+            assert_eq!(
+                h.header_checksum,
+                h.calc_header_checksum(),
+                "header checksum"
+            );
+            let hl = usize::from(ip.ihl()) * 4;
+            let end = 14 + usize::from(ip.total_len());
+            assert_eq!(end, f.data().len(), "no padding at these sizes");
+            let off = usize::from(ip.fragments_offset().value()) * 8;
+            (off, ip.more_fragments(), &f.data()[14 + hl..end])
+        })
+        .collect();
+    pieces.sort_by_key(|p| p.0);
+    let first = frames
+        .iter()
+        .find(|f| f.data()[20] & 0x1f == 0 && f.data()[21] == 0)
+        .expect("a first fragment");
+    let mut data = Vec::new();
+    for (i, (off, more, bytes)) in pieces.iter().enumerate() {
+        assert_eq!(
+            *off,
+            data.len(),
+            "piece {i} starts where the previous ended"
+        );
+        assert_eq!(*more, i + 1 < pieces.len(), "MF of piece {i}");
+        if *more {
+            assert_eq!(bytes.len() % 8, 0, "a multiple of 8 bytes");
+        }
+        data.extend_from_slice(bytes);
+    }
+    let mut frame = first.data()[..34].to_vec();
+    frame.extend_from_slice(&data);
+    let total = u16::try_from(frame.len() - 14).unwrap();
+    frame[16..18].copy_from_slice(&total.to_be_bytes());
+    frame[20..22].fill(0);
+    frame[24..26].fill(0);
+    let sum = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..34])
+        .expect("ipv4")
+        .to_header()
+        .calc_header_checksum();
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    decoded(&frame)
+}
+
+#[test]
+fn fragments_before_their_first_are_held_and_forwarded_once_it_arrives() {
+    let mut rig = Rig::new();
+    let (payload, frags) = fragmented_to_vip(4000, false);
+    assert_eq!(frags.len(), 3);
+    // The later fragments first, in two rounds: held, nothing goes out.
+    rig.send(0, &frags[2]);
+    rig.poll();
+    rig.send(0, &frags[1]);
+    rig.poll();
+    assert!(rig.wires[1].drain().is_empty(), "held, not sent");
+    assert_eq!(rig.pool.in_use(), 2, "the worker keeps both buffers");
+    // The first fragment decides; the held ones follow it in the same round.
+    rig.send(0, &frags[0]);
+    rig.poll();
+    let out = rig.wires[1].drain();
+    assert_eq!(out.len(), 3);
+    let offset = |f: &MemoryBuf| u16::from_be_bytes([f.data()[20], f.data()[21]]) & 0x1fff;
+    assert_eq!(offset(&out[0]), 0, "the first fragment goes first");
+    let d = reassembled(&out);
+    assert_eq!(d.dst, backend(1));
+    assert_eq!(d.src.ip(), IpAddr::from(SNAT));
+    assert_eq!(
+        d.payload, payload,
+        "the reassembled datagram, checksum verified"
+    );
+    drop(out);
+    let r = rig.finish();
+    assert_eq!(r.counters.fragments_held, 2);
+    assert_eq!(r.counters.fragments_forwarded, 3);
+    assert_eq!(r.counters.fragments_waiting, 0);
+    assert_eq!(r.events.fragments_rerun, 2);
+    assert_eq!(r.counters.drops_total(), 0);
+}
+
+#[test]
+fn fragments_in_one_burst_in_any_order_are_all_forwarded() {
+    let mut rig = Rig::new();
+    let (payload, frags) = fragmented_to_vip(4000, false);
+    // Last, first, middle: the first releases the last within the burst.
+    for i in [2, 0, 1] {
+        rig.send(0, &frags[i]);
+    }
+    rig.poll();
+    let out = rig.wires[1].drain();
+    assert_eq!(out.len(), 3);
+    assert_eq!(reassembled(&out).payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!(r.counters.fragments_held, 1);
+    assert_eq!(r.events.fragments_rerun, 1);
+}
+
+#[test]
+fn held_fragments_whose_first_never_comes_are_freed() {
+    let mut rig = Rig::new();
+    let (_, frags) = fragmented_to_vip(4000, false);
+    rig.send(0, &frags[1]);
+    rig.send(0, &frags[2]);
+    rig.poll();
+    assert_eq!(rig.pool.in_use(), 2);
+    // Past the fragment timeout (3 s); the sweep visits a bounded share of the table per
+    // maintenance round, so run enough rounds to cover it.
+    rig.advance(Duration::from_secs(4));
+    for _ in 0..16 {
+        rig.advance(MAINTAIN_INTERVAL);
+    }
+    assert_eq!(rig.pool.in_use(), 0, "freed by the worker, not at its end");
+    let r = rig.finish();
+    assert_eq!(r.counters.drop_count(DropReason::FragmentTimeout), 2);
+    assert_eq!(r.counters.fragments_waiting, 0);
+    assert_eq!(r.events.fragments_rerun, 0);
+}
+
+#[test]
+fn a_stopped_worker_frees_the_fragments_it_holds() {
+    let mut rig = Rig::new();
+    let (_, frags) = fragmented_to_vip(4000, false);
+    rig.send(0, &frags[2]);
+    rig.poll();
+    assert_eq!(rig.pool.in_use(), 1);
+    // `finish` checks that every buffer is back.
+    assert_eq!(rig.finish().counters.fragments_held, 1);
+}
+
+#[test]
+fn a_datagram_larger_than_the_out_port_mtu_is_split() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1280,
+            ..Options::default()
+        },
+        None,
+    );
+    let payload: Vec<u8> = (0..3000).map(|i| u8::try_from(i % 249).unwrap()).collect();
+    rig.send(0, &with_df(to_vip(53, &payload), false));
+    rig.poll();
+    let out = rig.wires[1].drain();
+    // 3008 bytes of UDP in pieces of at most 1280 − 20 = 1256 → 1256 (a multiple of 8).
+    assert_eq!(out.len(), 3);
+    for f in &out {
+        assert!(f.data().len() - 14 <= 1280, "at most the MTU");
+        assert!(f.offload().is_none(), "every checksum final");
+        assert_eq!(&f.data()[..6], &testkit::backend_mac(1).0, "to backend 1");
+    }
+    let d = reassembled(&out);
+    assert_eq!((d.dst, d.src.ip()), (backend(1), IpAddr::from(SNAT)));
+    assert_eq!(d.payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!((r.events.refragmented, r.events.refragment_pieces), (1, 3));
+    assert_eq!(r.drops.refragment_failed, 0);
+    assert_eq!(r.counters.tx_packets, 1, "one datagram for the fast path");
+}
+
+#[test]
+fn fragments_larger_than_the_out_port_mtu_are_split_again() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1000,
+            ..Options::default()
+        },
+        None,
+    );
+    let (payload, frags) = fragmented_to_vip(2500, false);
+    assert_eq!(frags.len(), 2);
+    rig.send(0, &frags[1]);
+    rig.send(0, &frags[0]);
+    rig.poll();
+    let out = rig.wires[1].drain();
+    // 1480 + 1028 bytes, in pieces of at most 976 data bytes: 2 + 2.
+    assert_eq!(out.len(), 4);
+    assert_eq!(reassembled(&out).payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!((r.events.refragmented, r.events.refragment_pieces), (2, 4));
+}
+
+#[test]
+fn a_df_datagram_larger_than_the_out_port_mtu_goes_to_the_slow_path() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1280,
+            ..Options::default()
+        },
+        None,
+    );
+    let (_, frags) = fragmented_to_vip(1400, true);
+    assert_eq!(frags.len(), 1, "fits the sender's 1500");
+    rig.send(0, &frags[0]);
+    match rig.slow_path_msg() {
+        SlowPathMsg::IcmpError {
+            port,
+            error: IcmpError::TooBig { mtu },
+            frame,
+        } => {
+            assert_eq!((port, mtu), (0, 1280));
+            assert_eq!(frame.data(), &frags[0][..], "untouched");
+        }
+        other => panic!("expected TooBig, got {other:?}"),
+    }
+    let r = rig.finish();
+    assert_eq!(r.counters.host_count(HostReason::TooBig { mtu: 1280 }), 1);
+    assert_eq!(r.events.refragmented, 0);
 }
