@@ -25,8 +25,7 @@ use appliance::worker::{
 };
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{IpNet, MacAddr, Network, StaticRoute};
-use pipelines::refragment::split_ipv4;
+use pipelines::net::MacAddr;
 use pipelines::tables::Tables;
 use pipelines::testkit::{self, udp_frame};
 use pipelines::{DropReason, HostReason, OffloadRequest};
@@ -97,7 +96,7 @@ impl Rig {
         let mut builder = WorkerSetup::builder(
             support::fast_path(o.id, o.workers, 1024),
             io,
-            Arc::new(network(o.offload, o.port1_mtu)),
+            Arc::new(scenario::network(o.offload, o.port1_mtu)),
             support::scenario::tables(),
         )
         .table_updates(tables_rx)
@@ -163,27 +162,6 @@ impl Rig {
     }
 }
 
-/// `testkit::network(offload)` with port 1's MTU set to `mtu`.
-fn network(offload: bool, mtu: u16) -> Network {
-    let base = testkit::network(offload);
-    let mut ports = base.ports().to_vec();
-    ports[1].mtu = mtu;
-    let route = |prefix: &str, len, next_hop: &str| StaticRoute {
-        prefix: IpNet::new(prefix.parse().expect("fixture"), len).expect("fixture"),
-        next_hop: next_hop.parse().expect("fixture"),
-        port: 0,
-    };
-    Network::new(
-        ports,
-        vec![
-            route("198.19.0.0", 16, "198.18.0.1"),
-            route("2001:2:0:9::", 64, "2001:2::1"),
-        ],
-        *base.snat(),
-    )
-    .expect("fixture network")
-}
-
 impl Harness for Rig {
     type Buf = MemoryBuf;
 
@@ -196,6 +174,13 @@ impl Harness for Rig {
 
     fn receive(&mut self, port: usize) -> Vec<u8> {
         self.receive_buf(port).data().to_vec()
+    }
+
+    fn receive_n(&mut self, port: usize, n: usize) -> Vec<Vec<u8>> {
+        self.poll();
+        let out = bytes(&self.wires[port].drain());
+        assert_eq!(out.len(), n, "frames on port {port}");
+        out
     }
 
     fn slow_path_msg(&mut self) -> SlowPathMsg<MemoryBuf> {
@@ -705,85 +690,22 @@ fn the_loop_runs_on_its_own_thread_until_stopped() {
     assert_eq!(pool.in_use(), 0, "every buffer returned");
 }
 
-/// A client datagram to the `dns` listener with a `len`-byte payload (different at every
-/// position), split as a sender with a 1500-byte MTU would: the frames in offset order.
-fn fragmented_to_vip(len: usize, df: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let payload: Vec<u8> = (0..len)
-        .map(|i| u8::try_from(i * 7 % 251).unwrap())
-        .collect();
-    let whole = with_df(to_vip(53, &payload), df);
-    let mut frags = Vec::new();
-    split_ipv4(&whole, 14, 1500, |h, d| frags.push([h, d].concat())).expect("splits");
-    (payload, frags)
+/// What the worker sent, as bytes.
+fn bytes(frames: &[MemoryBuf]) -> Vec<Vec<u8>> {
+    frames.iter().map(|f| f.data().to_vec()).collect()
 }
 
-/// An IPv4 `frame` (no VLAN tag) with its DF bit set or cleared, header checksum fixed.
-fn with_df(mut frame: Vec<u8>, df: bool) -> Vec<u8> {
-    if df {
-        frame[20] |= 0x40;
-    } else {
-        frame[20] &= !0x40;
-    }
-    frame[24..26].fill(0);
-    let sum = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..34])
-        .expect("ipv4")
-        .to_header()
-        .calc_header_checksum();
-    frame[24..26].copy_from_slice(&sum.to_be_bytes());
-    frame
-}
-
-/// The IPv4 fragments in `frames` (any order) reassembled into one frame (the first
-/// fragment's Ethernet and IP header, length and checksum fixed), checked: no hole, no
-/// overlap, the last without MF, every piece's header checksum valid.
-fn reassembled(frames: &[MemoryBuf]) -> testkit::Decoded {
-    let mut pieces: Vec<(usize, bool, &[u8])> = frames
-        .iter()
-        .map(|f| {
-            let ip = etherparse::Ipv4HeaderSlice::from_slice(&f.data()[14..]).expect("ipv4");
-            let h = ip.to_header();
-            assert_eq!(
-                h.header_checksum,
-                h.calc_header_checksum(),
-                "header checksum"
-            );
-            let hl = usize::from(ip.ihl()) * 4;
-            let end = 14 + usize::from(ip.total_len());
-            assert_eq!(end, f.data().len(), "no padding at these sizes");
-            let off = usize::from(ip.fragments_offset().value()) * 8;
-            (off, ip.more_fragments(), &f.data()[14 + hl..end])
-        })
-        .collect();
-    pieces.sort_by_key(|p| p.0);
-    let first = frames
-        .iter()
-        .find(|f| f.data()[20] & 0x1f == 0 && f.data()[21] == 0)
-        .expect("a first fragment");
-    let mut data = Vec::new();
-    for (i, (off, more, bytes)) in pieces.iter().enumerate() {
-        assert_eq!(
-            *off,
-            data.len(),
-            "piece {i} starts where the previous ended"
-        );
-        assert_eq!(*more, i + 1 < pieces.len(), "MF of piece {i}");
-        if *more {
-            assert_eq!(bytes.len() % 8, 0, "a multiple of 8 bytes");
-        }
-        data.extend_from_slice(bytes);
-    }
-    let mut frame = first.data()[..34].to_vec();
-    frame.extend_from_slice(&data);
-    let total = u16::try_from(frame.len() - 14).unwrap();
-    frame[16..18].copy_from_slice(&total.to_be_bytes());
-    frame[20..22].fill(0);
-    frame[24..26].fill(0);
-    let sum = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..34])
-        .expect("ipv4")
-        .to_header()
-        .calc_header_checksum();
-    frame[24..26].copy_from_slice(&sum.to_be_bytes());
-    decoded(&frame)
+#[test]
+fn fragments_held_and_split_through_the_worker_loop() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: FRAGMENT_MTU,
+            ..Options::default()
+        },
+        None,
+    );
+    scenario::fragments_exchange(&mut rig);
+    scenario::fragments_report(&rig.finish());
 }
 
 #[test]
@@ -805,7 +727,7 @@ fn fragments_before_their_first_are_held_and_forwarded_once_it_arrives() {
     assert_eq!(out.len(), 3);
     let offset = |f: &MemoryBuf| u16::from_be_bytes([f.data()[20], f.data()[21]]) & 0x1fff;
     assert_eq!(offset(&out[0]), 0, "the first fragment goes first");
-    let d = reassembled(&out);
+    let d = reassembled(&bytes(&out));
     assert_eq!(d.dst, backend(1));
     assert_eq!(d.src.ip(), IpAddr::from(SNAT));
     assert_eq!(
@@ -832,7 +754,7 @@ fn fragments_in_one_burst_in_any_order_are_all_forwarded() {
     rig.poll();
     let out = rig.wires[1].drain();
     assert_eq!(out.len(), 3);
-    assert_eq!(reassembled(&out).payload, payload);
+    assert_eq!(reassembled(&bytes(&out)).payload, payload);
     drop(out);
     let r = rig.finish();
     assert_eq!(r.counters.fragments_held, 1);
@@ -881,7 +803,7 @@ fn a_datagram_larger_than_the_out_port_mtu_is_split() {
         None,
     );
     let payload: Vec<u8> = (0..3000).map(|i| u8::try_from(i % 249).unwrap()).collect();
-    rig.send(0, &with_df(to_vip(53, &payload), false));
+    rig.send(0, &scenario::with_df(to_vip(53, &payload), false));
     rig.poll();
     let out = rig.wires[1].drain();
     // 3008 bytes of UDP in pieces of at most 1280 − 20 = 1256 → 1256 (a multiple of 8).
@@ -891,7 +813,7 @@ fn a_datagram_larger_than_the_out_port_mtu_is_split() {
         assert!(f.offload().is_none(), "every checksum final");
         assert_eq!(&f.data()[..6], &testkit::backend_mac(1).0, "to backend 1");
     }
-    let d = reassembled(&out);
+    let d = reassembled(&bytes(&out));
     assert_eq!((d.dst, d.src.ip()), (backend(1), IpAddr::from(SNAT)));
     assert_eq!(d.payload, payload);
     drop(out);
@@ -918,7 +840,7 @@ fn fragments_larger_than_the_out_port_mtu_are_split_again() {
     let out = rig.wires[1].drain();
     // 1480 + 1028 bytes, in pieces of at most 976 data bytes: 2 + 2.
     assert_eq!(out.len(), 4);
-    assert_eq!(reassembled(&out).payload, payload);
+    assert_eq!(reassembled(&bytes(&out)).payload, payload);
     drop(out);
     let r = rig.finish();
     assert_eq!((r.events.refragmented, r.events.refragment_pieces), (2, 4));
