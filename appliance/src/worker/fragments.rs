@@ -22,6 +22,8 @@ pub(super) struct FragmentHolds<B> {
     slots: Vec<Option<(u16, B)>>,
     /// Released to run again, oldest first.
     again: VecDeque<(u16, B)>,
+    /// Slots in use.
+    held: usize,
 }
 
 impl<B> FragmentHolds<B> {
@@ -31,6 +33,7 @@ impl<B> FragmentHolds<B> {
         FragmentHolds {
             slots: (0..n).map(|_| None).collect(),
             again: VecDeque::with_capacity(n),
+            held: 0,
         }
     }
 
@@ -42,6 +45,9 @@ impl<B> FragmentHolds<B> {
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
             let old = s.replace((in_port, buf));
             debug_assert!(old.is_none(), "hold slot {slot} given twice");
+            if old.is_none() {
+                self.held += 1;
+            }
         }
     }
 
@@ -54,6 +60,7 @@ impl<B> FragmentHolds<B> {
             let Some(held) = self.slots.get_mut(usize::from(slot)).and_then(Option::take) else {
                 continue;
             };
+            self.held -= 1;
             match r {
                 Release::Run { .. } => self.again.push_back(held),
                 Release::Expired { .. } => freed += 1,
@@ -67,10 +74,19 @@ impl<B> FragmentHolds<B> {
         self.again.pop_front()
     }
 
+    /// Whether it holds nothing, in slots or to run again: then the fast path has no
+    /// slot to release either (it releases only slots it handed out, which are here), so
+    /// the loop need not ask it each round.
+    pub fn is_idle(&self) -> bool {
+        self.held == 0 && self.again.is_empty()
+    }
+
     /// Buffers held in slots now.
     #[cfg(test)]
     fn held(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
+        let n = self.slots.iter().filter(|s| s.is_some()).count();
+        assert_eq!(n, self.held);
+        n
     }
 }
 
@@ -129,9 +145,11 @@ mod tests {
         );
         assert_eq!(freed, 1);
         assert_eq!(h.held(), 0);
+        assert!(!h.is_idle(), "two to run again");
         assert_eq!(h.next_again(), Some((0, "b")));
         assert_eq!(h.next_again(), Some((1, "a")));
         assert_eq!(h.next_again(), None);
+        assert!(h.is_idle());
     }
 
     #[test]

@@ -243,8 +243,12 @@ impl<Io: PacketIo> Worker<Io> {
     /// Fragments whose datagram's first fragment has been decided run through the fast
     /// path again, one burst per run of frames from the same input port (they follow
     /// their first fragment now, so they are not held again); expired ones are freed.
-    /// Bounded by the hold slots: what a re-run releases waits for the next round.
+    /// Bounded by the hold slots: what a re-run releases waits for the next round. One
+    /// compare per round when no fragment is held (the usual case).
     fn run_released(&mut self, now: u64) {
+        if self.frags.is_idle() {
+            return;
+        }
         self.frags.release(self.setup.fast_path.take_released());
         let mut port = 0;
         for _ in 0..self.setup.fast_path.params().fragment_holds {
