@@ -3,9 +3,11 @@
 //! backends), and real clients in the client namespace:
 //! - a ~3 KB TXT answer (`dig +bufsize=4096 +notcp +ignore`) comes back whole over UDP,
 //!   in IP fragments the appliance forwarded (IPv4 and IPv6);
-//! - with `ports[].mtu` 1400, a datagram with DF (IPv4) or any (IPv6) larger than that
-//!   makes the appliance send Frag Needed / Packet Too Big from the VIP, and the sender's
-//!   kernel learns the path MTU (`IP_MTU` / `IPV6_MTU` of its socket, `ip route get`);
+//! - with `ports[].mtu` 1400, an IPv4 datagram without DF larger than that is split by the
+//!   appliance and reassembled by a backend's kernel (delivered to its UDP layer: the
+//!   checksum holds); one with DF (IPv4) or any (IPv6) makes the appliance send Frag
+//!   Needed / Packet Too Big from the VIP, and the sender's kernel learns the path MTU
+//!   (`IP_MTU` / `IPV6_MTU` of its socket, `ip route get`);
 //! - `traceroute -U` with one hop: the datagram with TTL 1 is answered with time exceeded
 //!   from the VIP.
 #![allow(clippy::tests_outside_test_module)]
@@ -144,16 +146,64 @@ for _ in range(20):
 print(mtu)
 "#;
 
+/// Sends one datagram of `size` bytes to `vip`:`port` with DF clear (IPv4).
+const NO_DF_SEND: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: no DF
+s.sendto(b"y" * int(sys.argv[3]), (sys.argv[1], int(sys.argv[2])))
+"#;
+
+/// Datagrams that reached the UDP layer of every backend.
+fn backend_arrivals(topo: &Topology) -> u64 {
+    topo.backends()
+        .iter()
+        .map(|b| testbench::counters::udp_arrivals(b.ns()).expect("/proc/net/snmp"))
+        .sum()
+}
+
 #[test]
-#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap), python3"]
+#[ignore = "needs root: network namespaces, DPDK (udplb on net_tap), dnsmasq, python3"]
 fn a_df_datagram_larger_than_the_port_mtu_teaches_the_sender_the_path_mtu() {
     let topo = topology();
+    let _dns = Dnsmasq::start_on_backends(&topo, DNS_PORT).expect("dnsmasq");
     let opts = ApplianceOptions {
         mtu: Some(1400),
         ..ApplianceOptions::new(dns_example())
     };
     let app = Appliance::start(&topo, &opts).expect("udplb");
     let client = topo.client(0).ns();
+
+    // First, before the client knows the path MTU: 1,478 bytes of IPv4 without DF are
+    // split by the appliance, and a backend's kernel reassembles them into a datagram
+    // with a valid UDP checksum (else it would count a checksum error, not a delivery).
+    let before = backend_arrivals(&topo);
+    let vip4 = topo.addressing().vip_v4.to_string();
+    client
+        .run(
+            "python3",
+            &["-c", NO_DF_SEND, &vip4, "53", "1450"],
+            Duration::from_secs(10),
+        )
+        .expect("send without DF");
+    let split = metric_at_least(&app, "udplb_refragmented_total", 1);
+    assert_eq!(split, 1, "one datagram split");
+    assert_eq!(
+        app.metric("udplb_refragment_pieces_total")
+            .expect("metrics"),
+        2
+    );
+    let start = Instant::now();
+    while backend_arrivals(&topo) == before && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        backend_arrivals(&topo) - before,
+        1,
+        "the split datagram reached a backend's UDP layer"
+    );
+    eprintln!("{vip4}: a 1478-byte datagram without DF split in 2, delivered");
+
     for vip in vips(&topo) {
         let vip_text = vip.to_string();
         // 1450 bytes of payload: 1478 (IPv4) / 1498 (IPv6) bytes of IP, over 1400.
