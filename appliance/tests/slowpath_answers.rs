@@ -315,15 +315,16 @@ fn reject_v6_quotes_as_much_as_fits_in_1280() {
 
 #[test]
 fn rejects_are_rate_limited_by_token_bucket() {
-    let mut h = Harness::new(); // default: burst 10, 100 per second
-    let datagram = udp4(PEER4, VIP4, b"x");
-    let sent: usize = (0..25).map(|_| h.reject(datagram.clone()).len()).sum();
+    let mut h = Harness::new(); // default: burst 10, 100 per second in all
+                                // A client each, so that the per-source limit (10/s, burst 10) never shows.
+    let datagram = |i: u8| udp4(Ipv4Addr::new(198, 18, 0, 100 + i), VIP4, b"x");
+    let sent: usize = (0..25).map(|i| h.reject(datagram(i)).len()).sum();
     assert_eq!(sent, 10);
     assert_eq!(h.stats().rejects_sent, 10);
     assert_eq!(h.stats().rejects_rate_limited, 15);
     // 50 ms at 100/s refills 5 tokens.
     h.now += Duration::from_millis(50);
-    let sent: usize = (0..25).map(|_| h.reject(datagram.clone()).len()).sum();
+    let sent: usize = (0..25).map(|i| h.reject(datagram(i)).len()).sum();
     assert_eq!(sent, 5);
 }
 

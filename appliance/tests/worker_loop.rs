@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use appliance::slowpath::{SlowPathCounters, SlowPathMsg};
+use appliance::slowpath::{IcmpError, SlowPathCounters, SlowPathMsg};
 use appliance::worker::{
     Handoff, MemoryBuf, MemoryIo, MemoryPool, ReportSlot, Wire, Worker, WorkerReport, WorkerSetup,
-    BURST, HOLD_CAPACITY, HOLD_TIME,
+    BURST, HOLD_CAPACITY, HOLD_TIME, MAINTAIN_INTERVAL,
 };
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::health::Health;
@@ -45,6 +45,8 @@ struct Options {
     /// This worker is `id` of `workers` (its SNAT partition).
     id: u16,
     workers: u16,
+    /// Port 1's MTU (the backends' side).
+    port1_mtu: u16,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             offload: false,
             id: 0,
             workers: 1,
+            port1_mtu: pipelines::net::DEFAULT_MTU,
         }
     }
 }
@@ -96,7 +99,7 @@ impl Rig {
         let mut builder = WorkerSetup::builder(
             support::fast_path(o.id, o.workers, 1024),
             io,
-            Arc::new(testkit::network(o.offload)),
+            Arc::new(scenario::network(o.offload, o.port1_mtu)),
             support::scenario::tables(),
         )
         .table_updates(tables_rx)
@@ -176,6 +179,13 @@ impl Harness for Rig {
 
     fn receive(&mut self, port: usize) -> Vec<u8> {
         self.receive_buf(port).data().to_vec()
+    }
+
+    fn receive_n(&mut self, port: usize, n: usize) -> Vec<Vec<u8>> {
+        self.poll();
+        let out = bytes(&self.wires[port].drain());
+        assert_eq!(out.len(), n, "frames on port {port}");
+        out
     }
 
     fn slow_path_msg(&mut self) -> SlowPathMsg<MemoryBuf> {
@@ -718,4 +728,188 @@ fn the_loop_runs_on_its_own_thread_until_stopped() {
     let r = std::mem::take(&mut *report.lock().expect("report"));
     assert_eq!((r.counters.rx_packets, r.counters.tx_packets), (1, 1));
     assert_eq!(pool.in_use(), 0, "every buffer returned");
+}
+
+/// What the worker sent, as bytes.
+fn bytes(frames: &[MemoryBuf]) -> Vec<Vec<u8>> {
+    frames.iter().map(|f| f.data().to_vec()).collect()
+}
+
+#[test]
+fn fragments_held_and_split_through_the_worker_loop() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: FRAGMENT_MTU,
+            ..Options::default()
+        },
+        None,
+    );
+    scenario::fragments_exchange(&mut rig);
+    scenario::fragments_report(&rig.finish());
+}
+
+#[test]
+fn fragments_before_their_first_are_held_and_forwarded_once_it_arrives() {
+    let mut rig = Rig::new();
+    let (payload, frags) = fragmented_to_vip(4000, false);
+    assert_eq!(frags.len(), 3);
+    // The later fragments first, in two rounds: held, nothing goes out.
+    rig.send(0, &frags[2]);
+    rig.poll();
+    rig.send(0, &frags[1]);
+    rig.poll();
+    assert!(rig.wires[1].drain().is_empty(), "held, not sent");
+    assert_eq!(rig.pool.in_use(), 2, "the worker keeps both buffers");
+    // The first fragment decides; the held ones follow it in the same round.
+    rig.send(0, &frags[0]);
+    rig.poll();
+    let out = rig.wires[1].drain();
+    assert_eq!(out.len(), 3);
+    let offset = |f: &MemoryBuf| u16::from_be_bytes([f.data()[20], f.data()[21]]) & 0x1fff;
+    assert_eq!(offset(&out[0]), 0, "the first fragment goes first");
+    let d = reassembled(&bytes(&out));
+    assert_eq!(d.dst, backend(1));
+    assert_eq!(d.src.ip(), IpAddr::from(SNAT));
+    assert_eq!(
+        d.payload, payload,
+        "the reassembled datagram, checksum verified"
+    );
+    drop(out);
+    let r = rig.finish();
+    assert_eq!(r.counters.fragments_held, 2);
+    assert_eq!(r.counters.fragments_forwarded, 3);
+    assert_eq!(r.counters.fragments_waiting, 0);
+    assert_eq!(r.events.fragments_rerun, 2);
+    assert_eq!(r.counters.drops_total(), 0);
+}
+
+#[test]
+fn fragments_in_one_burst_in_any_order_are_all_forwarded() {
+    let mut rig = Rig::new();
+    let (payload, frags) = fragmented_to_vip(4000, false);
+    // Last, first, middle: the first releases the last within the burst.
+    for i in [2, 0, 1] {
+        rig.send(0, &frags[i]);
+    }
+    rig.poll();
+    let out = rig.wires[1].drain();
+    assert_eq!(out.len(), 3);
+    assert_eq!(reassembled(&bytes(&out)).payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!(r.counters.fragments_held, 1);
+    assert_eq!(r.events.fragments_rerun, 1);
+}
+
+#[test]
+fn held_fragments_whose_first_never_comes_are_freed() {
+    let mut rig = Rig::new();
+    let (_, frags) = fragmented_to_vip(4000, false);
+    rig.send(0, &frags[1]);
+    rig.send(0, &frags[2]);
+    rig.poll();
+    assert_eq!(rig.pool.in_use(), 2);
+    // Past the fragment timeout (3 s); the sweep visits a bounded share of the table per
+    // maintenance round, so run enough rounds to cover it.
+    rig.advance(Duration::from_secs(4));
+    for _ in 0..16 {
+        rig.advance(MAINTAIN_INTERVAL);
+    }
+    assert_eq!(rig.pool.in_use(), 0, "freed by the worker, not at its end");
+    let r = rig.finish();
+    assert_eq!(r.counters.drop_count(DropReason::FragmentTimeout), 2);
+    assert_eq!(r.counters.fragments_waiting, 0);
+    assert_eq!(r.events.fragments_rerun, 0);
+}
+
+#[test]
+fn a_stopped_worker_frees_the_fragments_it_holds() {
+    let mut rig = Rig::new();
+    let (_, frags) = fragmented_to_vip(4000, false);
+    rig.send(0, &frags[2]);
+    rig.poll();
+    assert_eq!(rig.pool.in_use(), 1);
+    // `finish` checks that every buffer is back.
+    assert_eq!(rig.finish().counters.fragments_held, 1);
+}
+
+#[test]
+fn a_datagram_larger_than_the_out_port_mtu_is_split() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1280,
+            ..Options::default()
+        },
+        None,
+    );
+    let payload: Vec<u8> = (0..3000).map(|i| u8::try_from(i % 249).unwrap()).collect();
+    rig.send(0, &scenario::with_df(to_vip(53, &payload), false));
+    rig.poll();
+    let out = rig.wires[1].drain();
+    // 3008 bytes of UDP in pieces of at most 1280 − 20 = 1256 → 1256 (a multiple of 8).
+    assert_eq!(out.len(), 3);
+    for f in &out {
+        assert!(f.data().len() - 14 <= 1280, "at most the MTU");
+        assert!(f.offload().is_none(), "every checksum final");
+        assert_eq!(&f.data()[..6], &testkit::backend_mac(1).0, "to backend 1");
+    }
+    let d = reassembled(&bytes(&out));
+    assert_eq!((d.dst, d.src.ip()), (backend(1), IpAddr::from(SNAT)));
+    assert_eq!(d.payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!((r.events.refragmented, r.events.refragment_pieces), (1, 3));
+    assert_eq!(r.drops.refragment_failed, 0);
+    assert_eq!(r.counters.tx_packets, 1, "one datagram for the fast path");
+}
+
+#[test]
+fn fragments_larger_than_the_out_port_mtu_are_split_again() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1000,
+            ..Options::default()
+        },
+        None,
+    );
+    let (payload, frags) = fragmented_to_vip(2500, false);
+    assert_eq!(frags.len(), 2);
+    rig.send(0, &frags[1]);
+    rig.send(0, &frags[0]);
+    rig.poll();
+    let out = rig.wires[1].drain();
+    // 1480 + 1028 bytes, in pieces of at most 976 data bytes: 2 + 2.
+    assert_eq!(out.len(), 4);
+    assert_eq!(reassembled(&bytes(&out)).payload, payload);
+    drop(out);
+    let r = rig.finish();
+    assert_eq!((r.events.refragmented, r.events.refragment_pieces), (2, 4));
+}
+
+#[test]
+fn a_df_datagram_larger_than_the_out_port_mtu_goes_to_the_slow_path() {
+    let mut rig = Rig::with(
+        Options {
+            port1_mtu: 1280,
+            ..Options::default()
+        },
+        None,
+    );
+    let (_, frags) = fragmented_to_vip(1400, true);
+    assert_eq!(frags.len(), 1, "fits the sender's 1500");
+    rig.send(0, &frags[0]);
+    match rig.slow_path_msg() {
+        SlowPathMsg::IcmpError {
+            port,
+            error: IcmpError::TooBig { mtu },
+            frame,
+        } => {
+            assert_eq!((port, mtu), (0, 1280));
+            assert_eq!(frame.data(), &frags[0][..], "untouched");
+        }
+        other => panic!("expected TooBig, got {other:?}"),
+    }
+    let r = rig.finish();
+    assert_eq!(r.counters.host_count(HostReason::TooBig { mtu: 1280 }), 1);
+    assert_eq!(r.events.refragmented, 0);
 }

@@ -22,7 +22,6 @@ use appliance::worker::{DpdkIo, ReportSlot, WorkerReport, WorkerSetup};
 use crossbeam_channel::{Receiver, Sender};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::MacAddr;
-use pipelines::testkit;
 use support::scenario::{self, static_neighbors, Harness};
 
 /// Tests share the one worker lcore: one at a time.
@@ -48,6 +47,11 @@ struct Rig {
 
 impl Rig {
     fn start() -> Rig {
+        Rig::start_with(pipelines::net::DEFAULT_MTU)
+    }
+
+    /// A rig whose port 1 has MTU `mtu`.
+    fn start_with(mtu: u16) -> Rig {
         let serial = serial();
         let eal = support::dpdk::eal("wr", "0,1", &[]);
         let pool = support::dpdk::pool("wr", 1023);
@@ -65,7 +69,7 @@ impl Rig {
         let setup = WorkerSetup::builder(
             support::fast_path(0, 1, 1024),
             io,
-            Arc::new(testkit::network(false)),
+            Arc::new(scenario::network(false, mtu)),
             scenario::tables(),
         )
         .neighbors(Arc::new(Neighbors::new(static_neighbors())))
@@ -123,6 +127,10 @@ impl Harness for Rig {
 
     fn receive(&mut self, port: usize) -> Vec<u8> {
         support::dpdk::receive(&self.wires[port], 1)
+    }
+
+    fn receive_n(&mut self, port: usize, n: usize) -> Vec<Vec<u8>> {
+        support::dpdk::receive_n(&self.wires[port], n)
     }
 
     fn slow_path_msg(&mut self) -> SlowPathMsg<Mbuf> {
@@ -189,4 +197,12 @@ fn drops_are_counted_by_reason_and_freed() {
     let mut rig = Rig::start();
     scenario::drops_exchange(&mut rig);
     scenario::drops_report(&rig.finish());
+}
+
+#[test]
+#[ignore = "needs root: DPDK EAL (ring ports, worker on lcore 1)"]
+fn fragments_held_in_slots_and_split_into_new_mbufs() {
+    let mut rig = Rig::start_with(scenario::FRAGMENT_MTU);
+    scenario::fragments_exchange(&mut rig);
+    scenario::fragments_report(&rig.finish());
 }

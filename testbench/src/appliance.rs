@@ -47,6 +47,8 @@ pub struct ApplianceOptions {
     /// up a new one at every start). A fixed MAC keeps the neighbors' caches valid across
     /// restarts, as a real NIC does.
     pub mac: Option<String>,
+    /// The first port's MTU (`ports[0].mtu`); `None`: the default, 1500.
+    pub mtu: Option<u16>,
 }
 
 impl ApplianceOptions {
@@ -63,6 +65,7 @@ impl ApplianceOptions {
             backend_device: None,
             persist_api: false,
             mac: None,
+            mtu: None,
         }
     }
 
@@ -136,6 +139,9 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let _ = writeln!(s, "    device: \"{}\"", opts.device(topo));
     if let Some(mac) = &opts.mac {
         let _ = writeln!(s, "    mac: \"{mac}\"");
+    }
+    if let Some(mtu) = opts.mtu {
+        let _ = writeln!(s, "    mtu: {mtu}");
     }
     let _ = writeln!(s, "    addresses:");
     for addr in a.appliance_addrs() {

@@ -438,7 +438,7 @@ impl PortBuilder {
                     .collect(),
                 tx_prepare: offload != ChecksumOffload::NONE,
                 _rss_key: rss_key,
-                _mempool: pool,
+                mempool: pool,
                 _ring_vdev: self.ring_vdev,
             }),
             started: false,
@@ -490,7 +490,7 @@ pub(crate) struct PortShared {
     /// Run `rte_eth_tx_prepare` before sending (offloads that may need header fix-ups).
     pub(crate) tx_prepare: bool,
     _rss_key: Box<[u8]>,
-    _mempool: Option<Mempool>,
+    mempool: Option<Mempool>,
     _ring_vdev: Option<RingVdev>,
 }
 
@@ -627,6 +627,11 @@ impl Port {
     pub fn rx_queue(&self, q: QueueId) -> Result<RxQueue> {
         self.claim(&self.shared.rx_claimed, q, "rx queue")?;
         Ok(RxQueue::new(Arc::clone(&self.shared), q))
+    }
+
+    /// The pool its RX queues fill their descriptors from, if it has RX queues.
+    pub fn mempool(&self) -> Option<&Mempool> {
+        self.shared.mempool.as_ref()
     }
 
     /// The TX queue `q`, to send from one thread. Each queue has at most one handle.

@@ -268,7 +268,8 @@ pub struct SlowPathSettings {
     /// counted, never blocks a worker.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: u32,
-    /// ICMP messages the appliance sends per second at most (echo replies and errors).
+    /// ICMP errors the appliance sends per second at most, all destinations together
+    /// (rejects, time exceeded, Frag Needed / Packet Too Big; echo replies are not limited).
     #[serde(default = "default_icmp_rate_limit")]
     pub icmp_rate_limit: u32,
 }

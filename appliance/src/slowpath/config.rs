@@ -38,9 +38,12 @@ pub struct StaticNeighbor {
     pub mac: [u8; 6],
 }
 
-/// Pacing of resolution, refresh and rejects. The defaults follow common host practice:
-/// one probe per second per target (RFC 4861 `RETRANS_TIMER`), three probes
-/// (`MAX_MULTICAST_SOLICIT`), refresh after a minute.
+/// Pacing of resolution, refresh and ICMP errors. The defaults follow common host
+/// practice: one probe per second per target (RFC 4861 `RETRANS_TIMER`), three probes
+/// (`MAX_MULTICAST_SOLICIT`), refresh after a minute; ICMP errors at most 100/s in all
+/// and 10/s to any one address (Linux allows 1/s per peer with a burst of 6, and 1000/s in
+/// all: a little more per source here, so that `traceroute`'s three probes per hop and a
+/// few retried oversized datagrams all get their answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlowPathTuning {
     /// Minimum time between two probes (ARP request / NS) for the same target.
@@ -51,10 +54,19 @@ pub struct SlowPathTuning {
     pub refresh_after: Duration,
     /// Age at which an unrefreshed learned entry is removed (and the removal published).
     pub expire_after: Duration,
-    /// Sustained rate of ICMP unreachable messages for rejected flows, per second.
+    /// Sustained rate of the ICMP errors the slow path sends (rejected flows, time
+    /// exceeded, Frag Needed / Packet Too Big), all destinations together, per second.
     pub reject_rate_per_sec: u32,
-    /// Burst of ICMP unreachable messages allowed above the sustained rate.
+    /// Burst of ICMP errors allowed above that rate.
     pub reject_burst: u32,
+    /// Sustained rate of ICMP errors to any one address (the offending datagram's
+    /// source), per second.
+    pub icmp_error_rate_per_source: u32,
+    /// Burst of ICMP errors to one address.
+    pub icmp_error_burst_per_source: u32,
+    /// Addresses whose ICMP error rate is tracked at once (a bounded table; see
+    /// `per_source`).
+    pub icmp_error_sources: usize,
     /// Capacity of learned entries plus pending resolutions (static entries not counted).
     pub max_neighbors: usize,
 }
@@ -68,6 +80,9 @@ impl Default for SlowPathTuning {
             expire_after: Duration::from_secs(75),
             reject_rate_per_sec: 100,
             reject_burst: 10,
+            icmp_error_rate_per_source: 10,
+            icmp_error_burst_per_source: 10,
+            icmp_error_sources: 4096,
             max_neighbors: 65_536,
         }
     }
@@ -157,6 +172,15 @@ impl SlowPathTuning {
                 "reject_burst",
                 "must be at least 1 when rejects are enabled",
             );
+        }
+        if self.icmp_error_burst_per_source == 0 && self.icmp_error_rate_per_source != 0 {
+            return bad(
+                "icmp_error_burst_per_source",
+                "must be at least 1 when ICMP errors are enabled",
+            );
+        }
+        if self.icmp_error_sources == 0 {
+            return bad("icmp_error_sources", "must be at least 1");
         }
         Ok(())
     }

@@ -39,6 +39,16 @@ pipelines::counters! {
         rejects_sent: counter("rejects_sent", "ICMP destination-unreachable messages sent."),
         /// Rejects not answered because the token bucket was empty.
         rejects_rate_limited: counter("rejects_rate_limited", "Rejects not sent: rate limit."),
+        /// ICMP time exceeded sent for datagrams whose TTL / hop limit ran out here.
+        time_exceeded_sent: counter("time_exceeded_sent", "ICMP time exceeded messages sent."),
+        /// ICMP Frag Needed / ICMPv6 Packet Too Big sent for datagrams larger than the
+        /// out port's MTU that may not be fragmented.
+        too_big_sent: counter("too_big_sent", "ICMP Frag Needed and Packet Too Big messages sent."),
+        /// Time exceeded and too big not sent: the rate limit (per source or in all).
+        icmp_errors_rate_limited: counter(
+            "icmp_errors_rate_limited",
+            "Time exceeded and too big messages not sent: rate limit."
+        ),
         /// Well-formed frames that needed no answer (not for us, unsupported type, VLAN…).
         ignored: counter("ignored", "Well-formed frames that needed no answer."),
         /// Frames that failed a length, version or checksum check.

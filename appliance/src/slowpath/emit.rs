@@ -23,11 +23,6 @@ pub(crate) const ND_HOP_LIMIT: u8 = 255;
 pub(crate) const IPV6_MIN_MTU: usize = 1280;
 /// ICMP error header (type, code, checksum, unused / MTU / pointer).
 const ICMP_ERROR_HEADER_LEN: usize = 8;
-/// ICMPv4 destination unreachable, code 13: communication administratively prohibited.
-pub(crate) const ICMPV4_ADMIN_PROHIBITED: u8 = 13;
-/// ICMPv6 destination unreachable, code 1: communication with destination administratively
-/// prohibited.
-pub(crate) const ICMPV6_ADMIN_PROHIBITED: u8 = 1;
 
 /// The Ethernet ends of a frame to emit.
 #[derive(Clone, Copy, Debug)]
@@ -250,21 +245,35 @@ pub(crate) fn neighbor_solicit(
     ndisc(buf, link, src, group, repr);
 }
 
-/// ICMPv4 destination unreachable (administratively prohibited) quoting `offending` (the
-/// original IP header and the first 8 bytes of its payload, RFC 792), bytes unchanged.
-pub(crate) fn unreachable_v4(
+/// The first 8 bytes of an ICMP error but its checksum: type, code and the 32-bit word
+/// after the checksum (unused, next-hop MTU in its low 16 bits, MTU or pointer, by type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ErrorHeader {
+    pub(crate) msg_type: u8,
+    pub(crate) code: u8,
+    pub(crate) word: u32,
+}
+
+/// An ICMPv4 error quoting `offending` (the caller cuts it: the original IP header and the
+/// first 8 bytes of its payload, RFC 792), bytes unchanged.
+pub(crate) fn icmp_error_v4(
     buf: &mut Vec<u8>,
     link: Link,
     src: Ipv4Addr,
     dst: Ipv4Addr,
+    header: ErrorHeader,
     offending: &[u8],
 ) {
     let payload_len = ICMP_ERROR_HEADER_LEN + offending.len();
     ipv4_icmp(buf, link, src, dst, payload_len, |icmp| {
-        icmp.set_msg_type(Icmpv4Message::DstUnreachable);
-        icmp.set_msg_code(ICMPV4_ADMIN_PROHIBITED);
-        // `unused` (bytes 4..8) is already zero; the quote must stay byte-exact, which
-        // `Icmpv4Repr::DstUnreachable` would not keep (it re-emits the header).
+        // Written field by field: the quote must stay byte-exact, which the `Icmpv4Repr`
+        // error variants would not keep (they re-emit the quoted header).
+        icmp.set_msg_type(Icmpv4Message::from(header.msg_type));
+        icmp.set_msg_code(header.code);
+        // Bytes 4..8 through the echo setters, which address them whatever the type.
+        let [a, b, c, d] = header.word.to_be_bytes();
+        icmp.set_echo_ident(u16::from_be_bytes([a, b]));
+        icmp.set_echo_seq_no(u16::from_be_bytes([c, d]));
         icmp.data_mut()[..offending.len()].copy_from_slice(offending);
         icmp.fill_checksum();
     });
@@ -273,13 +282,14 @@ pub(crate) fn unreachable_v4(
 /// Largest quote that keeps an ICMPv6 error within the IPv6 minimum MTU.
 pub(crate) const MAX_V6_QUOTE: usize = IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMP_ERROR_HEADER_LEN;
 
-/// ICMPv6 destination unreachable (administratively prohibited) quoting as much of the
-/// offending packet as fits in 1280 bytes (RFC 4443 §3.1); the caller truncates.
-pub(crate) fn unreachable_v6(
+/// An ICMPv6 error quoting as much of the offending packet as fits in 1280 bytes (RFC
+/// 4443 §2.4(c)); the checksum covers the pseudo-header.
+pub(crate) fn icmp_error_v6(
     buf: &mut Vec<u8>,
     link: Link,
     src: Ipv6Addr,
     dst: Ipv6Addr,
+    header: ErrorHeader,
     offending: &[u8],
 ) {
     let quote = &offending[..offending.len().min(MAX_V6_QUOTE)];
@@ -291,8 +301,10 @@ pub(crate) fn unreachable_v6(
         hop_limit: DEFAULT_HOP_LIMIT,
     };
     ipv6_icmp(buf, link, ip, |icmp| {
-        icmp.set_msg_type(Icmpv6Message::DstUnreachable);
-        icmp.set_msg_code(ICMPV6_ADMIN_PROHIBITED);
+        icmp.set_msg_type(Icmpv6Message::from(header.msg_type));
+        icmp.set_msg_code(header.code);
+        // Bytes 4..8 through the MTU setter, which addresses them whatever the type.
+        icmp.set_pkt_too_big_mtu(header.word);
         icmp.payload_mut()[..quote.len()].copy_from_slice(quote);
         icmp.fill_checksum(&src, &dst);
     });
@@ -334,31 +346,38 @@ mod tests {
         );
     }
 
+    const FRAG_NEEDED: ErrorHeader = ErrorHeader {
+        msg_type: 3,
+        code: 4,
+        word: 1280,
+    };
+
     #[test]
-    fn unreachable_v4_quotes_bytes_verbatim() {
+    fn icmp_error_v4_quotes_bytes_verbatim() {
         let offending: Vec<u8> = (0u8..28).collect();
         let mut buf = vec![0xa5; 10];
         let link = Link {
             src: MAC,
             dst: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
         };
-        unreachable_v4(
+        icmp_error_v4(
             &mut buf,
             link,
             Ipv4Addr::new(198, 18, 1, 1),
             Ipv4Addr::new(198, 18, 2, 2),
+            FRAG_NEEDED,
             &offending,
         );
         assert_eq!(buf.len(), 14 + 20 + 8 + 28);
         let icmp = &buf[34..];
-        assert_eq!(&icmp[..2], &[3, 13]);
-        assert_eq!(&icmp[4..8], &[0, 0, 0, 0]);
+        assert_eq!(&icmp[..2], &[3, 4]);
+        assert_eq!(&icmp[4..8], &[0, 0, 0x05, 0x00], "next-hop MTU 1280");
         assert_eq!(&icmp[8..], &offending[..]);
         assert!(Icmpv4Packet::new_checked(icmp).unwrap().verify_checksum());
     }
 
     #[test]
-    fn unreachable_v6_truncates_to_the_minimum_mtu() {
+    fn icmp_error_v6_truncates_to_the_minimum_mtu() {
         let offending = vec![0x5a; 2000];
         let mut buf = Vec::new();
         let link = Link {
@@ -366,10 +385,18 @@ mod tests {
             dst: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
         };
         let (src, dst) = ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
-        unreachable_v6(&mut buf, link, src, dst, &offending);
+        let header = ErrorHeader {
+            msg_type: 1,
+            code: 1,
+            word: 0,
+        };
+        icmp_error_v6(&mut buf, link, src, dst, header, &offending);
         assert_eq!(buf.len(), 14 + IPV6_MIN_MTU);
         let icmp = Icmpv6Packet::new_checked(&buf[54..]).unwrap();
         assert!(icmp.verify_checksum(&src, &dst));
-        assert_eq!(icmp.msg_code(), ICMPV6_ADMIN_PROHIBITED);
+        assert_eq!(
+            (icmp.msg_type(), icmp.msg_code()),
+            (Icmpv6Message::DstUnreachable, 1)
+        );
     }
 }

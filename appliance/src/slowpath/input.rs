@@ -1,5 +1,5 @@
 //! Incoming frames: checked parsing, answers for own, VIP and SNAT addresses, neighbor
-//! snooping, and ICMP unreachable for rejected flows. Every frame ends in a [`Fate`] that
+//! snooping (ICMP errors about datagrams are `icmp_errors`). Every frame ends in a [`Fate`] that
 //! the caller counts; nothing here can panic on bad input (smoltcp's checked views).
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -17,8 +17,6 @@ use super::emit::{self, Link, ND_HOP_LIMIT};
 use super::neighbors::{Create, Learned};
 use super::{FrameSink, SlowPath};
 
-/// UDP header plus the first payload bytes: RFC 792 quotes "the first 64 bits".
-const V4_QUOTE_AFTER_HEADER: usize = 8;
 /// RFC 4291 all-nodes group, the destination of unsolicited advertisements.
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
@@ -406,84 +404,5 @@ impl SlowPath {
         } else {
             Ignored
         }
-    }
-
-    /// A new flow dropped by policy: ICMP unreachable from the VIP to the client.
-    pub(super) fn on_reject(
-        &mut self,
-        port: u16,
-        frame: &[u8],
-        now: Instant,
-        sink: &mut dyn FrameSink,
-    ) -> Fate {
-        let Some(state) = self.ports.get(&port) else {
-            return Ignored;
-        };
-        let mac = state.mac;
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Malformed;
-        };
-        let client_mac = eth.src_addr();
-        if !is_unicast_mac(client_mac) {
-            return Ignored;
-        }
-        let link = Link {
-            src: mac,
-            dst: client_mac,
-        };
-        let l3 = eth.payload();
-        match eth.ethertype() {
-            EthernetProtocol::Ipv4 => {
-                let Ok(ip) = Ipv4Packet::new_checked(l3) else {
-                    return Malformed;
-                };
-                if ip.version() != 4 || !ip.verify_checksum() {
-                    return Malformed;
-                }
-                let (client, vip) = (ip.src_addr(), ip.dst_addr());
-                // RFC 1122 §3.2.2: no ICMP error about a non-initial fragment or to a
-                // non-unicast source.
-                if ip.next_header() != IpProtocol::Udp
-                    || ip.frag_offset() != 0
-                    || !is_host_address(client.into())
-                    || state.answers_for(client.into())
-                    || !state.answers_for(vip.into())
-                {
-                    return Ignored;
-                }
-                if !self.rejects.allow(now) {
-                    SlowPathCounters::bump(&self.counters.rejects_rate_limited);
-                    return Done;
-                }
-                let header_len = usize::from(ip.header_len());
-                let quote_len =
-                    (header_len + V4_QUOTE_AFTER_HEADER).min(usize::from(ip.total_len()));
-                emit::unreachable_v4(&mut self.tx, link, vip, client, &l3[..quote_len]);
-            }
-            EthernetProtocol::Ipv6 => {
-                let Ok(ip) = Ipv6Packet::new_checked(l3) else {
-                    return Malformed;
-                };
-                if ip.version() != 6 {
-                    return Malformed;
-                }
-                let (client, vip) = (ip.src_addr(), ip.dst_addr());
-                if !is_host_address(client.into())
-                    || state.answers_for(client.into())
-                    || !state.answers_for(vip.into())
-                {
-                    return Ignored;
-                }
-                if !self.rejects.allow(now) {
-                    SlowPathCounters::bump(&self.counters.rejects_rate_limited);
-                    return Done;
-                }
-                emit::unreachable_v6(&mut self.tx, link, vip, client, &l3[..ip.total_len()]);
-            }
-            _ => return Ignored,
-        }
-        SlowPathCounters::bump(&self.counters.rejects_sent);
-        self.transmit(port, sink);
-        Done
     }
 }

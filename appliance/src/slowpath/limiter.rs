@@ -1,5 +1,6 @@
 //! Token bucket for ICMP errors (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8): a flood of rejected
-//! flows must not turn the appliance into a reflector.
+//! flows, expiring TTLs or oversized datagrams must not turn the appliance into a
+//! reflector.
 
 use std::time::Instant;
 
@@ -22,6 +23,14 @@ impl TokenBucket {
             tokens: f64::from(burst),
             last: None,
         }
+    }
+
+    /// Whether the bucket would be full at `now` (nothing taken for `burst / rate`).
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let elapsed = self.last.map_or(0.0, |last| {
+            now.saturating_duration_since(last).as_secs_f64()
+        });
+        self.tokens + elapsed * self.rate >= self.burst
     }
 
     /// Takes one token if there is one.

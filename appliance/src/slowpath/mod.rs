@@ -14,6 +14,9 @@
 //!   would misreport the cause;
 //! - sends backend health probes ([`SlowPathMsg::Probe`]) and hands what answers them to
 //!   the health checker (`probe.rs`, see `crate::backend_health`).
+//! - sends ICMP time exceeded and Frag Needed / Packet Too Big when the fast path asks
+//!   ([`SlowPathMsg::IcmpError`]), rate-limited per destination and in all
+//!   (`icmp_errors`, which builds every ICMP error, rejects included).
 //!
 //! Design note: the slow path drives smoltcp's `wire` layer (`ArpRepr`, `Ipv4Repr`,
 //! `Icmpv4Repr`, `Ipv6Repr`, `Icmpv6Repr`, `NdiscRepr`, checked packet views) rather than a
@@ -30,9 +33,11 @@
 mod config;
 mod counters;
 mod emit;
+mod icmp_errors;
 mod input;
 mod limiter;
 mod neighbors;
+mod per_source;
 mod probe;
 
 use std::collections::BTreeMap;
@@ -44,10 +49,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 pub use config::{PortAddresses, SlowPathConfig, SlowPathError, SlowPathTuning, StaticNeighbor};
 pub use counters::{SlowPathCounters, SlowPathStats};
+pub use icmp_errors::IcmpError;
 
 use config::PortState;
+use icmp_errors::Kind;
 use limiter::TokenBucket;
 use neighbors::{NeighborTable, Probe};
+use per_source::PerSource;
 
 /// The published neighbor table: next-hop address → MAC.
 pub type NeighborMap = BTreeMap<IpAddr, [u8; 6]>;
@@ -81,6 +89,16 @@ pub enum SlowPathMsg<B> {
         /// Port it arrived on.
         port: u16,
         /// The whole Ethernet frame of the rejected datagram.
+        frame: B,
+    },
+    /// A datagram the fast path could not forward and whose source should be told (time
+    /// exceeded, Frag Needed / Packet Too Big): answer with that ICMP error.
+    IcmpError {
+        /// Port it arrived on (the error goes back there).
+        port: u16,
+        /// Which error.
+        error: IcmpError,
+        /// The whole Ethernet frame of the datagram, untouched.
         frame: B,
     },
     /// Replaces a port's own addresses and VIPs (after a config reload); its SNAT
@@ -130,7 +148,10 @@ pub enum Step {
 pub struct SlowPath {
     ports: BTreeMap<u16, PortState>,
     neighbors: NeighborTable,
+    /// Every ICMP error, all destinations together.
     rejects: TokenBucket,
+    /// ICMP errors by destination.
+    per_source: PerSource,
     tuning: SlowPathTuning,
     counters: Arc<SlowPathCounters>,
     /// Reused frame buffer for everything sent.
@@ -172,6 +193,11 @@ impl SlowPath {
                 config.tuning.reject_rate_per_sec,
                 config.tuning.reject_burst,
             ),
+            per_source: PerSource::new(
+                config.tuning.icmp_error_rate_per_source,
+                config.tuning.icmp_error_burst_per_source,
+                config.tuning.icmp_error_sources,
+            ),
             tuning: config.tuning,
             counters,
             tx: Vec::with_capacity(2048),
@@ -199,7 +225,12 @@ impl SlowPath {
                 self.count(fate);
             }
             SlowPathMsg::Reject { port, frame } => {
-                let fate = self.on_reject(port, frame.as_ref(), now, sink);
+                let fate = self.on_icmp_error(port, frame.as_ref(), Kind::Reject, now, sink);
+                self.count(fate);
+            }
+            SlowPathMsg::IcmpError { port, error, frame } => {
+                let kind = Kind::Error(error);
+                let fate = self.on_icmp_error(port, frame.as_ref(), kind, now, sink);
                 self.count(fate);
             }
             SlowPathMsg::Resolve { port, next_hop } => self.on_resolve(port, next_hop, now, sink),

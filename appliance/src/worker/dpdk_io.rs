@@ -5,7 +5,7 @@
 use pipelines::OffloadRequest;
 
 use super::io::{OffloadRefused, PacketBuf, PacketBurst, PacketIo, BURST};
-use crate::dpdk::{self, Mbuf, MbufBurst, Port, QueueId, RxQueue, TxChecksum, TxQueue};
+use crate::dpdk::{self, Mbuf, MbufBurst, Mempool, Port, QueueId, RxQueue, TxChecksum, TxQueue};
 
 // The loop's fixed arrays are sized by BURST; the mbuf burst must hold exactly that many.
 const _: () = assert!(MbufBurst::CAPACITY == BURST);
@@ -15,16 +15,19 @@ const _: () = assert!(MbufBurst::CAPACITY == BURST);
 pub struct DpdkIo {
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
+    /// Where the pieces of split datagrams come from (the ports' RX pool).
+    pool: Option<Mempool>,
 }
 
 impl DpdkIo {
-    /// The worker's queues, one RX and one TX per port, in port order.
-    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>) -> DpdkIo {
-        DpdkIo { rx, tx }
+    /// The worker's queues, one RX and one TX per port, in port order, and the pool the
+    /// pieces of split datagrams are allocated from (none: such datagrams are dropped).
+    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>, pool: Option<Mempool>) -> DpdkIo {
+        DpdkIo { rx, tx, pool }
     }
 
     /// Claims RX and TX queue `queue` of every port in `ports` (a worker's share of
-    /// started ports).
+    /// started ports); split datagrams take their buffers from the first port's RX pool.
     ///
     /// # Errors
     /// A queue already claimed or out of range, or a port not started
@@ -39,6 +42,7 @@ impl DpdkIo {
                 .iter()
                 .map(|p| p.tx_queue(queue))
                 .collect::<dpdk::Result<_>>()?,
+            pool: ports.iter().find_map(|p| p.mempool().cloned()),
         })
     }
 }
@@ -63,6 +67,15 @@ impl PacketIo for DpdkIo {
         self.tx
             .get_mut(usize::from(port))
             .map_or(0, |q| q.tx_burst(burst))
+    }
+
+    fn new_frame(&mut self, head: &[u8], tail: &[u8]) -> Option<Mbuf> {
+        let mut m = Mbuf::alloc(self.pool.as_ref()?).ok()?;
+        let room = m.append(head.len() + tail.len()).ok()?;
+        let (h, t) = room.split_at_mut(head.len());
+        h.copy_from_slice(head);
+        t.copy_from_slice(tail);
+        Some(m)
     }
 }
 

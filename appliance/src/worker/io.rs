@@ -92,4 +92,9 @@ pub trait PacketIo {
     /// buffers stay in `burst`, in order (the caller frees and counts them); a port it
     /// does not have sends nothing.
     fn tx_burst(&mut self, port: u16, burst: &mut Self::Burst) -> usize;
+
+    /// A new buffer holding `head` followed by `tail`: one piece of a datagram split for
+    /// a smaller egress MTU (`Verdict::Fragment`, rare). `None` when no buffer is free or
+    /// the frame does not fit one.
+    fn new_frame(&mut self, head: &[u8], tail: &[u8]) -> Option<Self::Buf>;
 }

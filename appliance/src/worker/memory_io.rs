@@ -34,9 +34,14 @@ impl MemoryPool {
 
     /// A buffer holding a copy of `frame`.
     pub fn buf(&self, frame: &[u8]) -> MemoryBuf {
+        self.buf_of(&[frame])
+    }
+
+    /// A buffer holding the concatenation of `parts`.
+    fn buf_of(&self, parts: &[&[u8]]) -> MemoryBuf {
         self.in_use.fetch_add(1, Ordering::Relaxed);
         MemoryBuf {
-            data: frame.to_vec(),
+            data: parts.concat(),
             offload: None,
             in_use: Arc::clone(&self.in_use),
         }
@@ -152,6 +157,8 @@ struct MemoryPort {
 #[derive(Debug)]
 pub struct MemoryIo {
     ports: Vec<MemoryPort>,
+    /// Where [`PacketIo::new_frame`] takes buffers from.
+    pool: MemoryPool,
 }
 
 /// The far end of one [`MemoryIo`] port: what a test sends into the worker and reads out.
@@ -180,7 +187,13 @@ impl MemoryIo {
                 )
             })
             .unzip();
-        (MemoryIo { ports }, wires)
+        (
+            MemoryIo {
+                ports,
+                pool: pool.clone(),
+            },
+            wires,
+        )
     }
 }
 
@@ -222,6 +235,10 @@ impl PacketIo for MemoryIo {
         }
         burst.bufs.extend(rest);
         sent
+    }
+
+    fn new_frame(&mut self, head: &[u8], tail: &[u8]) -> Option<MemoryBuf> {
+        Some(self.pool.buf_of(&[head, tail]))
     }
 }
 

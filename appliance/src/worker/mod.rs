@@ -17,6 +17,8 @@
 //! - `heartbeat`: [`Heartbeat`], the time of the last round and the tables generation,
 //!   which `/healthz` and the announcement gate check;
 //! - `hold`: datagrams held for neighbor resolution ([`HOLD_TIME`], [`HOLD_CAPACITY`]);
+//! - `fragments`: fragments held in the fast path's hold slots until their first
+//!   fragment is decided, and IPv4 datagrams split for a smaller egress MTU;
 //! - `report`: [`WorkerReport`] and the loop's tallies ([`LoopDrops`], [`LoopCounters`]).
 //!
 //! ```no_run
@@ -35,6 +37,7 @@
 //! ```
 
 mod dpdk_io;
+mod fragments;
 mod handoff;
 mod heartbeat;
 mod hold;

@@ -3,8 +3,9 @@
 //!
 //! One round ([`Worker::poll`]): adopt the newest tables; on a new neighbor snapshot,
 //! run the held datagrams again; poll every port; take the replies other workers passed
-//! here; queue the slow path's frames; flush the TX bursts; every
-//! [`MAINTAIN_INTERVAL`] sweep the flow table and expire held datagrams, and every
+//! here; run the fragments the fast path released from their hold slots; queue the slow
+//! path's frames; flush the TX bursts; every [`MAINTAIN_INTERVAL`] sweep the flow table,
+//! expire held datagrams and free timed-out fragments, and every
 //! [`REPORT_INTERVAL`] copy the counters out with a `try_lock`. Every round stamps the
 //! worker's [`Heartbeat`](super::Heartbeat). [`Worker::run`] repeats
 //! rounds until the stop flag is set. Time is passed in, so a test drives the clock.
@@ -15,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use pipelines::{Context, DropReason, HostReason, Verdict};
 
+use super::fragments::{self, FragmentHolds};
 use super::hold::{Held, HeldFrame, HOLD_NANOS};
 use super::io::{PacketBuf, PacketBurst, PacketIo, BURST};
 use super::report::{LoopCounters, LoopDrops, WorkerReport};
 use super::WorkerSetup;
-use crate::slowpath::SlowPathMsg;
+use crate::slowpath::{IcmpError, SlowPathMsg};
 
 /// How often a worker copies its counters out.
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -51,6 +53,8 @@ pub struct Worker<Io: PacketIo> {
     /// For an [`Origin::Held`] burst: the first deadline of each of its frames.
     deadlines: [u64; BURST],
     held: Held<Io::Buf>,
+    /// Fragments held for their datagram's first fragment (`Verdict::Hold`).
+    frags: FragmentHolds<Io::Buf>,
     drops: LoopDrops,
     events: LoopCounters,
     last_maintain: Instant,
@@ -67,6 +71,7 @@ impl<Io: PacketIo> Worker<Io> {
             tx_bursts: (0..ports).map(|_| Io::Burst::default()).collect(),
             deadlines: [0; BURST],
             held: Held::new(),
+            frags: FragmentHolds::new(setup.fast_path.params().fragment_holds),
             drops: LoopDrops::default(),
             events: LoopCounters::default(),
             last_maintain: start,
@@ -129,6 +134,7 @@ impl<Io: PacketIo> Worker<Io> {
             self.handle_burst(now, in_port, Origin::Fresh);
         }
         received += self.take_handoffs(now);
+        self.run_released(now);
         // Frames from the slow path ride along with the forwarded ones.
         for _ in 0..BURST {
             let Ok((port, buf)) = self.setup.inject_rx.try_recv() else {
@@ -150,6 +156,8 @@ impl<Io: PacketIo> Worker<Io> {
         if clock.duration_since(self.last_maintain) >= MAINTAIN_INTERVAL {
             self.last_maintain = clock;
             self.setup.fast_path.maintain(now);
+            // Timed-out fragments are freed now; any released to run go next round.
+            self.frags.release(self.setup.fast_path.take_released());
             self.drops.hold_expired += self.held.expire(now);
             if clock.duration_since(self.last_report) >= REPORT_INTERVAL {
                 self.last_report = clock;
@@ -235,6 +243,36 @@ impl<Io: PacketIo> Worker<Io> {
         received
     }
 
+    /// Fragments whose datagram's first fragment has been decided run through the fast
+    /// path again, one burst per run of frames from the same input port (they follow
+    /// their first fragment now, so they are not held again); expired ones are freed.
+    /// Bounded by the hold slots: what a re-run releases waits for the next round. One
+    /// compare per round when no fragment is held (the usual case).
+    fn run_released(&mut self, now: u64) {
+        if self.frags.is_idle() {
+            return;
+        }
+        self.frags.release(self.setup.fast_path.take_released());
+        let mut port = 0;
+        for _ in 0..self.setup.fast_path.params().fragment_holds {
+            let Some((p, buf)) = self.frags.next_again() else {
+                break;
+            };
+            if (p != port || self.rx_burst.is_full()) && !self.rx_burst.is_empty() {
+                self.handle_burst(now, port, Origin::Fresh);
+            }
+            port = p;
+            self.events.fragments_rerun += 1;
+            // Not full: emptied just above when it was.
+            if let Err(buf) = self.rx_burst.push(buf) {
+                drop(buf);
+            }
+        }
+        if !self.rx_burst.is_empty() {
+            self.handle_burst(now, port, Origin::Fresh);
+        }
+    }
+
     /// Runs `rx_burst` through the fast path and acts on every verdict; empties it.
     fn handle_burst(&mut self, now: u64, in_port: u16, origin: Origin) {
         let Worker {
@@ -243,6 +281,7 @@ impl<Io: PacketIo> Worker<Io> {
             tx_bursts,
             deadlines,
             held,
+            frags,
             drops,
             events,
             ..
@@ -305,6 +344,16 @@ impl<Io: PacketIo> Worker<Io> {
                             port: in_port,
                             frame: buf,
                         },
+                        HostReason::TimeExceeded | HostReason::TooBig { .. } => {
+                            SlowPathMsg::IcmpError {
+                                port: in_port,
+                                error: match reason {
+                                    HostReason::TooBig { mtu } => IcmpError::TooBig { mtu },
+                                    _ => IcmpError::TimeExceeded,
+                                },
+                                frame: buf,
+                            }
+                        }
                         _ => SlowPathMsg::Frame {
                             port: in_port,
                             frame: buf,
@@ -322,8 +371,12 @@ impl<Io: PacketIo> Worker<Io> {
                         drops.handoff_overflow += 1;
                     }
                 }
-                // Holding and splitting fragments come with the appliance side of issue 12.
-                Verdict::Drop(_) | Verdict::Hold { .. } | Verdict::Fragment { .. } => drop(buf),
+                // A fragment before its first fragment: kept, untouched, until released.
+                Verdict::Hold { slot } => frags.hold(slot, in_port, buf),
+                Verdict::Fragment { port, mtu } => {
+                    split(&mut s.io, tx_bursts, port, mtu, buf, drops, events);
+                }
+                Verdict::Drop(_) => drop(buf),
             }
         }
     }
@@ -347,6 +400,40 @@ fn enqueue<Io: PacketIo>(
     if burst.push(buf).is_err() {
         drops.tx_refused += 1;
     }
+}
+
+/// Sends the IPv4 datagram in `buf` (rewritten, every checksum final) on `port` in
+/// pieces of at most `mtu` bytes of IP, each in a new buffer; `buf` is freed.
+fn split<Io: PacketIo>(
+    io: &mut Io,
+    tx_bursts: &mut [Io::Burst],
+    port: u16,
+    mtu: u16,
+    mut buf: Io::Buf,
+    drops: &mut LoopDrops,
+    events: &mut LoopCounters,
+) {
+    let mut complete = true;
+    let mut pieces = 0;
+    let split = fragments::split(buf.data_mut(), mtu, |head, data| {
+        // Once a piece is missing the datagram cannot be reassembled: send no more.
+        if !complete {
+            return;
+        }
+        match io.new_frame(head, data) {
+            Some(piece) => {
+                pieces += 1;
+                enqueue(io, tx_bursts, port, piece, drops);
+            }
+            None => complete = false,
+        }
+    });
+    if split.is_ok() && complete {
+        events.refragmented += 1;
+    } else {
+        drops.refragment_failed += 1;
+    }
+    events.refragment_pieces += pieces;
 }
 
 /// Transmits a burst; frees and counts what the queue refused.

@@ -38,6 +38,12 @@ pipelines::counters! {
             "neighbor_unresolved",
             "Datagrams whose next hop was not resolved in time."
         ),
+        /// IPv4 datagrams larger than their out port's MTU that could not be split (no
+        /// buffer for a piece, or not splittable); pieces already queued still go out.
+        refragment_failed: counter(
+            "refragment_failed",
+            "IPv4 datagrams larger than the out port's MTU that could not be split."
+        ),
     }
 }
 
@@ -69,6 +75,23 @@ pipelines::counters! {
         handed_off: counter(
             "handoff_total",
             "Replies passed to the worker that owns their flow (full NAT, several workers)."
+        ),
+        /// Held fragments run through the fast path again once their datagram's first
+        /// fragment was decided.
+        fragments_rerun: counter(
+            "fragments_released_total",
+            "Held IP fragments run again once their datagram's first fragment was decided \
+             (each also counts again in udplb_rx_packets_total)."
+        ),
+        /// IPv4 datagrams (or fragments) split for a smaller out-port MTU.
+        refragmented: counter(
+            "refragmented_total",
+            "IPv4 datagrams without DF split into fragments for the out port's MTU."
+        ),
+        /// Frames sent for them.
+        refragment_pieces: counter(
+            "refragment_pieces_total",
+            "Fragments made by splitting datagrams for the out port's MTU."
         ),
     }
 }
@@ -104,11 +127,21 @@ mod tests {
                 "tx_refused",
                 "slow_path_overflow",
                 "handoff_overflow",
-                "neighbor_unresolved"
+                "neighbor_unresolved",
+                "refragment_failed"
             ]
         );
         let names: Vec<_> = LoopCounters::METRICS.iter().map(|d| d.name).collect();
-        assert_eq!(names, ["held_for_resolution_total", "handoff_total"]);
+        assert_eq!(
+            names,
+            [
+                "held_for_resolution_total",
+                "handoff_total",
+                "fragments_released_total",
+                "refragmented_total",
+                "refragment_pieces_total"
+            ]
+        );
     }
 
     #[test]
@@ -119,15 +152,30 @@ mod tests {
         }
         let mut sum = a;
         sum.add_counters(&a);
-        assert_eq!(sum.total(), 2 * (1 + 2 + 3 + 4));
+        assert_eq!(sum.total(), 2 * (1 + 2 + 3 + 4 + 5));
         let mut e = LoopCounters {
             held: 1,
             handed_off: 2,
+            fragments_rerun: 3,
+            refragmented: 4,
+            refragment_pieces: 5,
         };
         e.add_counters(&LoopCounters {
             held: 3,
             handed_off: 4,
+            fragments_rerun: 5,
+            refragmented: 6,
+            refragment_pieces: 7,
         });
-        assert_eq!((e.held, e.handed_off), (4, 6));
+        assert_eq!(
+            (
+                e.held,
+                e.handed_off,
+                e.fragments_rerun,
+                e.refragmented,
+                e.refragment_pieces
+            ),
+            (4, 6, 8, 10, 12)
+        );
     }
 }

@@ -131,6 +131,23 @@ pub fn receive(port: &Port, queues: u16) -> Vec<u8> {
     panic!("no frame on {} within 5 s", port.name());
 }
 
+/// The next `n` frames on RX queue 0 of `port`, in order, asserting no more came in the
+/// same bursts (bounded wait: 5 s).
+pub fn receive_n(port: &Port, n: usize) -> Vec<Vec<u8>> {
+    let mut rx = port.rx_queue(QueueId(0)).expect("rx queue");
+    let mut burst = MbufBurst::new();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < n && start.elapsed() < Duration::from_secs(5) {
+        if rx.rx_burst(&mut burst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        out.extend(burst.drain().map(|m| m.data().to_vec()));
+    }
+    assert_eq!(out.len(), n, "frames on {}", port.name());
+    out
+}
+
 /// True when none of the first `queues` RX queues of `port` holds a frame now.
 pub fn quiet(port: &Port, queues: u16) -> bool {
     let mut burst = MbufBurst::new();

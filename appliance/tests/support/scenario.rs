@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use appliance::slowpath::SlowPathMsg;
 use appliance::worker::WorkerReport;
-use pipelines::net::MacAddr;
+use pipelines::net::{IpNet, MacAddr, Network, StaticRoute};
+use pipelines::refragment::split_ipv4;
 use pipelines::tables::Tables;
 use pipelines::{testkit, DropReason, HostReason};
 
@@ -50,6 +51,8 @@ pub trait Harness {
     fn send(&mut self, port: usize, frame: &[u8]);
     /// The one frame port `port` transmitted next (the worker runs first).
     fn receive(&mut self, port: usize) -> Vec<u8>;
+    /// The `n` frames port `port` transmitted next, in order (the worker runs first).
+    fn receive_n(&mut self, port: usize, n: usize) -> Vec<Vec<u8>>;
     /// The one message the worker handed to the slow path next (the worker runs first).
     fn slow_path_msg(&mut self) -> SlowPathMsg<Self::Buf>;
     /// Publishes a neighbor snapshot, as the slow path does.
@@ -276,4 +279,149 @@ pub fn drops_report(r: &WorkerReport) {
     assert_eq!(r.counters.drops_total(), 3);
     assert_eq!(r.counters.flows_created, 0);
     assert_eq!(r.events.handed_off, 0, "a single worker keeps its strays");
+}
+
+/// `testkit::network(offload)` with port 1's MTU set to `mtu`.
+pub fn network(offload: bool, mtu: u16) -> Network {
+    let base = testkit::network(offload);
+    let mut ports = base.ports().to_vec();
+    ports[1].mtu = mtu;
+    let route = |prefix: &str, len, next_hop: &str| StaticRoute {
+        prefix: IpNet::new(prefix.parse().expect("fixture"), len).expect("fixture"),
+        next_hop: next_hop.parse().expect("fixture"),
+        port: 0,
+    };
+    Network::new(
+        ports,
+        vec![
+            route("198.19.0.0", 16, "198.18.0.1"),
+            route("2001:2:0:9::", 64, "2001:2::1"),
+        ],
+        *base.snat(),
+    )
+    .expect("fixture network")
+}
+
+/// An IPv4 `frame` (no VLAN tag) with its DF bit set or cleared, header checksum fixed.
+pub fn with_df(mut frame: Vec<u8>, df: bool) -> Vec<u8> {
+    if df {
+        frame[20] |= 0x40;
+    } else {
+        frame[20] &= !0x40;
+    }
+    frame[24..26].fill(0);
+    let sum = ipv4_header_checksum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    frame
+}
+
+/// The IPv4 header checksum of `header` (its checksum field zeroed), by etherparse.
+fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    etherparse::Ipv4HeaderSlice::from_slice(header)
+        .expect("ipv4")
+        .to_header()
+        .calc_header_checksum()
+}
+
+/// A client datagram to the `dns` listener with a `len`-byte payload (different at every
+/// position), split as a sender with a 1500-byte MTU would: the payload and the frames
+/// in offset order.
+pub fn fragmented_to_vip(len: usize, df: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let payload: Vec<u8> = (0..len)
+        .map(|i| u8::try_from(i * 7 % 251).unwrap())
+        .collect();
+    let whole = with_df(to_vip(53, &payload), df);
+    let mut frags = Vec::new();
+    split_ipv4(&whole, 14, 1500, |h, d| frags.push([h, d].concat())).expect("splits");
+    (payload, frags)
+}
+
+/// The IPv4 fragments in `frames` (any order) reassembled into one frame (the first
+/// fragment's Ethernet and IP header, length and checksum fixed) and decoded with every
+/// checksum verified; checked on the way: no hole, no overlap, only the last without MF,
+/// the others a multiple of 8 bytes, every piece's header checksum valid.
+pub fn reassembled(frames: &[Vec<u8>]) -> testkit::Decoded {
+    let mut pieces: Vec<(usize, bool, &[u8])> = frames
+        .iter()
+        .map(|f| {
+            let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).expect("ipv4");
+            let h = ip.to_header();
+            assert_eq!(
+                h.header_checksum,
+                h.calc_header_checksum(),
+                "header checksum"
+            );
+            let hl = usize::from(ip.ihl()) * 4;
+            let end = 14 + usize::from(ip.total_len());
+            assert_eq!(end, f.len(), "no padding at these sizes");
+            let off = usize::from(ip.fragments_offset().value()) * 8;
+            (off, ip.more_fragments(), &f[14 + hl..end])
+        })
+        .collect();
+    pieces.sort_by_key(|p| p.0);
+    let first = frames
+        .iter()
+        .find(|f| f[20] & 0x1f == 0 && f[21] == 0)
+        .expect("a first fragment");
+    let mut data = Vec::new();
+    for (i, (off, more, bytes)) in pieces.iter().enumerate() {
+        assert_eq!(
+            *off,
+            data.len(),
+            "piece {i} starts where the previous ended"
+        );
+        assert_eq!(*more, i + 1 < pieces.len(), "MF of piece {i}");
+        if *more {
+            assert_eq!(bytes.len() % 8, 0, "a multiple of 8 bytes");
+        }
+        data.extend_from_slice(bytes);
+    }
+    let mut frame = first[..34].to_vec();
+    frame.extend_from_slice(&data);
+    let total = u16::try_from(frame.len() - 14).unwrap();
+    frame[16..18].copy_from_slice(&total.to_be_bytes());
+    frame[20..22].fill(0);
+    frame[24..26].fill(0);
+    let sum = ipv4_header_checksum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    decoded(&frame)
+}
+
+/// Port 1's MTU for [`fragments_exchange`].
+pub const FRAGMENT_MTU: u16 = 1280;
+
+/// A datagram in two fragments, the later one first: it is held, then sent after the
+/// first; port 1's MTU ([`FRAGMENT_MTU`]) splits the first fragment again. What comes
+/// out reassembles into the datagram, translated.
+pub fn fragments_exchange(h: &mut impl Harness) {
+    let (payload, frags) = fragmented_to_vip(2500, false);
+    assert_eq!(frags.len(), 2);
+    h.send(0, &frags[1]);
+    h.settle(1);
+    h.send(0, &frags[0]);
+    // 1480 data bytes → 1256 + 224; the held 1028 fit 1280.
+    let out = h.receive_n(1, 3);
+    let first_offset = u16::from_be_bytes([out[0][20], out[0][21]]) & 0x1fff;
+    assert_eq!(first_offset, 0, "the first fragment's pieces go first");
+    let d = reassembled(&out);
+    assert_eq!((d.dst, d.src.ip()), (backend(1), IpAddr::from(SNAT)));
+    assert_eq!(
+        (d.src_mac, d.dst_mac),
+        (testkit::PORT1_MAC, testkit::backend_mac(1))
+    );
+    assert_eq!(
+        d.payload, payload,
+        "checksum verified over the reassembled datagram"
+    );
+}
+
+/// The report after [`fragments_exchange`].
+pub fn fragments_report(r: &WorkerReport) {
+    assert_eq!(r.counters.fragments_held, 1);
+    assert_eq!(r.counters.fragments_forwarded, 2);
+    assert_eq!(r.counters.fragments_waiting, 0);
+    assert_eq!(r.events.fragments_rerun, 1);
+    assert_eq!((r.events.refragmented, r.events.refragment_pieces), (1, 2));
+    assert_eq!(r.drops, Default::default());
+    assert_eq!(r.counters.drops_total(), 0);
 }

@@ -39,6 +39,19 @@ impl Dnsmasq {
     /// [`Error::Spawn`] if dnsmasq is missing; [`Error::Timeout`] if it never binds (the
     /// error then includes its log).
     pub fn start(host: &Host, port: u16, log: &std::path::Path) -> Result<Dnsmasq> {
+        Dnsmasq::start_with(host, port, log, &[])
+    }
+
+    /// [`Dnsmasq::start`] with `extra` arguments (more records, `--edns-packet-max`, …).
+    ///
+    /// # Errors
+    /// As [`Dnsmasq::start`].
+    pub fn start_with(
+        host: &Host,
+        port: u16,
+        log: &std::path::Path,
+        extra: &[String],
+    ) -> Result<Dnsmasq> {
         let listen: Vec<IpAddr> = host.addrs().map(|a| a.addr).collect();
         let mut args = vec![
             "--keep-in-foreground".to_owned(),
@@ -57,6 +70,7 @@ impl Dnsmasq {
             format!("--address=/{WHOAMI}/{}", host.ipv6()),
         ];
         args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
+        args.extend(extra.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process =
             host.ns()
@@ -75,13 +89,26 @@ impl Dnsmasq {
     /// # Errors
     /// As [`Dnsmasq::start`].
     pub fn start_on_backends(topo: &crate::topology::Topology, port: u16) -> Result<Vec<Dnsmasq>> {
+        Dnsmasq::start_on_backends_with(topo, port, &[])
+    }
+
+    /// [`Dnsmasq::start_on_backends`] with `extra` arguments for each.
+    ///
+    /// # Errors
+    /// As [`Dnsmasq::start`].
+    pub fn start_on_backends_with(
+        topo: &crate::topology::Topology,
+        port: u16,
+        extra: &[String],
+    ) -> Result<Vec<Dnsmasq>> {
         topo.backends()
             .iter()
             .map(|b| {
-                Dnsmasq::start(
+                Dnsmasq::start_with(
                     b,
                     port,
                     &topo.log_path(&format!("dnsmasq-{}.log", b.name())),
+                    extra,
                 )
             })
             .collect()
@@ -128,6 +155,9 @@ pub struct DigQuery {
     pub source: Option<SocketAddr>,
     /// How long to wait for the reply (`+time`); one try only.
     pub timeout: Duration,
+    /// EDNS UDP payload size to advertise (`+bufsize=N`, with `+notcp +ignore`: the
+    /// answer must come whole over UDP, never retried over TCP); `None`: dig's default.
+    pub udp_bufsize: Option<u16>,
 }
 
 impl DigQuery {
@@ -140,6 +170,7 @@ impl DigQuery {
             rtype: "TXT".to_owned(),
             source: None,
             timeout: Duration::from_secs(2),
+            udp_bufsize: None,
         }
     }
 
@@ -158,6 +189,12 @@ impl DigQuery {
     /// Sets the source address and port.
     pub fn source(mut self, source: SocketAddr) -> Self {
         self.source = Some(source);
+        self
+    }
+
+    /// Advertises an EDNS UDP payload size of `size` and takes the answer over UDP only.
+    pub fn bufsize(mut self, size: u16) -> Self {
+        self.udp_bufsize = Some(size);
         self
     }
 
@@ -189,6 +226,13 @@ impl DigQuery {
             format!("+time={secs}"),
             "+nocookie".to_owned(),
         ]);
+        if let Some(size) = self.udp_bufsize {
+            args.extend([
+                format!("+bufsize={size}"),
+                "+notcp".to_owned(),
+                "+ignore".to_owned(),
+            ]);
+        }
         args
     }
 }
@@ -472,5 +516,8 @@ whoami.test.\t\t0\tIN\tTXT\t\"backend-2\"
         );
         assert_eq!(&args[5..7], ["whoami.test", "A"]);
         assert!(args.contains(&"+time=2".to_owned()));
+        assert!(!args.iter().any(|a| a.starts_with("+bufsize")));
+        let args = q.bufsize(4096).args();
+        assert!(args.ends_with(&["+bufsize=4096".into(), "+notcp".into(), "+ignore".into()]));
     }
 }
