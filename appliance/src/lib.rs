@@ -8,7 +8,7 @@
 //! (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
 //! (Prometheus/OpenMetrics exposition), `settings` (appliance.yaml), `runtime` (start-up,
 //! serve, shutdown), `backend_health` (active probes through the ports and the passive
-//! ICMP signal → the `Health` snapshot the workers apply). Scale-out: `health` (can this appliance serve?), `drain` (withdraw,
+//! ICMP signal → the `Health` snapshot the workers apply). Scale-out: `liveness` (can this appliance serve?), `drain` (withdraw,
 //! finish the flows, report), `announce` (VIPs over BGP through BIRD, failing closed).
 #![deny(unsafe_code)]
 
@@ -18,7 +18,7 @@ pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod drain;
-pub mod health;
+pub mod liveness;
 pub mod metrics;
 pub mod mgmt;
 pub mod runtime;

@@ -57,7 +57,7 @@ enum Command {
     /// Ask a running appliance for its Gateway API status and key counters.
     Status {
         /// The management API address.
-        #[arg(long, default_value = "127.0.0.1:9180")]
+        #[arg(long, default_value_t = appliance::settings::DEFAULT_MANAGEMENT_LISTEN.to_string())]
         api: String,
         /// Print the full Prometheus metrics instead of the key counters.
         #[arg(long)]
@@ -74,7 +74,7 @@ enum Command {
     /// `--status` only prints. The systemd unit runs `udplb drain --wait` before it stops.
     Drain {
         /// The management API address.
-        #[arg(long, default_value = "127.0.0.1:9180")]
+        #[arg(long, default_value_t = appliance::settings::DEFAULT_MANAGEMENT_LISTEN.to_string())]
         api: String,
         /// A file holding the write token (`management.token_file`); default:
         /// /etc/udplb/token when that file exists.

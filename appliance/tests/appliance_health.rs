@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use appliance::announce::{decide, vip_readiness, Phase, Withheld};
 use appliance::control::{ControlParams, ControlPlane, Observed, Publisher};
-use appliance::health::{HealthCheck, PortLink, PortLinks};
+use appliance::liveness::{LivenessCheck, PortLink, PortLinks};
 use appliance::mgmt::{
     fetch, request, ManagementServer, MgmtCommand, MgmtError, MgmtHandler, MgmtReply,
 };
@@ -81,7 +81,7 @@ impl Rig {
         ])));
         let origin = Instant::now() - Duration::from_secs(10);
         let heartbeats = vec![Heartbeat::new(origin), Heartbeat::new(origin)];
-        let health = HealthCheck::new(
+        let health = LivenessCheck::new(
             Some(Arc::clone(&links) as Arc<dyn PortLinks>),
             heartbeats.clone(),
             Duration::from_millis(500),

@@ -2,7 +2,7 @@
 //! can serve.
 //!
 //! - The liveness interface is up only while the appliance is healthy
-//!   ([`crate::health`]: ports up, every worker polling, the published configuration
+//!   ([`crate::liveness`]: ports up, every worker polling, the published configuration
 //!   applied) and not stopping. Down, every route through it is withdrawn at once.
 //! - A VIP is announced when the appliance is healthy, not draining or stopping, and at
 //!   least one of the VIP's listeners is ready: its route has weight on at least one

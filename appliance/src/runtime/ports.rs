@@ -9,7 +9,7 @@ use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, Sta
 use super::RunError;
 use crate::control::PortStats;
 use crate::dpdk::{Mempool, Port, PortBuilder};
-use crate::health::{PortLink, PortLinks};
+use crate::liveness::{PortLink, PortLinks};
 use crate::metrics::PortSample;
 use crate::settings::{Settings, SnatReach};
 

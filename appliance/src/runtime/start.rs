@@ -30,7 +30,7 @@ use crate::control::{
     initial_set, ControlParams, ControlPlane, Observed, Publisher, SlowPathLink, SourceMode,
 };
 use crate::dpdk::{Eal, Mbuf, Mempool, RuntimeDir, SocketId};
-use crate::health::{HealthCheck, PortLinks};
+use crate::liveness::{LivenessCheck, PortLinks};
 use crate::mgmt::{
     ManagementServer, ManifestWatcher, MgmtEvent, ReloadReason, SignalListener, Tokens,
 };
@@ -58,7 +58,7 @@ pub struct Running {
     /// Slow-path frames for worker 0; drained at shutdown.
     pub(super) inject_rx: Receiver<(u16, Mbuf)>,
     pub(super) management: Management,
-    /// Health, drain and announcement, on their own thread.
+    /// Liveness, drain and announcement, on their own thread.
     pub(super) supervisor: Arc<Supervisor>,
     pub(super) supervise: SupervisorThread,
     /// How long to keep forwarding after withdrawing at a graceful stop.
@@ -275,7 +275,7 @@ impl Appliance {
             },
         )?;
 
-        let health = HealthCheck::new(
+        let health = LivenessCheck::new(
             Some(Arc::clone(&ports) as Arc<dyn PortLinks>),
             links.heartbeats.clone(),
             settings.workers.heartbeat_timeout.0,

@@ -1,6 +1,6 @@
 //! The supervisor: the management thread's view of whether this appliance can serve, and
 //! what it announces. Every `announce.interval` (and at once on a configuration change or
-//! a drain command) it evaluates the health ([`crate::health`]), advances the drain
+//! a drain command) it evaluates the health ([`crate::liveness`]), advances the drain
 //! ([`crate::drain`]), decides what to announce ([`crate::announce::decide`]) and, when
 //! announcing is configured, has the [`Announcer`] apply it. `/healthz`, `/v1/drain`, the
 //! status and the metrics read the same state.
@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::announce::{decide, vip_readiness, AnnounceStatus, Announcer, Decision, Phase};
 use crate::control::ControlPlane;
 use crate::drain::{Drain, DrainReport};
-use crate::health::{Health, HealthCheck, Problem};
+use crate::liveness::{Liveness, LivenessCheck, Problem};
 use crate::metrics::ApplianceSample;
 
 /// What wakes the supervisor thread before its interval.
@@ -29,11 +29,11 @@ enum Wake {
     Stop,
 }
 
-/// Health, drain and announcement state, shared by the supervisor thread and the
+/// Liveness, drain and announcement state, shared by the supervisor thread and the
 /// management API.
 pub struct Supervisor {
     plane: Arc<ControlPlane>,
-    health: HealthCheck,
+    health: LivenessCheck,
     drain_default: Duration,
     drain: Mutex<Drain>,
     /// The last decision, and the announcer's state after applying it (`None` when
@@ -54,7 +54,7 @@ impl Supervisor {
     /// `drain_default`; `announcing` says whether an [`Announcer`] will be driven.
     pub fn new(
         plane: Arc<ControlPlane>,
-        health: HealthCheck,
+        health: LivenessCheck,
         drain_default: Duration,
         announcing: bool,
     ) -> Arc<Supervisor> {
@@ -73,7 +73,7 @@ impl Supervisor {
     }
 
     /// The health at `now` (a graceful stop in progress is a problem too).
-    pub fn health(&self, now: Instant) -> Health {
+    pub fn health(&self, now: Instant) -> Liveness {
         let mut health = self.health.evaluate(now, self.plane.tables().generation());
         if self.stopping.load(Ordering::SeqCst) {
             health.problems.push(Problem::Stopping);

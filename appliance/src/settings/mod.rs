@@ -27,6 +27,7 @@ pub use host::CpuSet;
 pub use schema::{
     FlowSettings, MaglevSettings, ManagementSettings, ManifestSettings, NeighborSettings,
     PortSettings, RouteSettings, Settings, SlowPathSettings, SnatSettings, WorkerSettings,
+    DEFAULT_MANAGEMENT_LISTEN,
 };
 pub use validate::FieldError;
 

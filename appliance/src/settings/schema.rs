@@ -284,13 +284,10 @@ impl Default for SlowPathSettings {
 }
 
 fn default_mtu() -> u16 {
-    1500
+    pipelines::net::DEFAULT_MTU
 }
 fn default_snat_ports() -> PortRange {
-    PortRange {
-        first: 1024,
-        last: 65535,
-    }
+    pipelines::net::DEFAULT_SNAT_PORTS
 }
 fn default_lcores() -> Vec<u32> {
     vec![1]
@@ -314,8 +311,15 @@ fn default_maglev_seed() -> u64 {
     DEFAULT_MAGLEV_SEED
 }
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9180))
+    DEFAULT_MANAGEMENT_LISTEN
 }
+
+/// Where the management API listens unless `management.listen` says otherwise (also the
+/// CLI's default `--api`).
+pub const DEFAULT_MANAGEMENT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9180,
+));
 fn default_controller_name() -> String {
     config::DEFAULT_CONTROLLER_NAME.into()
 }

@@ -19,10 +19,7 @@ use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::{FastPath, FastPathParams};
 
 /// The SNAT port pool every fixture uses.
-pub const SNAT_PORTS: PortRange = PortRange {
-    first: 1024,
-    last: 65535,
-};
+pub const SNAT_PORTS: PortRange = pipelines::net::DEFAULT_SNAT_PORTS;
 
 /// A Service (one port, 53) backed by one EndpointSlice, referenced with a weight.
 pub struct Backend {

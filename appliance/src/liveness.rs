@@ -88,14 +88,14 @@ impl fmt::Display for Problem {
 
 /// The outcome of one evaluation.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Health {
+pub struct Liveness {
     /// Every problem found; none = healthy.
     pub problems: Vec<Problem>,
     /// Each worker's heartbeat age (`None`: never polled), in worker order.
     pub heartbeat_ages: Vec<Option<Duration>>,
 }
 
-impl Health {
+impl Liveness {
     /// No problem.
     pub fn is_healthy(&self) -> bool {
         self.problems.is_empty()
@@ -108,7 +108,7 @@ impl Health {
 }
 
 /// The health check: what it reads and its limit.
-pub struct HealthCheck {
+pub struct LivenessCheck {
     links: Option<Arc<dyn PortLinks>>,
     heartbeats: Vec<Arc<Heartbeat>>,
     timeout: Duration,
@@ -116,15 +116,15 @@ pub struct HealthCheck {
     published: Mutex<(u64, Option<Instant>)>,
 }
 
-impl HealthCheck {
+impl LivenessCheck {
     /// Checks `links` (none: no ports to check) and the workers' `heartbeats`, which are
     /// stale after `timeout`.
     pub fn new(
         links: Option<Arc<dyn PortLinks>>,
         heartbeats: Vec<Arc<Heartbeat>>,
         timeout: Duration,
-    ) -> HealthCheck {
-        HealthCheck {
+    ) -> LivenessCheck {
+        LivenessCheck {
             links,
             heartbeats,
             timeout,
@@ -139,8 +139,8 @@ impl HealthCheck {
 
     /// Evaluates at `now`, the control plane having published tables generation
     /// `published`.
-    pub fn evaluate(&self, now: Instant, published: u64) -> Health {
-        let mut health = Health::default();
+    pub fn evaluate(&self, now: Instant, published: u64) -> Liveness {
+        let mut health = Liveness::default();
         if let Some(links) = &self.links {
             for link in links.links() {
                 if !link.up {
@@ -218,7 +218,7 @@ mod tests {
             link("backends", true),
         ])));
         let hbs = vec![Heartbeat::new(t0), Heartbeat::new(t0)];
-        let check = HealthCheck::new(
+        let check = LivenessCheck::new(
             Some(Arc::clone(&links) as Arc<dyn PortLinks>),
             hbs.clone(),
             500 * MS,
@@ -272,7 +272,7 @@ mod tests {
         let t0 = Instant::now();
         let hb = Heartbeat::new(t0);
         hb.adopted(1);
-        let check = HealthCheck::new(None, vec![Arc::clone(&hb)], 500 * MS);
+        let check = LivenessCheck::new(None, vec![Arc::clone(&hb)], 500 * MS);
         hb.beat(t0);
         assert!(check.evaluate(t0, 1).is_healthy());
         // Generation 2 is published; the worker has not polled since: tolerated for the
