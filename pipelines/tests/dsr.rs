@@ -6,62 +6,38 @@
 // An integration-test crate is all tests; the lint targets library code.
 #![allow(clippy::tests_outside_test_module)]
 
+mod common;
+
+use common::Rig;
+
 use std::net::{IpAddr, SocketAddr};
 
 use pipelines::fastpath::pick;
 use pipelines::maglev;
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{MacAddr, Network, PortRange};
+use pipelines::net::{MacAddr, Network, DEFAULT_SNAT_PORTS};
 use pipelines::parse::FlowKey;
 use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, backend4, backend6, decode_verified, dsr_backend, udp_frame};
-use pipelines::{Context, DropReason, FastPath, FastPathParams, HostReason, Verdict};
+use pipelines::{DropReason, FastPathParams, HostReason, Verdict};
 
 const SEC: u64 = 1_000_000_000;
 const VIP4: &str = "198.18.2.1:60";
 const VIP6: &str = "[2001:2:0:2::1]:60";
 
-struct Rig {
-    tables: Tables,
-    network: Network,
-    neighbors: Neighbors,
-    worker: FastPath,
+/// One worker on the testkit topology with a flow table of `capacity`.
+fn rig_with(cfg: ForwardingConfig, network: Network, capacity: u32) -> Rig {
+    let mut p = FastPathParams::new(0, 1, DEFAULT_SNAT_PORTS);
+    p.flow_capacity = capacity;
+    Rig::single(cfg, network, p)
+}
+
+fn one_worker() -> Rig {
+    rig_with(testkit::config(), testkit::network(false), 1024)
 }
 
 impl Rig {
-    fn new() -> Rig {
-        Rig::with(testkit::config(), testkit::network(false), 1024)
-    }
-
-    fn with(cfg: ForwardingConfig, network: Network, capacity: u32) -> Rig {
-        let mut p = FastPathParams::new(
-            0,
-            1,
-            PortRange {
-                first: 1024,
-                last: 65535,
-            },
-        );
-        p.flow_capacity = capacity;
-        Rig {
-            tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
-            network,
-            neighbors: testkit::neighbors(4),
-            worker: FastPath::new(p).unwrap(),
-        }
-    }
-
-    fn run(&mut self, frame: &mut [u8], now: u64) -> Verdict {
-        let ctx = Context {
-            tables: &self.tables,
-            network: &self.network,
-            neighbors: &self.neighbors,
-        };
-        self.worker
-            .process(&ctx, now, testkit::arrival_port(frame), frame)
-    }
-
     /// The MAC of the backend Maglev picks for `client` → `vip` (computed independently
     /// of the fast path, from the tables).
     fn picked_mac(&self, client: SocketAddr, vip: SocketAddr) -> MacAddr {
@@ -117,7 +93,7 @@ fn ipv4_literal_frame_changes_only_the_macs() {
         0xa5, 0xa5, 0xa5, 0xa5,
     ];
     decode_verified(&input).expect("the literal frame is valid");
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mac = rig.picked_mac(sa("198.19.0.7:40000"), sa(VIP4));
     let mut f = input.clone();
     let v = rig.run(&mut f, SEC);
@@ -140,7 +116,7 @@ fn ipv4_literal_frame_changes_only_the_macs() {
 fn every_byte_after_the_macs_is_kept() {
     let payload = [0xa5u8; 37];
     for offload in [false, true] {
-        let mut rig = Rig::with(testkit::config(), testkit::network(offload), 1024);
+        let mut rig = rig_with(testkit::config(), testkit::network(offload), 1024);
         for (client, vip) in [
             (sa("198.19.0.7:40000"), sa(VIP4)),
             (sa("[2001:2:0:9::7]:40000"), sa(VIP6)),
@@ -157,7 +133,7 @@ fn every_byte_after_the_macs_is_kept() {
                 }
             }
         }
-        let c = rig.worker.counters();
+        let c = rig.workers[0].counters();
         assert_eq!(c.tx_packets, 12);
         assert_eq!(c.flows_created, 2, "one flow per client, all frames pinned");
     }
@@ -168,7 +144,7 @@ fn every_byte_after_the_macs_is_kept() {
 /// it) is not forwarded.
 #[test]
 fn flows_are_pinned_forward_only() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let clients: Vec<SocketAddr> = (0..50u8)
         .map(|i| SocketAddr::from(([198, 19, 1, i], 5000 + u16::from(i))))
         .collect();
@@ -196,13 +172,13 @@ fn flows_are_pinned_forward_only() {
         ));
         assert_eq!(&f[..6], &mac.0, "pinned");
     }
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!((c.flows_created, c.flows_active), (50, 50));
     // Entity counters per tables generation: the first one created the flows.
     let li = rig.tables.lookup_listener(sa(VIP4).ip(), 60).unwrap() as usize;
     let t = c.entities.listeners[li];
     assert_eq!((t.packets, t.flows_created, t.reply_packets), (50, 0, 0));
-    let old = rig.worker.take_retired();
+    let old = rig.workers[0].take_retired();
     let t = old[0].listeners[li];
     assert_eq!((t.packets, t.flows_created, t.reply_packets), (50, 50, 0));
 
@@ -211,15 +187,15 @@ fn flows_are_pinned_forward_only() {
     assert_eq!(rig.run(&mut r, 2 * SEC), Verdict::Drop(DropReason::Stray));
 
     // Same idle timeout as every mode (30 s by default).
-    assert_eq!(rig.worker.maintain(31 * SEC), 0);
-    assert_eq!(rig.worker.maintain(33 * SEC), 50);
-    assert_eq!(rig.worker.flows_len(), 0);
+    assert_eq!(rig.workers[0].maintain(31 * SEC), 0);
+    assert_eq!(rig.workers[0].maintain(33 * SEC), 50);
+    assert_eq!(rig.workers[0].flows_len(), 0);
 }
 
 /// Backend 1 leaves the route: its flows re-pick (to backend 2).
 #[test]
 fn flows_repin_when_their_backend_leaves() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let clients: Vec<SocketAddr> = (0..40u8)
         .map(|i| SocketAddr::from(([198, 19, 2, i], 6000 + u16::from(i))))
         .collect();
@@ -249,15 +225,15 @@ fn flows_repin_when_their_backend_leaves() {
         let v = rig.run(&mut f, 2 * SEC);
         assert_dsr(v, &input, &f, testkit::backend_mac(2));
     }
-    assert_eq!(rig.worker.counters().flows_repinned, on_one);
-    assert_eq!(rig.worker.flows_len(), clients.len());
+    assert_eq!(rig.workers[0].counters().flows_repinned, on_one);
+    assert_eq!(rig.workers[0].flows_len(), clients.len());
 }
 
 /// An unresolved backend MAC goes to the host for resolution, untouched; a backend that
 /// is not on-link is refused before any resolution (its gateway is never asked for).
 #[test]
 fn unresolved_and_not_on_link_backends() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     rig.neighbors = Neighbors::new([]);
     let mut f = udp_frame(
         sa("198.19.0.7:40000"),
@@ -285,7 +261,7 @@ fn unresolved_and_not_on_link_backends() {
     ));
     cfg.normalize();
     for neighbors in [Neighbors::new([]), testkit::neighbors(4)] {
-        let mut rig = Rig::with(cfg.clone(), testkit::network(false), 1024);
+        let mut rig = rig_with(cfg.clone(), testkit::network(false), 1024);
         rig.neighbors = neighbors;
         let mut f = udp_frame(
             sa("[2001:2:0:9::7]:40000"),
@@ -302,7 +278,9 @@ fn unresolved_and_not_on_link_backends() {
         );
         assert_eq!(f, before);
         assert_eq!(
-            rig.worker.counters().drop_count(DropReason::DsrNotOnLink),
+            rig.workers[0]
+                .counters()
+                .drop_count(DropReason::DsrNotOnLink),
             1
         );
     }
@@ -311,7 +289,7 @@ fn unresolved_and_not_on_link_backends() {
 /// A full table (or the rate guard) forwards DSR statelessly, like preserve-client.
 #[test]
 fn full_table_forwards_statelessly() {
-    let mut rig = Rig::with(testkit::config(), testkit::network(false), 1);
+    let mut rig = rig_with(testkit::config(), testkit::network(false), 1);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
         let input = udp_frame(client, sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
@@ -319,7 +297,7 @@ fn full_table_forwards_statelessly() {
         let v = rig.run(&mut f, SEC);
         assert_dsr(v, &input, &f, rig.picked_mac(client, sa(VIP4)));
     }
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!((c.flows_created, c.table_full), (1, 2));
 }
 
@@ -335,7 +313,7 @@ fn other_family_backends_join_the_dropped_share() {
         &[(dsr_backend(backend6(1)), WEIGHT_SCALE)],
     ));
     cfg.normalize();
-    let mut rig = Rig::with(cfg, testkit::network(false), 1024);
+    let mut rig = rig_with(cfg, testkit::network(false), 1024);
     let mut f = udp_frame(
         sa("198.19.0.7:40000"),
         sa("198.18.2.1:62"),

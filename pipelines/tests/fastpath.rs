@@ -7,69 +7,29 @@
 
 mod common;
 
+use common::Rig;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{MacAddr, Network, PortRange, SnatConfig};
-use pipelines::spec::{ForwardingConfig, NatMode, WEIGHT_SCALE};
+use pipelines::net::{MacAddr, Network, PortRange, SnatConfig, DEFAULT_SNAT_PORTS};
+use pipelines::spec::{NatMode, WEIGHT_SCALE};
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, backend4, backend6, decode_verified, udp_frame};
-use pipelines::{
-    Context, DropReason, FastPath, FastPathParams, HostReason, OffloadRequest, Verdict,
-};
+use pipelines::{Context, DropReason, FastPathParams, HostReason, OffloadRequest, Verdict};
 
 const SEC: u64 = 1_000_000_000;
 
-struct Rig {
-    tables: Tables,
-    network: Network,
-    neighbors: Neighbors,
-    worker: FastPath,
-}
-
 fn params() -> FastPathParams {
-    let mut p = FastPathParams::new(
-        0,
-        1,
-        PortRange {
-            first: 1024,
-            last: 65535,
-        },
-    );
+    let mut p = FastPathParams::new(0, 1, DEFAULT_SNAT_PORTS);
     p.flow_capacity = 1024;
     p
 }
 
-impl Rig {
-    fn new() -> Rig {
-        Rig::with(testkit::config(), testkit::network(false), params())
-    }
-
-    fn with(cfg: ForwardingConfig, network: Network, p: FastPathParams) -> Rig {
-        Rig {
-            tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
-            network,
-            neighbors: testkit::neighbors(4),
-            worker: FastPath::new(p).unwrap(),
-        }
-    }
-
-    /// Delivers `frame` on the port it is addressed to (as a switch would), port 0 for
-    /// any other destination.
-    fn run(&mut self, frame: &mut [u8], now: u64) -> Verdict {
-        let port = testkit::arrival_port(frame);
-        self.run_on(port, frame, now)
-    }
-
-    fn run_on(&mut self, port: u16, frame: &mut [u8], now: u64) -> Verdict {
-        let ctx = Context {
-            tables: &self.tables,
-            network: &self.network,
-            neighbors: &self.neighbors,
-        };
-        self.worker.process(&ctx, now, port, frame)
-    }
+/// One worker on the testkit topology with [`params`].
+fn one_worker() -> Rig {
+    Rig::single(testkit::config(), testkit::network(false), params())
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -91,7 +51,7 @@ fn tx(v: Verdict) -> (u16, Option<OffloadRequest>) {
 
 /// Forward then reverse through a FullNAT listener; checks every rewritten field.
 fn fullnat_round_trip(client: &str, vip: &str, vlans: &[u16], backends: [SocketAddr; 2]) {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(sa(client), sa(vip), 64, vlans, testkit::PORT0_MAC, b"query");
     let (port, offload) = tx(rig.run(&mut f, SEC));
     assert_eq!((port, offload), (1, None));
@@ -133,7 +93,7 @@ fn fullnat_round_trip(client: &str, vip: &str, vlans: &[u16], backends: [SocketA
     assert_eq!(dr.ttl, 63);
     assert_eq!(dr.payload, b"answer");
 
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!((c.flows_created, c.flows_active, c.tx_packets), (1, 1, 3));
     assert_eq!(
         c.entities.listeners.iter().map(|t| t.packets).sum::<u64>(),
@@ -175,7 +135,7 @@ fn vlan_and_qinq_fullnat_keep_their_tags() {
 }
 
 fn preserve_round_trip(client: &str, vip: &str, backend: SocketAddr) {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(sa(client), sa(vip), 9, &[], testkit::PORT0_MAC, b"q");
     assert_eq!(tx(rig.run(&mut f, SEC)).0, 1);
     let d = decode_verified(&f).unwrap();
@@ -208,7 +168,7 @@ fn preserve_client_replies_without_a_flow_come_from_the_tables() {
         (sa(CLIENT4), sa("198.18.2.1:54"), backend4(3)),
         (sa(CLIENT6), sa("[2001:2:0:2::1]:54"), backend6(3)),
     ] {
-        let mut rig = Rig::new();
+        let mut rig = one_worker();
         let mut r = udp_frame(backend, client, 64, &[7], testkit::PORT1_MAC, b"late");
         assert_eq!(tx(rig.run(&mut r, SEC)), (0, None));
         let d = decode_verified(&r).unwrap();
@@ -221,7 +181,7 @@ fn preserve_client_replies_without_a_flow_come_from_the_tables() {
             (d.vlans.as_slice(), d.payload.as_slice()),
             (&[7][..], &b"late"[..])
         );
-        let c = rig.worker.counters();
+        let c = rig.workers[0].counters();
         assert_eq!((c.stateless_replies, c.flows_active), (1, 0));
         let named = c.entities.named(&rig.tables).unwrap();
         let replies = |want: &dyn Fn(&pipelines::counters::Entity) -> bool| -> u64 {
@@ -251,9 +211,9 @@ fn preserve_client_replies_without_a_flow_come_from_the_tables() {
         tx(rig.run(&mut f, SEC));
         let mut r = udp_frame(backend, client, 64, &[], testkit::PORT1_MAC, b"a");
         tx(rig.run(&mut r, 29 * SEC));
-        assert_eq!(rig.worker.counters().stateless_replies, 1);
+        assert_eq!(rig.workers[0].counters().stateless_replies, 1);
         assert_eq!(
-            rig.worker.maintain(31 * SEC),
+            rig.workers[0].maintain(31 * SEC),
             0,
             "the reply refreshed the flow"
         );
@@ -286,7 +246,7 @@ fn preserve_client_replies_without_a_flow_come_from_the_tables() {
 
 #[test]
 fn ipv4_zero_udp_checksum_stays_zero() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     f[40..42].copy_from_slice(&[0, 0]);
     tx(rig.run(&mut f, SEC));
@@ -314,7 +274,7 @@ fn ipv4_with_options_literal_fixture() {
     );
     f[44..46].copy_from_slice(&u.to_be_bytes());
     decode_verified(&f).unwrap();
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
     assert_eq!(d.src.ip(), SNAT4.parse::<IpAddr>().unwrap());
@@ -325,7 +285,7 @@ fn ipv4_with_options_literal_fixture() {
 
 #[test]
 fn offload_port_gets_pseudo_header_sum_and_zero_ip_checksum() {
-    let mut rig = Rig::with(testkit::config(), testkit::network(true), params());
+    let mut rig = Rig::single(testkit::config(), testkit::network(true), params());
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[5], testkit::PORT0_MAC, b"abc");
     let (port, off) = tx(rig.run(&mut f, SEC));
     assert_eq!(port, 1);
@@ -359,7 +319,7 @@ fn offload_port_gets_pseudo_header_sum_and_zero_ip_checksum() {
 
 #[test]
 fn ttl_expiry_goes_to_the_host_for_time_exceeded() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     // Forward (FullNAT and preserve-client), IPv4 and IPv6: the slow path answers.
     for (src, dst) in [(CLIENT4, VIP4), (CLIENT4, "198.18.2.1:54"), (CLIENT6, VIP6)] {
         let mut f = udp_frame(sa(src), sa(dst), 1, &[], testkit::PORT0_MAC, b"x");
@@ -372,7 +332,9 @@ fn ttl_expiry_goes_to_the_host_for_time_exceeded() {
         assert_eq!(f, before, "host packets are untouched");
     }
     assert_eq!(
-        rig.worker.counters().host_count(HostReason::TimeExceeded),
+        rig.workers[0]
+            .counters()
+            .host_count(HostReason::TimeExceeded),
         3
     );
     // A reply of a flow, and a stateless preserve-client reply.
@@ -402,14 +364,14 @@ fn ttl_expiry_goes_to_the_host_for_time_exceeded() {
         b"x",
     );
     assert!(matches!(rig.run(&mut f, SEC), Verdict::Tx { .. }));
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!(c.host_count(HostReason::TimeExceeded), 5);
     assert_eq!(c.drop_count(DropReason::TtlExpired), 1);
 }
 
 #[test]
 fn unknown_next_hop_goes_to_host_for_resolution() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     rig.neighbors = Neighbors::new([]);
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     let before = f.clone();
@@ -420,7 +382,7 @@ fn unknown_next_hop_goes_to_host_for_resolution() {
     assert!([backend4(1).ip(), backend4(2).ip()].contains(&next_hop));
     assert_eq!(port, 1, "the backends' port, where the route sends it");
     assert_eq!(f, before);
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!(c.host_count(HostReason::Resolve { next_hop, port }), 1);
 }
 
@@ -435,7 +397,7 @@ fn replies_to_another_workers_snat_port_are_handed_off() {
     };
     let mut p = FastPathParams::new(0, 2, pool);
     p.flow_capacity = 1024;
-    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
     let theirs = pool.partition(1, 2).first;
     let mine = pool.partition(0, 2).last;
     let snat = |port| SocketAddr::new(SNAT4.parse().unwrap(), port);
@@ -443,7 +405,7 @@ fn replies_to_another_workers_snat_port_are_handed_off() {
     let before = f.clone();
     assert_eq!(rig.run(&mut f, SEC), Verdict::Handoff { worker: 1 });
     assert_eq!(f, before, "handed-off packets are untouched");
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!((c.handoff, c.drops_total(), c.tx_packets), (1, 0, 0));
 
     let mut f = udp_frame(backend4(1), snat(mine), 64, &[], testkit::PORT1_MAC, b"r");
@@ -451,7 +413,7 @@ fn replies_to_another_workers_snat_port_are_handed_off() {
         rig.run(&mut f, SEC),
         Verdict::Drop(DropReason::NoReverseFlow)
     );
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!(c.handoff, 1);
     assert_eq!(c.drop_count(DropReason::NoReverseFlow), 1);
 }
@@ -461,7 +423,7 @@ fn replies_to_another_workers_snat_port_are_handed_off() {
 /// addresses, the SNAT address or a VIP; anything else is `not_for_us`.
 #[test]
 fn frames_for_other_macs_or_groups_are_not_for_us() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let icmp6 = |dst: &str, mac: MacAddr| {
         let dst: std::net::Ipv6Addr = dst.parse().unwrap();
         let mut f = Vec::new();
@@ -508,11 +470,11 @@ fn frames_for_other_macs_or_groups_are_not_for_us() {
     let mut expected_drops = 0;
     for (i, (port, mut f, want)) in cases.into_iter().enumerate() {
         let before = f.clone();
-        assert_eq!(rig.run_on(port, &mut f, SEC), want, "case {i}");
+        assert_eq!(rig.run_port(0, port, &mut f, SEC), want, "case {i}");
         assert_eq!(f, before, "case {i}: untouched");
         expected_drops += u64::from(want == not_for_us);
     }
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!(c.drop_count(DropReason::NotForUs), expected_drops);
     assert_eq!(c.drops_total(), expected_drops, "no other reason");
 
@@ -526,15 +488,14 @@ fn frames_for_other_macs_or_groups_are_not_for_us() {
         network: &rig.network,
         neighbors: &rig.neighbors,
     };
-    rig.worker
-        .process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
+    rig.workers[0].process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
     assert_eq!(verdicts[0], not_for_us);
     assert!(matches!(verdicts[1], Verdict::Tx { port: 1, .. }));
 }
 
 #[test]
 fn non_udp_goes_to_host_or_is_dropped() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let tcp = |dst: [u8; 4]| {
         let mut out = Vec::new();
         etherparse::PacketBuilder::ethernet2(testkit::CLIENT_SIDE_MAC.0, testkit::PORT0_MAC.0)
@@ -592,7 +553,7 @@ fn kernel_attached_rig() -> Rig {
     let mut ports = net.ports().to_vec();
     ports[0].unfinished_rx_checksums = true;
     let net = Network::new(ports, vec![], *net.snat()).unwrap();
-    Rig::with(testkit::config(), net, params())
+    Rig::single(testkit::config(), net, params())
 }
 
 /// An IPv4 UDP frame (no options, untagged) with its checksum replaced by the bare
@@ -620,10 +581,10 @@ fn unfinished_checksum_is_looked_for_on_kernel_attached_ports_only() {
     );
     tx(rig.run(&mut good(), SEC));
     // A NIC port does not look (its datagrams come complete from the wire): forwarded.
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     tx(rig.run(&mut unfinished(good()), SEC));
     assert_eq!(
-        rig.worker
+        rig.workers[0]
             .counters()
             .drop_count(DropReason::UnfinishedUdpChecksum),
         0
@@ -643,7 +604,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         }
         f
     };
-    let rig = Rig::new();
+    let rig = one_worker();
     match reason {
         DropReason::TruncatedEthernet => (rig, good[..10].to_vec()),
         DropReason::TruncatedVlan => {
@@ -710,7 +671,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         DropReason::FragmentTableFull => {
             let mut p = params();
             p.fragment_capacity = 1;
-            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
             for id in 1..=4 {
                 let mut f = later_fragment(id);
                 assert!(matches!(rig.run(&mut f, SEC), Verdict::Hold { .. }));
@@ -721,7 +682,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             let mut p = params();
             p.fragment_holds = 0;
             (
-                Rig::with(testkit::config(), testkit::network(false), p),
+                Rig::single(testkit::config(), testkit::network(false), p),
                 later_fragment(1),
             )
         }
@@ -742,7 +703,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 &[0; 200],
             );
             f[20] |= 0x40;
-            (Rig::with(testkit::config(), net, params()), fix_ip(f))
+            (Rig::single(testkit::config(), net, params()), fix_ip(f))
         }
         // Port unreachable from a backend to a client about a datagram of no flow.
         DropReason::IcmpNoFlow => (rig, unreachable_from_backend(sa(CLIENT4), false)),
@@ -754,7 +715,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         }
         // A real flow's error, but sent to the client instead of the SNAT address.
         DropReason::IcmpMismatch => {
-            let mut rig = Rig::new();
+            let mut rig = one_worker();
             let mut f = udp4(VIP4, 64);
             tx(rig.run(&mut f, SEC));
             let d = decode_verified(&f).unwrap();
@@ -810,7 +771,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 testkit::PORT0_MAC,
                 b"x",
             );
-            (Rig::with(testkit::config(), net, params()), client)
+            (Rig::single(testkit::config(), net, params()), client)
         }
         DropReason::SnatExhausted => {
             let mut p = params();
@@ -818,7 +779,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 first: 2000,
                 last: 2000,
             };
-            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
             let mut first = udp4(VIP4, 64);
             tx(rig.run(&mut first, SEC));
             (
@@ -836,7 +797,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
         DropReason::FullNatNoState => {
             let mut p = params();
             p.flow_capacity = 1;
-            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
             let mut first = udp4(VIP4, 64);
             tx(rig.run(&mut first, SEC));
             (
@@ -884,7 +845,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 &[(sa("198.19.5.5:61"), WEIGHT_SCALE)],
             ));
             cfg.normalize();
-            let rig = Rig::with(cfg, testkit::network(false), params());
+            let rig = Rig::single(cfg, testkit::network(false), params());
             (rig, udp4("198.18.2.1:61", 64))
         }
         DropReason::Unroutable => {
@@ -896,7 +857,7 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
                 &[(sa("[2001:2:0:ff::1]:53"), WEIGHT_SCALE)],
             ));
             cfg.normalize();
-            let rig = Rig::with(cfg, testkit::network(false), params());
+            let rig = Rig::single(cfg, testkit::network(false), params());
             let f = udp_frame(
                 sa(CLIENT6),
                 sa("[2001:2:0:2::1]:58"),
@@ -965,12 +926,12 @@ fn every_drop_reason_has_a_packet_and_a_counter() {
             continue;
         }
         let (mut rig, mut f) = drop_case(reason);
-        let before = rig.worker.counters().clone();
+        let before = rig.workers[0].counters().clone();
         let original = f.clone();
         let v = rig.run(&mut f, 2 * SEC);
         assert_eq!(v, Verdict::Drop(reason), "reason {}", reason.name());
         assert_eq!(f, original, "reason {} modified the packet", reason.name());
-        let after = rig.worker.counters();
+        let after = rig.workers[0].counters();
         for &r in DropReason::ALL {
             let delta = after.drop_count(r) - before.drop_count(r);
             assert_eq!(
@@ -986,7 +947,7 @@ fn every_drop_reason_has_a_packet_and_a_counter() {
 
 #[test]
 fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(
         sa(CLIENT4),
         sa("198.18.2.1:57"),
@@ -996,12 +957,12 @@ fn dropped_share_from_a_unicast_client_is_rejected_via_host() {
         b"x",
     );
     assert_eq!(rig.run(&mut f, SEC), Verdict::ToHost(HostReason::Reject));
-    assert_eq!(rig.worker.counters().host_count(HostReason::Reject), 1);
+    assert_eq!(rig.workers[0].counters().host_count(HostReason::Reject), 1);
 }
 
 #[test]
 fn arp_goes_to_host() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut arp: Vec<u8> = vec![
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 2, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0,
         1, 2, 0, 0, 0, 0, 2, 198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 254,
@@ -1013,7 +974,7 @@ fn arp_goes_to_host() {
 fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
     let mut p = params();
     p.flow_capacity = 1;
-    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
         let mut f = udp_frame(
@@ -1027,12 +988,12 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         tx(rig.run(&mut f, SEC));
         assert_eq!(decode_verified(&f).unwrap().dst, backend4(3));
     }
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     assert_eq!((c.flows_created, c.table_full, c.flows_active), (1, 2, 1));
 
     let mut p = params();
     p.new_flow_rate_limit = 1;
-    let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+    let mut rig = Rig::single(testkit::config(), testkit::network(false), p);
     for i in 0..3u16 {
         let client = SocketAddr::from(([198, 19, 0, 7], 1000 + i));
         let mut f = udp_frame(
@@ -1045,8 +1006,8 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         );
         tx(rig.run(&mut f, SEC));
     }
-    assert_eq!(rig.worker.counters().rate_limited, 2);
-    assert_eq!(rig.worker.counters().flows_created, 1);
+    assert_eq!(rig.workers[0].counters().rate_limited, 2);
+    assert_eq!(rig.workers[0].counters().flows_created, 1);
     // A second later the bucket has refilled.
     let mut f = udp_frame(
         sa("198.19.0.9:9"),
@@ -1057,21 +1018,21 @@ fn table_full_and_rate_guard_fall_back_to_stateless_for_preserve_client() {
         b"x",
     );
     tx(rig.run(&mut f, 2 * SEC + 1));
-    assert_eq!(rig.worker.counters().flows_created, 2);
+    assert_eq!(rig.workers[0].counters().flows_created, 2);
 }
 
 #[test]
 fn idle_flows_expire_and_return_their_snat_port() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
-    let free = rig.worker.snat_ports_free().0;
+    let free = rig.workers[0].snat_ports_free().0;
     // Not yet idle for 30 s: nothing expires.
-    assert_eq!(rig.worker.maintain(30 * SEC), 0);
-    assert_eq!(rig.worker.maintain(32 * SEC), 1);
-    assert_eq!(rig.worker.snat_ports_free().0, free + 1);
-    assert_eq!(rig.worker.counters().flows_active, 0);
+    assert_eq!(rig.workers[0].maintain(30 * SEC), 0);
+    assert_eq!(rig.workers[0].maintain(32 * SEC), 1);
+    assert_eq!(rig.workers[0].snat_ports_free().0, free + 1);
+    assert_eq!(rig.workers[0].counters().flows_active, 0);
     // The backend's late reply no longer matches.
     let mut r = udp_frame(d.dst, d.src, 64, &[], testkit::PORT1_MAC, b"late");
     assert_eq!(
@@ -1082,7 +1043,7 @@ fn idle_flows_expire_and_return_their_snat_port() {
 
 #[test]
 fn snat_ports_are_never_shared_by_live_flows() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut seen = std::collections::HashSet::new();
     for i in 0..500u16 {
         let [hi, lo] = i.to_be_bytes();
@@ -1097,7 +1058,7 @@ fn snat_ports_are_never_shared_by_live_flows() {
 /// re-pick when it leaves, and new flows follow the new weights.
 #[test]
 fn flows_survive_config_changes_while_their_backend_stays() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut pinned = Vec::new();
     for i in 0..64u8 {
         let client = SocketAddr::from(([198, 19, 1, i], 7000 + u16::from(i)));
@@ -1126,7 +1087,7 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         let now = decode_verified(&f).unwrap();
         assert_eq!((now.dst, now.src), (d.dst, d.src), "pinned flow moved");
     }
-    let retired = rig.worker.take_retired();
+    let retired = rig.workers[0].take_retired();
     assert_eq!(retired.len(), 1);
     assert_eq!(retired[0].generation, old_generation);
     assert_eq!(
@@ -1163,15 +1124,19 @@ fn flows_survive_config_changes_while_their_backend_stays() {
         assert_eq!(decode_verified(&reply).unwrap().dst, *client);
     }
     let moved = pinned.iter().filter(|(_, d)| d.dst == backend4(1)).count() as u64;
-    assert_eq!(rig.worker.counters().flows_repinned, moved);
+    assert_eq!(rig.workers[0].counters().flows_repinned, moved);
 }
 
 #[test]
 fn identity_keyed_counters_name_every_entity() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
-    let named = rig.worker.counters().entities.named(&rig.tables).unwrap();
+    let named = rig.workers[0]
+        .counters()
+        .entities
+        .named(&rig.tables)
+        .unwrap();
     let listener_packets: u64 = named
         .iter()
         .filter_map(|(e, t)| match e {
@@ -1184,7 +1149,7 @@ fn identity_keyed_counters_name_every_entity() {
 
 #[test]
 fn burst_api_matches_single_packet_api() {
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     let mut frames: Vec<Vec<u8>> = (0..8u16)
         .map(|i| {
             let client = SocketAddr::from(([198, 19, 3, 1], 100 + i));
@@ -1206,13 +1171,12 @@ fn burst_api_matches_single_packet_api() {
         network: &rig.network,
         neighbors: &rig.neighbors,
     };
-    rig.worker
-        .process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
+    rig.workers[0].process_burst(&ctx, SEC, 0, &mut bufs, &mut verdicts);
     assert!(verdicts[..8]
         .iter()
         .all(|v| matches!(v, Verdict::Tx { port: 1, .. })));
     assert_eq!(verdicts[8], Verdict::ToHost(HostReason::TimeExceeded));
-    assert_eq!(rig.worker.counters().flows_active, 8);
+    assert_eq!(rig.workers[0].counters().flows_active, 8);
 }
 
 #[test]
@@ -1221,11 +1185,11 @@ fn listener_idle_timeout_override_applies() {
     for l in &mut cfg.listeners {
         l.options.idle_timeout = Some(Duration::from_secs(2));
     }
-    let mut rig = Rig::with(cfg, testkit::network(false), params());
+    let mut rig = Rig::single(cfg, testkit::network(false), params());
     let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"x");
     tx(rig.run(&mut f, SEC));
-    assert_eq!(rig.worker.maintain(2 * SEC), 0);
-    assert_eq!(rig.worker.maintain(3 * SEC + 1), 1);
+    assert_eq!(rig.workers[0].maintain(2 * SEC), 0);
+    assert_eq!(rig.workers[0].maintain(3 * SEC + 1), 1);
 }
 
 /// IPv6 with a hop-by-hop extension header: the UDP header is found after it and the
@@ -1239,7 +1203,7 @@ fn ipv6_extension_header_is_walked() {
     f[18..20].copy_from_slice(&plen.to_be_bytes());
     f.splice(54..54, [17, 0, 1, 4, 0, 0, 0, 0]);
     decode_verified(&f).unwrap();
-    let mut rig = Rig::new();
+    let mut rig = one_worker();
     tx(rig.run(&mut f, SEC));
     let d = decode_verified(&f).unwrap();
     assert!([backend6(1), backend6(2)].contains(&d.dst));

@@ -6,13 +6,17 @@
 // An integration-test crate is all tests; the lint targets library code.
 #![allow(clippy::tests_outside_test_module)]
 
+mod common;
+
+use common::Rig;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use pipelines::maglev::{self, Endpoint, Maglev};
-use pipelines::net::PortRange;
+use pipelines::net::DEFAULT_SNAT_PORTS;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit::{self, decode_verified, udp_frame};
-use pipelines::{Context, FastPath, FastPathParams, Verdict};
+use pipelines::{FastPathParams, Verdict};
 use proptest::prelude::*;
 
 const M: u32 = 65537;
@@ -124,46 +128,21 @@ fn identical_configs_build_identical_maglev_tables() {
     }
 }
 
-struct Rig {
-    tables: Tables,
-    network: pipelines::net::Network,
-    neighbors: pipelines::neighbor::Neighbors,
-    worker: FastPath,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let mut p = FastPathParams::new(
-            0,
-            1,
-            PortRange {
-                first: 1024,
-                last: 65535,
-            },
-        );
-        p.flow_capacity = 64;
-        // A small prime table keeps per-case setup cheap (≥ 100 × the 3 slot owners).
-        let params = DataplaneParams {
-            maglev_size: 1009,
-            ..DataplaneParams::default()
-        };
-        Rig {
-            tables: Tables::build(&testkit::config(), &params).unwrap(),
-            network: testkit::network(false),
-            neighbors: testkit::neighbors(4),
-            worker: FastPath::new(p).unwrap(),
-        }
-    }
-
-    fn run(&mut self, f: &mut [u8], now: u64) -> Verdict {
-        let ctx = Context {
-            tables: &self.tables,
-            network: &self.network,
-            neighbors: &self.neighbors,
-        };
-        // Delivered on the port it is addressed to, as a switch would.
-        self.worker.process(&ctx, now, testkit::arrival_port(f), f)
-    }
+/// One worker with a small flow table on a small prime Maglev table (cheap per case:
+/// ≥ 100 × the 3 slot owners).
+fn one_worker() -> Rig {
+    let mut p = FastPathParams::new(0, 1, DEFAULT_SNAT_PORTS);
+    p.flow_capacity = 64;
+    let dataplane = DataplaneParams {
+        maglev_size: 1009,
+        ..DataplaneParams::default()
+    };
+    Rig::build(
+        testkit::config(),
+        &dataplane,
+        testkit::network(false),
+        vec![p],
+    )
 }
 
 fn client_strategy() -> impl Strategy<Value = SocketAddr> {
@@ -202,7 +181,7 @@ proptest! {
         payload in prop::collection::vec(any::<u8>(), 0..200),
         zero_checksum in any::<bool>(),
     ) {
-        let mut rig = Rig::new();
+        let mut rig = one_worker();
         let v6 = client.is_ipv6();
         let (preserve, dsr) = (mode == 1, mode == 2);
         let vip_ip: IpAddr = if v6 { "2001:2:0:2::1".parse().unwrap() } else { "198.18.2.1".parse().unwrap() };
@@ -276,7 +255,7 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn check_accounting(rig: &Rig) -> Result<(), TestCaseError> {
-    let c = rig.worker.counters();
+    let c = rig.workers[0].counters();
     let host: u64 = c.to_host.iter().sum();
     // A held fragment is counted as held when it arrives; `fragment_timeout` counts it
     // again if it expires (its final fate), so that reason is not a per-packet outcome.
@@ -294,7 +273,7 @@ proptest! {
     /// Arbitrary bytes never panic, and every packet gets exactly one counted outcome.
     #[test]
     fn process_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let mut rig = Rig::new();
+        let mut rig = one_worker();
         let mut b = bytes;
         // As they come (mostly not for us), then addressed to the port, so the parser
         // sees every one of them too.
@@ -315,7 +294,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
     ) {
-        let mut rig = Rig::new();
+        let mut rig = one_worker();
         let mut f = frame;
         for (i, x) in flips {
             let i = i.index(f.len());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use pipelines::fragment::Release;
 use pipelines::health::Health;
 use pipelines::neighbor::Neighbors;
-use pipelines::net::{MacAddr, Network, PortRange};
+use pipelines::net::{MacAddr, Network, DEFAULT_SNAT_PORTS};
 use pipelines::spec::ForwardingConfig;
 use pipelines::tables::{DataplaneParams, Tables};
 use pipelines::testkit;
@@ -50,14 +50,7 @@ pub struct Rig {
 }
 
 pub fn params(worker: u16, workers: u16) -> FastPathParams {
-    let mut p = FastPathParams::new(
-        worker,
-        workers,
-        PortRange {
-            first: 1024,
-            last: 65535,
-        },
-    );
+    let mut p = FastPathParams::new(worker, workers, DEFAULT_SNAT_PORTS);
     p.flow_capacity = 4096;
     p
 }
@@ -73,16 +66,35 @@ impl Rig {
         workers: u16,
         tune: impl Fn(&mut FastPathParams),
     ) -> Rig {
+        let params = (0..workers)
+            .map(|w| {
+                let mut p = params(w, workers);
+                tune(&mut p);
+                p
+            })
+            .collect();
+        Rig::build(cfg, &DataplaneParams::default(), network, params)
+    }
+
+    /// One worker with `params`: the rig of most byte-level tests.
+    pub fn single(cfg: ForwardingConfig, network: Network, params: FastPathParams) -> Rig {
+        Rig::build(cfg, &DataplaneParams::default(), network, vec![params])
+    }
+
+    /// Workers with `params` on tables built from `cfg` with `dataplane`.
+    pub fn build(
+        cfg: ForwardingConfig,
+        dataplane: &DataplaneParams,
+        network: Network,
+        params: Vec<FastPathParams>,
+    ) -> Rig {
         Rig {
-            tables: Tables::build(&cfg, &DataplaneParams::default()).unwrap(),
+            tables: Tables::build(&cfg, dataplane).unwrap(),
             network,
             neighbors: testkit::neighbors(4),
-            workers: (0..workers)
-                .map(|w| {
-                    let mut p = params(w, workers);
-                    tune(&mut p);
-                    FastPath::new(p).unwrap()
-                })
+            workers: params
+                .into_iter()
+                .map(|p| FastPath::new(p).unwrap())
                 .collect(),
         }
     }
