@@ -6,6 +6,8 @@
 //! testbench stats --server 198.18.1.11:7000
 //! testbench cleanup
 //! testbench bench-peers --out docs/benchmarks
+//! testbench sessions --config-json '{…}' --output record.json
+//! testbench demo-ha [--ci] [--mode dsr]…
 //! ```
 #![forbid(unsafe_code)]
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use testbench::traffic::echo::{self, EchoConfig};
 use testbench::traffic::loadgen::{self, LoadgenConfig, Mode, Payload};
-use testbench::{cleanup, Error, Result};
+use testbench::{cleanup, ha, Error, Result};
 
 #[derive(Parser)]
 #[command(name = "testbench", about = "udplb testbench tools", version)]
@@ -65,6 +67,29 @@ enum Cmd {
         /// Only redraw the plots and rewrite RESULTS.md from `--out`/results.json.
         #[arg(long)]
         render_only: bool,
+    },
+    /// Keeps UDP sessions alive through a VIP and records who answered each request
+    /// (the scale-out scenario's client; JSON configuration as `ha::sessions` defines).
+    Sessions {
+        /// The configuration as JSON.
+        #[arg(long)]
+        config_json: String,
+        /// Where to write the record.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Three udplb appliances behind a BIRD router with ECMP: SIGKILL, join and drain,
+    /// in each NAT mode; prints one `HA` line per mode (what `scripts/demo-ha` runs).
+    DemoHa {
+        /// The shorter CI variant (200 sessions, 2 s windows).
+        #[arg(long)]
+        ci: bool,
+        /// Modes to run (default: dsr, preserve-client, fullnat).
+        #[arg(long = "mode", value_name = "MODE")]
+        modes: Vec<String>,
+        /// Sessions (default 1000; 200 with --ci).
+        #[arg(long)]
+        sessions: Option<u32>,
     },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
@@ -210,6 +235,53 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
+        Cmd::Sessions {
+            config_json,
+            output,
+        } => {
+            let config: ha::sessions::SessionsConfig = serde_json::from_str(&config_json)
+                .map_err(|e| Error::invalid("sessions --config-json", e.to_string()))?;
+            let record = ha::sessions::run(&config)?;
+            let json = serde_json::to_vec(&record)
+                .map_err(|e| Error::invalid("sessions record", e.to_string()))?;
+            std::fs::write(&output, json)
+                .map_err(|e| Error::io(format!("writing {}", output.display()), e))
+        }
+        Cmd::DemoHa {
+            ci,
+            modes,
+            sessions,
+        } => {
+            let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+            let udplb = testbench::appliance::udplb_binary()?;
+            let mut opts = if ci {
+                ha::HaOptions::ci(tools, udplb)
+            } else {
+                ha::HaOptions::full(tools, udplb)
+            };
+            if let Some(n) = sessions {
+                opts.sessions = n;
+            }
+            let modes = if modes.is_empty() {
+                ha::HaMode::ALL.to_vec()
+            } else {
+                modes
+                    .iter()
+                    .map(|m| {
+                        ha::HaMode::parse(m).ok_or_else(|| {
+                            Error::invalid("--mode", format!("{m:?}: dsr, preserve-client or fullnat"))
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let outcomes = ha::run_demo(&opts, &modes)?;
+            let left: Vec<&String> = outcomes.iter().flat_map(|o| &o.leftovers).collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::invalid("demo-ha clean-up", format!("left behind: {left:?}")))
+            }
+        }
         Cmd::Cleanup => {
             let report = cleanup::remove_stale()?;
             for ns in &report.namespaces {

@@ -109,12 +109,27 @@ impl Tools {
             .addrs()
             .map(|a| SocketAddr::new(a.addr, port))
             .collect();
-        let mut args = vec![
-            "echo".to_owned(),
-            "--name".to_owned(),
-            host.name().to_owned(),
-        ];
-        for addr in &listen {
+        self.start_echo_in(host.ns(), host.name(), &listen, sink, log)
+    }
+
+    /// Starts an echo server named `name` in `ns` on `listen` (addresses of one port)
+    /// and waits until it listens.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without an address; otherwise as [`Tools::start_echo`].
+    pub fn start_echo_in(
+        &self,
+        ns: &Netns,
+        name: &str,
+        listen: &[SocketAddr],
+        sink: bool,
+        log: &Path,
+    ) -> Result<EchoServer> {
+        let Some(port) = listen.first().map(SocketAddr::port) else {
+            return Err(Error::invalid("echo listen", "give at least one address"));
+        };
+        let mut args = vec!["echo".to_owned(), "--name".to_owned(), name.to_owned()];
+        for addr in listen {
             args.push("--listen".to_owned());
             args.push(addr.to_string());
         }
@@ -122,7 +137,7 @@ impl Tools {
             args.push("--sink".to_owned());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = host.ns().spawn_udp_server(
+        let process = ns.spawn_udp_server(
             &self.bin,
             &args,
             log,
@@ -132,8 +147,8 @@ impl Tools {
         )?;
         Ok(EchoServer {
             process,
-            name: host.name().to_owned(),
-            listen,
+            name: name.to_owned(),
+            listen: listen.to_vec(),
         })
     }
 
