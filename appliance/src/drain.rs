@@ -15,6 +15,9 @@
 
 use std::time::{Duration, Instant};
 
+/// Longest drain deadline (`drain.deadline`, `POST /v1/drain?deadline=`).
+pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
 /// Why a drain finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DrainEnd {

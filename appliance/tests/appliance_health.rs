@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use appliance::announce::{decide, vip_readiness, Phase, Withheld};
 use appliance::control::{ControlParams, ControlPlane, Observed, Publisher};
 use appliance::health::{HealthCheck, PortLink, PortLinks};
-use appliance::mgmt::{fetch, request, ManagementServer, MgmtCommand, MgmtHandler, MgmtReply};
+use appliance::mgmt::{
+    fetch, request, ManagementServer, MgmtCommand, MgmtError, MgmtHandler, MgmtReply,
+};
 use appliance::runtime::{ApplianceHandler, Supervisor};
 use appliance::worker::{Heartbeat, ReportSlot, WorkerReport};
 
@@ -315,6 +317,7 @@ fn the_gate_follows_ready_backends_in_compiled_tables() {
     // Every endpoint terminating (draining): no listener is ready, nothing announced.
     let reply = rig.handler.handle(MgmtCommand::ApplyManifests {
         yaml: manifests(true),
+        confirm_remove_all: false,
     });
     assert!(reply.is_ok(), "manifests applied");
     let readiness = vip_readiness(&rig.plane.tables());
@@ -324,4 +327,33 @@ fn the_gate_follows_ready_backends_in_compiled_tables() {
         .vips
         .values()
         .all(|w| *w == Some(Withheld::NoReadyBackend)));
+}
+
+/// The stop closes the commit gate through the appliance's handler (the server calls
+/// `close` on the handler it was given): nothing commits any more, while health and drain
+/// still answer.
+#[test]
+fn closing_the_appliance_handler_closes_the_commit_gate() {
+    let rig = Rig::new();
+    rig.workers_poll();
+    let generation = rig.plane.tables().generation();
+    rig.handler.close();
+    let reply = rig.handler.handle(MgmtCommand::ApplyManifests {
+        yaml: manifests(true),
+        confirm_remove_all: true,
+    });
+    assert!(matches!(reply, Err(MgmtError::ShuttingDown)), "{reply:?}");
+    assert_eq!(
+        rig.plane.tables().generation(),
+        generation,
+        "nothing committed"
+    );
+    assert_eq!(rig.health(), (true, Vec::new()));
+    let now = Instant::now();
+    let reply = rig.handler.handle(MgmtCommand::Drain { deadline: None });
+    assert!(
+        matches!(&reply, Ok(MgmtReply::Drain(r)) if r.state == "draining"),
+        "{reply:?}"
+    );
+    assert_eq!(rig.supervisor.drain_report(now).state, "draining");
 }

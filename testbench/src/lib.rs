@@ -50,6 +50,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod names;
 pub mod netns;
+pub mod reliability;
 pub mod topology;
 pub mod traffic;
 

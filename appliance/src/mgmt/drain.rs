@@ -1,6 +1,5 @@
 //! `udplb drain`: the command-line side of `POST/GET/DELETE /v1/drain`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::client::request;
@@ -21,23 +20,15 @@ pub enum DrainAction {
     Status,
 }
 
+/// The write token `udplb drain` sends when `--token-file` is not given and this file
+/// exists: where `scripts/install` puts `management.token_file`.
+pub const DEFAULT_TOKEN_FILE: &str = "/etc/udplb/token";
+
 /// How often `--wait` asks.
 const POLL: Duration = Duration::from_millis(200);
 /// How long `--wait` waits past the deadline the appliance reports (it finishes the
 /// drain at its next evaluation).
 const SLACK: Duration = Duration::from_secs(5);
-
-/// The token in `path` if the file exists (surrounding whitespace ignored).
-///
-/// # Errors
-/// The file exists but cannot be read.
-pub fn read_token(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t.trim().to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
 
 /// A field of the drain report (`state: draining` → `draining`).
 fn field<'a>(report: &'a str, name: &str) -> Option<&'a str> {

@@ -5,6 +5,10 @@
 //! `GET /v1/status` gets one more YAML document after the Gateway API ones,
 //! `kind: ApplianceStatus`; `GET /metrics` gets the health, heartbeat, drain and VIP
 //! gauges. A configuration change wakes the supervisor, so the gate follows it at once.
+//!
+//! The management server runs the commands that change the configuration through this
+//! handler on its serial thread, and the others (health, drain, status, metrics) inline;
+//! [`MgmtHandler::close`] reaches the control plane's commit gate.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +36,9 @@ impl MgmtHandler for ApplianceHandler {
     fn handle(&self, command: MgmtCommand) -> Result<MgmtReply, MgmtError<Refusal>> {
         let now = Instant::now();
         match command {
-            c @ (MgmtCommand::ApplyManifests { .. } | MgmtCommand::Reload(_)) => {
+            c @ (MgmtCommand::ApplyManifests { .. }
+            | MgmtCommand::UseFiles { .. }
+            | MgmtCommand::Reload(_)) => {
                 let reply = self.plane.handle(c);
                 if reply.is_ok() {
                     self.supervisor.wake();
@@ -67,5 +73,10 @@ impl MgmtHandler for ApplianceHandler {
             MgmtCommand::Undrain => Ok(MgmtReply::Drain(self.supervisor.undrain(now))),
             MgmtCommand::DrainStatus => Ok(MgmtReply::Drain(self.supervisor.drain_report(now))),
         }
+    }
+
+    /// The stop closes the control plane's commit gate (drain and health keep answering).
+    fn close(&self) {
+        self.plane.close();
     }
 }

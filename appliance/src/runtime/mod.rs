@@ -31,7 +31,7 @@ pub use handler::ApplianceHandler;
 pub use start::{Appliance, Running};
 pub use supervise::{Supervisor, SupervisorThread};
 
-use crate::control::Refusal;
+use crate::control::{Refusal, StartError};
 use crate::settings::{CpuSet, Settings, SettingsError};
 
 /// Why the appliance could not start (or stopped badly).
@@ -43,6 +43,9 @@ pub enum RunError {
     /// The manifests named in the settings are invalid.
     #[error("manifests: {0}")]
     Manifests(#[from] Refusal),
+    /// There is no valid set to start with (invalid files, an invalid persisted set).
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// DPDK refused something.
     #[error("dpdk: {0}")]
     Dpdk(#[from] crate::dpdk::DpdkError),

@@ -144,6 +144,7 @@ pub(super) fn network(settings: &Settings, ports: &[Port]) -> Result<Network, Ru
             checksum: caps,
             // Kernel-attached PMDs pass on what a local sender's veth hands them.
             unfinished_rx_checksums: matches!(port.driver(), "net_af_xdp" | "net_af_packet"),
+            mtu: p.mtu,
         });
     }
     let mut routes = Vec::new();

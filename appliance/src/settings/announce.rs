@@ -186,7 +186,7 @@ impl DrainSettings {
             "drain.deadline",
             self.deadline.0,
             Duration::ZERO,
-            Duration::from_secs(24 * 3600),
+            crate::drain::MAX_DEADLINE,
         );
     }
 }

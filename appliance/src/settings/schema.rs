@@ -13,6 +13,7 @@ use pipelines::tables::{DataplaneParams, DEFAULT_MAGLEV_SEED};
 use serde::Deserialize;
 
 use super::announce::{AnnounceSettings, DrainSettings};
+pub use super::manifests::ManifestSettings;
 use super::text;
 use crate::dpdk::Device;
 
@@ -55,10 +56,12 @@ pub struct Settings {
     /// Management HTTP API.
     #[serde(default)]
     pub management: ManagementSettings,
-    /// Gateway API manifest files or directories, loaded at start and watched for changes.
-    /// Relative paths are resolved against the directory of the settings file.
+    /// Where Gateway API manifests come from: files or directories (loaded at start and
+    /// watched), the API (persisted in a state directory), or both. A plain list of paths
+    /// is the short form of `{source: both, paths: [...]}`. Relative paths are resolved
+    /// against the directory of the settings file.
     #[serde(default)]
-    pub manifests: Vec<PathBuf>,
+    pub manifests: ManifestSettings,
     /// `spec.controllerName` of the GatewayClasses this appliance serves.
     #[serde(default = "default_controller_name")]
     pub controller_name: String,
@@ -236,10 +239,15 @@ pub struct ManagementSettings {
     /// Address the API listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// File holding the bearer token that mutating calls must present; none = no token.
-    /// Relative paths are resolved against the directory of the settings file.
+    /// File holding the bearer token that calls changing the configuration must present;
+    /// none = no token (then `listen` must be a loopback address). Relative paths are
+    /// resolved against the directory of the settings file. Re-read on SIGHUP.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// File holding the bearer token that `GET /v1/status` and `GET /metrics` require
+    /// (the write token works too); none = reads are open. Re-read on SIGHUP.
+    #[serde(default)]
+    pub read_token_file: Option<PathBuf>,
 }
 
 impl Default for ManagementSettings {
@@ -247,6 +255,7 @@ impl Default for ManagementSettings {
         ManagementSettings {
             listen: default_listen(),
             token_file: None,
+            read_token_file: None,
         }
     }
 }

@@ -61,6 +61,7 @@ impl Settings {
         self.validate_routes(&mut v);
         self.validate_workers(&mut v);
         self.validate_capacities(&mut v);
+        self.validate_management(&mut v);
         if let Some(announce) = &self.announce {
             announce.validate(&mut v);
         }

@@ -319,7 +319,8 @@ impl<Io: PacketIo> Worker<Io> {
                         drops.handoff_overflow += 1;
                     }
                 }
-                Verdict::Drop(_) => drop(buf),
+                // Holding and splitting fragments come with the appliance side of issue 12.
+                Verdict::Drop(_) | Verdict::Hold { .. } | Verdict::Fragment { .. } => drop(buf),
             }
         }
     }
