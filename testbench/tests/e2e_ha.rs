@@ -38,11 +38,23 @@ fn check(o: &HaOutcome) -> String {
         o.failover <= Duration::from_secs(3),
         "the killed appliance out of the router's route within 3 s",
     );
-    want(o.moved_kill > 0, "the kill moved sessions (else it proves nothing)");
-    want(f.after_kill_rounds > 0 && f.after_join_rounds > 0, "settled windows");
+    want(
+        o.moved_kill > 0,
+        "the kill moved sessions (else it proves nothing)",
+    );
+    want(
+        f.after_kill_rounds > 0 && f.after_join_rounds > 0,
+        "settled windows",
+    );
     // Seeded Maglev: every appliance picks the same backend, in every mode.
-    want(f.backend_changed_kill == 0, "no session changed backend at the kill");
-    want(f.backend_changed_join == 0, "no session changed backend at the join");
+    want(
+        f.backend_changed_kill == 0,
+        "no session changed backend at the kill",
+    );
+    want(
+        f.backend_changed_join == 0,
+        "no session changed backend at the join",
+    );
     want(
         o.moved_join.1 > 0 && o.joiner_forwarded > 0,
         "the joining appliance took sessions and forwarded them",
@@ -81,9 +93,15 @@ fn check(o: &HaOutcome) -> String {
     if o.mode == HaMode::PreserveClient {
         want(o.return_hops == 3, "three return routes in table 100");
     } else {
-        want(o.drain_ended_by == "idle", "the drain ended with no flow left");
+        want(
+            o.drain_ended_by == "idle",
+            "the drain ended with no flow left",
+        );
     }
-    want(o.leftovers.is_empty(), &format!("nothing left: {:?}", o.leftovers));
+    want(
+        o.leftovers.is_empty(),
+        &format!("nothing left: {:?}", o.leftovers),
+    );
     bad
 }
 

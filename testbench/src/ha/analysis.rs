@@ -30,7 +30,8 @@ use super::sessions::{SessionsRecord, UNANSWERED};
 pub const FAILOVER_MARGIN_US: u64 = 250_000;
 
 /// [`FAILOVER_MARGIN_US`] as a duration, for documentation and printing.
-pub const FAILOVER_MARGIN: std::time::Duration = std::time::Duration::from_micros(FAILOVER_MARGIN_US);
+pub const FAILOVER_MARGIN: std::time::Duration =
+    std::time::Duration::from_micros(FAILOVER_MARGIN_US);
 
 /// The driver's events, wall clock in µs since the Unix epoch ([`super::sessions::unix_us`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,7 +129,9 @@ pub fn lost_in(record: &SessionsRecord, rounds: &Range<usize>) -> (u64, u64) {
 
 /// The last round before `t` in which session `s` was answered.
 fn last_answered_before(record: &SessionsRecord, s: usize, t: u64) -> Option<usize> {
-    let before = record.rounds.partition_point(|r| r.last_us != 0 && r.last_us < t);
+    let before = record
+        .rounds
+        .partition_point(|r| r.last_us != 0 && r.last_us < t);
     let answers = record.sessions[s].answers.as_bytes();
     (0..before.min(answers.len()))
         .rev()
@@ -175,7 +178,11 @@ pub fn changed(record: &SessionsRecord, t: u64, after: &Range<usize>) -> (usize,
 
 /// Unanswered requests per `bucket_us` of round start time from `from`: (offset of the
 /// bucket in ms, unanswered, requests), only buckets with a loss.
-pub fn losses_over_time(record: &SessionsRecord, from: u64, bucket_us: u64) -> Vec<(u64, u64, u64)> {
+pub fn losses_over_time(
+    record: &SessionsRecord,
+    from: u64,
+    bucket_us: u64,
+) -> Vec<(u64, u64, u64)> {
     let mut buckets: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
     for (r, round) in record.rounds.iter().enumerate() {
         if round.first_us < from {
@@ -289,8 +296,14 @@ mod tests {
         let rec = record(&[("000000", vec![(0, "21")])]);
         assert_eq!(rounds_within(&rec, at(1), at(4)), 1..4);
         assert_eq!(rounds_within(&rec, at(1) + 1, at(4) + 49 * MS), 2..4);
-        assert_eq!(rounds_overlapping(&rec, at(1) + 20 * MS, at(1) + 30 * MS), 1..2);
-        assert_eq!(rounds_overlapping(&rec, at(1) - 40 * MS, at(1) - 10 * MS), 1..1);
+        assert_eq!(
+            rounds_overlapping(&rec, at(1) + 20 * MS, at(1) + 30 * MS),
+            1..2
+        );
+        assert_eq!(
+            rounds_overlapping(&rec, at(1) - 40 * MS, at(1) - 10 * MS),
+            1..1
+        );
         assert_eq!(rounds_overlapping(&rec, 0, u64::MAX), 0..6);
         assert_eq!(rounds_within(&rec, at(50), at(60)), 6..6);
     }

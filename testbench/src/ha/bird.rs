@@ -54,7 +54,10 @@ pub fn router_conf(log: &Path) -> Result<String> {
         ROUTER_CONF,
         &[
             ("log syslog all;", format!("log \"{}\" all;", log.display())),
-            ("interface \"lb*\"", format!("interface \"{MGMT_IF_PREFIX}*\"")),
+            (
+                "interface \"lb*\"",
+                format!("interface \"{MGMT_IF_PREFIX}*\""),
+            ),
         ],
     )
 }
@@ -208,7 +211,10 @@ mod tests {
         let ok = substitute("f", "a b c", &[("b", "x".into())]).expect("once");
         assert_eq!(ok, "a x c");
         let none = substitute("f", "a b c", &[("z", "x".into())]).expect_err("missing");
-        assert!(none.to_string().contains("\"z\" exactly once, found it 0"), "{none}");
+        assert!(
+            none.to_string().contains("\"z\" exactly once, found it 0"),
+            "{none}"
+        );
         let twice = substitute("f", "b b", &[("b", "x".into())]).expect_err("twice");
         assert!(twice.to_string().contains("found it 2"), "{twice}");
     }
@@ -220,13 +226,8 @@ mod tests {
         assert!(router.contains(&format!("interface \"{MGMT_IF_PREFIX}*\"")));
         assert!(router.contains("merge paths on"));
         let a = plan::appliance(3);
-        let conf = appliance_conf(
-            &a,
-            "hdm3x",
-            Path::new("/tmp/inc"),
-            Path::new("/tmp/a3.log"),
-        )
-        .expect("appliance renders");
+        let conf = appliance_conf(&a, "hdm3x", Path::new("/tmp/inc"), Path::new("/tmp/a3.log"))
+            .expect("appliance renders");
         for want in [
             "router id 198.18.21.10;",
             "define VIP_NH4 = 198.18.13.2;",

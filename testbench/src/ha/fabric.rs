@@ -127,7 +127,10 @@ impl Fabric {
         settings: NodeSettings,
     ) -> Result<Fabric> {
         if backends == 0 || backends > 10 {
-            return Err(Error::invalid("HA backends", format!("{backends} not in 1..=10")));
+            return Err(Error::invalid(
+                "HA backends",
+                format!("{backends} not in 1..=10"),
+            ));
         }
         let names = Names::new(RunId::next());
         let run_dir = RunDir::create(&names.id())?;
@@ -187,7 +190,15 @@ impl Fabric {
         ])?;
         let bridge = self.names.backend_bridge()?;
         r.ip(&["link", "add", &bridge, "type", "bridge"])?;
-        r.ip(&["link", "set", &bridge, "type", "bridge", "forward_delay", "0"])?;
+        r.ip(&[
+            "link",
+            "set",
+            &bridge,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
         r.ip(&["link", "set", &bridge, "up"])?;
         // With br_netfilter loaded the bridge would filter the backends' frames itself.
         for key in [
@@ -317,7 +328,12 @@ impl Fabric {
     pub fn namespaces(&self) -> Vec<String> {
         let mut all = vec![self.router.name().to_owned(), self.client.name().to_owned()];
         all.extend(self.backends.iter().map(|n| n.name().to_owned()));
-        all.extend(self.nodes.iter().flatten().map(|n| n.ns().name().to_owned()));
+        all.extend(
+            self.nodes
+                .iter()
+                .flatten()
+                .map(|n| n.ns().name().to_owned()),
+        );
         all
     }
 
@@ -353,7 +369,9 @@ impl Fabric {
 
     /// Appliance `k`, if started.
     pub fn node_mut(&mut self, k: usize) -> Option<&mut Node> {
-        self.nodes.get_mut(k.wrapping_sub(1)).and_then(Option::as_mut)
+        self.nodes
+            .get_mut(k.wrapping_sub(1))
+            .and_then(Option::as_mut)
     }
 
     /// The next hops of the router's kernel route to the VIP (empty without a route).
@@ -457,7 +475,13 @@ impl Fabric {
         let choices: Vec<usize> = text
             .lines()
             .filter(|l| l.starts_with(&plan::VIP.to_string()))
-            .map(|l| parse_vias(l).first().copied().and_then(appliance_of).unwrap_or(0))
+            .map(|l| {
+                parse_vias(l)
+                    .first()
+                    .copied()
+                    .and_then(appliance_of)
+                    .unwrap_or(0)
+            })
             .collect();
         if choices.len() != ports.len() {
             return Err(Error::Parse {
@@ -519,7 +543,8 @@ impl Fabric {
 
 /// The appliance whose edge address is `hop`.
 pub fn appliance_of(hop: Ipv4Addr) -> Option<usize> {
-    (1..=MAX_APPLIANCES).find(|&k| plan::appliance(k).edge == hop || plan::appliance(k).backend_port == hop)
+    (1..=MAX_APPLIANCES)
+        .find(|&k| plan::appliance(k).edge == hop || plan::appliance(k).backend_port == hop)
 }
 
 /// Every `via <IPv4>` in `ip route` output, in order.
@@ -569,6 +594,9 @@ mod tests {
         assert_eq!(appliance_of(plan::appliance(3).edge), Some(3));
         assert_eq!(appliance_of(plan::appliance(2).backend_port), Some(2));
         assert_eq!(appliance_of(plan::ROUTER_BACKEND_SIDE), None);
-        assert_eq!(describe(plan::appliance(4).edge.into()), "198.18.14.2 (appliance 4)");
+        assert_eq!(
+            describe(plan::appliance(4).edge.into()),
+            "198.18.14.2 (appliance 4)"
+        );
     }
 }

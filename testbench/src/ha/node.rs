@@ -77,7 +77,10 @@ pub fn settings_yaml(
     // Odd appliances poll on CPU 1, even ones on CPU 0: the workers share the machine.
     let (worker, main) = if k % 2 == 1 { (1, 0) } else { (0, 1) };
     let mut y = String::new();
-    let _ = writeln!(y, "# appliance {k} of the scale-out scenario ({mode}); see deploy/udplb-appliance.yaml");
+    let _ = writeln!(
+        y,
+        "# appliance {k} of the scale-out scenario ({mode}); see deploy/udplb-appliance.yaml"
+    );
     let _ = writeln!(y, "ports:");
     let _ = writeln!(
         y,
@@ -252,7 +255,8 @@ impl Node {
                     format!("exited during start-up:\n{}", self.udplb.log()),
                 ));
             }
-            if self.udplb.log().contains("udplb ready") && matches!(self.get("/healthz"), Ok((200, _)))
+            if self.udplb.log().contains("udplb ready")
+                && matches!(self.get("/healthz"), Ok((200, _)))
             {
                 return Ok(());
             }
@@ -374,21 +378,15 @@ mod tests {
         let names = Names::new(RunId { pid: 77, seq: 1 });
         let dir = Path::new("/tmp/x/a2");
         let s = NodeSettings::default();
-        let pc = settings_yaml(
-            &names,
-            &plan::appliance(2),
-            HaMode::PreserveClient,
-            &s,
-            dir,
-        )
-        .expect("renders");
+        let pc = settings_yaml(&names, &plan::appliance(2), HaMode::PreserveClient, &s, dir)
+            .expect("renders");
         assert!(pc.contains("return_routes: [0.0.0.0/0]"), "{pc}");
         assert!(!pc.contains("snat:"));
         assert!(pc.contains("nat_mode: preserve-client"));
         assert!(pc.contains("via: 198.18.12.1"));
         assert!(pc.contains("lcores: [0], main_lcore: 1"));
-        let fnat = settings_yaml(&names, &plan::appliance(1), HaMode::FullNat, &s, dir)
-            .expect("renders");
+        let fnat =
+            settings_yaml(&names, &plan::appliance(1), HaMode::FullNat, &s, dir).expect("renders");
         assert!(fnat.contains("snat: {ipv4: 198.18.128.21}"));
         assert!(!fnat.contains("return_routes"));
         let dsr =

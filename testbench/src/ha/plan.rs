@@ -302,7 +302,11 @@ mod tests {
         assert!(names.router_backend_if(9).is_ok());
         let rt = names.dpdk_runtime_dir(2);
         let id = RunId::parse(&rt.file_name().unwrap().to_string_lossy());
-        assert_eq!(id, Some(names.id()), "testbench cleanup must recognise {rt:?}");
+        assert_eq!(
+            id,
+            Some(names.id()),
+            "testbench cleanup must recognise {rt:?}"
+        );
         assert!(names.router_mgmt_if(2).unwrap().starts_with(MGMT_IF_PREFIX));
     }
 }

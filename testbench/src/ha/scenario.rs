@@ -428,7 +428,12 @@ impl Run<'_> {
             .collect()
     }
 
-    fn wait_route(&self, what: &str, want: impl Fn(&[usize]) -> bool, timeout: Duration) -> Result<u64> {
+    fn wait_route(
+        &self,
+        what: &str,
+        want: impl Fn(&[usize]) -> bool,
+        timeout: Duration,
+    ) -> Result<u64> {
         self.fabric.wait_route(what, want, POLL, timeout)?;
         Ok(unix_us())
     }
@@ -484,9 +489,11 @@ impl Run<'_> {
         ));
         let return_hops = if mode == HaMode::PreserveClient {
             let want = |f: &Fabric| f.return_hops().map(|h| h.len()).unwrap_or(0);
-            crate::exec::wait_for("three return routes in table 100", Duration::from_secs(10), || {
-                Ok((want(&self.fabric) == 3).then_some(()))
-            })?;
+            crate::exec::wait_for(
+                "three return routes in table 100",
+                Duration::from_secs(10),
+                || Ok((want(&self.fabric) == 3).then_some(())),
+            )?;
             3
         } else {
             0
@@ -622,7 +629,8 @@ impl Run<'_> {
             drain_time.as_millis()
         ));
         std::thread::sleep(opts.settle);
-        let forwarded_after_drained = self.forwarded(&[DRAINED])?[&DRAINED].saturating_sub(drained_at);
+        let forwarded_after_drained =
+            self.forwarded(&[DRAINED])?[&DRAINED].saturating_sub(drained_at);
 
         // The record.
         tl.end = unix_us();
@@ -702,7 +710,9 @@ impl Run<'_> {
             ms(tl.drained_at),
             ms(tl.end)
         );
-        d.push_str("--- unanswered requests per 500 ms (ms from the steady window, lost/requests):");
+        d.push_str(
+            "--- unanswered requests per 500 ms (ms from the steady window, lost/requests):",
+        );
         for (at, lost, total) in analysis::losses_over_time(record, tl.steady_from, 500_000) {
             d.push_str(&format!(" {at}:{lost}/{total}"));
         }
@@ -771,7 +781,9 @@ fn snat_mismatch(record: &SessionsRecord, tl: &Timeline, choice: &[usize]) -> us
                 .rev()
                 .find(|(r, _)| *r <= last)
                 .and_then(|(_, p)| match p.ip() {
-                    IpAddr::V4(a) => (1..=plan::MAX_APPLIANCES).find(|&k| plan::appliance(k).snat == a),
+                    IpAddr::V4(a) => {
+                        (1..=plan::MAX_APPLIANCES).find(|&k| plan::appliance(k).snat == a)
+                    }
                     IpAddr::V6(_) => None,
                 });
             seen != Some(c)
@@ -842,7 +854,11 @@ mod tests {
         let yaml = manifests(4);
         let set = config::load_str("ha", &yaml).expect("valid manifests");
         let compiled = config::compile(&set, &config::CompileParams::default());
-        assert!(compiled.status.all_ok(), "{}", config::status_yaml(&compiled.status));
+        assert!(
+            compiled.status.all_ok(),
+            "{}",
+            config::status_yaml(&compiled.status)
+        );
         let l = &compiled.forwarding.listeners;
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].route.as_ref().expect("route").backends.len(), 4);

@@ -73,21 +73,33 @@ impl SessionsConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, detail: String| Error::invalid(format!("sessions {field}"), detail);
         if self.sessions == 0 || self.sessions > 20_000 {
-            return Err(bad("sessions", format!("{} not in 1..=20000", self.sessions)));
+            return Err(bad(
+                "sessions",
+                format!("{} not in 1..=20000", self.sessions),
+            ));
         }
         if u32::from(self.first_port) == 0 || u32::from(self.first_port) + self.sessions > 65_536 {
             return Err(bad(
                 "first_port",
-                format!("{} + {} sessions passes port 65535", self.first_port, self.sessions),
+                format!(
+                    "{} + {} sessions passes port 65535",
+                    self.first_port, self.sessions
+                ),
             ));
         }
         if self.interval_ms == 0 || self.reply_timeout_ms == 0 {
-            return Err(bad("interval_ms/reply_timeout_ms", "must be at least 1".into()));
+            return Err(bad(
+                "interval_ms/reply_timeout_ms",
+                "must be at least 1".into(),
+            ));
         }
         if self.source.is_ipv4() != self.target.is_ipv4() {
             return Err(bad(
                 "source",
-                format!("{} and target {} differ in family", self.source, self.target),
+                format!(
+                    "{} and target {} differ in family",
+                    self.source, self.target
+                ),
             ));
         }
         Ok(())
@@ -147,7 +159,10 @@ impl SessionsRecord {
             return None;
         }
         let i = BACKEND_CHARS.iter().position(|&b| b == c);
-        Some(i.and_then(|i| self.backends.get(i)).map_or("?", String::as_str))
+        Some(
+            i.and_then(|i| self.backends.get(i))
+                .map_or("?", String::as_str),
+        )
     }
 }
 
@@ -243,20 +258,32 @@ pub fn run(config: &SessionsConfig) -> Result<SessionsRecord> {
                 round_base = Instant::now();
             }
         }
-        sweep(&mut sessions, &mut pending, &mut record, config.target, timeout, &mut buf);
+        sweep(
+            &mut sessions,
+            &mut pending,
+            &mut record,
+            config.target,
+            timeout,
+            &mut buf,
+        );
         let next_due = round_base
             + Duration::from_nanos(
                 u64::try_from(interval.as_nanos() * next as u128 / n as u128).unwrap_or(0),
             );
-        let pause = next_due
-            .saturating_duration_since(Instant::now())
-            .min(TICK);
+        let pause = next_due.saturating_duration_since(Instant::now()).min(TICK);
         thread::sleep(pause.max(Duration::from_micros(100)));
     }
     // Every outstanding request gets its full timeout.
     let end = Instant::now() + timeout;
     while !pending.is_empty() && Instant::now() < end {
-        sweep(&mut sessions, &mut pending, &mut record, config.target, timeout, &mut buf);
+        sweep(
+            &mut sessions,
+            &mut pending,
+            &mut record,
+            config.target,
+            timeout,
+            &mut buf,
+        );
         thread::sleep(TICK);
     }
     record.sessions = sessions
@@ -367,7 +394,10 @@ fn take_reply(
             record.backends.len() - 1
         }
     };
-    let c = BACKEND_CHARS.get(backend).copied().unwrap_or(UNKNOWN_BACKEND);
+    let c = BACKEND_CHARS
+        .get(backend)
+        .copied()
+        .unwrap_or(UNKNOWN_BACKEND);
     if let Some(slot) = usize::try_from(seq).ok().and_then(|r| s.answers.get_mut(r)) {
         *slot = c;
     }
