@@ -23,6 +23,10 @@ use crate::netns::Netns;
 /// The management API inside each appliance namespace.
 pub const API: &str = "127.0.0.1:9180";
 
+/// The write token's file in each appliance's directory: `udplb drain` sends it (and
+/// would otherwise read /etc/udplb/token, the host's, when that exists).
+pub const TOKEN_FILE: &str = "token";
+
 /// The metric that counts client datagrams forwarded per listener.
 pub const FORWARDED: &str = "udplb_listener_packets_total";
 
@@ -117,7 +121,11 @@ pub fn settings_yaml(
         "flows: {{capacity: 65536, idle_timeout: {}}}",
         s.idle_timeout
     );
-    let _ = writeln!(y, "management: {{listen: \"{API}\"}}");
+    let _ = writeln!(
+        y,
+        "management: {{listen: \"{API}\", token_file: \"{}\"}}",
+        dir.join(TOKEN_FILE).display()
+    );
     let _ = writeln!(y, "manifests: [manifests]");
     let _ = writeln!(
         y,
@@ -139,6 +147,21 @@ pub fn settings_yaml(
         let _ = writeln!(y, "  return_routes: [0.0.0.0/0]");
     }
     Ok(y)
+}
+
+/// Writes appliance `k`'s write token to `path`, mode 0600 (udplb refuses a token
+/// others can read). Not a secret: the API listens on the namespace's loopback.
+fn write_token(path: &Path, k: usize) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    writeln!(f, "ha-appliance-{k}-{}", std::process::id())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 impl Node {
@@ -187,6 +210,7 @@ impl Node {
 
         std::fs::write(dir.join("manifests/all.yaml"), manifests)
             .map_err(|e| Error::io("writing the manifests", e))?;
+        write_token(&dir.join(TOKEN_FILE), k)?;
         let yaml = settings_yaml(names, &a, mode, settings, &dir)?;
         let settings_path = dir.join("appliance.yaml");
         std::fs::write(&settings_path, yaml)
@@ -336,7 +360,7 @@ impl Node {
                 "--api",
                 API,
                 "--token-file",
-                &self.dir.join("no-token").to_string_lossy(),
+                &self.dir.join(TOKEN_FILE).to_string_lossy(),
                 "--deadline",
                 deadline,
                 "--wait",
