@@ -342,9 +342,18 @@ impl Node {
         Ok(self.metrics()?.sum(FORWARDED, &[]))
     }
 
-    /// SIGKILLs udplb (its BIRD keeps running: it must withdraw by itself).
-    pub fn kill_udplb(&mut self) {
-        self.udplb.kill();
+    /// SIGKILLs udplb without waiting for the kernel to finish tearing it down (its
+    /// BIRD keeps running: it must withdraw by itself).
+    pub fn sigkill_udplb(&mut self) {
+        self.udplb.sigkill();
+    }
+
+    /// Waits at most `timeout` for udplb to be gone (reaped).
+    ///
+    /// # Errors
+    /// It still runs after `timeout`.
+    pub fn reap_udplb(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        self.udplb.wait_timeout(timeout)
     }
 
     /// Starts `udplb drain --wait --deadline <deadline>` inside the namespace, in the
