@@ -40,6 +40,9 @@ use crate::traffic::tools::{EchoServer, Tools};
 /// Interface name of the client and the backends in their namespaces.
 const HOST_IF: &str = "eth0";
 
+/// The backends' bridge's MAC (locally administered).
+const BRIDGE_MAC: &str = "02:00:c6:12:80:01";
+
 /// The routing table the router looks up the backends' traffic in (preserve-client).
 pub const RETURN_TABLE: &str = "100";
 
@@ -199,6 +202,10 @@ impl Fabric {
             "forward_delay",
             "0",
         ])?;
+        // A fixed address: a bridge otherwise takes its ports' lowest MAC, so a joining
+        // appliance's port could change it, flushing the router's neighbours on it and
+        // leaving the backends' ARP entries for their gateway stale.
+        r.ip(&["link", "set", &bridge, "address", BRIDGE_MAC])?;
         r.ip(&["link", "set", &bridge, "up"])?;
         // With br_netfilter loaded the bridge would filter the backends' frames itself.
         for key in [
@@ -528,6 +535,46 @@ impl Fabric {
             }
         }
         out
+    }
+
+    /// Where datagrams were dropped so far, outside the session client's view: the
+    /// backends' and the client's full receive buffers, the router's interfaces, each
+    /// running appliance's drop counters and its ports' missed frames. One line.
+    pub fn drop_report(&self) -> String {
+        let rcvbuf = |ns: &Netns| {
+            crate::counters::udp_rcvbuf_errors(ns).map_or("?".to_owned(), |n| n.to_string())
+        };
+        let backends: Vec<String> = self.backends.iter().map(rcvbuf).collect();
+        let router: Vec<String> = crate::counters::all_link_stats(&self.router)
+            .map(|links| {
+                links
+                    .into_iter()
+                    .filter(|(_, l)| l.rx_dropped + l.tx_dropped > 0)
+                    .map(|(name, l)| format!("{name}:rx{}/tx{}", l.rx_dropped, l.tx_dropped))
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec!["?".to_owned()]);
+        let mut appliances = Vec::new();
+        for k in 1..=MAX_APPLIANCES {
+            if let Some(node) = self.node(k) {
+                let text = node.metrics().map_or("?".to_owned(), |m| {
+                    format!(
+                        "drops={} rx_missed={} rx_nombuf={}",
+                        m.sum("udplb_drops_total", &[]),
+                        m.sum("udplb_port_rx_missed_total", &[]),
+                        m.sum("udplb_port_rx_nombuf_total", &[])
+                    )
+                });
+                appliances.push(format!("a{k}[{text}]"));
+            }
+        }
+        format!(
+            "backends_rcvbuf_errors={} client_rcvbuf_errors={} router_link_drops=[{}] {}",
+            backends.join(","),
+            rcvbuf(&self.client),
+            router.join(" "),
+            appliances.join(" ")
+        )
     }
 
     /// The echo servers.

@@ -153,6 +153,9 @@ pub struct HaOutcome {
     pub leftovers: Vec<String>,
     /// The timeline, losses over time, route changes and daemon complaints.
     pub diagnostics: String,
+    /// Drops counted by the kernel and the appliances at the end of the run
+    /// ([`Fabric::drop_report`]).
+    pub drops: String,
 }
 
 impl HaOutcome {
@@ -239,6 +242,7 @@ impl HaOutcome {
                 self.leftovers.len()
             ),
         ];
+        out.push(format!("  {m} drops: {}", self.drops));
         if let Some(n) = self.attribution_mismatch {
             out.push(format!(
                 "  {m} check: sessions whose SNAT address disagrees with the router's choice={n}"
@@ -661,6 +665,7 @@ impl Run<'_> {
             (mode == HaMode::FullNat).then(|| snat_mismatch(&record, &tl, &choice_steady));
         let session_losses = session_losses(&self.fabric.router_bird().log_text());
         let diagnostics = self.diagnostics(&record, &tl);
+        let drops = self.fabric.drop_report();
         self.say(&format!(
             "client stopped after {} rounds; {} backends answered",
             record.rounds.len(),
@@ -698,6 +703,7 @@ impl Run<'_> {
                 elapsed: Duration::ZERO,
                 leftovers: Vec::new(),
                 diagnostics,
+                drops,
             },
         ))
     }
@@ -733,7 +739,9 @@ impl Run<'_> {
                 let complaints: Vec<String> = n
                     .log()
                     .lines()
-                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .filter(|l| {
+                        l.contains("WARN") || l.contains("ERROR") || l.contains("healthy again")
+                    })
                     .map(str::to_owned)
                     .collect();
                 d.push_str(&format!(
@@ -849,6 +857,7 @@ mod tests {
             elapsed: Duration::ZERO,
             leftovers: Vec::new(),
             diagnostics: String::new(),
+            drops: String::new(),
         };
         assert_eq!(
             outcome.line(),
