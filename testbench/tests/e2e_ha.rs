@@ -9,6 +9,8 @@
 //! Needs root, `bird2` (`scripts/setup`) and a built `udplb` (`cargo build -p appliance`).
 //! About a minute and a half for the three modes.
 
+#![allow(clippy::tests_outside_test_module)]
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -98,6 +100,10 @@ fn check(o: &HaOutcome) -> String {
             "the drain ended with no flow left",
         );
     }
+    want(
+        o.session_losses == 0,
+        "no BGP or BFD session lost (the scenario never kills a host or a link)",
+    );
     want(
         o.leftovers.is_empty(),
         &format!("nothing left: {:?}", o.leftovers),
