@@ -42,6 +42,9 @@ enum Cmd {
         /// Count datagrams, never reply (for one-way load).
         #[arg(long)]
         sink: bool,
+        /// Each socket's receive buffer in bytes (SO_RCVBUF; default: the system's).
+        #[arg(long, value_name = "BYTES")]
+        rcvbuf: Option<usize>,
     },
     /// Multi-flow load generator; prints (or writes) a JSON report.
     Loadgen(LoadgenArgs),
@@ -213,10 +216,21 @@ impl LoadgenArgs {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Echo { name, listen, sink } => {
+        Cmd::Echo {
+            name,
+            listen,
+            sink,
+            rcvbuf,
+        } => {
             // Runs until killed: the library's Process guard owns this process.
             let stop = AtomicBool::new(false);
-            echo::serve(&EchoConfig { name, listen, sink }, &stop)
+            let config = EchoConfig {
+                name,
+                listen,
+                sink,
+                recv_buffer: rcvbuf,
+            };
+            echo::serve(&config, &stop)
         }
         Cmd::Loadgen(args) => {
             let report = loadgen::run(&args.config()?)?;

@@ -40,6 +40,11 @@ use crate::traffic::tools::{EchoServer, Tools};
 /// Interface name of the client and the backends in their namespaces.
 const HOST_IF: &str = "eth0";
 
+/// The backends' echo servers' receive buffers: 4 MiB (the host's `rmem_max` here)
+/// hold seconds of a backend's share of the demo's traffic, where the default ~208 KiB
+/// held about a hundred milliseconds and overflowed whenever the machine was busy.
+const BACKEND_RCVBUF: usize = 4 << 20;
+
 /// The backends' bridge's MAC (locally administered).
 const BRIDGE_MAC: &str = "02:00:c6:12:80:01";
 
@@ -283,9 +288,14 @@ impl Fabric {
             listen.push(SocketAddr::new(plan::VIP.into(), plan::PORT));
         }
         let log = self.dir().join(format!("echo-b{j}.log"));
-        let echo = self
-            .tools
-            .start_echo_in(&ns, &plan::backend_name(j), &listen, false, &log)?;
+        let echo = self.tools.start_echo_in(
+            &ns,
+            &plan::backend_name(j),
+            &listen,
+            false,
+            Some(BACKEND_RCVBUF),
+            &log,
+        )?;
         self.backends.push(ns);
         self.echo.push(echo);
         Ok(())

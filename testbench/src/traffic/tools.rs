@@ -109,11 +109,12 @@ impl Tools {
             .addrs()
             .map(|a| SocketAddr::new(a.addr, port))
             .collect();
-        self.start_echo_in(host.ns(), host.name(), &listen, sink, log)
+        self.start_echo_in(host.ns(), host.name(), &listen, sink, None, log)
     }
 
-    /// Starts an echo server named `name` in `ns` on `listen` (addresses of one port)
-    /// and waits until it listens.
+    /// Starts an echo server named `name` in `ns` on `listen` (addresses of one port),
+    /// with receive buffers of `rcvbuf` bytes (`None`: the system default), and waits
+    /// until it listens.
     ///
     /// # Errors
     /// [`Error::Invalid`] without an address; otherwise as [`Tools::start_echo`].
@@ -123,6 +124,7 @@ impl Tools {
         name: &str,
         listen: &[SocketAddr],
         sink: bool,
+        rcvbuf: Option<usize>,
         log: &Path,
     ) -> Result<EchoServer> {
         let Some(port) = listen.first().map(SocketAddr::port) else {
@@ -135,6 +137,10 @@ impl Tools {
         }
         if sink {
             args.push("--sink".to_owned());
+        }
+        if let Some(bytes) = rcvbuf {
+            args.push("--rcvbuf".to_owned());
+            args.push(bytes.to_string());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = ns.spawn_udp_server(
