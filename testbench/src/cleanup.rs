@@ -3,7 +3,8 @@
 //! A run killed by a signal (Ctrl-C, CI timeout) never reaches its destructors. Its
 //! namespaces and run directory carry its pid (see [`crate::names`]); whatever belongs to
 //! a pid that is no longer alive is removed here: processes inside killed, namespaces
-//! deleted, directories removed. Runs of live processes are never touched.
+//! deleted, directories removed (run directories, and DPDK runtime directories whose
+//! `--file-prefix` carries the run's name). Runs of live processes are never touched.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,8 +56,23 @@ pub fn remove_stale() -> Result<CleanupReport> {
         report.namespaces.push(name);
     }
     let tmp = std::env::temp_dir();
-    let entries =
-        std::fs::read_dir(&tmp).map_err(|e| Error::io(format!("listing {}", tmp.display()), e))?;
+    remove_stale_dirs(&tmp, &mut report)?;
+    // DPDK runtime directories of runs that name their --file-prefix after the run (the
+    // scale-out scenario's appliances): EAL makes them even with --no-shconf.
+    let dpdk = Path::new(DPDK_RUNTIME);
+    if dpdk.is_dir() {
+        remove_stale_dirs(dpdk, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Where DPDK keeps its runtime directories when run as root.
+pub const DPDK_RUNTIME: &str = "/var/run/dpdk";
+
+/// Removes the entries of `parent` named after a dead run.
+fn remove_stale_dirs(parent: &Path, report: &mut CleanupReport) -> Result<()> {
+    let entries = std::fs::read_dir(parent)
+        .map_err(|e| Error::io(format!("listing {}", parent.display()), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -70,7 +86,7 @@ pub fn remove_stale() -> Result<CleanupReport> {
             report.dirs.push(path);
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

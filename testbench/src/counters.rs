@@ -53,6 +53,36 @@ fn parse_udp_arrivals(text: &str) -> Option<u64> {
     )
 }
 
+/// Datagrams the UDP layer of `ns` dropped for a full socket receive buffer so far
+/// (`RcvbufErrors`, IPv4 and IPv6): a receiver that fell behind.
+///
+/// # Errors
+/// The files cannot be read, or lack the counter.
+pub fn udp_rcvbuf_errors(ns: &Netns) -> Result<u64> {
+    let out = ns.run(
+        "cat",
+        &["/proc/net/snmp", "/proc/net/snmp6"],
+        Duration::from_secs(5),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let parsed = (|| {
+        let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+        let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+        let i = names.iter().position(|n| *n == "RcvbufErrors")?;
+        let v4: u64 = values.get(i)?.parse().ok()?;
+        let v6: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Udp6RcvbufErrors ")?.trim().parse().ok())
+            .unwrap_or(0);
+        Some(v4 + v6)
+    })();
+    parsed.ok_or_else(|| Error::Parse {
+        tool: "/proc/net/snmp".into(),
+        detail: "no Udp RcvbufErrors".into(),
+    })
+}
+
 /// One interface's packet counters (`ip -s link`, 64-bit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkStats {

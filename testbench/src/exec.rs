@@ -241,6 +241,14 @@ impl Process {
         }
     }
 
+    /// Sends SIGKILL without waiting: the kernel tears the process down (closing its
+    /// files, releasing its memory) while the caller watches what that causes; reap it
+    /// with [`Process::wait_timeout`] or [`Process::kill`].
+    pub fn sigkill(&mut self) {
+        // Fails only if the child is already gone.
+        let _ = self.child.kill();
+    }
+
     /// Kills it with SIGKILL and reaps it. Idempotent.
     pub fn kill(&mut self) {
         kill_and_reap(&mut self.child);

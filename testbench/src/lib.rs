@@ -22,6 +22,8 @@
 //!   distribution, echo or DNS requests; or one-way blast), run as `testbench`
 //!   subcommands inside namespaces; [`traffic::raw::send_frames`] — hand-made Ethernet
 //!   frames, for malformed-traffic tests.
+//! * [`ha`] — the scale-out scenario (`testbench demo-ha`): a BIRD router with ECMP in
+//!   front of three udplb appliances announcing one VIP over BGP; SIGKILL, join, drain.
 //! * [`mod@bench`] — `testbench bench-peers`: udplb side by side with nginx, nftables and
 //!   dnsdist, and the `dpdk-testpmd` driver.
 //!
@@ -43,6 +45,7 @@ pub mod counters;
 pub mod demo;
 pub mod error;
 pub mod exec;
+pub mod ha;
 pub mod manifests;
 pub mod metrics;
 pub mod names;

@@ -7,6 +7,8 @@
 //! testbench dns-watch --config-json '{...}' --output watch.json
 //! testbench cleanup
 //! testbench bench-peers --out docs/benchmarks
+//! testbench sessions --config-json '{…}' --output record.json
+//! testbench demo-ha [--ci] [--mode dsr]…
 //! ```
 #![forbid(unsafe_code)]
 
@@ -19,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use testbench::reliability::{ChaosOptions, SoakOptions};
 use testbench::traffic::echo::{self, EchoConfig};
 use testbench::traffic::loadgen::{self, LoadgenConfig, Mode, Payload};
-use testbench::{cleanup, Error, Result};
+use testbench::{cleanup, ha, Error, Result};
 
 #[derive(Parser)]
 #[command(name = "testbench", about = "udplb testbench tools", version)]
@@ -41,6 +43,9 @@ enum Cmd {
         /// Count datagrams, never reply (for one-way load).
         #[arg(long)]
         sink: bool,
+        /// Each socket's receive buffer in bytes (SO_RCVBUF; default: the system's).
+        #[arg(long, value_name = "BYTES")]
+        rcvbuf: Option<usize>,
     },
     /// Multi-flow load generator; prints (or writes) a JSON report.
     Loadgen(LoadgenArgs),
@@ -77,6 +82,29 @@ enum Cmd {
         /// Only redraw the plots and rewrite RESULTS.md from `--out`/results.json.
         #[arg(long)]
         render_only: bool,
+    },
+    /// Keeps UDP sessions alive through a VIP and records who answered each request
+    /// (the scale-out scenario's client; JSON configuration as `ha::sessions` defines).
+    Sessions {
+        /// The configuration as JSON.
+        #[arg(long)]
+        config_json: String,
+        /// Where to write the record.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Three udplb appliances behind a BIRD router with ECMP: SIGKILL, join and drain,
+    /// in each NAT mode; prints one `HA` line per mode (what `scripts/demo-ha` runs).
+    DemoHa {
+        /// The shorter CI variant (200 sessions, 2 s windows).
+        #[arg(long)]
+        ci: bool,
+        /// Modes to run (default: dsr, preserve-client, fullnat).
+        #[arg(long = "mode", value_name = "MODE")]
+        modes: Vec<String>,
+        /// Sessions (default 1000; 200 with --ci).
+        #[arg(long)]
+        sessions: Option<u32>,
     },
     /// Soak: pinned flows through udplb while a controller re-PUTs the full set every
     /// 100 ms, alternating two sets; prints one SOAK line (what `scripts/soak` runs).
@@ -199,10 +227,21 @@ impl LoadgenArgs {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Echo { name, listen, sink } => {
+        Cmd::Echo {
+            name,
+            listen,
+            sink,
+            rcvbuf,
+        } => {
             // Runs until killed: the library's Process guard owns this process.
             let stop = AtomicBool::new(false);
-            echo::serve(&EchoConfig { name, listen, sink }, &stop)
+            let config = EchoConfig {
+                name,
+                listen,
+                sink,
+                recv_buffer: rcvbuf,
+            };
+            echo::serve(&config, &stop)
         }
         Cmd::Loadgen(args) => {
             let report = loadgen::run(&args.config()?)?;
@@ -254,6 +293,59 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
+        Cmd::Sessions {
+            config_json,
+            output,
+        } => {
+            let config: ha::sessions::SessionsConfig = serde_json::from_str(&config_json)
+                .map_err(|e| Error::invalid("sessions --config-json", e.to_string()))?;
+            let record = ha::sessions::run(&config)?;
+            let json = serde_json::to_vec(&record)
+                .map_err(|e| Error::invalid("sessions record", e.to_string()))?;
+            std::fs::write(&output, json)
+                .map_err(|e| Error::io(format!("writing {}", output.display()), e))
+        }
+        Cmd::DemoHa {
+            ci,
+            modes,
+            sessions,
+        } => {
+            let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+            let udplb = testbench::appliance::udplb_binary()?;
+            let mut opts = if ci {
+                ha::HaOptions::ci(tools, udplb)
+            } else {
+                ha::HaOptions::full(tools, udplb)
+            };
+            if let Some(n) = sessions {
+                opts.sessions = n;
+            }
+            let modes = if modes.is_empty() {
+                ha::HaMode::ALL.to_vec()
+            } else {
+                modes
+                    .iter()
+                    .map(|m| {
+                        ha::HaMode::parse(m).ok_or_else(|| {
+                            Error::invalid(
+                                "--mode",
+                                format!("{m:?}: dsr, preserve-client or fullnat"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let outcomes = ha::run_demo(&opts, &modes)?;
+            let left: Vec<&String> = outcomes.iter().flat_map(|o| &o.leftovers).collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "demo-ha clean-up",
+                    format!("left behind: {left:?}"),
+                ))
+            }
+        }
         Cmd::Soak {
             minutes,
             flows,

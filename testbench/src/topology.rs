@@ -424,10 +424,10 @@ fn add_route(ns: &Netns, dst: &str, via: IpAddr) -> Result<()> {
 
 /// The run's scratch directory (logs, sockets); removed on drop unless a panic unwinds.
 #[derive(Debug)]
-struct RunDir(PathBuf);
+pub(crate) struct RunDir(pub(crate) PathBuf);
 
 impl RunDir {
-    fn create(id: &RunId) -> Result<RunDir> {
+    pub(crate) fn create(id: &RunId) -> Result<RunDir> {
         let path = std::env::temp_dir().join(id.stem());
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;

@@ -110,7 +110,46 @@ pub struct Announcer {
     status: AnnounceStatus,
 }
 
+/// Rewrites the include file to announce nothing and has BIRD read it (a failure is
+/// logged: the start fails anyway).
+fn announce_nothing(config: &AnnounceConfig) {
+    let empty = render(&[], &config.interface);
+    if let Err(err) = write_atomic(&config.include, &empty)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            BirdClient::connect(&config.socket, config.timeout)
+                .and_then(|mut c| c.configure())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    {
+        log::warn!("announce: could not withdraw through BIRD: {err}");
+    }
+}
+
 impl Announcer {
+    /// The checks [`Announcer::start`] makes, before anything is started (the interface
+    /// itself is created later, after the ports): a valid name that no interface has.
+    ///
+    /// # Errors
+    /// As [`Announcer::start`]; BIRD is then told to announce nothing.
+    pub fn preflight(config: &AnnounceConfig) -> Result<(), LivenessError> {
+        let problem = if !liveness::valid_name(&config.interface) {
+            Some(LivenessError::BadName(config.interface.clone()))
+        } else if liveness::exists(&config.interface) {
+            Some(LivenessError::Exists(config.interface.clone()))
+        } else {
+            None
+        };
+        match problem {
+            Some(e) => {
+                announce_nothing(config);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Creates the liveness interface (down) and hands BIRD a file that announces
     /// nothing, so a previous run's state never leaks into this one.
     ///
@@ -122,18 +161,7 @@ impl Announcer {
         let liveness = match Liveness::create(&config.interface) {
             Ok(l) => l,
             Err(e) => {
-                let empty = render(&[], &config.interface);
-                if let Err(err) = write_atomic(&config.include, &empty)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        BirdClient::connect(&config.socket, config.timeout)
-                            .and_then(|mut c| c.configure())
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    })
-                {
-                    log::warn!("announce: could not withdraw through BIRD: {err}");
-                }
+                announce_nothing(&config);
                 return Err(e);
             }
         };

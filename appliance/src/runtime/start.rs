@@ -2,9 +2,10 @@
 //!
 //! Order: settings checked against this host → the initial set (manifest files, or the
 //! persisted API set; `control::initial_set`) compiled (refused:
-//! nothing started) → liveness interface (with `announce`; down, so nothing is announced)
-//! → EAL → mempool → ports → control plane → slow path thread → backend health thread →
-//! workers on their lcores →
+//! nothing started) → the liveness interface's name checked (with `announce`) → EAL →
+//! mempool → ports → liveness interface (down, so nothing is announced; after the ports so
+//! that a killed process deletes it first) → control plane → slow path thread → backend
+//! health thread → workers on their lcores →
 //! management API, signals, manifest watcher → supervisor (health, drain, announcement).
 
 use std::collections::BTreeMap;
@@ -118,11 +119,10 @@ impl Appliance {
 
         // Before anything else: an interface of that name (a leftover persistent TAP)
         // refuses the start, and BIRD is told to announce nothing.
-        let announcer = settings
-            .announce
-            .as_ref()
-            .map(|a| Announcer::start(AnnounceConfig::from(a), std::time::Instant::now()))
-            .transpose()?;
+        let announce = settings.announce.as_ref().map(AnnounceConfig::from);
+        if let Some(a) = &announce {
+            Announcer::preflight(a)?;
+        }
 
         let eal = Eal::init(&settings.eal_arguments())?;
         let runtime_dir = eal.runtime_dir();
@@ -140,6 +140,12 @@ impl Appliance {
             SocketId::ANY,
         )?;
         let ports = Arc::new(PortSet::start(&settings, &pool, n_workers)?);
+        // The liveness interface after the ports: a dying process's files are released
+        // last-opened first, so its TAP goes (and BIRD withdraws) before the ports' sockets,
+        // whose release waits for RCU grace periods (seconds on a loaded host).
+        let announcer = announce
+            .map(|a| Announcer::start(a, std::time::Instant::now()))
+            .transpose()?;
         let network = Arc::new(ports.with(|p| ports::network(&settings, p))?);
         let static_neighbors: Vec<StaticNeighbor> = settings
             .neighbors

@@ -41,6 +41,9 @@ pub struct Supervisor {
     announce: Mutex<(Option<Decision>, Option<AnnounceStatus>)>,
     announcing: bool,
     stopping: AtomicBool,
+    /// Health at the last tick, and whether it was ever healthy (start-up is not logged).
+    was_healthy: AtomicBool,
+    ever_healthy: AtomicBool,
     wake_tx: Sender<Wake>,
     wake_rx: Receiver<Wake>,
 }
@@ -67,6 +70,8 @@ impl Supervisor {
             announce: Mutex::new((None, None)),
             announcing,
             stopping: AtomicBool::new(false),
+            was_healthy: AtomicBool::new(false),
+            ever_healthy: AtomicBool::new(false),
             wake_tx,
             wake_rx,
         })
@@ -99,7 +104,15 @@ impl Supervisor {
     /// One evaluation at `now`: decide, apply through `announcer` (when announcing),
     /// advance the drain.
     pub fn tick(&self, now: Instant, announcer: Option<&mut Announcer>) {
-        let healthy = self.health(now).is_healthy();
+        let health = self.health(now);
+        let healthy = health.is_healthy();
+        // A change is logged: with announcing, it withdraws or announces every VIP.
+        let was = self.was_healthy.swap(healthy, Ordering::SeqCst);
+        if was && !healthy && !self.stopping.load(Ordering::SeqCst) {
+            log::warn!("not healthy: {}", health.reasons().join("; "));
+        } else if !was && healthy && self.ever_healthy.swap(true, Ordering::SeqCst) {
+            log::info!("healthy again");
+        }
         let decision = decide(healthy, self.phase(), &vip_readiness(&self.plane.tables()));
         let status = announcer.map(|a| {
             a.apply(&decision, now);

@@ -30,6 +30,11 @@ pub struct EchoConfig {
     pub listen: Vec<SocketAddr>,
     /// Count only, do not reply.
     pub sink: bool,
+    /// Each socket's receive buffer (`SO_RCVBUF`, bytes; the kernel caps it at
+    /// `net.core.rmem_max`); `None`: the system default (~208 KiB, a few hundred small
+    /// datagrams, which a server descheduled for 100 ms at a few thousand per second
+    /// overflows).
+    pub recv_buffer: Option<usize>,
 }
 
 /// Counters shared by the serving threads.
@@ -89,6 +94,11 @@ pub fn serve(config: &EchoConfig, stop: &AtomicBool) -> Result<()> {
             socket
                 .set_read_timeout(Some(STOP_POLL))
                 .map_err(|e| Error::io(format!("configuring {addr}"), e))?;
+            if let Some(bytes) = config.recv_buffer {
+                socket2::SockRef::from(&socket)
+                    .set_recv_buffer_size(bytes)
+                    .map_err(|e| Error::io(format!("setting the receive buffer of {addr}"), e))?;
+            }
             Ok((socket, *addr))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -199,12 +209,14 @@ mod tests {
             name: "two words".into(),
             listen: vec!["198.18.1.11:7000".parse().unwrap()],
             sink: false,
+            recv_buffer: None,
         };
         assert!(matches!(serve(&no_name, &stop), Err(Error::Invalid { .. })));
         let no_addr = EchoConfig {
             name: "b".into(),
             listen: vec![],
             sink: false,
+            recv_buffer: None,
         };
         assert!(matches!(serve(&no_addr, &stop), Err(Error::Invalid { .. })));
     }

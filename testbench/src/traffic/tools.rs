@@ -142,20 +142,41 @@ impl Tools {
             .addrs()
             .map(|a| SocketAddr::new(a.addr, port))
             .collect();
-        let mut args = vec![
-            "echo".to_owned(),
-            "--name".to_owned(),
-            host.name().to_owned(),
-        ];
-        for addr in &listen {
+        self.start_echo_in(host.ns(), host.name(), &listen, sink, None, log)
+    }
+
+    /// Starts an echo server named `name` in `ns` on `listen` (addresses of one port),
+    /// with receive buffers of `rcvbuf` bytes (`None`: the system default), and waits
+    /// until it listens.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without an address; otherwise as [`Tools::start_echo`].
+    pub fn start_echo_in(
+        &self,
+        ns: &Netns,
+        name: &str,
+        listen: &[SocketAddr],
+        sink: bool,
+        rcvbuf: Option<usize>,
+        log: &Path,
+    ) -> Result<EchoServer> {
+        let Some(port) = listen.first().map(SocketAddr::port) else {
+            return Err(Error::invalid("echo listen", "give at least one address"));
+        };
+        let mut args = vec!["echo".to_owned(), "--name".to_owned(), name.to_owned()];
+        for addr in listen {
             args.push("--listen".to_owned());
             args.push(addr.to_string());
         }
         if sink {
             args.push("--sink".to_owned());
         }
+        if let Some(bytes) = rcvbuf {
+            args.push("--rcvbuf".to_owned());
+            args.push(bytes.to_string());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = host.ns().spawn_udp_server(
+        let process = ns.spawn_udp_server(
             &self.bin,
             &args,
             log,
@@ -165,8 +186,8 @@ impl Tools {
         )?;
         Ok(EchoServer {
             process,
-            name: host.name().to_owned(),
-            listen,
+            name: name.to_owned(),
+            listen: listen.to_vec(),
         })
     }
 
