@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! testbench echo --name backend-0 --listen 198.18.1.11:7000 [--sink]
+//! testbench hold --listen 198.18.1.11:7000
+//! testbench udpgen --device net_af_xdp0,iface=eth0 --lcore 0 --file-prefix gen1 < jobs
 //! testbench loadgen --target 198.18.0.10:7000 --source 198.19.0.100 --flows 100 --count 10
 //! testbench stats --server 198.18.1.11:7000
 //! testbench cleanup
-//! testbench bench-peers --out docs/benchmarks
+//! testbench bench-peers --out docs/benchmarks [--quick] [--gen-port af-xdp|af-packet]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -40,8 +42,29 @@ enum Cmd {
         #[arg(long)]
         sink: bool,
     },
+    /// Binds UDP sockets and never reads them: datagrams reach the UDP layer and, once
+    /// the socket buffer is full, are counted there as receive-buffer errors. A sink that
+    /// costs no CPU beyond the kernel's delivery.
+    Hold {
+        /// Address to bind (repeatable).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+    },
     /// Multi-flow load generator; prints (or writes) a JSON report.
     Loadgen(LoadgenArgs),
+    /// DPDK one-way UDP generator on a kernel-attached port: reads jobs (JSON lines) on
+    /// stdin, answers each with a report line; see `testbench::traffic::udpgen`.
+    Udpgen {
+        /// DPDK device, e.g. `net_af_xdp0,iface=eth0` or `net_af_packet0,iface=eth0`.
+        #[arg(long)]
+        device: String,
+        /// The lcore (CPU) to run on.
+        #[arg(long, default_value_t = 0)]
+        lcore: u32,
+        /// DPDK --file-prefix (unique per process).
+        #[arg(long)]
+        file_prefix: String,
+    },
     /// Prints the counters of an echo server as JSON.
     Stats {
         /// The echo server's address.
@@ -65,6 +88,15 @@ enum Cmd {
         /// Only redraw the plots and rewrite RESULTS.md from `--out`/results.json.
         #[arg(long)]
         render_only: bool,
+        /// A smoke run: short steps, 64-byte cases only, short latency runs.
+        #[arg(long)]
+        quick: bool,
+        /// The generator's DPDK port on the client's veth.
+        #[arg(long, value_enum, default_value = "af-xdp")]
+        gen_port: GenPortArg,
+        /// The command line to name in RESULTS.md (default: this one).
+        #[arg(long)]
+        command: Option<String>,
     },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
@@ -75,7 +107,27 @@ enum Cmd {
         /// dig queries per address family.
         #[arg(long, default_value_t = 9)]
         queries: u16,
+        /// udplb's DPDK port: a TAP, or AF_XDP / AF_PACKET on a veth.
+        #[arg(long, value_enum, default_value = "tap")]
+        port: DemoPortArg,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoPortArg {
+    Tap,
+    #[value(alias = "af_xdp")]
+    AfXdp,
+    #[value(alias = "af_packet")]
+    AfPacket,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenPortArg {
+    #[value(alias = "af_xdp")]
+    AfXdp,
+    #[value(alias = "af_packet")]
+    AfPacket,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,6 +224,31 @@ fn run(cli: Cli) -> Result<()> {
             let stop = AtomicBool::new(false);
             echo::serve(&EchoConfig { name, listen, sink }, &stop)
         }
+        Cmd::Hold { listen } => {
+            let _sockets = listen
+                .iter()
+                .map(|a| {
+                    std::net::UdpSocket::bind(a).map_err(|e| Error::io(format!("bind {a}"), e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Runs until killed: the library's Process guard owns this process.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Cmd::Udpgen {
+            device,
+            lcore,
+            file_prefix,
+        } => testbench::traffic::udpgen::serve(
+            &testbench::traffic::udpgen::GenOptions {
+                device,
+                lcore,
+                file_prefix,
+            },
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        ),
         Cmd::Loadgen(args) => {
             let report = loadgen::run(&args.config()?)?;
             let json = serde_json::to_string_pretty(&report)
@@ -201,15 +278,36 @@ fn run(cli: Cli) -> Result<()> {
             out,
             dns_manifests,
             render_only: false,
+            quick,
+            gen_port,
+            command,
         } => {
             let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
             testbench::bench::run(&testbench::bench::BenchOptions {
                 out,
                 tools,
                 dns_manifests,
+                quick,
+                gen_port: match gen_port {
+                    GenPortArg::AfXdp => testbench::bench::GenPort::AfXdp,
+                    GenPortArg::AfPacket => testbench::bench::GenPort::AfPacket,
+                },
+                command: command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
             })
         }
-        Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
+        Cmd::Demo {
+            manifests,
+            queries,
+            port,
+        } => testbench::demo::run(
+            &manifests,
+            queries,
+            match port {
+                DemoPortArg::Tap => testbench::demo::DemoPort::Tap,
+                DemoPortArg::AfXdp => testbench::demo::DemoPort::AfXdp,
+                DemoPortArg::AfPacket => testbench::demo::DemoPort::AfPacket,
+            },
+        ),
         Cmd::Cleanup => {
             let report = cleanup::remove_stale()?;
             for ns in &report.namespaces {
