@@ -92,11 +92,15 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
         /// The generator's DPDK port on the client's veth.
-        #[arg(long, value_enum, default_value = "af-xdp")]
+        #[arg(long, value_enum, default_value = "af-packet")]
         gen_port: GenPortArg,
         /// The command line to name in RESULTS.md (default: this one).
         #[arg(long)]
         command: Option<String>,
+        /// Only these peers, comma-separated (direct, udplb-af-xdp, udplb-af-packet,
+        /// udplb-tap, nftables, nginx, dnsdist); default: all.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
@@ -281,7 +285,15 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             gen_port,
             command,
+            only,
         } => {
+            let only = only
+                .iter()
+                .map(|p| {
+                    serde_json::from_value(serde_json::Value::String(p.clone()))
+                        .map_err(|_| Error::invalid("bench-peers --only", format!("no peer {p:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
             testbench::bench::run(&testbench::bench::BenchOptions {
                 out,
@@ -293,6 +305,7 @@ fn run(cli: Cli) -> Result<()> {
                     GenPortArg::AfPacket => testbench::bench::GenPort::AfPacket,
                 },
                 command: command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+                only,
             })
         }
         Cmd::Demo {

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::placement;
 use super::procfs;
 use super::results::{Ladder, Step};
 use crate::counters;
@@ -144,7 +145,11 @@ pub(super) struct Bencher<'t> {
 struct Snapshot {
     udp: u64,
     link: u64,
+    /// The client's interface: frames handed to the lb side, and refused by it.
+    client_tx: u64,
     client_tx_dropped: u64,
+    /// The lb side of the client's veth: frames it could not queue for processing.
+    lb_rx_dropped: u64,
     cpu: Vec<procfs::CpuTicks>,
     gen_cpu_s: f64,
 }
@@ -180,10 +185,13 @@ impl Bencher<'_> {
             link += counters::link_stats(b.ns(), HOST_IFACE)?.rx_packets;
         }
         let client = counters::link_stats(self.topo.client(0).ns(), HOST_IFACE)?;
+        let lb = counters::link_stats(self.topo.lb_ns(), placement::CLIENT_PORT)?;
         Ok(Snapshot {
             udp,
             link,
+            client_tx: client.tx_packets,
             client_tx_dropped: client.tx_dropped,
+            lb_rx_dropped: lb.rx_dropped,
             cpu: procfs::machine_ticks(),
             gen_cpu_s: procfs::process_cpu_seconds(self.gen.pid()),
         })
@@ -231,18 +239,23 @@ impl Bencher<'_> {
         let gen_cpu_s = (after.gen_cpu_s - before.gen_cpu_s).max(0.0);
         let delivered = after.udp.saturating_sub(before.udp);
         let elapsed = report.elapsed_s.max(1e-6);
+        // What left the generator's interface, by the kernel's count: what the lb side
+        // took plus what it refused.
+        let refused = after
+            .client_tx_dropped
+            .saturating_sub(before.client_tx_dropped);
+        let sent = after.client_tx.saturating_sub(before.client_tx) + refused;
         Ok(Step {
             offered_pps: load.rate,
-            sent: report.sent,
-            sent_pps: report.sent_pps,
+            sent,
+            sent_pps: sent as f64 / elapsed,
+            gen_accepted: report.sent,
             elapsed_s: report.elapsed_s,
             delivered,
             delivered_pps: delivered as f64 / elapsed,
             link_delivered: after.link.saturating_sub(before.link),
-            ingress_dropped: after
-                .client_tx_dropped
-                .saturating_sub(before.client_tx_dropped),
-            loss: loss(report.sent, delivered),
+            ingress_dropped: refused + after.lb_rx_dropped.saturating_sub(before.lb_rx_dropped),
+            loss: loss(sent, delivered),
             sut_cpu_s: (busy_s - gen_cpu_s).max(0.0),
             gen_cpu_s,
             cpu_busy,

@@ -100,6 +100,8 @@ pub struct BenchOptions {
     pub gen_port: GenPort,
     /// The command line, for the report.
     pub command: String,
+    /// Only these peers (empty: all); the generator alone is measured either way.
+    pub only: Vec<Peer>,
 }
 
 /// Step lengths and cases of a run.
@@ -182,7 +184,8 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             results.failures.push(format!("generator alone: {e}"));
         }
     }
-    for peer in ECHO_PEERS {
+    let wanted = |p: &Peer| opts.only.is_empty() || opts.only.contains(p);
+    for peer in ECHO_PEERS.into_iter().filter(wanted) {
         eprintln!("== {} (echo workload)", peer.label());
         match echo_workload(peer, &tools, &plan) {
             Ok((r, steering)) => {
@@ -197,7 +200,10 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             }
         }
     }
-    for peer in [Peer::Direct, Peer::UdplbAfXdp, Peer::Dnsdist] {
+    for peer in [Peer::Direct, Peer::UdplbAfXdp, Peer::Dnsdist]
+        .into_iter()
+        .filter(wanted)
+    {
         eprintln!("== {} (DNS workload)", peer.label());
         match dns_workload(peer, &tools, &opts.dns_manifests, &plan) {
             Ok((rr, max)) => {

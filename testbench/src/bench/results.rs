@@ -12,10 +12,15 @@ use crate::traffic::loadgen::Report;
 pub struct Step {
     /// Offered packets (or new flows) per second; `None`: unpaced.
     pub offered_pps: Option<f64>,
-    /// Datagrams the generator's port accepted.
+    /// Frames that left the generator's interface (its `tx_packets + tx_dropped`: what
+    /// the lb side took, or refused).
     pub sent: u64,
     /// `sent` over the sending time.
     pub sent_pps: f64,
+    /// Datagrams the generator's DPDK port accepted (above `sent` when the PMD loses
+    /// frames on the way to the interface).
+    #[serde(default)]
+    pub gen_accepted: u64,
     /// Sending time, seconds.
     pub elapsed_s: f64,
     /// Datagrams that reached the backends' UDP layer (`/proc/net/snmp{,6}`:
@@ -25,8 +30,9 @@ pub struct Step {
     pub delivered_pps: f64,
     /// Frames the backends' interfaces received (`ip -s link`, summed).
     pub link_delivered: u64,
-    /// Frames the client's interface could not hand to the lb side (`tx_dropped` of its
-    /// veth: the system under test did not drain its side in time).
+    /// Frames refused entering the lb side: the client's veth could not hand them over
+    /// (its `tx_dropped`), or the lb side could not queue them for its CPU (`rx_dropped` of
+    /// its end): the system under test did not keep up.
     pub ingress_dropped: u64,
     /// `1 - delivered / sent`.
     pub loss: f64,
