@@ -209,7 +209,7 @@ pub fn markdown(r: &Results, notes: &[String]) -> String {
     saturation_section(&mut s, r, &echo_peers, &cases);
     let _ = writeln!(
         s,
-        "## Plots\n\n![throughput](throughput.png)\n\n![latency CDF](latency_cdf.png)\n"
+        "## Plots\n\n![highest rate with < 0.1 % loss](max_pps.png)\n\n![delivered vs sent, every step](throughput.png)\n\n![latency CDF](latency_cdf.png)\n"
     );
     let _ = writeln!(s, "## Notes\n");
     let _ = writeln!(s, "{}", NOTES.trim());
