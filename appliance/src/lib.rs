@@ -7,12 +7,16 @@
 //! in-memory queues in tests) ← `control` (compile → publish; counter sums) ← `mgmt`
 //! (commands from files, signals and HTTP), `slowpath` (host stack), `metrics`
 //! (Prometheus/OpenMetrics exposition), `settings` (appliance.yaml), `runtime` (start-up,
-//! serve, shutdown).
+//! serve, shutdown). Scale-out: `health` (can this appliance serve?), `drain` (withdraw,
+//! finish the flows, report), `announce` (VIPs over BGP through BIRD, failing closed).
 #![deny(unsafe_code)]
 
+pub mod announce;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
+pub mod drain;
+pub mod health;
 pub mod metrics;
 pub mod mgmt;
 pub mod runtime;

@@ -1,7 +1,7 @@
 //! `udplb`: the appliance binary. A thin command line over the `appliance` library.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -62,6 +62,37 @@ enum Command {
         /// Print the full Prometheus metrics instead of the key counters.
         #[arg(long)]
         metrics: bool,
+        /// A file holding the token to send (the read token, or the write token), when
+        /// `management.read_token_file` is set.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// Drain a running appliance: withdraw every VIP, keep serving its flows until they are
+    /// idle or the deadline passes, then report `drained`.
+    ///
+    /// Prints the drain state (state, flows_remaining, ...). `--cancel` announces again;
+    /// `--status` only prints. The systemd unit runs `udplb drain --wait` before it stops.
+    Drain {
+        /// The management API address.
+        #[arg(long, default_value = "127.0.0.1:9180")]
+        api: String,
+        /// A file holding the write token (`management.token_file`); default:
+        /// /etc/udplb/token when that file exists.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// How long to wait for flows to go idle (e.g. 30s); default: the appliance's
+        /// `drain.deadline`.
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["cancel", "status"])]
+        deadline: Option<String>,
+        /// Block until drained or the deadline has passed.
+        #[arg(long, conflicts_with_all = ["cancel", "status"])]
+        wait: bool,
+        /// Cancel a drain: announce the VIPs again.
+        #[arg(long, conflicts_with = "status")]
+        cancel: bool,
+        /// Print the drain state only.
+        #[arg(long)]
+        status: bool,
     },
 }
 
@@ -103,12 +134,51 @@ fn main() -> ExitCode {
             eprintln!("{}", outcome.stderr_summary);
             ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(2))
         }
-        Command::Status { api, metrics } => match appliance::mgmt::print_status(&api, metrics) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("udplb status: {e}");
-                ExitCode::from(2)
+        Command::Drain {
+            api,
+            token_file,
+            deadline,
+            wait,
+            cancel,
+            status,
+        } => {
+            let action = if cancel {
+                appliance::mgmt::DrainAction::Cancel
+            } else if status {
+                appliance::mgmt::DrainAction::Status
+            } else {
+                appliance::mgmt::DrainAction::Start { deadline, wait }
+            };
+            let default = Path::new(appliance::mgmt::DEFAULT_TOKEN_FILE);
+            let result = appliance::mgmt::read_token(token_file.as_deref(), Some(default))
+                .and_then(|token| appliance::mgmt::drain(&api, token.as_deref(), &action));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("udplb drain: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
+        Command::Status {
+            api,
+            metrics,
+            token_file,
+        } => {
+            let token = match appliance::mgmt::read_token(token_file.as_deref(), None) {
+                Ok(token) => token,
+                Err(e) => {
+                    eprintln!("udplb status: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match appliance::mgmt::print_status(&api, metrics, token.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("udplb status: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

@@ -116,6 +116,25 @@ pub struct MetricsSnapshot {
     pub neighbors: u64,
     /// Identity-keyed traffic per listener, route and backend, over every generation.
     pub entities: BTreeMap<Entity, Traffic>,
+    /// Backend endpoints that serve several preserve-client listeners (their flows are
+    /// kept on one owner worker).
+    pub shared_endpoints: u64,
+    /// Health, heartbeats, drain and announcement (the running appliance; `None` for a
+    /// control plane alone).
+    pub appliance: Option<ApplianceSample>,
+}
+
+/// The appliance's own state at a scrape: health, workers' heartbeats, drain, VIPs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplianceSample {
+    /// Whether `/healthz` would answer 200.
+    pub healthy: bool,
+    /// Each worker's heartbeat age in seconds (`None`: not polled yet), in worker order.
+    pub heartbeat_ages: Vec<Option<f64>>,
+    /// `serving`, `draining` or `drained`.
+    pub drain_state: &'static str,
+    /// Each VIP with a listener and whether it is announced (empty without `announce`).
+    pub vips: Vec<(String, bool)>,
 }
 
 impl MetricsSnapshot {
@@ -225,6 +244,15 @@ impl Collector for SnapshotCollector {
             MetricKind::Gauge,
             &[(Vec::new(), s.neighbors)],
         )?;
+        f.one(
+            "udplb_shared_endpoints",
+            "Backend endpoints serving several preserve-client listeners (flows kept on one owner worker).",
+            MetricKind::Gauge,
+            &[(Vec::new(), s.shared_endpoints)],
+        )?;
+        if let Some(a) = &s.appliance {
+            f.appliance(a)?;
+        }
         f.entities(&s.entities)
     }
 }
@@ -238,6 +266,50 @@ fn labelled(
 }
 
 impl Family<'_, '_> {
+    fn appliance(&mut self, a: &ApplianceSample) -> Result<(), std::fmt::Error> {
+        self.one(
+            "udplb_healthy",
+            "1 when the appliance can serve (ports up, workers polling, configuration applied), as /healthz says.",
+            MetricKind::Gauge,
+            &[(Vec::new(), u64::from(a.healthy))],
+        )?;
+        let workers: Vec<String> = (0..a.heartbeat_ages.len()).map(|w| w.to_string()).collect();
+        let mut family = self.encoder.encode_descriptor(
+            "udplb_worker_heartbeat_age_seconds",
+            "Seconds since the worker's last poll round.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (worker, age) in workers.iter().zip(&a.heartbeat_ages) {
+            // A worker that never polled has no age: its sample is infinite.
+            let age = age.unwrap_or(f64::INFINITY);
+            let labels = vec![("worker", worker.as_str())];
+            let sample = family.encode_family(&labels)?;
+            ConstGauge::new(age).encode(sample)?;
+        }
+        let states: Vec<(Labels<'_>, u64)> = ["serving", "draining", "drained"]
+            .iter()
+            .map(|s| (vec![("state", *s)], u64::from(*s == a.drain_state)))
+            .collect();
+        self.one(
+            "udplb_drain_state",
+            "1 for the current drain state (serving, draining, drained).",
+            MetricKind::Gauge,
+            &states,
+        )?;
+        let vips: Vec<(Labels<'_>, u64)> = a
+            .vips
+            .iter()
+            .map(|(vip, on)| (vec![("vip", vip.as_str())], u64::from(*on)))
+            .collect();
+        self.one(
+            "udplb_vip_announced",
+            "1 when the VIP is announced to the routing daemon (liveness interface up, BIRD configured).",
+            MetricKind::Gauge,
+            &vips,
+        )
+    }
+
     /// Writes one family: `name` is the full sample name, as scrapers see it.
     fn one(
         &mut self,

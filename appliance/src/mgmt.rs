@@ -4,12 +4,15 @@
 //! - [`MgmtCommand`]: every command the appliance takes, one typed enum, answered by an
 //!   [`MgmtHandler`] (the appliance's control plane) with an [`MgmtReply`] or an
 //!   [`MgmtError`] that keeps its cause as data.
-//! - [`ManagementServer`]: the HTTP/1.1 API (`PUT /v1/manifests`, `GET /v1/status`,
-//!   `GET /metrics`, `GET /healthz`) on plain std threads: requests become commands,
-//!   replies and errors become status codes.
+//! - [`ManagementServer`]: the HTTP/1.1 API (`PUT /v1/manifests`, `POST /v1/reload`,
+//!   `GET /v1/status`, `GET /metrics`, `GET /healthz`, `GET/POST/DELETE /v1/drain`; the
+//!   table in `routes.rs`) on hyper and a tokio runtime confined to its own thread:
+//!   requests become commands, replies and errors become status codes.
+//! - [`Serial`]: the thread that runs commands changing the configuration, one at a time,
+//!   so that nobody (HTTP, signals) waits on a compile.
 //! - [`ManifestWatcher`]: polls the manifest paths and reports changes.
 //! - [`SignalListener`]: turns SIGHUP into a reload and SIGINT/SIGTERM into a shutdown.
-//! - [`fetch`] / [`request`]: the client that `udplb status` uses.
+//! - [`fetch`] / [`request`]: the client that `udplb status` uses; [`drain`]: `udplb drain`.
 //!
 //! Reload triggers and signals meet in one channel of [`MgmtEvent`]s that the main loop
 //! blocks on:
@@ -34,13 +37,18 @@
 
 mod client;
 mod command;
+mod drain;
 mod events;
 mod http;
+mod routes;
+mod serial;
 mod server;
 mod watch;
 
-pub use client::{fetch, print_status, request, ClientError};
-pub use command::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply};
+pub use client::{fetch, print_status, read_token, request, ClientError};
+pub use command::{MgmtCommand, MgmtError, MgmtHandler, MgmtReply, CONFIRM_REMOVE_ALL};
+pub use drain::{run as drain, DrainAction, DEFAULT_TOKEN_FILE};
 pub use events::{MgmtEvent, ReloadReason, ShutdownSignal, SignalListener};
-pub use server::{ManagementServer, ServerError, MAX_BODY_BYTES};
-pub use watch::{Fingerprint, ManifestWatcher};
+pub use serial::{Outcome, Serial};
+pub use server::{ManagementServer, ServerError, Tokens, MAX_BODY_BYTES};
+pub use watch::{Fingerprint, ManifestWatcher, Settling, SETTLE};

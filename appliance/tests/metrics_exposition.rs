@@ -103,6 +103,7 @@ fn plane() -> ControlPlane {
                 reply_packets: i + 3,
                 reply_bytes: i + 4,
                 flows_created: i + 5,
+                icmp_unreachable: i + 6,
             };
         }
         c.entities = e;

@@ -21,6 +21,8 @@ use appliance::mgmt::{
 struct FakeControl {
     applied: Mutex<Vec<String>>,
     unhealthy: AtomicBool,
+    /// Drain commands received, as `Debug` text.
+    drains: Mutex<Vec<String>>,
 }
 
 impl FakeControl {
@@ -39,7 +41,7 @@ impl MgmtHandler for FakeControl {
 
     fn handle(&self, command: MgmtCommand) -> Result<MgmtReply, MgmtError<FakeProblems>> {
         match command {
-            MgmtCommand::ApplyManifests { yaml } => {
+            MgmtCommand::ApplyManifests { yaml, .. } => {
                 if !yaml.contains("kind:") || yaml.contains("invalid") {
                     return Err(MgmtError::Refused(FakeProblems(vec![
                         "UDPRoute default/dns: spec.rules[0].backendRefs[0].port: required".into(),
@@ -65,10 +67,35 @@ impl MgmtHandler for FakeControl {
                     self.generation()
                 ),
             }),
-            MgmtCommand::Health => Ok(MgmtReply::Health {
-                healthy: !self.unhealthy.load(Ordering::SeqCst),
-            }),
-            command @ MgmtCommand::Reload(_) => Err(MgmtError::Unsupported {
+            MgmtCommand::Health => {
+                let unhealthy = self.unhealthy.load(Ordering::SeqCst);
+                Ok(MgmtReply::Health {
+                    healthy: !unhealthy,
+                    reasons: if unhealthy {
+                        vec![
+                            "port edge: link down".into(),
+                            "worker 1: heartbeat 2.3 s old (limit 0.5 s)".into(),
+                        ]
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+            c @ (MgmtCommand::Drain { .. } | MgmtCommand::Undrain | MgmtCommand::DrainStatus) => {
+                self.drains.lock().expect("lock").push(format!("{c:?}"));
+                Ok(MgmtReply::Drain(appliance::drain::DrainReport {
+                    state: if matches!(c, MgmtCommand::Undrain) {
+                        "serving"
+                    } else {
+                        "draining"
+                    },
+                    flows_remaining: 2,
+                    elapsed_ms: None,
+                    deadline_in_ms: None,
+                    ended_by: None,
+                }))
+            }
+            command @ (MgmtCommand::Reload(_) | MgmtCommand::UseFiles { .. }) => Err(MgmtError::Unsupported {
                 command: command.name(),
             }),
         }
@@ -107,6 +134,32 @@ impl Api {
         stream.write_all(bytes).expect("send");
         let mut response = Vec::new();
         let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// Sends `head`, then `filler` bytes of body from another thread (ignoring write
+    /// errors: the server may answer and close before the end), and returns the response.
+    fn raw_streaming(&self, head: &[u8], filler: usize) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(head).expect("send");
+        let mut writer = stream.try_clone().expect("clone");
+        let sender = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 << 10];
+            let mut left = filler;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if writer.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let _ = sender.join();
         String::from_utf8_lossy(&response).into_owned()
     }
 
@@ -258,7 +311,68 @@ fn healthz_follows_control() {
     api.control.unhealthy.store(true, Ordering::SeqCst);
     assert_eq!(
         fetch(&api.addr, "/healthz").expect("healthz"),
-        (503, "unhealthy\n".into())
+        (
+            503,
+            "unhealthy\nport edge: link down\nworker 1: heartbeat 2.3 s old (limit 0.5 s)\n".into()
+        )
+    );
+}
+
+#[test]
+fn drain_routes_need_the_token_to_change_anything_and_parse_the_deadline() {
+    let api = Api::start(Some("s3cret"));
+    // Reading the state needs no token.
+    assert_eq!(
+        fetch(&api.addr, "/v1/drain").expect("get"),
+        (200, "state: draining\nflows_remaining: 2\n".into())
+    );
+    // Starting and cancelling do.
+    for method in ["POST", "DELETE"] {
+        let (code, body) = request(&api.addr, method, "/v1/drain", None, None).expect("call");
+        assert_eq!(
+            (code, body.as_str()),
+            (401, "a valid bearer token is required\n")
+        );
+        assert_eq!(
+            request(&api.addr, method, "/v1/drain", None, Some("nope"))
+                .expect("call")
+                .0,
+            401
+        );
+    }
+    let call = |method: &str, path: &str| {
+        request(&api.addr, method, path, None, Some("s3cret")).expect("call")
+    };
+    assert_eq!(call("POST", "/v1/drain").0, 200);
+    assert_eq!(call("POST", "/v1/drain?deadline=45s").0, 200);
+    assert_eq!(call("POST", "/v1/drain?deadline=1500ms").0, 200);
+    let (code, body) = call("POST", "/v1/drain?deadline=soon");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.starts_with("deadline: "), "{body}");
+    let (code, body) = call("POST", "/v1/drain?deadline=25h");
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "deadline 25h is out of range (0s to 24h)\n")
+    );
+    assert_eq!(
+        call("DELETE", "/v1/drain"),
+        (200, "state: serving\nflows_remaining: 2\n".into())
+    );
+    let raw = api.raw(b"PUT /v1/drain HTTP/1.1\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 405 "), "{raw}");
+    assert!(
+        raw.contains("\r\nAllow: GET, HEAD, POST, DELETE\r\n"),
+        "{raw}"
+    );
+    assert_eq!(
+        *api.control.drains.lock().expect("lock"),
+        [
+            "DrainStatus",
+            "Drain { deadline: None }",
+            "Drain { deadline: Some(45s) }",
+            "Drain { deadline: Some(1.5s) }",
+            "Undrain",
+        ]
     );
 }
 
@@ -295,12 +409,13 @@ fn oversize_bodies_get_413_before_being_read() {
         raw.ends_with("request body exceeds the limit of 16777216 bytes\n"),
         "{raw}"
     );
-    // Chunked bodies are bounded as they arrive.
+    // Chunked bodies are bounded as they arrive: the chunk's bytes are counted as they
+    // come (hyper decodes the chunks), so the harness sends them.
     let big_chunk = format!(
         "PUT /v1/manifests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
         MAX_BODY_BYTES + 1
     );
-    let raw = api.raw(big_chunk.as_bytes());
+    let raw = api.raw_streaming(big_chunk.as_bytes(), MAX_BODY_BYTES + 1);
     assert!(raw.starts_with("HTTP/1.1 413 "), "{raw}");
     assert_eq!(api.control.generation(), 0);
 }

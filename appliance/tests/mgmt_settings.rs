@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use appliance::control::SourceMode;
 use appliance::settings::{Device, Settings, SettingsError, SnatReach};
 use pipelines::spec::{HashKey, NatMode};
 
@@ -85,9 +86,11 @@ fn tap_example_parses_with_the_testbench_topology() {
     assert_eq!(s.eal_args[..3], ["--no-huge", "-m", "512"]);
     // Relative manifest paths resolve against the settings file's directory.
     assert_eq!(
-        s.manifests,
+        s.manifests.paths,
         [example("").join("../../config/examples/dns/")]
     );
+    assert_eq!(s.manifests.source, SourceMode::Both, "the short form");
+    assert_eq!(s.manifests.state_dir, None);
     assert_eq!(s.management.listen.to_string(), "127.0.0.1:9180");
 }
 
@@ -104,6 +107,12 @@ fn pci_example_parses() {
     assert_eq!(
         s.management.token_file.as_deref(),
         Some(Path::new("/etc/udplb/token"))
+    );
+    assert_eq!(s.manifests.source, SourceMode::Both);
+    assert_eq!(s.manifests.paths, [PathBuf::from("/etc/udplb/manifests/")]);
+    assert_eq!(
+        s.manifests.state_dir.as_deref(),
+        Some(Path::new("/var/lib/udplb"))
     );
     // The SNAT addresses sit on the backends' link: port "backends" answers for them.
     assert_eq!(s.ports[1].name, "backends");
@@ -400,21 +409,151 @@ fn from_file_names_the_file_and_token_file_is_read() {
     )
     .expect("write");
     let s = Settings::from_file(&good).expect("good");
-    assert_eq!(s.manifests, [dir.join("m/"), PathBuf::from("/abs.yaml")]);
+    assert_eq!(
+        s.manifests.paths,
+        [dir.join("m/"), PathBuf::from("/abs.yaml")]
+    );
     assert_eq!(s.management.token_file, Some(dir.join("token")));
     let err = s.management.read_token().expect_err("no token file yet");
     assert!(
         err.to_string().starts_with("management.token_file: "),
         "{err}"
     );
-    std::fs::write(dir.join("token"), "  \n").expect("write");
+    write_secret(&dir.join("token"), "  \n");
     let err = s.management.read_token().expect_err("empty token");
     assert!(err.to_string().ends_with("the file is empty"), "{err}");
-    std::fs::write(dir.join("token"), "s3cret-token\n").expect("write");
+    write_secret(&dir.join("token"), "s3cret-token\n");
     assert_eq!(
         s.management.read_token().expect("token"),
         Some("s3cret-token".to_owned())
     );
+}
+
+/// Writes a token file readable by its owner only.
+fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// As ssh does with keys: a token file readable by group or others is refused, naming the
+/// field; both token files are read, and read again when asked (SIGHUP).
+#[test]
+fn token_files_must_be_private_and_are_read_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("udplb-settings-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = RemoveDir(dir.clone());
+    let good = dir.join("appliance.yaml");
+    std::fs::write(
+        &good,
+        format!("{BASE}management: {{token_file: w, read_token_file: r}}\n"),
+    )
+    .expect("write");
+    let s = Settings::from_file(&good).expect("settings");
+    write_secret(&dir.join("w"), "write-1\n");
+    write_secret(&dir.join("r"), "read-1\n");
+    let tokens = s.management.read_tokens().expect("tokens");
+    assert_eq!(
+        (tokens.write.as_deref(), tokens.read.as_deref()),
+        (Some("write-1"), Some("read-1"))
+    );
+    // Rotation: the file changes, the next read sees it.
+    write_secret(&dir.join("w"), "write-2\n");
+    assert_eq!(
+        s.management.read_tokens().expect("tokens").write.as_deref(),
+        Some("write-2")
+    );
+    for (file, field) in [
+        ("w", "management.token_file"),
+        ("r", "management.read_token_file"),
+    ] {
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o640))
+            .expect("chmod");
+        let err = s.management.read_tokens().expect_err("group-readable");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{field}: {}: readable by group or others (mode 0640); chmod 600 it",
+                dir.join(file).display()
+            )
+        );
+        write_secret(&dir.join(file), "again\n");
+    }
+}
+
+#[test]
+fn a_non_loopback_api_needs_a_token() {
+    assert_eq!(
+        error_text(&format!(
+            "{BASE}management: {{listen: \"198.18.0.1:9180\"}}\n"
+        )),
+        "management.token_file: required when management.listen (198.18.0.1) is not a loopback \
+         address: anyone who reaches it could replace the configuration"
+    );
+    assert_eq!(
+        error_text(&format!("{BASE}management: {{listen: \"[::]:9180\"}}\n")),
+        "management.token_file: required when management.listen (::) is not a loopback \
+         address: anyone who reaches it could replace the configuration"
+    );
+    for ok in [
+        "management: {listen: \"127.0.0.1:9180\"}\n",
+        "management: {listen: \"[::1]:9180\"}\n",
+        "management: {listen: \"198.18.0.1:9180\", token_file: /etc/udplb/token}\n",
+    ] {
+        Settings::from_str(&format!("{BASE}{ok}")).expect(ok);
+    }
+}
+
+#[test]
+fn manifests_take_a_list_or_a_mapping_with_their_rules() {
+    let s = Settings::from_str(&format!(
+        "{BASE}manifests: {{source: api, state_dir: /var/lib/udplb}}\n"
+    ))
+    .expect("api");
+    assert_eq!(s.manifests.source, SourceMode::Api);
+    let s = Settings::from_str(&format!(
+        "{BASE}manifests: {{source: files, paths: [m/]}}\n"
+    ))
+    .expect("files");
+    assert_eq!(s.manifests.paths, [PathBuf::from("m/")]);
+    let s = Settings::from_str(BASE).expect("none");
+    assert_eq!(s.manifests.source, SourceMode::Both);
+    assert!(s.manifests.paths.is_empty());
+    for (doc, want) in [
+        (
+            "manifests: {source: files}",
+            "manifests.paths: required with source files",
+        ),
+        (
+            "manifests: {source: api}",
+            "manifests.state_dir: required with source api: the set PUT /v1/manifests accepts \
+             must survive a restart",
+        ),
+        (
+            "manifests: {source: api, paths: [m/], state_dir: s}",
+            "manifests.paths: not read with source api (use source both to serve files until \
+             a PUT)",
+        ),
+        (
+            "manifests: {source: files, paths: [m/], state_dir: s}",
+            "manifests.state_dir: only used with source api or both (files are their own \
+             record)",
+        ),
+    ] {
+        assert_eq!(error_text(&format!("{BASE}{doc}\n")), want, "{doc}");
+    }
+    let err = Settings::from_str(&format!("{BASE}manifests: {{source: git}}\n"))
+        .expect_err("unknown source")
+        .to_string();
+    assert!(
+        err.starts_with("manifests.source: unknown variant `git`"),
+        "{err}"
+    );
+    let err = Settings::from_str(&format!("{BASE}manifests: {{path: [m/]}}\n"))
+        .expect_err("unknown field")
+        .to_string();
+    assert!(err.starts_with("manifests: unknown field `path`"), "{err}");
 }
 
 struct RemoveDir(PathBuf);

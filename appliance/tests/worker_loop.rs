@@ -73,6 +73,7 @@ struct Rig {
     /// The worker's epoch; `now` is the time since.
     epoch: Instant,
     now: Duration,
+    heartbeat: Arc<appliance::worker::Heartbeat>,
 }
 
 impl Rig {
@@ -106,6 +107,7 @@ impl Rig {
         }
         let setup = builder.build();
         let report = Arc::clone(setup.report());
+        let heartbeat = Arc::clone(setup.heartbeat());
         Rig {
             pool,
             wires,
@@ -118,6 +120,7 @@ impl Rig {
             inject,
             epoch,
             now: Duration::ZERO,
+            heartbeat,
         }
     }
 
@@ -509,6 +512,45 @@ fn new_tables_are_adopted_between_bursts() {
         "the old generation's entity counters are retired"
     );
     assert_eq!(r.counters.flows_repinned, 1);
+}
+
+#[test]
+fn every_round_stamps_the_heartbeat_with_its_time_and_tables() {
+    let mut rig = Rig::new();
+    let hb = Arc::clone(&rig.heartbeat);
+    let first = hb.generation();
+    assert_ne!(
+        first, 0,
+        "the starting tables are known before the first round"
+    );
+    assert_eq!(
+        hb.age(rig.epoch + Duration::from_secs(1)),
+        None,
+        "no round yet"
+    );
+    rig.advance(Duration::from_millis(10));
+    assert_eq!(
+        hb.age(rig.epoch + Duration::from_millis(510)),
+        Some(Duration::from_millis(500))
+    );
+    // An idle round stamps too: the heartbeat says "polling", not "busy".
+    rig.advance(Duration::from_millis(700));
+    assert_eq!(
+        hb.age(rig.epoch + Duration::from_millis(710)),
+        Some(Duration::ZERO)
+    );
+    const MOVED: &[support::Listener] = &[listener(
+        "dns",
+        53,
+        &[service("dns", &["198.18.1.2"], 5353)],
+    )];
+    let moved = support::tables("198.18.2.1", MOVED);
+    let generation = moved.generation();
+    rig.tables.send(moved).expect("worker listens for tables");
+    assert_eq!(hb.generation(), first, "adopted only at the next round");
+    rig.advance(Duration::from_millis(1));
+    assert_eq!(hb.generation(), generation);
+    rig.finish();
 }
 
 /// Past the report interval, so a round publishes the report.

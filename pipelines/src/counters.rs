@@ -39,6 +39,11 @@ pub struct Traffic {
     pub reply_bytes: u64,
     /// Flows created (including stateless fallbacks, which count as one flow each).
     pub flows_created: u64,
+    /// Backends only: ICMP port or host unreachable errors about this backend's flows
+    /// (from the backend, or a router on the way to it), counted before the error is
+    /// translated to the client. The passive health signal: the appliance's health
+    /// module watches the deltas per endpoint (and `reply_packets` for recoveries).
+    pub icmp_unreachable: u64,
 }
 
 impl Traffic {
@@ -49,6 +54,7 @@ impl Traffic {
         self.reply_packets += o.reply_packets;
         self.reply_bytes += o.reply_bytes;
         self.flows_created += o.flows_created;
+        self.icmp_unreachable += o.icmp_unreachable;
     }
 }
 
@@ -126,6 +132,31 @@ impl EntityCounters {
             out.push((Entity::Backend(key, *addr), *t));
         }
         Some(out)
+    }
+}
+
+/// Drop counts, indexed by [`DropReason::index`]: an array (through `Deref`) that is
+/// `Default` at any length (the standard library's arrays stop at 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropCounts(pub [u64; DropReason::COUNT]);
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DropReason::COUNT])
+    }
+}
+
+impl std::ops::Deref for DropCounts {
+    type Target = [u64; DropReason::COUNT];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DropCounts {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -354,10 +385,41 @@ crate::counters! {
             "Preserve-client replies translated without a flow on this worker (the \
              backend endpoint serves one listener)."
         ),
+        /// Flows moved off a backend the health snapshot excludes.
+        flows_repinned_unhealthy: counter(
+            "flows_repinned_unhealthy_total",
+            "Flows whose backend became unhealthy and that picked a healthy one."
+        ),
+        /// IP fragments given `Tx` or `Fragment` (first and later fragments alike).
+        fragments_forwarded: counter(
+            "fragments_forwarded_total",
+            "IP fragments forwarded (every fragment of a fragmented datagram)."
+        ),
+        /// Fragments given `Hold` (arrived before their datagram's first fragment).
+        fragments_held: counter(
+            "fragments_held_total",
+            "IP fragments held until their datagram's first fragment arrived."
+        ),
+        /// Hold slots in use now.
+        fragments_waiting: gauge(
+            "fragments_waiting",
+            "IP fragments held now, waiting for their first fragment."
+        ),
+        /// Datagrams in the fragment table now.
+        fragment_entries: gauge(
+            "fragment_table_entries",
+            "Fragmented datagrams tracked in the fragment tables."
+        ),
+        /// ICMP errors about flows translated (either direction).
+        icmp_translated: counter(
+            "icmp_errors_translated_total",
+            "ICMP errors about UDP flows translated and forwarded (from backends to \
+             clients and from the clients' side to backends)."
+        ),
     }
     extra {
         /// Drops, indexed by [`DropReason::index`].
-        pub drops: [u64; DropReason::COUNT],
+        pub drops: DropCounts,
         /// Packets to the slow path, indexed by [`HostReason::index`].
         pub to_host: [u64; HostReason::COUNT],
         /// Per-entity counters of the current tables generation.
@@ -386,7 +448,7 @@ impl Counters {
     /// returns whether they were.
     pub fn merge(&mut self, o: &Counters) -> bool {
         self.add_counters(o);
-        for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
         }
         for (a, b) in self.to_host.iter_mut().zip(&o.to_host) {

@@ -38,6 +38,10 @@ pub struct Tuple {
 
 /// Flow flag: record in use.
 const IN_USE: u8 = 1;
+/// Flow flag: a reply has been seen (the replied idle timeout applies). DSR flows never
+/// get it (their replies never pass udplb): their backends' unreplied timeout is the
+/// replied one ([`crate::tables::Backend::timeouts_ns`]).
+pub const REPLIED: u8 = 2;
 /// Flow flag: IPv6.
 pub const IPV6: u8 = 4;
 
@@ -60,13 +64,13 @@ pub struct Flow {
     pub snat_port: u16,
     /// Expiry time (ns).
     pub expires: u64,
-    /// Idle timeout in ms, to refresh `expires` on replies.
+    /// Replied idle timeout in ms (the backend's), to refresh `expires` on replies.
     pub idle_ms: u32,
     /// Cached listener index in the current tables (verified before use).
     pub listener_idx: u32,
     /// Cached backend index in the listener's route (verified before use).
     pub backend_idx: u32,
-    /// [`IPV6`] | in-use.
+    /// [`IPV6`] | [`REPLIED`] | in-use.
     pub flags: u8,
     /// The NAT mode it was created with (it keeps it across configuration changes). A
     /// byte of its own (it fits the record's padding): the forward path reads it per
@@ -120,6 +124,11 @@ impl Flow {
     /// Whether the flow is IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.flags & IPV6 != 0
+    }
+
+    /// Whether a reply has been seen.
+    pub fn is_replied(&self) -> bool {
+        self.flags & REPLIED != 0
     }
 }
 

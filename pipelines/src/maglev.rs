@@ -147,11 +147,30 @@ impl Maglev {
     /// Slot value for a flow hash (upper 32 bits scaled onto the table: no division).
     #[inline]
     pub fn lookup(&self, hash: u64) -> u32 {
-        let idx = ((hash >> 32) * self.slots.len() as u64) >> 32;
         self.slots
-            .get(usize::try_from(idx).unwrap_or(0))
+            .get(self.index(hash))
             .copied()
             .unwrap_or(NO_BACKEND)
+    }
+
+    #[inline]
+    fn index(&self, hash: u64) -> usize {
+        let idx = ((hash >> 32) * self.slots.len() as u64) >> 32;
+        usize::try_from(idx).unwrap_or(0)
+    }
+
+    /// The first slot value that `accept` takes, walking the ring from the slot of `hash`
+    /// (which is tried first) and wrapping; `None` when no slot is accepted. How
+    /// unhealthy backends are skipped without rebuilding the table: their slots fall to
+    /// the next accepted slot's owner, so their share spreads over the others in
+    /// proportion to their slots (the slot order is a mix of every permutation), and the
+    /// same table, hash and `accept` always give the same value (every appliance with the
+    /// same health agrees). Costs one step per skipped slot: about `1 / (share of
+    /// accepted slots)` on average, at most the table size.
+    pub fn lookup_accepting(&self, hash: u64, accept: impl Fn(u32) -> bool) -> Option<u32> {
+        let start = self.index(hash);
+        let (after, before) = self.slots.split_at(start.min(self.slots.len()));
+        before.iter().chain(after).copied().find(|&v| accept(v))
     }
 
     /// Memory held by the table.

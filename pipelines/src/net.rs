@@ -114,7 +114,14 @@ pub struct PortConfig {
     /// has TX checksum offload on. The fast path looks for that signature on such ports
     /// only and drops what fails verification (`unfinished_udp_checksum`).
     pub unfinished_rx_checksums: bool,
+    /// The largest IP packet the port sends (its MTU, [`DEFAULT_MTU`] unless configured).
+    /// Larger datagrams routed through it get `ToHost(TooBig)` (IPv4 with DF, IPv6) or
+    /// `Verdict::Fragment` (IPv4 without DF).
+    pub mtu: u16,
 }
+
+/// The MTU of an Ethernet port that sets none.
+pub const DEFAULT_MTU: u16 = 1500;
 
 /// A static route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,6 +352,8 @@ pub struct Network {
     /// Per port, sorted: the multicast MACs it listens to (IPv6 all-nodes and the
     /// solicited-node groups of the port's IPv6 addresses and the SNAT address).
     joined: Vec<Vec<MacAddr>>,
+    /// The smallest port MTU: packets up to it fit every port (one compare per packet).
+    min_mtu: u16,
 }
 
 impl Network {
@@ -435,6 +444,7 @@ impl Network {
                 macs
             })
             .collect();
+        let min_mtu = ports.iter().map(|p| p.mtu).min().unwrap_or(DEFAULT_MTU);
         Ok(Network {
             ports,
             snat,
@@ -442,12 +452,26 @@ impl Network {
             fib6,
             own,
             joined,
+            min_mtu,
         })
     }
 
     /// The ports, by port id.
     pub fn ports(&self) -> &[PortConfig] {
         &self.ports
+    }
+
+    /// The smallest MTU of any port: an IP packet up to this long fits wherever it goes.
+    #[inline]
+    pub fn min_mtu(&self) -> u16 {
+        self.min_mtu
+    }
+
+    /// The MTU of `port` ([`DEFAULT_MTU`] for a port that does not exist).
+    pub fn mtu(&self, port: u16) -> u16 {
+        self.ports
+            .get(usize::from(port))
+            .map_or(DEFAULT_MTU, |p| p.mtu)
     }
 
     /// SNAT configuration.
@@ -518,12 +542,14 @@ mod tests {
                     addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                     checksum: ChecksumCaps::empty(),
                     unfinished_rx_checksums: false,
+                    mtu: DEFAULT_MTU,
                 },
                 PortConfig {
                     mac: MacAddr([2, 0, 0, 0, 0, 2]),
                     addresses: vec![net("198.18.1.254", 24)],
                     checksum: ChecksumCaps::all(),
                     unfinished_rx_checksums: false,
+                    mtu: DEFAULT_MTU,
                 },
             ],
             vec![StaticRoute {
@@ -629,6 +655,7 @@ mod tests {
                 addresses: vec![net("198.18.0.1", 32)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: DEFAULT_MTU,
             }],
             vec![],
             SnatConfig {

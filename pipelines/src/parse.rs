@@ -12,8 +12,11 @@
 //!   checksum stays wrong and the receiver drops the datagram, as it would have without us.
 //!   (The worker looks for unfinished checksums on kernel-attached ports only:
 //!   [`crate::checksum::is_unfinished_udp`].)
-//! - Fragments are dropped (`fragment`): there is no reassembly, and only the first fragment
-//!   carries the ports, so later ones could not be classified.
+//! - Fragments are classified as [`Parsed::Fragment`] without further work (they are rare
+//!   and leave the hot path): the fragment handler reads them again with [`fragment`],
+//!   which keeps what following a datagram fragment by fragment needs ([`ParsedFragment`]:
+//!   the (source, destination, identification) key, offset, more-fragments, and for the
+//!   first fragment its UDP header). There is no reassembly.
 //! - The UDP length field must equal the IP payload length (after IPv6 extension headers).
 //!
 //! Speed: nearly all traffic is Ethernet, ≤ 2 VLAN tags, IPv4 without options or IPv6
@@ -86,6 +89,9 @@ pub enum Parsed {
     Arp,
     /// ICMPv4 or ICMPv6 (not a fragment).
     Icmp,
+    /// An IP fragment (IPv4 with more-fragments or an offset, IPv6 with a fragmenting
+    /// fragment header), of any protocol: read it with [`fragment`].
+    Fragment,
     /// Another IP protocol (TCP, ...), with its destination.
     OtherIp {
         /// Destination address.
@@ -236,7 +242,7 @@ fn parse_full(frame: &[u8]) -> Parsed {
         }
     };
     if payload.fragmented {
-        return Parsed::Drop(DropReason::Fragment);
+        return Parsed::Fragment;
     }
     let l3_off = match &sliced.net {
         Some(NetSlice::Ipv4(v4)) => v4.header().slice().as_ptr() as usize - base,
@@ -278,6 +284,173 @@ fn parse_full(frame: &[u8]) -> Parsed {
         udp_len,
         ttl,
         vlans,
+    })
+}
+
+/// One IP fragment of a UDP datagram ([`fragment`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedFragment {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Identification (IPv4: 16 bits; IPv6: the fragment header's 32 bits).
+    pub id: u32,
+    /// Offset of this fragment's data in the datagram, in bytes (a multiple of 8).
+    pub offset: u16,
+    /// More fragments follow.
+    pub more: bool,
+    /// IPv4 DF bit (always false for IPv6, which routers never fragment anyway).
+    pub dont_fragment: bool,
+    /// Offset of the IP header in the frame.
+    pub l3_off: u16,
+    /// Offset of the fragment's data (after the IPv4 header, or the IPv6 fragment
+    /// header).
+    pub data_off: u16,
+    /// Length of the fragment's data.
+    pub data_len: u16,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// Number of VLAN tags.
+    pub vlans: u8,
+    /// The first fragment (offset 0): its UDP header, as a datagram of the ports and
+    /// UDP length it carries (`udp_len` is the reassembled datagram's, larger than what
+    /// this fragment holds; `l4_off` = `data_off`).
+    pub first: Option<ParsedUdp>,
+}
+
+impl ParsedFragment {
+    /// Whether the datagram is IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.dst.is_ipv6()
+    }
+}
+
+/// Reads a frame that [`parse`] classified as [`Parsed::Fragment`]. Only fragments of
+/// UDP datagrams are accepted (for IPv6, the fragment header's next header must be UDP);
+/// everything else is an error naming the drop reason: `fragment` for another protocol,
+/// a non-last fragment whose length is not a positive multiple of 8, data beyond 65,535
+/// bytes, or a first fragment too short for the UDP header; `malformed_udp` /
+/// `truncated_udp` for a first fragment's UDP header as for a whole datagram (ports 0,
+/// IPv6 checksum 0, a length below 8 or below what the fragment carries). Never panics.
+///
+/// # Errors
+/// The [`DropReason`] to count.
+pub fn fragment(frame: &[u8]) -> Result<ParsedFragment, DropReason> {
+    let sliced = SlicedPacket::from_ethernet(frame).map_err(|e| slice_error_reason(&e))?;
+    let mut vlans: u8 = 0;
+    for ext in &sliced.link_exts {
+        match ext {
+            LinkExtSlice::Vlan(_) => vlans += 1,
+            LinkExtSlice::Macsec(_) => return Err(DropReason::UnsupportedLink),
+        }
+    }
+    if vlans > 2 {
+        return Err(DropReason::UnsupportedLink);
+    }
+    let base = frame.as_ptr() as usize;
+    let off = |p: *const u8| u16::try_from(p as usize - base).map_err(|_| DropReason::BadIpLength);
+    let (src, dst, ttl, id, offset, more, df, l3_off, payload) = match &sliced.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            if checksum::ipv4_header_sum(h.slice()) != 0 {
+                return Err(DropReason::BadIpv4Checksum);
+            }
+            if h.protocol() != IpNumber::UDP {
+                return Err(DropReason::Fragment);
+            }
+            (
+                IpAddr::V4(Ipv4Addr::from(h.source())),
+                IpAddr::V4(Ipv4Addr::from(h.destination())),
+                h.ttl(),
+                u32::from(h.identification()),
+                h.fragments_offset().value(),
+                h.more_fragments(),
+                h.dont_fragment(),
+                off(h.slice().as_ptr())?,
+                v4.payload(),
+            )
+        }
+        Some(NetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            });
+            let Some(frag) = frag else {
+                return Err(DropReason::Fragment);
+            };
+            if frag.next_header() != IpNumber::UDP {
+                return Err(DropReason::Fragment);
+            }
+            (
+                IpAddr::V6(Ipv6Addr::from(h.source())),
+                IpAddr::V6(Ipv6Addr::from(h.destination())),
+                h.hop_limit(),
+                frag.identification(),
+                frag.fragment_offset().value(),
+                frag.more_fragments(),
+                false,
+                off(h.slice().as_ptr())?,
+                v6.payload(),
+            )
+        }
+        Some(NetSlice::Arp(_)) | None => return Err(DropReason::NonIp),
+    };
+    if !payload.fragmented || payload.ip_number != IpNumber::UDP {
+        return Err(DropReason::Fragment);
+    }
+    let data = payload.payload;
+    let data_off = off(data.as_ptr())?;
+    let data_len = u16::try_from(data.len()).map_err(|_| DropReason::BadIpLength)?;
+    // The offset field counts 8-byte units (13 bits): `value() * 8` fits a u16.
+    let offset = offset.checked_mul(8).ok_or(DropReason::Fragment)?;
+    if u32::from(offset) + u32::from(data_len) > u32::from(u16::MAX)
+        || (more && (data_len == 0 || data_len % 8 != 0))
+    {
+        return Err(DropReason::Fragment);
+    }
+    let first = if offset == 0 {
+        let Some(udp) = data.first_chunk::<8>() else {
+            return Err(DropReason::Fragment);
+        };
+        let word = |i: usize| u16::from_be_bytes([udp[i], udp[i + 1]]);
+        let (src_port, dst_port, udp_len, check) = (word(0), word(2), word(4), word(6));
+        if src_port == 0 || dst_port == 0 || (dst.is_ipv6() && check == 0) {
+            return Err(DropReason::MalformedUdp);
+        }
+        if usize::from(udp_len) < Udp::<&[u8]>::HEADER_LEN || udp_len < data_len {
+            return Err(DropReason::TruncatedUdp);
+        }
+        Some(ParsedUdp {
+            flow: FlowKey {
+                src,
+                dst,
+                src_port,
+                dst_port,
+            },
+            l3_off,
+            l4_off: data_off,
+            udp_len,
+            ttl,
+            vlans,
+        })
+    } else {
+        None
+    };
+    Ok(ParsedFragment {
+        src,
+        dst,
+        id,
+        offset,
+        more,
+        dont_fragment: df,
+        l3_off,
+        data_off,
+        data_len,
+        ttl,
+        vlans,
+        first,
     })
 }
 
@@ -348,11 +521,34 @@ mod tests {
     }
 
     #[test]
-    fn fragments_are_dropped() {
+    fn fragments_are_classified_and_read_on_demand() {
         let mut f = UDP4;
         f[20] = 0x20; // More Fragments
+        f[16..18].copy_from_slice(&[0, 24]); // total length 24: 4 bytes of data
         let f = with_ip_checksum(f);
-        assert_eq!(parse(&f), Parsed::Drop(DropReason::Fragment));
+        assert_eq!(parse(&f), Parsed::Fragment);
+        // 4 bytes of data: neither a multiple of 8 nor room for the UDP header.
+        assert_eq!(fragment(&f), Err(DropReason::Fragment));
+        // A first fragment of 8 bytes: the UDP header, whose length covers more.
+        let mut f = UDP4;
+        f[20] = 0x20;
+        f[16..18].copy_from_slice(&[0, 28]);
+        let f = with_ip_checksum(f);
+        let p = fragment(&f).expect("first fragment");
+        assert_eq!((p.offset, p.more, p.data_off, p.data_len), (0, true, 34, 8));
+        let udp = p.first.expect("carries the UDP header");
+        assert_eq!(
+            (udp.flow.src_port, udp.flow.dst_port, udp.udp_len),
+            (40000, 53, 10)
+        );
+        // A later fragment (offset 8 bytes, last): no UDP header.
+        let mut f = UDP4;
+        f[20..22].copy_from_slice(&[0x00, 0x01]);
+        f[16..18].copy_from_slice(&[0, 22]);
+        let f = with_ip_checksum(f);
+        let p = fragment(&f).expect("later fragment");
+        assert_eq!((p.offset, p.more, p.first), (8, false, None));
+        assert_eq!((p.id, p.data_len), (1, 2));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::maglev::{self, Endpoint, Maglev};
 use crate::net::{AddrSet, MacAddr};
 use crate::spec::{
     BackendSpec, ForwardingConfig, HashKey, ListenerKey, NatMode, RouteKey, ServiceKey,
+    DEFAULT_UNREPLIED_TIMEOUT,
 };
 
 /// The default Maglev seed: fixed, so every appliance agrees out of the box. The
@@ -36,7 +37,9 @@ pub const DEFAULT_MAGLEV_SEED: u64 = 0x7564_706c_6200_0001;
 /// The default Maglev table size per route (prime; 100 × 655 backends).
 pub const DEFAULT_MAGLEV_SIZE: u32 = 65537;
 
-/// The default flow idle timeout.
+/// The default flow idle timeout (of replied flows; unreplied flows default to the
+/// shorter of this and [`DEFAULT_UNREPLIED_TIMEOUT`], see
+/// [`crate::spec::ListenerOptions::flow_timeouts`]).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Appliance-wide parameters of the data plane (from the appliance's own settings).
@@ -48,7 +51,8 @@ pub struct DataplaneParams {
     pub maglev_seed: u64,
     /// NAT mode of listeners that do not override it.
     pub default_nat_mode: NatMode,
-    /// Flow idle timeout of listeners that do not override it.
+    /// Idle timeout of replied flows of listeners that do not override it. (Unreplied
+    /// flows default to [`DEFAULT_UNREPLIED_TIMEOUT`], capped by this.)
     pub default_idle_timeout: Duration,
     /// Hash key of listeners that do not override it.
     pub default_hash_key: HashKey,
@@ -115,6 +119,9 @@ pub enum TableError {
 pub struct Backend {
     /// Address and port: the stable identity flows are pinned to.
     pub addr: SocketAddr,
+    /// The address in the 16-byte form flow records keep (IPv4-mapped for IPv4), so a
+    /// flow's cached backend is checked with one compare.
+    pub ip16: [u8; 16],
     /// The Service port it was reached through.
     pub service: ServiceKey,
     /// Scaled weight (0 takes no new flows).
@@ -126,6 +133,14 @@ pub struct Backend {
     /// The listener is preserve-client and this endpoint also serves another
     /// preserve-client listener (see [`Tables::shared_endpoints`]).
     pub shared: bool,
+    /// Idle timeouts of a flow pinned to it, in ns, indexed by whether the flow has seen
+    /// a reply: `[unreplied, replied]`. Replied: its [`BackendSpec::idle_timeout`]
+    /// (session affinity), else the listener's; unreplied: the listener's (for a DSR
+    /// listener the replied one: its replies never pass udplb). An array, so the
+    /// forward path indexes it instead of branching.
+    pub timeouts_ns: [u64; 2],
+    /// The replied timeout in milliseconds, as flow records keep it.
+    pub replied_ms: u32,
 }
 
 /// The route of a listener, with its Maglev table.
@@ -189,10 +204,14 @@ pub struct Listener {
     pub nat_mode: NatMode,
     /// Effective hash key.
     pub hash_key: HashKey,
-    /// Effective idle timeout in nanoseconds.
+    /// Effective idle timeout of a flow that has seen a reply, in nanoseconds (before any
+    /// backend's own, [`Backend::timeouts_ns`]).
     pub idle_timeout_ns: u64,
-    /// The same in milliseconds, as flow records keep it.
+    /// The same in milliseconds.
     pub idle_ms: u32,
+    /// Effective idle timeout of a flow that has not seen a reply yet, in nanoseconds
+    /// ([`crate::spec::ListenerOptions::flow_timeouts`]).
+    pub unreplied_timeout_ns: u64,
     /// The attached route, if any.
     pub route: Option<Route>,
     /// Preserve-client with at least one shared endpoint: its flows live on their
@@ -296,6 +315,9 @@ impl Tables {
         let mut listeners = Vec::with_capacity(specs.len());
         for (li, l) in specs.iter().enumerate() {
             let li = u32::try_from(li).map_err(|_| TableError::TooMany { what: "listeners" })?;
+            let timeouts = l
+                .options
+                .flow_timeouts(params.default_idle_timeout, DEFAULT_UNREPLIED_TIMEOUT);
             let route = match &l.route {
                 None => None,
                 Some(r) => {
@@ -327,13 +349,20 @@ impl Tables {
                                     .map_err(|_| TableError::TooMany { what: "backends" })?,
                             });
                         }
+                        let replied = b.idle_timeout.unwrap_or(timeouts.replied);
+                        let dsr =
+                            l.options.nat_mode.unwrap_or(params.default_nat_mode) == NatMode::Dsr;
+                        let unreplied = if dsr { replied } else { timeouts.unreplied };
                         backends.push(Backend {
                             addr: b.addr,
+                            ip16: ip16(b.addr.ip()),
                             service: b.service.clone(),
                             weight: b.weight,
                             draining: b.draining,
                             counter_idx,
                             shared: false,
+                            timeouts_ns: [nanos(unreplied), nanos(replied)],
+                            replied_ms: millis(replied),
                         });
                     }
                     if dropped_weight > 0 {
@@ -368,19 +397,15 @@ impl Tables {
                     })
                 }
             };
-            let idle = l
-                .options
-                .idle_timeout
-                .unwrap_or(params.default_idle_timeout);
             listeners.push(Listener {
                 vip: l.vip,
                 port: l.port,
                 key: l.key.clone(),
                 nat_mode: l.options.nat_mode.unwrap_or(params.default_nat_mode),
                 hash_key: l.options.hash_key.unwrap_or(params.default_hash_key),
-                // Saturating: settings and annotations bound it to 24 h.
-                idle_timeout_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
-                idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
+                idle_timeout_ns: nanos(timeouts.replied),
+                idle_ms: millis(timeouts.replied),
+                unreplied_timeout_ns: nanos(timeouts.unreplied),
                 route,
                 steered: false,
             });
@@ -524,6 +549,16 @@ impl Tables {
             + self.endpoint_index.len() * 4
             + self.endpoints.len() * std::mem::size_of::<EndpointEntry>()
     }
+}
+
+/// A timeout in ns, saturating (settings, annotations and policies bound it to 24 h).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A timeout in ms, saturating.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 #[inline]

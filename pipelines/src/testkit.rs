@@ -61,6 +61,7 @@ pub fn network(offload: bool) -> Network {
                 addresses: vec![net("198.18.0.254", 24), net("2001:2::fe", 64)],
                 checksum: ChecksumCaps::empty(),
                 unfinished_rx_checksums: false,
+                mtu: crate::net::DEFAULT_MTU,
             },
             PortConfig {
                 mac: PORT1_MAC,
@@ -71,6 +72,7 @@ pub fn network(offload: bool) -> Network {
                     ChecksumCaps::empty()
                 },
                 unfinished_rx_checksums: false,
+                mtu: crate::net::DEFAULT_MTU,
             },
         ],
         vec![

@@ -30,6 +30,27 @@ pub enum Verdict {
         /// [`crate::fastpath::steer::client_owner`] for a steered listener).
         worker: u16,
     },
+    /// An IP fragment that arrived before its datagram's first fragment: the appliance
+    /// keeps the buffer (and the port it arrived on) in its hold slot `slot`, untouched,
+    /// until [`crate::FastPath::take_released`] names that slot: `Run` (the first
+    /// fragment has arrived: pass the buffer through the fast path again, with its input
+    /// port) or `Expired` (its datagram timed out: free it, it has been counted). The fast
+    /// path keeps only metadata (see [`crate::fragment`]); slots are below
+    /// [`crate::FastPathParams::fragment_holds`].
+    Hold {
+        /// The hold slot.
+        slot: u16,
+    },
+    /// Like `Tx`, but the rewritten IPv4 datagram (no DF bit) is larger than `port`'s MTU:
+    /// split it with [`crate::refragment::split_ipv4`] into fragments of at most `mtu`
+    /// bytes and send those on `port`. Every checksum is final (no offload is requested,
+    /// the UDP checksum covers the whole datagram).
+    Fragment {
+        /// Output port index.
+        port: u16,
+        /// The port's MTU (largest IP packet).
+        mtu: u16,
+    },
 }
 
 /// Checksum work the fast path left for the NIC (DPDK `ol_flags` and `l2_len`/`l3_len`).
@@ -72,14 +93,36 @@ pub enum HostReason {
     /// A new flow fell into the route's dropped-weight share: the slow path answers with
     /// ICMP destination unreachable from the VIP (rate-limited).
     Reject,
+    /// The datagram's TTL / hop limit would reach 0 when forwarded: the slow path sends
+    /// ICMP time exceeded in transit (IPv4 type 11 code 0, ICMPv6 type 3 code 0) to the
+    /// datagram's source, rate-limited (see the crate docs, "ICMP the slow path sends").
+    /// Only for a unicast source and a datagram that is not a later fragment; otherwise
+    /// the fast path drops it as `ttl_expired`.
+    TimeExceeded,
+    /// The datagram is larger than the output port's MTU and may not be fragmented on the
+    /// way (IPv4 with DF set, or any IPv6): the slow path sends IPv4 destination
+    /// unreachable code 4 "fragmentation needed" with next-hop MTU `mtu` (RFC 1191), or
+    /// ICMPv6 packet too big with MTU `mtu` (RFC 4443 §3.2, RFC 8201), to the datagram's
+    /// source, rate-limited.
+    TooBig {
+        /// The output port's MTU.
+        mtu: u16,
+    },
 }
 
 impl HostReason {
     /// Number of kinds (size of the counter array).
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 7;
     /// Counter names, indexed by [`HostReason::index`].
-    pub const NAMES: [&'static str; Self::COUNT] =
-        ["arp", "icmp", "own_address", "resolve", "reject"];
+    pub const NAMES: [&'static str; Self::COUNT] = [
+        "arp",
+        "icmp",
+        "own_address",
+        "resolve",
+        "reject",
+        "time_exceeded",
+        "too_big",
+    ];
 
     /// Counter index of this reason.
     pub fn index(self) -> usize {
@@ -89,6 +132,8 @@ impl HostReason {
             HostReason::OwnAddress => 2,
             HostReason::Resolve { .. } => 3,
             HostReason::Reject => 4,
+            HostReason::TimeExceeded => 5,
+            HostReason::TooBig { .. } => 6,
         }
     }
 }
@@ -152,16 +197,35 @@ drop_reasons! {
     /// `PortConfig::unfinished_rx_checksums`); the fix is on the sender's side
     /// (`ethtool -K <veth> tx off`).
     UnfinishedUdpChecksum = "unfinished_udp_checksum",
-    /// An IP fragment: there is no reassembly (later fragments carry no ports).
+    /// An IP fragment that cannot be forwarded: not of a UDP datagram (only UDP is
+    /// followed fragment by fragment), a first fragment too short to carry the UDP header
+    /// (8 bytes), or one that would end beyond the 65,535-byte datagram limit.
     Fragment = "fragment",
+    /// No fragment-table entry could be made for a fragmented datagram (the worker's
+    /// table is full of live entries): the fragment is dropped, so none of its datagram
+    /// goes through half-translated.
+    FragmentTableFull = "fragment_table_full",
+    /// A fragment arrived before its datagram's first fragment and could not be held:
+    /// the datagram already holds the most fragments allowed, or every hold slot of the
+    /// worker is in use.
+    FragmentHoldFull = "fragment_hold_full",
+    /// A held fragment whose datagram's first fragment did not arrive in time (counted
+    /// when the hold expires; the appliance frees the buffer).
+    FragmentTimeout = "fragment_timeout",
     /// Non-UDP, non-ICMP traffic not addressed to the appliance.
     NotUdp = "not_udp",
     /// UDP not addressed to the appliance that matches no flow (transit traffic), or
     /// that claims a preserve-client backend's source address but arrived on another
     /// port than the one the appliance reaches that backend through.
     Stray = "stray",
-    /// TTL / hop limit would reach zero.
+    /// TTL / hop limit would reach zero and no ICMP time exceeded may be sent about the
+    /// packet (a later fragment, an ICMP error, a non-unicast source); otherwise it goes
+    /// to the host (`time_exceeded`).
     TtlExpired = "ttl_expired",
+    /// Larger than the output port's MTU and no ICMP error may be sent about it (an ICMP
+    /// error, a later IPv4 fragment with DF, a non-unicast source); otherwise it goes to
+    /// the host (`too_big`) or is fragmented (`Verdict::Fragment`).
+    TooBig = "too_big",
     /// UDP to a VIP on a port without a listener.
     NoListener = "no_listener",
     /// The listener has no attached route.
@@ -194,6 +258,16 @@ drop_reasons! {
     /// A DSR listener's backend is not on-link: the route to it has a gateway, so a frame
     /// addressed to its MAC cannot reach it (DSR only rewrites the Ethernet header).
     DsrNotOnLink = "dsr_not_on_link",
+    /// An ICMP error about a UDP datagram that matches no flow here (nor a
+    /// preserve-client endpoint or listener that translates it without one), and that is
+    /// not addressed to the appliance itself.
+    IcmpNoFlow = "icmp_no_flow",
+    /// An ICMP error (about a UDP datagram) whose ICMP checksum is wrong.
+    IcmpBadChecksum = "icmp_bad_checksum",
+    /// An ICMP error that matches a flow, but whose outer destination is not the address
+    /// the flow's datagrams came from (the SNAT address, the client, the VIP), or that
+    /// arrived on another port than the side of the flow it claims to come from.
+    IcmpMismatch = "icmp_mismatch",
 }
 
 #[cfg(test)]

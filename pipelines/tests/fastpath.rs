@@ -5,6 +5,8 @@
 // An integration-test crate is all tests; the lint targets library code.
 #![allow(clippy::tests_outside_test_module)]
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -356,13 +358,53 @@ fn offload_port_gets_pseudo_header_sum_and_zero_ip_checksum() {
 }
 
 #[test]
-fn ttl_expiry_is_dropped_and_counted() {
+fn ttl_expiry_goes_to_the_host_for_time_exceeded() {
     let mut rig = Rig::new();
-    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 1, &[], testkit::PORT0_MAC, b"x");
-    let before = f.clone();
+    // Forward (FullNAT and preserve-client), IPv4 and IPv6: the slow path answers.
+    for (src, dst) in [(CLIENT4, VIP4), (CLIENT4, "198.18.2.1:54"), (CLIENT6, VIP6)] {
+        let mut f = udp_frame(sa(src), sa(dst), 1, &[], testkit::PORT0_MAC, b"x");
+        let before = f.clone();
+        assert_eq!(
+            rig.run(&mut f, SEC),
+            Verdict::ToHost(HostReason::TimeExceeded),
+            "{dst}"
+        );
+        assert_eq!(f, before, "host packets are untouched");
+    }
+    assert_eq!(
+        rig.worker.counters().host_count(HostReason::TimeExceeded),
+        3
+    );
+    // A reply of a flow, and a stateless preserve-client reply.
+    let mut f = udp_frame(sa(CLIENT4), sa(VIP4), 64, &[], testkit::PORT0_MAC, b"q");
+    tx(rig.run(&mut f, SEC));
+    let d = decode_verified(&f).unwrap();
+    let mut r = udp_frame(d.dst, d.src, 1, &[], testkit::PORT1_MAC, b"a");
+    assert_eq!(
+        rig.run(&mut r, SEC),
+        Verdict::ToHost(HostReason::TimeExceeded)
+    );
+    let mut r = udp_frame(backend4(3), sa(CLIENT4), 1, &[], testkit::PORT1_MAC, b"a");
+    assert_eq!(
+        rig.run(&mut r, SEC),
+        Verdict::ToHost(HostReason::TimeExceeded)
+    );
+    // No ICMP error to a source that cannot take one: dropped and counted.
+    let mut f = udp_frame(sa("0.0.0.0:68"), sa(VIP4), 1, &[], testkit::PORT0_MAC, b"x");
     assert_eq!(rig.run(&mut f, SEC), Verdict::Drop(DropReason::TtlExpired));
-    assert_eq!(f, before, "dropped packets are untouched");
-    assert_eq!(rig.worker.counters().drop_count(DropReason::TtlExpired), 1);
+    // DSR switches the frame: no TTL check.
+    let mut f = udp_frame(
+        sa(CLIENT4),
+        sa("198.18.2.1:60"),
+        1,
+        &[],
+        testkit::PORT0_MAC,
+        b"x",
+    );
+    assert!(matches!(rig.run(&mut f, SEC), Verdict::Tx { .. }));
+    let c = rig.worker.counters();
+    assert_eq!(c.host_count(HostReason::TimeExceeded), 5);
+    assert_eq!(c.drop_count(DropReason::TtlExpired), 1);
 }
 
 #[test]
@@ -658,10 +700,67 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::UnfinishedUdpChecksum => (kernel_attached_rig(), unfinished(good)),
+        // More fragments, 9 bytes of data: not a multiple of 8.
         DropReason::Fragment => {
             let mut f = good;
             f[20] = 0x20;
             (rig, fix_ip(f))
+        }
+        // One bucket of four entries, all pending: a fifth datagram finds no room.
+        DropReason::FragmentTableFull => {
+            let mut p = params();
+            p.fragment_capacity = 1;
+            let mut rig = Rig::with(testkit::config(), testkit::network(false), p);
+            for id in 1..=4 {
+                let mut f = later_fragment(id);
+                assert!(matches!(rig.run(&mut f, SEC), Verdict::Hold { .. }));
+            }
+            (rig, later_fragment(5))
+        }
+        DropReason::FragmentHoldFull => {
+            let mut p = params();
+            p.fragment_holds = 0;
+            (
+                Rig::with(testkit::config(), testkit::network(false), p),
+                later_fragment(1),
+            )
+        }
+        // Counted when a hold expires, not for a packet: see `held_fragments_time_out`.
+        DropReason::FragmentTimeout => unreachable!("not a per-packet verdict"),
+        // Too big for port 1 (MTU 100), DF, from a source no ICMP error may go to.
+        DropReason::TooBig => {
+            let mut net = testkit::network(false);
+            let mut ports = net.ports().to_vec();
+            ports[1].mtu = 100;
+            net = Network::new(ports, vec![], *net.snat()).unwrap();
+            let mut f = udp_frame(
+                sa("0.0.0.0:68"),
+                sa(VIP4),
+                64,
+                &[],
+                testkit::PORT0_MAC,
+                &[0; 200],
+            );
+            f[20] |= 0x40;
+            (Rig::with(testkit::config(), net, params()), fix_ip(f))
+        }
+        // Port unreachable from a backend to a client about a datagram of no flow.
+        DropReason::IcmpNoFlow => (rig, unreachable_from_backend(sa(CLIENT4), false)),
+        DropReason::IcmpBadChecksum => {
+            let mut f = unreachable_from_backend(sa(CLIENT4), false);
+            let n = f.len();
+            f[n - 1] ^= 0x55;
+            (rig, f)
+        }
+        // A real flow's error, but sent to the client instead of the SNAT address.
+        DropReason::IcmpMismatch => {
+            let mut rig = Rig::new();
+            let mut f = udp4(VIP4, 64);
+            tx(rig.run(&mut f, SEC));
+            let d = decode_verified(&f).unwrap();
+            let quoted = udp_frame(d.src, d.dst, 63, &[], testkit::PORT1_MAC, b"x");
+            let e = icmp_unreachable(d.dst.ip(), sa(CLIENT4).ip(), &quoted, true);
+            (rig, e)
         }
         DropReason::NotUdp => {
             let mut f = Vec::new();
@@ -673,7 +772,11 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
             (rig, f)
         }
         DropReason::Stray => (rig, udp4("198.18.9.9:53", 64)),
-        DropReason::TtlExpired => (rig, udp4(VIP4, 1)),
+        // From a source no ICMP error may go to (else: time exceeded from the host).
+        DropReason::TtlExpired => (
+            rig,
+            udp_frame(sa("0.0.0.0:68"), sa(VIP4), 1, &[], testkit::PORT0_MAC, b"x"),
+        ),
         DropReason::NoListener => (rig, udp4("198.18.2.1:99", 64)),
         DropReason::NoRoute => (rig, udp4("198.18.2.1:55", 64)),
         DropReason::NoBackend => (rig, udp4("198.18.2.1:56", 64)),
@@ -807,11 +910,60 @@ fn drop_case(reason: DropReason) -> (Rig, Vec<u8>) {
     }
 }
 
+/// A fragment at offset 8 (the last) of datagram `id` from the client to the VIP.
+fn later_fragment(id: u16) -> Vec<u8> {
+    let mut f = udp_frame(
+        sa(CLIENT4),
+        sa(VIP4),
+        64,
+        &[],
+        testkit::PORT0_MAC,
+        b"abcdefgh",
+    );
+    f[18..20].copy_from_slice(&id.to_be_bytes());
+    f[20..22].copy_from_slice(&[0, 1]);
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = pipelines::checksum::ipv4_header_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// An ICMP port unreachable (code 3) from `src` to `dst` quoting `datagram` (IPv4 header
+/// and 8 bytes); `dst_mac` = port 1's when `backend_side`, else port 0's.
+fn icmp_unreachable(src: IpAddr, dst: IpAddr, datagram: &[u8], backend_side: bool) -> Vec<u8> {
+    let mac = if backend_side {
+        testkit::PORT1_MAC
+    } else {
+        testkit::PORT0_MAC
+    };
+    common::icmp_error(
+        src,
+        dst,
+        64,
+        3,
+        3,
+        [0; 4],
+        &common::quote(datagram, 8),
+        testkit::CLIENT_SIDE_MAC,
+        mac,
+    )
+}
+
+/// A backend's port unreachable about `client` → backend 1 (no such flow).
+fn unreachable_from_backend(client: SocketAddr, _v6: bool) -> Vec<u8> {
+    let quoted = udp_frame(client, backend4(1), 63, &[], testkit::PORT1_MAC, b"x");
+    icmp_unreachable(backend4(1).ip(), client.ip(), &quoted, true)
+}
+
 /// One packet per drop reason: the verdict names it, its counter moves by one, no other
-/// drop counter moves, and the packet is left untouched.
+/// drop counter moves, and the packet is left untouched. (`fragment_timeout` counts held
+/// fragments when they expire: `held_fragments_time_out` in tests/fragments.rs.)
 #[test]
 fn every_drop_reason_has_a_packet_and_a_counter() {
     for &reason in DropReason::ALL {
+        if reason == DropReason::FragmentTimeout {
+            continue;
+        }
         let (mut rig, mut f) = drop_case(reason);
         let before = rig.worker.counters().clone();
         let original = f.clone();
@@ -1059,7 +1211,7 @@ fn burst_api_matches_single_packet_api() {
     assert!(verdicts[..8]
         .iter()
         .all(|v| matches!(v, Verdict::Tx { port: 1, .. })));
-    assert_eq!(verdicts[8], Verdict::Drop(DropReason::TtlExpired));
+    assert_eq!(verdicts[8], Verdict::ToHost(HostReason::TimeExceeded));
     assert_eq!(rig.worker.counters().flows_active, 8);
 }
 

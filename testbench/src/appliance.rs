@@ -44,6 +44,14 @@ pub struct ApplianceOptions {
     /// CPUs udplb may run on (`taskset -c`, e.g. `"0,1"`); `None` (the default): those of
     /// this process. Its worker lcores must be among them.
     pub cpus: Option<String>,
+    /// `manifests: {source: both, paths: [manifests], state_dir: state}` instead of the
+    /// short form: a set PUT through the API is persisted (in `<dir>/state`) and survives
+    /// a restart.
+    pub persist_api: bool,
+    /// The appliance port's MAC (`ports[0].mac`); `None`: the device's own (net_tap makes
+    /// up a new one at every start). A fixed MAC keeps the neighbors' caches valid across
+    /// restarts, as a real NIC does.
+    pub mac: Option<String>,
 }
 
 impl ApplianceOptions {
@@ -60,6 +68,8 @@ impl ApplianceOptions {
             device: None,
             backend_device: None,
             cpus: None,
+            persist_api: false,
+            mac: None,
         }
     }
 
@@ -131,6 +141,9 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     let name = if opts.is_tap() { "tap0" } else { "port0" };
     let _ = writeln!(s, "  - name: {name}");
     let _ = writeln!(s, "    device: \"{}\"", opts.device(topo));
+    if let Some(mac) = &opts.mac {
+        let _ = writeln!(s, "    mac: \"{mac}\"");
+    }
     let _ = writeln!(s, "    addresses:");
     for addr in a.appliance_addrs() {
         if opts.backend_device.is_none() || !backend_gateways.contains(&addr) {
@@ -160,7 +173,14 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     );
     let _ = writeln!(s, "nat_mode: {}", opts.nat_mode);
     let _ = writeln!(s, "management: {{listen: \"{API}\"}}");
-    let _ = writeln!(s, "manifests: [manifests]");
+    if opts.persist_api {
+        let _ = writeln!(
+            s,
+            "manifests: {{source: both, paths: [manifests], state_dir: state}}"
+        );
+    } else {
+        let _ = writeln!(s, "manifests: [manifests]");
+    }
     let _ = writeln!(
         s,
         "eal_args: [--no-huge, -m, \"256\", --no-shconf, --no-pci, --file-prefix, \"udplb-{}\", \"--log-level=lib.eal:error\"]",
@@ -190,14 +210,26 @@ impl<'t> Appliance<'t> {
             topo.disable_tx_checksum_offload()?;
         }
         let settings_arg = settings.to_string_lossy().into_owned();
+        // A restart (after `kill`) logs to a fresh file, so that waiting for its start-up
+        // lines never finds the previous run's.
+        let log = (0..)
+            .map(|i| {
+                if i == 0 {
+                    "udplb.log".to_owned()
+                } else {
+                    format!("udplb.{i}.log")
+                }
+            })
+            .find(|name| !topo.log_path(name).exists())
+            .unwrap_or_else(|| "udplb.log".to_owned());
         let bin_arg = bin.to_string_lossy().into_owned();
         let process = match &opts.cpus {
             Some(cpus) => topo.spawn_in_lb(
                 "taskset",
                 &["-c", cpus, &bin_arg, "run", "-c", &settings_arg],
-                "udplb.log",
+                &log,
             )?,
-            None => topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], "udplb.log")?,
+            None => topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], &log)?,
         };
         let mut app = Appliance { topo, process, dir };
         if opts.is_tap() {
@@ -254,6 +286,17 @@ impl<'t> Appliance<'t> {
         self.process.log()
     }
 
+    /// Its process id (for `/proc/<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Kills it with SIGKILL (no shutdown at all, as a crash or the OOM killer would) and
+    /// reaps it.
+    pub fn kill(mut self) {
+        self.process.kill();
+    }
+
     /// Where its settings and manifests live.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -290,6 +333,21 @@ impl<'t> Appliance<'t> {
     pub fn put_manifests(&self, yaml: &str) -> Result<(u16, String)> {
         let file = self.dir.join("put.yaml");
         std::fs::write(&file, yaml).map_err(|e| Error::io("write put.yaml", e))?;
+        let data = format!("@{}", file.display());
+        self.curl(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            &data,
+            &format!("http://{API}/v1/manifests"),
+        ])
+    }
+
+    /// `PUT /v1/manifests` with the body in `file` (written once, sent many times).
+    ///
+    /// # Errors
+    /// curl fails (the API is down).
+    pub fn put_manifests_file(&self, file: &Path) -> Result<(u16, String)> {
         let data = format!("@{}", file.display());
         self.curl(&[
             "-X",

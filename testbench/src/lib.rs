@@ -47,6 +47,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod names;
 pub mod netns;
+pub mod reliability;
 pub mod topology;
 pub mod traffic;
 

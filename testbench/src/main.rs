@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use testbench::reliability::{ChaosOptions, SoakOptions};
 use testbench::traffic::echo::{self, EchoConfig};
 use testbench::traffic::loadgen::{self, LoadgenConfig, Mode, Payload};
 use testbench::{cleanup, Error, Result};
@@ -101,6 +102,26 @@ enum Cmd {
         /// udplb-tap, nftables, nginx, dnsdist); default: all.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Soak: pinned flows through udplb while a controller re-PUTs the full set every
+    /// 100 ms, alternating two sets; prints one SOAK line (what `scripts/soak` runs).
+    Soak {
+        /// Minutes to run.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Pinned flows.
+        #[arg(long, default_value_t = 32)]
+        flows: u32,
+        /// Datagrams per second over all flows.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+    },
+    /// Chaos: kill -9 and restart udplb under traffic; prints one CHAOS line (what
+    /// `scripts/chaos` runs).
+    Chaos {
+        /// Kill-and-restart rounds.
+        #[arg(long, default_value_t = 20)]
+        kills: u32,
     },
     /// Runs udplb on a TAP port in a fresh topology with dnsmasq backends, digs through
     /// the VIP, prints status and metrics, and cleans up (what `scripts/demo` runs).
@@ -321,6 +342,44 @@ fn run(cli: Cli) -> Result<()> {
                 DemoPortArg::AfPacket => testbench::demo::DemoPort::AfPacket,
             },
         ),
+        Cmd::Soak {
+            minutes,
+            flows,
+            rate,
+        } => {
+            let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+            let duration = Duration::try_from_secs_f64(minutes * 60.0)
+                .map_err(|e| Error::invalid("--minutes", e.to_string()))?;
+            let report = testbench::reliability::soak(&SoakOptions {
+                duration,
+                put_interval: Duration::from_millis(100),
+                flows,
+                rate,
+                tools,
+            })?;
+            println!("{}", report.line());
+            if report.passed() {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "soak",
+                    "the run missed the bar (see the SOAK line)",
+                ))
+            }
+        }
+        Cmd::Chaos { kills } => {
+            let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+            let report = testbench::reliability::chaos(&ChaosOptions { kills, tools })?;
+            println!("{}", report.line());
+            if report.passed() {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "chaos",
+                    "a round did not serve the last config",
+                ))
+            }
+        }
         Cmd::Cleanup => {
             let report = cleanup::remove_stale()?;
             for ns in &report.namespaces {

@@ -612,6 +612,22 @@ fn hostile_traffic_is_counted_and_dropped() {
             nonzero_metrics(&app)
         );
     }
+    // The lone later fragment was held for its first fragment, which never came: it
+    // times out (3 s after it arrived; workers report every 100 ms).
+    let timed_out = (0..50).any(|_| {
+        let n = app
+            .metric("udplb_drops_total{reason=\"fragment_timeout\"}")
+            .expect("metrics");
+        n >= 1 || {
+            std::thread::sleep(Duration::from_millis(200));
+            false
+        }
+    });
+    assert!(
+        timed_out,
+        "fragment_timeout not counted:\n{}",
+        nonzero_metrics(&app)
+    );
     let (status, log) = app.stop().expect("stops");
     assert!(status.success(), "{log}");
 }
@@ -635,7 +651,8 @@ fn neighbor_mac(topo: &Topology, ip: IpAddr) -> [u8; 6] {
     out
 }
 
-/// Truncated UDP, bad IPv4 checksum, a fragment, a bad IP total length.
+/// Truncated UDP, bad IPv4 checksum, a first fragment too short for the UDP header, a
+/// later fragment whose first fragment never comes, a bad IP total length.
 fn hostile_frames(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
     let good = |payload: &[u8]| -> Vec<u8> {
         let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
@@ -655,9 +672,19 @@ fn hostile_frames(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4]
     let mut f = good(b"bad checksum");
     f[14 + 10] ^= 0xff;
     frames.push(f);
-    // A fragment (more-fragments flag), header checksum fixed.
+    // A first fragment (more-fragments flag) of 4 data bytes: no room for the UDP
+    // header (`fragment`).
     let mut f = good(b"fragment");
     f[14 + 6] |= 0x20;
+    f[14 + 2..14 + 4].copy_from_slice(&24u16.to_be_bytes());
+    f.truncate(14 + 24);
+    fix_ipv4_checksum(&mut f);
+    frames.push(f);
+    // A last fragment at offset 16 whose datagram's first fragment never comes: held,
+    // then `fragment_timeout`.
+    let mut f = good(b"a lonely fragment");
+    f[14 + 6..14 + 8].copy_from_slice(&2u16.to_be_bytes());
+    f[14 + 4..14 + 6].copy_from_slice(&0x4242u16.to_be_bytes());
     fix_ipv4_checksum(&mut f);
     frames.push(f);
     // IP total length larger than the frame.

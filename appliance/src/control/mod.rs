@@ -1,28 +1,35 @@
 //! The control plane: Gateway API manifests in, published tables, status and metrics out.
 //!
-//! Manifests come from files (at start, on change, on SIGHUP) or from `PUT /v1/manifests`;
-//! the most recent valid set wins. A set is validated, compiled and its tables built
-//! (`apply.rs`), and only then published whole (`publish.rs`): to every worker, its VIPs to
-//! the slow path, its backends' next hops to be resolved. A refused set leaves the running
-//! configuration untouched. Counters are summed per scrape (`totals.rs`) and rendered by
+//! Manifests come from files (at start, on change, on SIGHUP) or from `PUT /v1/manifests`,
+//! as the settings say (`source.rs`: one source of truth; an API-pushed set is persisted,
+//! `persist.rs`). A set is validated, compiled and its tables built (`apply.rs`), guarded
+//! (no accidental wipe, no-op when nothing changes), and only then published whole
+//! (`publish.rs`): to every worker, its VIPs to the slow path, its backends' next hops to
+//! be resolved. A refused set leaves the running configuration untouched. Counters are summed per scrape (`totals.rs`) and rendered by
 //! [`crate::metrics`]. The control plane answers the management commands
 //! ([`MgmtHandler`]); what it talks to is passed in as typed links ([`Publisher`],
 //! [`Observed`]), so it is tested without DPDK.
 
 mod apply;
+mod initial;
+mod persist;
 mod publish;
+mod source;
 mod totals;
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use config::{CompileParams, ObjectSet};
+use config::{CompileParams, Digest, ObjectSet};
 use pipelines::tables::{DataplaneParams, Tables};
 
-pub use apply::Refusal;
+pub use apply::{ChangeResult, Refusal};
+pub use initial::{initial_set, Initial, StartError};
+pub use persist::{PersistError, StateDir, API_SET_FILE};
 pub use publish::{Publisher, SlowPathLink};
+pub use source::{Active, Origin, SourceMode, Sources};
 pub use totals::Sums;
 
 use crate::metrics::{MetricsSnapshot, PortSample};
@@ -57,8 +64,8 @@ pub struct ControlParams {
     pub compile: CompileParams,
     /// Maglev size and seed, default NAT mode, idle timeout and hash key.
     pub dataplane: DataplaneParams,
-    /// The manifest files and directories to (re)load.
-    pub manifests: Vec<PathBuf>,
+    /// Where manifests come from (files, API, both) and where API sets persist.
+    pub sources: Sources,
 }
 
 /// The running configuration.
@@ -70,23 +77,33 @@ struct State {
     totals: Totals,
     /// Configuration generation (1 = the first applied set).
     generation: u64,
+    /// Digests of the running compile: what a new set is compared with.
+    forwarding_digest: Digest,
+    status_digest: Digest,
+    /// Listeners that carry traffic (`VIP:port` with a route and backends).
+    carrying: BTreeSet<SocketAddr>,
+    /// Where the running set came from.
+    active: Active,
 }
 
 /// Compiles and publishes manifests; answers status and metrics.
 pub struct ControlPlane {
     params: CompileParams,
     dataplane: DataplaneParams,
-    manifests: Vec<PathBuf>,
+    sources: Sources,
     publisher: Publisher,
     observed: Observed,
     state: Mutex<State>,
+    /// Set once the appliance stops: no change commits after that.
+    commit_gate: Mutex<bool>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
 
 impl ControlPlane {
-    /// Compiles `objects` as the initial configuration and tells the slow path; the
-    /// workers start with the tables returned.
+    /// Compiles `objects` as the initial configuration (from the files, or from the API
+    /// when the sources are `api` only) and tells the slow path; the workers start with
+    /// the tables returned.
     ///
     /// # Errors
     /// The tables cannot be built (e.g. a Maglev table too small for a route).
@@ -96,13 +113,51 @@ impl ControlPlane {
         observed: Observed,
         objects: &ObjectSet,
     ) -> Result<(ControlPlane, Arc<Tables>), Refusal> {
-        let built = apply::build(objects, &params.compile, &params.dataplane)?;
-        let tables = Arc::new(built.tables);
+        let origin = if params.sources.mode == SourceMode::Api {
+            Origin::Persisted
+        } else {
+            Origin::StartFiles
+        };
+        ControlPlane::start(params, publisher, observed, objects, origin)
+    }
+
+    /// [`ControlPlane::new`] from the set [`initial_set`] found.
+    ///
+    /// # Errors
+    /// The tables cannot be built.
+    pub fn with_initial(
+        params: ControlParams,
+        publisher: Publisher,
+        observed: Observed,
+        initial: &Initial,
+    ) -> Result<(ControlPlane, Arc<Tables>), Refusal> {
+        ControlPlane::start(
+            params,
+            publisher,
+            observed,
+            &initial.objects,
+            initial.origin,
+        )
+    }
+
+    fn start(
+        params: ControlParams,
+        publisher: Publisher,
+        observed: Observed,
+        objects: &ObjectSet,
+        origin: Origin,
+    ) -> Result<(ControlPlane, Arc<Tables>), Refusal> {
+        let mut built = apply::build(objects, &params.compile, &params.dataplane, None)?;
+        let tables = Arc::new(match built.tables.take() {
+            Some(tables) => tables,
+            None => Tables::build(&built.forwarding, &params.dataplane)?,
+        });
         publisher.tell_slow_path(&tables);
+        log::info!("{}", apply::change_line(origin, "applied", &built, 1));
         let plane = ControlPlane {
             params: params.compile,
             dataplane: params.dataplane,
-            manifests: params.manifests,
+            sources: params.sources,
             publisher,
             observed,
             state: Mutex::new(State {
@@ -111,11 +166,45 @@ impl ControlPlane {
                 tables: Arc::clone(&tables),
                 totals: Totals::new(&tables),
                 generation: 1,
+                forwarding_digest: built.forwarding_digest,
+                status_digest: built.status_digest,
+                carrying: built.carrying,
+                active: origin.active(),
             }),
+            commit_gate: Mutex::new(false),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         };
         Ok((plane, tables))
+    }
+
+    /// Where the running set came from.
+    pub fn active_source(&self) -> Active {
+        self.state().active
+    }
+
+    /// The settings' manifest sources.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Collects retired counters and releases the tables no worker can report any more
+    /// (the management loop calls this every second; publishing and scraping do too).
+    pub fn tick(&self) {
+        let mut st = self.state();
+        let current = st.tables.generation();
+        st.totals.collect(&self.observed.reports, current);
+    }
+
+    /// Tables generations still alive anywhere in the process: the running one, those
+    /// still queued for or used by a worker, and those held to name retired counters.
+    pub fn live_generations(&self) -> usize {
+        self.state().totals.live_generations()
+    }
+
+    /// Generations whose tables the counter totals hold (to name retired counters).
+    pub fn held_generations(&self) -> usize {
+        self.state().totals.held_generations()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -145,12 +234,17 @@ impl ControlPlane {
 
     /// Sums every worker's counters (identity-keyed entity totals included).
     pub fn sums(&self) -> Sums {
-        self.state().totals.sum(&self.observed.reports)
+        let mut st = self.state();
+        let current = st.tables.generation();
+        st.totals.sum(&self.observed.reports, current)
     }
 
     /// Everything the appliance counts, now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let sums = self.sums();
+        // Read before the snapshot below locks the state for its generation.
+        let shared_endpoints =
+            u64::try_from(self.tables().shared_endpoints().len()).unwrap_or(u64::MAX);
         let o = &self.observed;
         MetricsSnapshot {
             generation: self.state().generation,
@@ -163,6 +257,8 @@ impl ControlPlane {
             slow_path: o.slow_path.snapshot(),
             neighbors: u64::try_from(o.neighbors.load(Ordering::Relaxed)).unwrap_or(u64::MAX),
             entities: sums.entities,
+            shared_endpoints,
+            appliance: None,
         }
     }
 }
@@ -171,14 +267,17 @@ impl MgmtHandler for ControlPlane {
     type Refusal = Refusal;
 
     fn handle(&self, command: MgmtCommand) -> Result<MgmtReply, MgmtError<Refusal>> {
-        let applied = |result: Result<String, Refusal>| {
-            result
-                .map(|status_yaml| MgmtReply::Applied { status_yaml })
-                .map_err(MgmtError::Refused)
-        };
+        let applied =
+            |result: ChangeResult| result.map(|status_yaml| MgmtReply::Applied { status_yaml });
         match command {
-            MgmtCommand::ApplyManifests { yaml } => applied(self.apply_yaml(&yaml)),
-            MgmtCommand::Reload(_) => applied(self.reload_files()),
+            MgmtCommand::ApplyManifests {
+                yaml,
+                confirm_remove_all,
+            } => applied(self.apply_yaml(&yaml, confirm_remove_all)),
+            MgmtCommand::UseFiles { confirm_remove_all } => {
+                applied(self.reload_files(Origin::BackToFiles, confirm_remove_all))
+            }
+            MgmtCommand::Reload(_) => applied(self.reload_files(Origin::Files, false)),
             MgmtCommand::Status => Ok(MgmtReply::Status {
                 yaml: self.status_yaml(),
             }),
@@ -186,8 +285,21 @@ impl MgmtHandler for ControlPlane {
                 format,
                 body: self.snapshot().render(format),
             }),
-            // The control plane answers only while the appliance runs.
-            MgmtCommand::Health => Ok(MgmtReply::Health { healthy: true }),
+            // The control plane alone knows no ports or workers: the appliance's handler
+            // (runtime) checks them and answers these.
+            MgmtCommand::Health => Ok(MgmtReply::Health {
+                healthy: true,
+                reasons: Vec::new(),
+            }),
+            command @ (MgmtCommand::Drain { .. }
+            | MgmtCommand::Undrain
+            | MgmtCommand::DrainStatus) => Err(MgmtError::Unsupported {
+                command: command.name(),
+            }),
         }
+    }
+
+    fn close(&self) {
+        *self.commit_gate.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
 }

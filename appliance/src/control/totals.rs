@@ -3,12 +3,15 @@
 //!
 //! Workers count listeners, routes and backends by their positions in one tables
 //! generation, and retire those counters when they adopt new tables. The totals keep the
-//! tables of recent generations so that each retired set can be named (listener, route,
-//! backend identity) and added to a running total; the live set of the current generation
-//! is added on top when a scrape asks.
+//! tables of a generation only while some worker may still report counters of it: each
+//! retired set is named (listener, route, backend identity) as soon as it is collected and
+//! added to a running total, and a generation older than every worker's current one is
+//! dropped at once ([`Totals::collect`], run on every publish, scrape and management
+//! tick). Re-publishing on a timer therefore holds a bounded number of generations (the
+//! running one, plus those a worker has not left yet), never a history.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use pipelines::counters::{Counters, Entity, EntityCounters, Traffic};
 use pipelines::tables::Tables;
@@ -28,39 +31,39 @@ pub struct Sums {
     pub entities: BTreeMap<Entity, Traffic>,
 }
 
-/// Generations of tables kept to name retired counters.
-const KEEP_GENERATIONS: usize = 16;
-
 /// Identity-keyed totals of retired generations, and the tables to name them.
 pub(super) struct Totals {
-    /// Tables of recent generations.
-    by_generation: HashMap<u64, Arc<Tables>>,
+    /// Tables of the generations some worker may still report counters of.
+    by_generation: BTreeMap<u64, Arc<Tables>>,
     /// Totals of retired counters.
     retired: BTreeMap<Entity, Traffic>,
+    /// Every published generation, weakly: how many are still alive anywhere (workers,
+    /// their channels, here), for [`Totals::live_generations`].
+    published: Vec<Weak<Tables>>,
 }
 
 impl Totals {
     pub(super) fn new(first: &Arc<Tables>) -> Totals {
         Totals {
-            by_generation: HashMap::from([(first.generation(), Arc::clone(first))]),
+            by_generation: BTreeMap::from([(first.generation(), Arc::clone(first))]),
             retired: BTreeMap::new(),
+            published: vec![Arc::downgrade(first)],
         }
     }
 
-    /// Remembers a published generation (the oldest is forgotten past a bound).
+    /// Remembers a published generation until no worker runs an older or equal one.
     pub(super) fn published(&mut self, tables: &Arc<Tables>) {
         self.by_generation
             .insert(tables.generation(), Arc::clone(tables));
-        if self.by_generation.len() > KEEP_GENERATIONS {
-            if let Some(oldest) = self.by_generation.keys().min().copied() {
-                self.by_generation.remove(&oldest);
-            }
-        }
+        self.published.push(Arc::downgrade(tables));
     }
 
-    /// Sums the reports; counters the workers retired are added to the totals for good.
-    pub(super) fn sum(&mut self, reports: &[ReportSlot]) -> Sums {
-        let mut sums = Sums::default();
+    /// Names and adds up the counters the workers retired, then drops the tables of every
+    /// generation that no worker can report any more: older than the oldest generation a
+    /// worker runs (a worker that has not reported yet counts as running the oldest), and
+    /// not `current`.
+    pub(super) fn collect(&mut self, reports: &[ReportSlot], current: u64) {
+        let mut oldest_running = u64::MAX;
         for slot in reports {
             let mut r = slot.lock().unwrap_or_else(|e| e.into_inner());
             for retired in r.retired.drain(..) {
@@ -68,6 +71,35 @@ impl Totals {
                     self.retired.entry(entity).or_default().add(&t);
                 }
             }
+            // A worker's report carries its retired counters and its generation together,
+            // so nothing older than `generation` can come from it any more.
+            oldest_running = oldest_running.min(r.generation);
+        }
+        self.by_generation
+            .retain(|&g, _| g == current || g >= oldest_running);
+        self.published.retain(|w| w.strong_count() > 0);
+    }
+
+    /// Tables generations still alive anywhere in the process (published by the control
+    /// plane and not yet dropped by every holder).
+    pub(super) fn live_generations(&self) -> usize {
+        self.published
+            .iter()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Generations whose tables the totals hold to name counters.
+    pub(super) fn held_generations(&self) -> usize {
+        self.by_generation.len()
+    }
+
+    /// Sums the reports; counters the workers retired are added to the totals for good.
+    pub(super) fn sum(&mut self, reports: &[ReportSlot], current: u64) -> Sums {
+        self.collect(reports, current);
+        let mut sums = Sums::default();
+        for slot in reports {
+            let r = slot.lock().unwrap_or_else(|e| e.into_inner());
             for (entity, t) in self.named(&r.counters.entities) {
                 sums.entities.entry(entity).or_default().add(&t);
             }

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +30,30 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// The bearer token a command-line call sends (`udplb status`, `udplb drain`): the one in
+/// `given` (`--token-file`), which must be readable, else the one in `default` if that
+/// file exists; surrounding whitespace ignored. `None`: no token is sent.
+///
+/// # Errors
+/// `given` cannot be read, or `default` exists but cannot be read; the message names the
+/// file.
+pub fn read_token(given: Option<&Path>, default: Option<&Path>) -> Result<Option<String>, String> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| (e.kind(), format!("--token-file {}: {e}", path.display())))
+    };
+    match (given, default) {
+        (Some(path), _) => read(path).map(Some).map_err(|(_, e)| e),
+        (None, Some(path)) => match read(path) {
+            Ok(token) => Ok(Some(token)),
+            Err((std::io::ErrorKind::NotFound, _)) => Ok(None),
+            Err((_, e)) => Err(e),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 /// `GET path` on the API at `addr` (`HOST:PORT`): the status code and the body.
@@ -133,16 +158,18 @@ fn parse_response(response: &[u8]) -> Result<(u16, String), &'static str> {
     Ok((code, String::from_utf8_lossy(body).into_owned()))
 }
 
-/// `udplb status`: prints the running appliance's Gateway API status and key counters.
+/// `udplb status`: prints the running appliance's Gateway API status and key counters;
+/// `token` is sent as a bearer token (for `management.read_token_file`).
 ///
 /// # Errors
 /// The API cannot be reached or answers with an error.
-pub fn print_status(api: &str, full_metrics: bool) -> Result<(), String> {
-    let (code, status) = fetch(api, "/v1/status").map_err(|e| e.to_string())?;
+pub fn print_status(api: &str, full_metrics: bool, token: Option<&str>) -> Result<(), String> {
+    let get = |path| request(api, "GET", path, None, token).map_err(|e| e.to_string());
+    let (code, status) = get("/v1/status")?;
     if code != 200 {
         return Err(format!("GET /v1/status: HTTP {code}: {status}"));
     }
-    let (code, metrics) = fetch(api, "/metrics").map_err(|e| e.to_string())?;
+    let (code, metrics) = get("/metrics")?;
     if code != 200 {
         return Err(format!("GET /metrics: HTTP {code}"));
     }
@@ -193,5 +220,22 @@ mod tests {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok").is_err());
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    #[test]
+    fn cli_tokens_given_or_default_when_present() {
+        let dir = std::env::temp_dir().join(format!("udplb-cli-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (file, missing) = (dir.join("token"), dir.join("missing"));
+        std::fs::write(&file, "s3cret\n").expect("token");
+        assert_eq!(read_token(Some(&file), None), Ok(Some("s3cret".into())));
+        assert_eq!(read_token(None, Some(&file)), Ok(Some("s3cret".into())));
+        assert_eq!(read_token(None, Some(&missing)), Ok(None), "absent default");
+        assert_eq!(read_token(None, None), Ok(None));
+        let err = read_token(Some(&missing), Some(&file)).expect_err("given must exist");
+        assert!(err.contains("missing"), "{err}");
+        // A directory exists but cannot be read as a token.
+        assert!(read_token(None, Some(&dir)).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -1,41 +1,36 @@
-//! A bounded HTTP/1.1 request reader and response writer for the management API.
+//! The request head, read and checked strictly before hyper sees the connection.
 //!
-//! Only what the API needs: one request per connection (`Connection: close`), bodies by
-//! `Content-Length` or chunked encoding. Every read is bounded in bytes and in time, so a
-//! slow or hostile client costs at most one connection slot for a bounded time.
+//! hyper decodes bodies (chunked, `Expect: 100-continue`) and writes responses; this
+//! module reads the request line and headers first, bounded in bytes and time, and
+//! refuses whatever is ambiguous or unsupported with the API's own status codes: a
+//! version other than HTTP/1.0 or 1.1 (505), a malformed line (400), too many or too
+//! large headers (431), and every ambiguous body framing (400): two `Content-Length`
+//! headers, a length that is not plain digits (`+5`), `Content-Length` together with
+//! `Transfer-Encoding`, two `Transfer-Encoding` headers. A transfer coding other than
+//! `chunked` is 501. What was read is replayed to hyper ([`Replay`]), which parses the
+//! same head again; the routing uses the head parsed here.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-/// Size and time bounds for one request.
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Bounds for one request head.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    /// Request line plus headers.
-    pub(crate) max_head_bytes: usize,
+pub(crate) struct HeadLimits {
+    /// Request line plus headers, in bytes.
+    pub(crate) max_bytes: usize,
     /// Number of header lines.
     pub(crate) max_headers: usize,
-    /// Decoded body.
-    pub(crate) max_body_bytes: usize,
-    /// Time to receive the request line and headers.
-    pub(crate) head_timeout: Duration,
-    /// Time to receive the body.
-    pub(crate) body_timeout: Duration,
-    /// Longest wait for any single read or write.
-    pub(crate) io_timeout: Duration,
-}
-
-/// Why a request could not be read; `Respond` carries the answer to send.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The peer closed or reset the connection, or went silent: nothing to answer.
-    Gone,
-    /// Answer with this status and message, then close.
-    Respond(u16, String),
+    /// Time to receive the whole head.
+    pub(crate) timeout: Duration,
 }
 
 /// A parsed request head.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) path: String,
@@ -52,6 +47,15 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of the headers named `name`.
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The value of query parameter `name` (no percent-decoding: the API needs none).
     pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
         self.query
@@ -63,261 +67,94 @@ impl Request {
     }
 }
 
-/// One connection: the stream plus bytes read past the request head.
-pub(crate) struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    limits: Limits,
+/// An answer decided without hyper: status and plain-text message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Refuse(pub(crate) u16, pub(crate) String);
+
+/// Why a head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// Closed, reset, or silent before a whole head: nothing to answer.
+    Gone,
+    /// Answer this, then close.
+    Respond(Refuse),
 }
 
-impl Conn {
-    pub(crate) fn new(stream: TcpStream, limits: Limits) -> Conn {
-        Conn {
-            stream,
-            buf: Vec::new(),
-            limits,
-        }
-    }
-
-    /// Reads up to one chunk, waiting no longer than `deadline`.
-    fn fill(&mut self, deadline: Instant) -> Result<usize, ReadError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ReadError::Respond(408, "request timed out".into()));
-        }
-        let wait = left.min(self.limits.io_timeout);
-        self.stream
-            .set_read_timeout(Some(wait))
-            .map_err(|_| ReadError::Gone)?;
-        let mut chunk = [0u8; 8192];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Err(ReadError::Gone),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(n)
+/// Reads the head (up to and including the blank line) from `stream`; returns it parsed
+/// and every byte read so far (the head and whatever followed), for [`Replay`].
+pub(crate) async fn read_head(
+    stream: &mut TcpStream,
+    limits: HeadLimits,
+) -> Result<(Request, Vec<u8>), HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let read = async {
+        loop {
+            if let Some(end) = find(&buf, b"\r\n\r\n") {
+                return Ok(end);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Err(ReadError::Respond(408, "request timed out".into()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(_) => Err(ReadError::Gone),
-        }
-    }
-
-    /// Reads and parses the request line and headers.
-    pub(crate) fn read_head(&mut self) -> Result<Request, ReadError> {
-        let deadline = Instant::now() + self.limits.head_timeout;
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            if self.buf.len() > self.limits.max_head_bytes {
-                return Err(ReadError::Respond(
+            if buf.len() > limits.max_bytes {
+                return Err(HeadError::Respond(Refuse(
                     431,
                     "request header fields too large".into(),
-                ));
+                )));
             }
-            match self.fill(deadline) {
-                // A connection closed before sending anything needs no answer.
-                Err(ReadError::Respond(..)) if self.buf.is_empty() => return Err(ReadError::Gone),
-                other => other?,
-            };
-        };
-        if end > self.limits.max_head_bytes {
-            return Err(ReadError::Respond(
-                431,
-                "request header fields too large".into(),
-            ));
-        }
-        let head = String::from_utf8(self.buf[..end].to_vec())
-            .map_err(|_| bad_request("request head is not UTF-8"))?;
-        self.buf.drain(..end + 4);
-        parse_head(&head, self.limits.max_headers)
-    }
-
-    /// Reads the body the head announces, bounded by `max_body_bytes`.
-    pub(crate) fn read_body(&mut self, req: &Request) -> Result<Vec<u8>, ReadError> {
-        let deadline = Instant::now() + self.limits.body_timeout;
-        match body_framing(req, self.limits.max_body_bytes)? {
-            Framing::Length(len) => {
-                while self.buf.len() < len {
-                    self.fill(deadline)?;
-                }
-                self.buf.truncate(len);
-                Ok(std::mem::take(&mut self.buf))
-            }
-            Framing::Chunked => self.read_chunked(deadline),
-        }
-    }
-
-    fn read_chunked(&mut self, deadline: Instant) -> Result<Vec<u8>, ReadError> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line(deadline)?;
-            let size = line.split(';').next().unwrap_or_default().trim();
-            let size =
-                usize::from_str_radix(size, 16).map_err(|_| bad_request("bad chunk size line"))?;
-            if size == 0 {
-                // Trailers, if any, end with an empty line.
-                while !self.read_line(deadline)?.is_empty() {}
-                return Ok(body);
-            }
-            if body.len().saturating_add(size) > self.limits.max_body_bytes {
-                return Err(too_large(self.limits.max_body_bytes));
-            }
-            while self.buf.len() < size + 2 {
-                self.fill(deadline)?;
-            }
-            if &self.buf[size..size + 2] != b"\r\n" {
-                return Err(bad_request("chunk not followed by CRLF"));
-            }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
-        }
-    }
-
-    /// One CRLF-terminated line of chunk framing (at most 1 KiB).
-    fn read_line(&mut self, deadline: Instant) -> Result<String, ReadError> {
-        const MAX_LINE: usize = 1024;
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
-                self.buf.drain(..i + 2);
-                return Ok(line);
-            }
-            if self.buf.len() > MAX_LINE {
-                return Err(bad_request("chunk framing line too long"));
-            }
-            self.fill(deadline)?;
-        }
-    }
-
-    /// Sends an interim `100 Continue` (for clients that sent `Expect: 100-continue`).
-    pub(crate) fn send_continue(&mut self) -> io::Result<()> {
-        self.stream
-            .set_write_timeout(Some(self.limits.io_timeout))?;
-        self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-    }
-
-    /// Writes a complete response and closes the connection. Unread request bytes are
-    /// drained for a moment first, so the client sees the answer rather than a reset.
-    pub(crate) fn respond(mut self, response: &Response, head_only: bool) {
-        if self.write_response(response, head_only) {
-            let _ = self.stream.shutdown(Shutdown::Write);
-            self.drain();
-        }
-    }
-
-    /// Writes a complete response and closes at once, without draining: for answers the
-    /// accepting thread gives itself, which must never wait on a client.
-    pub(crate) fn reject(mut self, response: &Response) {
-        self.write_response(response, false);
-    }
-
-    /// Whether the whole response was written.
-    fn write_response(&mut self, response: &Response, head_only: bool) -> bool {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            response.status,
-            reason(response.status),
-            response.content_type,
-            response.body.len()
-        );
-        for (name, value) in &response.headers {
-            out.push_str(&format!("{name}: {value}\r\n"));
-        }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        if !head_only {
-            bytes.extend_from_slice(&response.body);
-        }
-        self.stream
-            .set_write_timeout(Some(self.limits.io_timeout))
-            .is_ok()
-            && self.stream.write_all(&bytes).is_ok()
-    }
-
-    /// Reads and discards what the client still sends, up to 1 MiB or one second.
-    fn drain(&mut self) {
-        const MAX_DRAIN: usize = 1 << 20;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut drained = 0;
-        let mut chunk = [0u8; 8192];
-        while drained < MAX_DRAIN {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-                return;
-            }
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drained += n,
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Err(HeadError::Gone),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
+    };
+    let end = match tokio::time::timeout(limits.timeout, read).await {
+        Ok(result) => result?,
+        // A client silent from the start gets no answer; one that stalled mid-head does.
+        Err(_) if buf.is_empty() => return Err(HeadError::Gone),
+        Err(_) => {
+            return Err(HeadError::Respond(Refuse(408, "request timed out".into())));
+        }
+    };
+    if end > limits.max_bytes {
+        return Err(HeadError::Respond(Refuse(
+            431,
+            "request header fields too large".into(),
+        )));
     }
+    let head = std::str::from_utf8(&buf[..end])
+        .map_err(|_| HeadError::Respond(bad("request head is not UTF-8")))?;
+    let req = parse_head(head, limits.max_headers).map_err(HeadError::Respond)?;
+    Ok((req, buf))
 }
 
-/// A response to send.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Response {
-    pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Response {
-            status,
-            content_type,
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    /// A plain-text answer; a trailing newline is added for terminals.
-    pub(crate) fn text(status: u16, message: &str) -> Self {
-        let mut body = message.to_owned();
-        if !body.ends_with('\n') {
-            body.push('\n');
-        }
-        Response::new(status, "text/plain; charset=utf-8", body)
-    }
-
-    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-enum Framing {
+/// How the body is framed, once [`body_framing`] found it unambiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Content-Length: n`.
     Length(usize),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
 }
 
-fn body_framing(req: &Request, max: usize) -> Result<Framing, ReadError> {
-    let length = req.header("content-length");
-    match req.header("transfer-encoding") {
-        Some(_) if length.is_some() => Err(bad_request(
-            "both Content-Length and Transfer-Encoding given",
-        )),
-        Some(te) if te.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
-        Some(te) => Err(ReadError::Respond(
+/// The body framing of `req`, refusing anything ambiguous; a length over `max` is 413 at
+/// once, before any of the body is read.
+pub(crate) fn body_framing(req: &Request, max: usize) -> Result<Framing, Refuse> {
+    let lengths = req.all("content-length");
+    let encodings = req.all("transfer-encoding");
+    match (lengths.as_slice(), encodings.as_slice()) {
+        ([], []) => Err(Refuse(411, "Content-Length required".into())),
+        ([_, ..], [_, ..]) => Err(bad("both Content-Length and Transfer-Encoding given")),
+        ([_, _, ..], []) => Err(bad("more than one Content-Length header")),
+        ([], [_, _, ..]) => Err(bad("more than one Transfer-Encoding header")),
+        ([], [te]) if te.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+        ([], [te]) => Err(Refuse(
             501,
             format!("transfer encoding {te:?} is not supported"),
         )),
-        None => {
-            let Some(length) = length else {
-                return Err(ReadError::Respond(411, "Content-Length required".into()));
-            };
-            let len: usize = length
-                .parse()
-                .map_err(|_| bad_request("bad Content-Length"))?;
+        ([length], []) => {
+            // Digits only: `+5`, `5,5`, `0x5` and the like are ambiguous between parsers.
+            if length.is_empty() || !length.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("bad Content-Length"));
+            }
+            let len: usize = length.parse().map_err(|_| too_large(max))?;
             if len > max {
                 return Err(too_large(max));
             }
@@ -326,31 +163,37 @@ fn body_framing(req: &Request, max: usize) -> Result<Framing, ReadError> {
     }
 }
 
-/// Checks the announced body size without reading it (so 413 can go out at once).
-pub(crate) fn check_body_size(req: &Request, max: usize) -> Result<(), ReadError> {
-    body_framing(req, max).map(|_| ())
+pub(crate) fn too_large(max: usize) -> Refuse {
+    Refuse(
+        413,
+        format!("request body exceeds the limit of {max} bytes"),
+    )
 }
 
-fn parse_head(head: &str, max_headers: usize) -> Result<Request, ReadError> {
+fn bad(message: &str) -> Refuse {
+    Refuse(400, message.to_owned())
+}
+
+fn parse_head(head: &str, max_headers: usize) -> Result<Request, Refuse> {
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad_request("malformed request line"));
+        return Err(bad("malformed request line"));
     };
     if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-        return Err(ReadError::Respond(
+        return Err(Refuse(
             505,
             format!("{version:?} is not supported; use HTTP/1.1"),
         ));
     }
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(bad_request("malformed method"));
+        return Err(bad("malformed method"));
     }
-    if !target.starts_with('/') {
-        return Err(bad_request("request target must be an absolute path"));
+    if !target.starts_with('/') || !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("request target must be an absolute path"));
     }
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q.to_owned())),
@@ -359,13 +202,16 @@ fn parse_head(head: &str, max_headers: usize) -> Result<Request, ReadError> {
     let mut headers = Vec::new();
     for line in lines {
         if headers.len() == max_headers {
-            return Err(ReadError::Respond(431, "too many header fields".into()));
+            return Err(Refuse(431, "too many header fields".into()));
         }
         let (name, value) = line
             .split_once(':')
-            .ok_or_else(|| bad_request("malformed header line"))?;
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err(bad_request("malformed header name"));
+            .ok_or_else(|| bad("malformed header line"))?;
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err(bad("malformed header name"));
+        }
+        if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(bad("malformed header value"));
         }
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
@@ -377,22 +223,17 @@ fn parse_head(head: &str, max_headers: usize) -> Result<Request, ReadError> {
     })
 }
 
-fn bad_request(message: &str) -> ReadError {
-    ReadError::Respond(400, message.to_owned())
-}
-
-fn too_large(max: usize) -> ReadError {
-    ReadError::Respond(
-        413,
-        format!("request body exceeds the limit of {max} bytes"),
-    )
+/// RFC 9110 `tchar`.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn reason(status: u16) -> &'static str {
+/// The reason phrase of the status codes the API uses.
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
@@ -400,6 +241,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
         422 => "Unprocessable Content",
@@ -412,16 +254,121 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Writes a complete plain-text response (with extra headers) and closes gracefully:
+/// for answers given before hyper takes the connection.
+pub(crate) async fn respond_and_close(
+    mut stream: TcpStream,
+    status: u16,
+    message: &str,
+    headers: &[(&str, String)],
+    head_only: bool,
+) {
+    let mut body = message.to_owned();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \
+         {}\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    if !head_only {
+        out.push_str(&body);
+    }
+    let write = stream.write_all(out.as_bytes());
+    if matches!(
+        tokio::time::timeout(Duration::from_secs(5), write).await,
+        Ok(Ok(()))
+    ) {
+        linger_close(stream).await;
+    }
+}
+
+/// Half-closes, then reads and discards what the client still sends (up to 1 MiB or one
+/// second), so that it sees the answer rather than a reset.
+pub(crate) async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut chunk = [0u8; 8192];
+        let mut drained = 0usize;
+        while drained < (1 << 20) {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// A stream that first yields bytes already read from it (the head), then the rest.
+pub(crate) struct Replay {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl Replay {
+    pub(crate) fn new(prefix: Vec<u8>, inner: TcpStream) -> Replay {
+        Replay {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+
+    /// The stream, once hyper is done with it.
+    pub(crate) fn into_inner(self) -> TcpStream {
+        self.inner
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.at);
+            buf.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn status(r: Result<Request, ReadError>) -> u16 {
-        match r {
-            Ok(_) => 0,
-            Err(ReadError::Respond(s, _)) => s,
-            Err(ReadError::Gone) => 1,
-        }
+    fn status(r: Result<Request, Refuse>) -> u16 {
+        r.map_or_else(|Refuse(s, _)| s, |_| 0)
     }
 
     #[test]
@@ -444,38 +391,48 @@ mod tests {
     fn rejects_malformed_heads() {
         assert_eq!(status(parse_head("GET /", 8)), 400);
         assert_eq!(status(parse_head("GET / HTTP/2", 8)), 505);
+        assert_eq!(status(parse_head("PRI * HTTP/2.0", 8)), 505);
         assert_eq!(status(parse_head("get / HTTP/1.1", 8)), 400);
         assert_eq!(status(parse_head("GET x HTTP/1.1", 8)), 400);
         assert_eq!(status(parse_head("GET / HTTP/1.1\r\nno-colon", 8)), 400);
+        assert_eq!(status(parse_head("GET / HTTP/1.1\r\n folded: x", 8)), 400);
+        assert_eq!(status(parse_head("GET / HTTP/1.1\r\nx: a\x00b", 8)), 400);
         assert_eq!(status(parse_head("GET / HTTP/1.1\r\na: 1\r\nb: 2", 1)), 431);
     }
 
+    /// Every ambiguous framing is a 400 (issue 10: the old reader took the first of two
+    /// lengths and parsed `+5`).
     #[test]
-    fn body_framing_is_checked() {
+    fn ambiguous_framing_is_refused() {
         let head = |h: &str| parse_head(&format!("PUT / HTTP/1.1\r\n{h}"), 8).expect("head");
-        let code = |r: Result<(), ReadError>| match r {
-            Ok(()) => 0,
-            Err(ReadError::Respond(s, _)) => s,
-            Err(ReadError::Gone) => 1,
-        };
-        assert_eq!(code(check_body_size(&head("Content-Length: 10"), 10)), 0);
-        assert_eq!(code(check_body_size(&head("Content-Length: 11"), 10)), 413);
-        assert_eq!(code(check_body_size(&head("Content-Length: -1"), 10)), 400);
-        assert_eq!(code(check_body_size(&head("X: y"), 10)), 411);
+        let code = |h: &str| body_framing(&head(h), 10).map_or_else(|Refuse(s, _)| s, |_| 0);
         assert_eq!(
-            code(check_body_size(&head("Transfer-Encoding: chunked"), 10)),
-            0
+            body_framing(&head("Content-Length: 10"), 10),
+            Ok(Framing::Length(10))
         );
         assert_eq!(
-            code(check_body_size(&head("Transfer-Encoding: gzip"), 10)),
-            501
+            body_framing(&head("Transfer-Encoding: Chunked"), 10),
+            Ok(Framing::Chunked)
         );
-        assert_eq!(
-            code(check_body_size(
-                &head("Transfer-Encoding: chunked\r\nContent-Length: 1"),
-                10
-            )),
-            400
-        );
+        assert_eq!(code("Content-Length: 11"), 413);
+        assert_eq!(code("Content-Length: 99999999999999999999999"), 413);
+        assert_eq!(code("X: y"), 411);
+        assert_eq!(code("Transfer-Encoding: gzip"), 501);
+        assert_eq!(code("Transfer-Encoding: gzip, chunked"), 501);
+        for ambiguous in [
+            "Content-Length: -1",
+            "Content-Length: +5",
+            "Content-Length: 5,5",
+            "Content-Length: 0x5",
+            "Content-Length: 5 5",
+            "Content-Length:",
+            "Content-Length: 5\r\nContent-Length: 6",
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Transfer-Encoding: chunked\r\nContent-Length: 1",
+            "Content-Length: 1\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            assert_eq!(code(ambiguous), 400, "{ambiguous:?}");
+        }
     }
 }

@@ -1,10 +1,16 @@
 //! Polls manifest files and directories for changes (no inotify: polling is portable,
 //! catches changes on any file system, and costs a few `stat` calls per second).
+//!
+//! A change is reported only once it has settled: the same sizes, modification times and
+//! inodes for [`SETTLE`] in a row. A file caught between truncate and write (0 bytes, or
+//! cut at a `---`) is therefore not read while its writer is still at work; a writer that
+//! stops half-way is caught by the control plane's guard (a set that removes every
+//! listener carrying traffic is never applied from files).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
@@ -12,6 +18,9 @@ use super::events::{MgmtEvent, ReloadReason};
 
 /// How many files of one directory are tracked at most.
 const MAX_FILES: usize = 10_000;
+
+/// How long the manifest files must stay unchanged before a change is reported.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// What is known about one manifest file; any difference counts as a change. The inode
 /// catches files replaced by rename (editors, Kubernetes ConfigMap volumes).
@@ -99,19 +108,20 @@ pub struct ManifestWatcher {
 }
 
 impl ManifestWatcher {
-    /// Takes a fingerprint of `paths` now, then every `interval` compares a new one with it
-    /// and calls `on_change(ReloadReason::FilesChanged(paths))` when they differ. A file
-    /// caught half-written is simply reported again once its writer finishes.
+    /// Takes a fingerprint of `paths` now, then every `interval` takes a new one; once it
+    /// differs from the last reported one and has stayed the same for `settle`, calls
+    /// `on_change(ReloadReason::FilesChanged(paths))`.
     ///
     /// # Errors
     /// If the thread cannot be created.
     pub fn spawn(
         paths: Vec<PathBuf>,
         interval: Duration,
+        settle: Duration,
         mut on_change: impl FnMut(ReloadReason) + Send + 'static,
     ) -> std::io::Result<ManifestWatcher> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
-        let mut known = Fingerprint::of(&paths);
+        let mut settling = Settling::new(Fingerprint::of(&paths), settle);
         let thread = std::thread::Builder::new()
             .name("udplb-watch".into())
             .spawn(move || loop {
@@ -119,10 +129,7 @@ impl ManifestWatcher {
                     Err(RecvTimeoutError::Timeout) => {}
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
-                let now = Fingerprint::of(&paths);
-                if now != known {
-                    let changed = known.changed_paths(&now);
-                    known = now;
+                if let Some(changed) = settling.observe(Fingerprint::of(&paths), Instant::now()) {
                     on_change(ReloadReason::FilesChanged(changed));
                 }
             })?;
@@ -132,7 +139,8 @@ impl ManifestWatcher {
         })
     }
 
-    /// [`ManifestWatcher::spawn`] sending `MgmtEvent::Reload` into `events`.
+    /// [`ManifestWatcher::spawn`] with the [`SETTLE`] time, sending `MgmtEvent::Reload`
+    /// into `events`.
     ///
     /// # Errors
     /// If the thread cannot be created.
@@ -141,7 +149,7 @@ impl ManifestWatcher {
         interval: Duration,
         events: Sender<MgmtEvent>,
     ) -> std::io::Result<ManifestWatcher> {
-        ManifestWatcher::spawn(paths, interval, move |reason| {
+        ManifestWatcher::spawn(paths, interval, SETTLE, move |reason| {
             // A closed channel means the main loop is gone; nothing is left to tell.
             let _ = events.send(MgmtEvent::Reload(reason));
         })
@@ -163,5 +171,97 @@ impl ManifestWatcher {
 impl Drop for ManifestWatcher {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+/// Reports a changed fingerprint once it has stayed the same for the settle time.
+#[derive(Debug)]
+pub struct Settling {
+    reported: Fingerprint,
+    pending: Option<(Fingerprint, Instant)>,
+    settle: Duration,
+}
+
+impl Settling {
+    /// Starts from the fingerprint `now` (already applied).
+    pub fn new(now: Fingerprint, settle: Duration) -> Settling {
+        Settling {
+            reported: now,
+            pending: None,
+            settle,
+        }
+    }
+
+    /// Takes a fingerprint seen at `at`; returns the changed paths when a change has
+    /// settled (the same fingerprint for `settle`).
+    pub fn observe(&mut self, seen: Fingerprint, at: Instant) -> Option<Vec<PathBuf>> {
+        if seen == self.reported {
+            // Changed and changed back before settling: nothing to do.
+            self.pending = None;
+            return None;
+        }
+        match &self.pending {
+            Some((pending, since)) if *pending == seen => {
+                if at.duration_since(*since) < self.settle {
+                    return None;
+                }
+            }
+            _ => {
+                self.pending = Some((seen, at));
+                return None;
+            }
+        }
+        self.pending = None;
+        let changed = self.reported.changed_paths(&seen);
+        self.reported = seen;
+        Some(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn print(len: u64) -> Fingerprint {
+        Fingerprint(vec![(
+            PathBuf::from("m.yaml"),
+            Some(FileState {
+                modified: None,
+                len,
+                inode: 1,
+            }),
+        )])
+    }
+
+    /// A file being written (0 bytes, then growing) is not reported until it has stayed
+    /// the same for the settle time.
+    #[test]
+    fn a_change_is_reported_once_settled() {
+        let settle = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut s = Settling::new(print(100), settle);
+        assert_eq!(s.observe(print(100), at(0)), None, "unchanged");
+        assert_eq!(s.observe(print(0), at(100)), None, "truncated: pending");
+        assert_eq!(
+            s.observe(print(40), at(600)),
+            None,
+            "growing: pending again"
+        );
+        assert_eq!(
+            s.observe(print(40), at(1500)),
+            None,
+            "not settled for 1 s yet"
+        );
+        assert_eq!(
+            s.observe(print(40), at(1600)),
+            Some(vec![PathBuf::from("m.yaml")]),
+            "settled"
+        );
+        assert_eq!(s.observe(print(40), at(5000)), None, "reported once");
+        // Changed and back before settling: nothing.
+        assert_eq!(s.observe(print(0), at(6000)), None);
+        assert_eq!(s.observe(print(40), at(6100)), None);
+        assert_eq!(s.observe(print(40), at(9000)), None);
     }
 }

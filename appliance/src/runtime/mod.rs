@@ -6,24 +6,32 @@
 //!                                            workers (workers.rs), management API, signals,
 //!                                            manifest watcher
 //! running.serve()                            the management loop: reloads until a stop signal
-//! running.shutdown()                         shutdown.rs: the reverse order, then every mbuf
-//!                                            must be back in its pool
+//! running.shutdown()                         shutdown.rs: withdraw every announced route
+//!                                            (then `announce.stop_grace`), the reverse
+//!                                            order, then every mbuf must be back in its pool
 //! ```
+//!
+//! Beside the management loop runs the supervisor (`supervise.rs`): health, drain and
+//! the VIP announcement, which the API answers through `handler.rs`.
 //!
 //! Each thread gets its ends of the channels in a typed struct (a worker its
 //! `WorkerLinks`, the control plane a [`Publisher`](crate::control::Publisher), the slow
 //! path a `NeighborPublisher`), so what talks to what reads from the types.
 
+mod handler;
 mod ports;
 mod shutdown;
 mod start;
+mod supervise;
 mod workers;
 
 use std::path::Path;
 
+pub use handler::ApplianceHandler;
 pub use start::{Appliance, Running};
+pub use supervise::{Supervisor, SupervisorThread};
 
-use crate::control::Refusal;
+use crate::control::{Refusal, StartError};
 use crate::settings::{CpuSet, Settings, SettingsError};
 
 /// Why the appliance could not start (or stopped badly).
@@ -35,6 +43,9 @@ pub enum RunError {
     /// The manifests named in the settings are invalid.
     #[error("manifests: {0}")]
     Manifests(#[from] Refusal),
+    /// There is no valid set to start with (invalid files, an invalid persisted set).
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// DPDK refused something.
     #[error("dpdk: {0}")]
     Dpdk(#[from] crate::dpdk::DpdkError),
@@ -44,6 +55,9 @@ pub enum RunError {
     /// The management API or the signal handlers could not start.
     #[error("management API: {0}")]
     Management(String),
+    /// The VIP announcement could not start (e.g. the liveness interface exists).
+    #[error(transparent)]
+    Announce(#[from] crate::announce::LivenessError),
     /// Mbufs were still held at shutdown.
     #[error("{0} mbufs did not return to the pool at shutdown")]
     LeakedMbufs(u32),

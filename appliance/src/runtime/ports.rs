@@ -9,6 +9,7 @@ use pipelines::net::{ChecksumCaps, MacAddr, Network, PortConfig, SnatConfig, Sta
 use super::RunError;
 use crate::control::PortStats;
 use crate::dpdk::{Mempool, Port, PortBuilder};
+use crate::health::{PortLink, PortLinks};
 use crate::metrics::PortSample;
 use crate::settings::{Settings, SnatReach};
 
@@ -108,6 +109,22 @@ impl PortStats for PortSet {
     }
 }
 
+impl PortLinks for PortSet {
+    fn links(&self) -> Vec<PortLink> {
+        self.with(|ports| {
+            self.names
+                .iter()
+                .zip(ports.iter())
+                .map(|(name, port)| PortLink {
+                    name: name.clone(),
+                    // A link DPDK cannot read is not known to be up.
+                    up: port.link().is_ok_and(|l| l.up),
+                })
+                .collect()
+        })
+    }
+}
+
 /// The static network: each port's MAC, addresses and checksum offloads, the routes and
 /// the SNAT configuration.
 pub(super) fn network(settings: &Settings, ports: &[Port]) -> Result<Network, RunError> {
@@ -127,6 +144,7 @@ pub(super) fn network(settings: &Settings, ports: &[Port]) -> Result<Network, Ru
             checksum: caps,
             // Kernel-attached PMDs pass on what a local sender's veth hands them.
             unfinished_rx_checksums: matches!(port.driver(), "net_af_xdp" | "net_af_packet"),
+            mtu: p.mtu,
         });
     }
     let mut routes = Vec::new();

@@ -1,6 +1,12 @@
-//! Graceful shutdown: start-up in reverse (API, watcher, signals, workers, slow path,
-//! ports), then every mbuf must be back in its pool; then the EAL and its runtime
-//! directory go.
+//! Graceful shutdown: first every announced route is withdrawn (liveness interface down,
+//! every protocol disabled); then the commit gate closes, so a compile still running is
+//! abandoned and nothing changes the configuration any more; if something was
+//! announced, udplb keeps forwarding for `announce.stop_grace` while the routers
+//! converge; then start-up in reverse (API: calls in flight answered, `503` for those
+//! waiting on a change, within a second; watcher, signals, workers, slow path, ports),
+//! then every mbuf must be back in its pool; then the EAL and its runtime directory go.
+//! The liveness interface is deleted last, at exit. The stop never waits for a compile
+//! (appliance/README.md, "Stop", gives the whole bound).
 
 use super::start::Running;
 use super::RunError;
@@ -23,7 +29,21 @@ impl Running {
             slow_path,
             inject_rx,
             management,
+            supervisor,
+            supervise,
+            stop_grace,
         } = self;
+        let announced = supervisor.announces();
+        let announcer = supervise.stop();
+        if announcer.is_some() {
+            log::info!("announced routes withdrawn");
+        }
+        management.server.close_commits();
+        if announcer.is_some() && announced && !stop_grace.is_zero() {
+            log::info!("forwarding for {stop_grace:?} more while the routers converge");
+            std::thread::sleep(stop_grace);
+        }
+        drop(supervisor);
         management.server.shutdown();
         drop(management.watcher);
         drop(management.signals);
@@ -58,6 +78,7 @@ impl Running {
         log::info!("shutdown complete: {leaked} mbufs outstanding");
         drop(pool);
         finish_eal(eal, runtime_dir);
+        drop(announcer);
         if leaked != 0 {
             return Err(RunError::LeakedMbufs(leaked));
         }

@@ -1,8 +1,10 @@
 //! Start-up: `Appliance::start(settings) -> Running`, then `running.serve()`.
 //!
-//! Order: settings checked against this host → manifests loaded and compiled (refused:
-//! nothing started) → EAL → mempool → ports → control plane → slow path thread → workers on
-//! their lcores → management API, signals, manifest watcher.
+//! Order: settings checked against this host → the initial set (manifest files, or the
+//! persisted API set; `control::initial_set`) compiled (refused:
+//! nothing started) → liveness interface (with `announce`; down, so nothing is announced)
+//! → EAL → mempool → ports → control plane → slow path thread → workers on their lcores →
+//! management API, signals, manifest watcher → supervisor (health, drain, announcement).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,20 +13,26 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use config::CompileParams;
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use pipelines::neighbor::Neighbors;
 use pipelines::net::MacAddr;
 use pipelines::tables::DataplaneParams;
 
+use super::handler::ApplianceHandler;
 use super::ports::{self, PortSet};
+use super::supervise::{Supervisor, SupervisorThread};
 use super::workers::{Links, WorkerContext, Workers};
 use super::RunError;
-use crate::control::{ControlParams, ControlPlane, Observed, Publisher, SlowPathLink};
-use crate::dpdk::{Eal, Mbuf, Mempool, RuntimeDir, SocketId};
-use crate::mgmt::{
-    ManagementServer, ManifestWatcher, MgmtCommand, MgmtEvent, MgmtHandler, SignalListener,
+use crate::announce::{AnnounceConfig, Announcer};
+use crate::control::{
+    initial_set, ControlParams, ControlPlane, Observed, Publisher, SlowPathLink, SourceMode,
 };
-use crate::settings::{CpuSet, Settings, SettingsError, MAX_WORKERS};
+use crate::dpdk::{Eal, Mbuf, Mempool, RuntimeDir, SocketId};
+use crate::health::{HealthCheck, PortLinks};
+use crate::mgmt::{
+    ManagementServer, ManifestWatcher, MgmtEvent, ReloadReason, SignalListener, Tokens,
+};
+use crate::settings::{CpuSet, ManagementSettings, Settings, SettingsError, MAX_WORKERS};
 use crate::slowpath::{
     FrameSink, PortAddresses, SlowPath, SlowPathConfig, SlowPathCounters, SlowPathMsg,
     SlowPathTuning, StaticNeighbor,
@@ -48,6 +56,11 @@ pub struct Running {
     /// Slow-path frames for worker 0; drained at shutdown.
     pub(super) inject_rx: Receiver<(u16, Mbuf)>,
     pub(super) management: Management,
+    /// Health, drain and announcement, on their own thread.
+    pub(super) supervisor: Arc<Supervisor>,
+    pub(super) supervise: SupervisorThread,
+    /// How long to keep forwarding after withdrawing at a graceful stop.
+    pub(super) stop_grace: Duration,
 }
 
 /// The slow path's thread and its input.
@@ -62,7 +75,15 @@ pub(super) struct Management {
     pub(super) watcher: Option<ManifestWatcher>,
     pub(super) signals: SignalListener,
     events: Receiver<MgmtEvent>,
+    /// Where the tokens are read from again on SIGHUP.
+    management: ManagementSettings,
 }
+
+/// How often the manifest files are polled (a change is applied once it has settled for
+/// `mgmt::SETTLE`).
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the management loop releases tables no worker uses any more.
+const TICK: Duration = Duration::from_secs(1);
 
 impl Appliance {
     /// Starts the appliance described by `settings`.
@@ -73,12 +94,23 @@ impl Appliance {
         settings
             .check_cpus(&CpuSet::usable())
             .map_err(SettingsError::Invalid)?;
-        let token = settings.management.read_token()?;
-        let objects = if settings.manifests.is_empty() {
-            config::ObjectSet::default()
-        } else {
-            config::load_paths(&settings.manifests).map_err(crate::control::Refusal::from)?
-        };
+        let tokens = settings.management.read_tokens()?;
+        let sources = settings.manifests.sources();
+        if sources.mode != SourceMode::Files && sources.state.is_none() {
+            log::warn!(
+                "manifests.state_dir is not set: a set pushed by PUT /v1/manifests is not \
+                 persisted and a restart serves the manifest files again"
+            );
+        }
+        let initial = initial_set(&sources)?;
+
+        // Before anything else: an interface of that name (a leftover persistent TAP)
+        // refuses the start, and BIRD is told to announce nothing.
+        let announcer = settings
+            .announce
+            .as_ref()
+            .map(|a| Announcer::start(AnnounceConfig::from(a), std::time::Instant::now()))
+            .transpose()?;
 
         let eal = Eal::init(&settings.eal_arguments())?;
         let runtime_dir = eal.runtime_dir();
@@ -134,7 +166,8 @@ impl Appliance {
             neighbors: Arc::clone(&links.neighbors.count),
         };
         let (plane, tables) =
-            ControlPlane::new(control_params(&settings), publisher, observed, &objects)?;
+            ControlPlane::with_initial(control_params(&settings), publisher, observed, &initial)?;
+        drop(initial);
         let plane = Arc::new(plane);
 
         // Slow path thread.
@@ -198,7 +231,29 @@ impl Appliance {
             },
         )?;
 
-        let management = Management::start(&settings, token, &plane)?;
+        let health = HealthCheck::new(
+            Some(Arc::clone(&ports) as Arc<dyn PortLinks>),
+            links.heartbeats.clone(),
+            settings.workers.heartbeat_timeout.0,
+        );
+        let supervisor = Supervisor::new(
+            Arc::clone(&plane),
+            health,
+            settings.drain.deadline.0,
+            announcer.is_some(),
+        );
+        let handler = Arc::new(ApplianceHandler::new(
+            Arc::clone(&plane),
+            Arc::clone(&supervisor),
+        ));
+        let management = Management::start(&settings, tokens, &plane, handler)?;
+        let interval = settings
+            .announce
+            .as_ref()
+            .map_or(Duration::from_millis(200), |a| a.interval.0);
+        let supervise = supervisor
+            .spawn(announcer, interval)
+            .map_err(|e| RunError::Management(format!("cannot start the supervisor: {e}")))?;
         log::info!(
             "udplb ready: {} port(s), {} worker(s), management API on http://{}",
             ports.len(),
@@ -215,6 +270,12 @@ impl Appliance {
             slow_path,
             inject_rx: links.inject_rx,
             management,
+            supervisor,
+            supervise,
+            stop_grace: settings
+                .announce
+                .as_ref()
+                .map_or(Duration::ZERO, |a| a.stop_grace.0),
         })
     }
 }
@@ -232,38 +293,38 @@ fn control_params(settings: &Settings) -> ControlParams {
             default_idle_timeout: settings.flows.idle_timeout.0,
             default_hash_key: settings.hash_key,
         },
-        manifests: settings.manifests.clone(),
+        sources: settings.manifests.sources(),
     }
 }
 
 impl Management {
     fn start(
         settings: &Settings,
-        token: Option<String>,
-        plane: &Arc<ControlPlane>,
+        tokens: Tokens,
+        plane: &ControlPlane,
+        handler: Arc<ApplianceHandler>,
     ) -> Result<Management, RunError> {
         let (events_tx, events) = unbounded::<MgmtEvent>();
         let signals = SignalListener::start(events_tx.clone())
             .map_err(|e| RunError::Management(e.to_string()))?;
-        let watcher = if settings.manifests.is_empty() {
-            None
-        } else {
+        let watcher = if plane.sources().uses_files() {
             // Without the watcher, SIGHUP and the API still reload.
-            ManifestWatcher::start(
-                settings.manifests.clone(),
-                Duration::from_secs(1),
-                events_tx,
-            )
-            .inspect_err(|e| log::warn!("manifest files are not watched: {e}"))
-            .ok()
+            ManifestWatcher::start(plane.sources().paths.clone(), WATCH_INTERVAL, events_tx)
+                .inspect_err(|e| log::warn!("manifest files are not watched: {e}"))
+                .ok()
+        } else {
+            None
         };
-        let server = ManagementServer::start(settings.management.listen, token, Arc::clone(plane))
+        // Changes run through the handler on the server's serial thread, so that the
+        // supervisor is woken by every applied set, whatever its trigger.
+        let server = ManagementServer::start_with(settings.management.listen, tokens, handler)
             .map_err(|e| RunError::Management(e.to_string()))?;
         Ok(Management {
             server,
             watcher,
             signals,
             events,
+            management: settings.management.clone(),
         })
     }
 }
@@ -274,18 +335,33 @@ impl Running {
         self.management.server.local_addr()
     }
 
-    /// The management loop: reloads the manifest files when they change or on SIGHUP,
-    /// until SIGINT or SIGTERM.
+    /// The management loop, until SIGINT or SIGTERM: hands reloads (a file change,
+    /// SIGHUP) to the serial command thread without waiting for them, re-reads the tokens
+    /// on SIGHUP, and releases unused tables every second. It never waits on a compile,
+    /// so a stop is acted on at once.
     pub fn serve(&self) {
-        for event in self.management.events.iter() {
+        let m = &self.management;
+        loop {
+            let event = match m.events.recv_timeout(TICK) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.plane.tick();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             match event {
                 MgmtEvent::Reload(reason) => {
-                    match self.plane.handle(MgmtCommand::Reload(reason.clone())) {
-                        Ok(_) => log::info!("manifests reloaded ({reason:?})"),
-                        Err(e) => log::error!(
-                            "manifests refused ({reason:?}), still serving the previous set:\n{e}"
-                        ),
+                    if reason == ReloadReason::Sighup {
+                        match m.management.read_tokens() {
+                            Ok(tokens) => {
+                                m.server.set_tokens(tokens);
+                                log::info!("SIGHUP: management tokens read again");
+                            }
+                            Err(e) => log::error!("SIGHUP: keeping the previous tokens: {e}"),
+                        }
                     }
+                    m.server.reload(reason);
                 }
                 MgmtEvent::Shutdown(signal) => {
                     log::info!("{signal:?}: shutting down");

@@ -22,7 +22,7 @@ use super::RunError;
 use crate::dpdk::{Eal, LcoreId, LcoreJob, Mbuf, QueueId};
 use crate::settings::Settings;
 use crate::slowpath::{SlowPathCounters, SlowPathMsg};
-use crate::worker::{DpdkIo, Handoff, ReportSlot, WorkerReport, WorkerSetup};
+use crate::worker::{DpdkIo, Handoff, Heartbeat, ReportSlot, WorkerReport, WorkerSetup};
 
 /// Depth of each worker's hand-off channel.
 const HANDOFF_DEPTH: usize = 1024;
@@ -37,6 +37,7 @@ pub(super) struct WorkerLinks {
     /// Frames the slow path sends: worker 0 transmits them, the others never receive any.
     inject_rx: Receiver<(u16, Mbuf)>,
     handoff: Handoff<Mbuf>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// Publishes the slow path's neighbor table to every worker as an immutable snapshot.
@@ -68,6 +69,8 @@ pub(super) struct Links {
     pub(super) neighbors: NeighborPublisher,
     /// Per worker, its counter report.
     pub(super) reports: Vec<ReportSlot>,
+    /// Per worker, its heartbeat (read by the health check).
+    pub(super) heartbeats: Vec<Arc<Heartbeat>>,
     /// The slow path's frame sink sends through worker 0 here.
     pub(super) inject_tx: Sender<(u16, Mbuf)>,
     /// Kept to drain at shutdown: what nobody sent goes back to the pool.
@@ -85,6 +88,7 @@ impl Links {
                 count: Arc::new(AtomicUsize::new(neighbor_count)),
             },
             reports: Vec::new(),
+            heartbeats: Vec::new(),
             inject_tx,
             inject_rx: inject_rx.clone(),
         };
@@ -92,6 +96,8 @@ impl Links {
             let (tables_tx, tables_rx) = unbounded();
             let (neighbors_tx, neighbors_rx) = unbounded();
             let report: ReportSlot = Arc::new(Mutex::new(WorkerReport::default()));
+            let heartbeat = Heartbeat::new(Instant::now());
+            links.heartbeats.push(Arc::clone(&heartbeat));
             links.tables.push(tables_tx);
             links.neighbors.workers.push(neighbors_tx);
             links.reports.push(Arc::clone(&report));
@@ -105,6 +111,7 @@ impl Links {
                     crossbeam_channel::never()
                 },
                 handoff,
+                heartbeat,
             });
         }
         links
@@ -159,6 +166,7 @@ impl Workers {
                     .report(link.report)
                     .inject(link.inject_rx)
                     .handoff(link.handoff)
+                    .heartbeat(link.heartbeat)
                     .stop(Arc::clone(&stop))
                     .idle_backoff(Duration::from_micros(u64::from(
                         cx.settings.workers.idle_backoff_us,

@@ -10,7 +10,9 @@
 //!
 //! Every field is documented in appliance/README.md ("Configuration (appliance.yaml)").
 
+mod announce;
 mod host;
+mod manifests;
 mod schema;
 mod text;
 mod validate;
@@ -20,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use crate::dpdk::Device;
+pub use announce::{AnnounceSettings, BirdSettings, DrainSettings};
 pub use host::CpuSet;
 pub use schema::{
-    FlowSettings, MaglevSettings, ManagementSettings, NeighborSettings, PortSettings,
-    RouteSettings, Settings, SlowPathSettings, SnatSettings, WorkerSettings,
+    FlowSettings, MaglevSettings, ManagementSettings, ManifestSettings, NeighborSettings,
+    PortSettings, RouteSettings, Settings, SlowPathSettings, SnatSettings, WorkerSettings,
 };
 pub use validate::FieldError;
 
@@ -53,9 +56,11 @@ pub enum SettingsError {
         /// The problem.
         source: Box<SettingsError>,
     },
-    /// `management.token_file` could not be used.
-    #[error("management.token_file: {path}: {message}")]
+    /// `management.token_file` or `management.read_token_file` could not be used.
+    #[error("{field}: {path}: {message}")]
     Token {
+        /// The setting.
+        field: &'static str,
         /// The token file.
         path: PathBuf,
         /// What is wrong with it.
@@ -160,10 +165,14 @@ impl Settings {
             source: Box::new(e),
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for manifest in &mut settings.manifests {
-            *manifest = base.join(&*manifest);
-        }
-        if let Some(token) = &mut settings.management.token_file {
+        settings.manifests.resolve(base);
+        for token in [
+            &mut settings.management.token_file,
+            &mut settings.management.read_token_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             *token = base.join(&*token);
         }
         Ok(settings)
@@ -236,34 +245,6 @@ impl Settings {
         }
         args.extend(self.eal_args.iter().cloned());
         args
-    }
-}
-
-impl ManagementSettings {
-    /// Reads the bearer token from `token_file` (surrounding whitespace removed).
-    ///
-    /// # Errors
-    /// [`SettingsError::Token`] when the file cannot be read, is empty, or holds characters
-    /// that cannot appear in an `Authorization` header.
-    pub fn read_token(&self) -> Result<Option<String>, SettingsError> {
-        let Some(path) = &self.token_file else {
-            return Ok(None);
-        };
-        let fail = |message: String| SettingsError::Token {
-            path: path.clone(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(fail("the file is empty".into()));
-        }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(fail(
-                "the token may only hold visible ASCII characters".into(),
-            ));
-        }
-        Ok(Some(token.to_owned()))
     }
 }
 

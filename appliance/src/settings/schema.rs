@@ -12,6 +12,8 @@ use pipelines::spec::{HashKey, HumanDuration, NatMode};
 use pipelines::tables::{DataplaneParams, DEFAULT_MAGLEV_SEED};
 use serde::Deserialize;
 
+use super::announce::{AnnounceSettings, DrainSettings};
+pub use super::manifests::ManifestSettings;
 use super::text;
 use crate::dpdk::Device;
 
@@ -54,10 +56,12 @@ pub struct Settings {
     /// Management HTTP API.
     #[serde(default)]
     pub management: ManagementSettings,
-    /// Gateway API manifest files or directories, loaded at start and watched for changes.
-    /// Relative paths are resolved against the directory of the settings file.
+    /// Where Gateway API manifests come from: files or directories (loaded at start and
+    /// watched), the API (persisted in a state directory), or both. A plain list of paths
+    /// is the short form of `{source: both, paths: [...]}`. Relative paths are resolved
+    /// against the directory of the settings file.
     #[serde(default)]
-    pub manifests: Vec<PathBuf>,
+    pub manifests: ManifestSettings,
     /// `spec.controllerName` of the GatewayClasses this appliance serves.
     #[serde(default = "default_controller_name")]
     pub controller_name: String,
@@ -68,6 +72,12 @@ pub struct Settings {
     /// Slow path (ARP, NDP, ICMP).
     #[serde(default)]
     pub slow_path: SlowPathSettings,
+    /// VIPs announced over BGP through BIRD; absent = nothing announced.
+    #[serde(default)]
+    pub announce: Option<AnnounceSettings>,
+    /// `udplb drain` defaults.
+    #[serde(default)]
+    pub drain: DrainSettings,
 }
 
 /// One DPDK port.
@@ -156,6 +166,10 @@ pub struct WorkerSettings {
     /// Packets per RX/TX burst (1 to 512).
     #[serde(default = "default_burst")]
     pub burst: u16,
+    /// A worker whose last poll round is older than this is reported stuck (`/healthz`
+    /// answers 503, nothing is announced).
+    #[serde(default = "default_heartbeat_timeout", deserialize_with = "text::one")]
+    pub heartbeat_timeout: HumanDuration,
 }
 
 impl Default for WorkerSettings {
@@ -165,6 +179,7 @@ impl Default for WorkerSettings {
             main_lcore: 0,
             idle_backoff_us: 0,
             burst: default_burst(),
+            heartbeat_timeout: default_heartbeat_timeout(),
         }
     }
 }
@@ -224,10 +239,15 @@ pub struct ManagementSettings {
     /// Address the API listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// File holding the bearer token that mutating calls must present; none = no token.
-    /// Relative paths are resolved against the directory of the settings file.
+    /// File holding the bearer token that calls changing the configuration must present;
+    /// none = no token (then `listen` must be a loopback address). Relative paths are
+    /// resolved against the directory of the settings file. Re-read on SIGHUP.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// File holding the bearer token that `GET /v1/status` and `GET /metrics` require
+    /// (the write token works too); none = reads are open. Re-read on SIGHUP.
+    #[serde(default)]
+    pub read_token_file: Option<PathBuf>,
 }
 
 impl Default for ManagementSettings {
@@ -235,6 +255,7 @@ impl Default for ManagementSettings {
         ManagementSettings {
             listen: default_listen(),
             token_file: None,
+            read_token_file: None,
         }
     }
 }
@@ -275,6 +296,9 @@ fn default_lcores() -> Vec<u32> {
 }
 fn default_burst() -> u16 {
     32
+}
+fn default_heartbeat_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(500))
 }
 fn default_flow_capacity() -> u32 {
     1 << 20

@@ -61,6 +61,11 @@ impl Settings {
         self.validate_routes(&mut v);
         self.validate_workers(&mut v);
         self.validate_capacities(&mut v);
+        self.validate_management(&mut v);
+        if let Some(announce) = &self.announce {
+            announce.validate(&mut v);
+        }
+        self.drain.validate(&mut v);
         if v.errors.is_empty() {
             Ok(())
         } else {
@@ -304,6 +309,22 @@ impl Settings {
                 ),
             );
         }
+        // An idle worker sleeps `idle_backoff_us` between rounds: its heartbeat must not
+        // look stale because of that (an out-of-range backoff is reported above alone).
+        let backoff = std::time::Duration::from_micros(u64::from(
+            if w.idle_backoff_us > MAX_IDLE_BACKOFF_US {
+                0
+            } else {
+                w.idle_backoff_us
+            },
+        ));
+        super::announce::check_range(
+            v,
+            "workers.heartbeat_timeout",
+            w.heartbeat_timeout.0,
+            std::time::Duration::from_millis(50).max(backoff * 2),
+            std::time::Duration::from_secs(60),
+        );
         for (i, arg) in self.eal_args.iter().enumerate() {
             let flag = arg.split('=').next().unwrap_or(arg);
             if let Some((_, from)) = RESERVED_EAL_ARGS.iter().find(|(f, _)| *f == flag) {

@@ -14,6 +14,8 @@
 //!   loop under `cargo test`, as any user, without EAL);
 //! - `poll`: the loop itself, [`Worker`], generic over the I/O;
 //! - `handoff`: [`Handoff`], full-NAT replies passed to the worker owning their flow;
+//! - `heartbeat`: [`Heartbeat`], the time of the last round and the tables generation,
+//!   which `/healthz` and the announcement gate check;
 //! - `hold`: datagrams held for neighbor resolution ([`HOLD_TIME`], [`HOLD_CAPACITY`]);
 //! - `report`: [`WorkerReport`] and the loop's tallies ([`LoopDrops`], [`LoopCounters`]).
 //!
@@ -34,6 +36,7 @@
 
 mod dpdk_io;
 mod handoff;
+mod heartbeat;
 mod hold;
 mod io;
 mod memory_io;
@@ -52,6 +55,7 @@ use pipelines::FastPath;
 
 pub use dpdk_io::DpdkIo;
 pub use handoff::Handoff;
+pub use heartbeat::Heartbeat;
 pub use hold::{HOLD_CAPACITY, HOLD_TIME};
 pub use io::{OffloadRefused, PacketBuf, PacketBurst, PacketIo, BURST};
 pub use memory_io::{MemoryBuf, MemoryBurst, MemoryIo, MemoryPool, Wire};
@@ -87,6 +91,8 @@ pub struct WorkerSetup<Io: PacketIo> {
     handoff: Handoff<Io::Buf>,
     /// Set to stop the worker.
     stop: Arc<AtomicBool>,
+    /// Refreshed every round: proof that the worker polls.
+    heartbeat: Arc<Heartbeat>,
     /// Sleep after idle rounds (0: pure polling).
     idle_backoff: Duration,
     /// Monotonic origin of the fast path's timestamps (shared by all workers).
@@ -125,6 +131,7 @@ impl<Io: PacketIo> WorkerSetup<Io> {
                 inject_rx: crossbeam_channel::never(),
                 handoff: Handoff::solo(),
                 stop: Arc::new(AtomicBool::new(false)),
+                heartbeat: Heartbeat::new(Instant::now()),
                 idle_backoff: Duration::ZERO,
                 epoch: Instant::now(),
             },
@@ -140,6 +147,11 @@ impl<Io: PacketIo> WorkerSetup<Io> {
     /// The flag that stops [`Worker::run`].
     pub fn stop_flag(&self) -> &Arc<AtomicBool> {
         &self.stop
+    }
+
+    /// The worker's heartbeat (its own unless [`WorkerBuilder::heartbeat`] gave one).
+    pub fn heartbeat(&self) -> &Arc<Heartbeat> {
+        &self.heartbeat
     }
 
     /// The loop state, to [`Worker::run`] or step with [`Worker::poll`].
@@ -232,6 +244,13 @@ impl<Io: PacketIo> WorkerBuilder<Io> {
     /// [`WorkerSetup::stop_flag`]).
     pub fn stop(mut self, flag: Arc<AtomicBool>) -> Self {
         self.setup.stop = flag;
+        self
+    }
+
+    /// Where the worker stamps every round and the tables it adopts (default: one of
+    /// its own, [`WorkerSetup::heartbeat`]).
+    pub fn heartbeat(mut self, heartbeat: Arc<Heartbeat>) -> Self {
+        self.setup.heartbeat = heartbeat;
         self
     }
 

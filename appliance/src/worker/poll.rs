@@ -5,7 +5,8 @@
 //! run the held datagrams again; poll every port; take the replies other workers passed
 //! here; queue the slow path's frames; flush the TX bursts; every
 //! [`MAINTAIN_INTERVAL`] sweep the flow table and expire held datagrams, and every
-//! [`REPORT_INTERVAL`] copy the counters out with a `try_lock`. [`Worker::run`] repeats
+//! [`REPORT_INTERVAL`] copy the counters out with a `try_lock`. Every round stamps the
+//! worker's [`Heartbeat`](super::Heartbeat). [`Worker::run`] repeats
 //! rounds until the stop flag is set. Time is passed in, so a test drives the clock.
 
 use std::sync::atomic::Ordering;
@@ -60,6 +61,7 @@ impl<Io: PacketIo> Worker<Io> {
     pub(super) fn new(setup: WorkerSetup<Io>) -> Worker<Io> {
         let ports = setup.io.ports();
         let start = setup.epoch;
+        setup.heartbeat.adopted(setup.tables.generation());
         Worker {
             rx_burst: Io::Burst::default(),
             tx_bursts: (0..ports).map(|_| Io::Burst::default()).collect(),
@@ -105,7 +107,9 @@ impl<Io: PacketIo> Worker<Io> {
         if let Some(t) = self.setup.tables_rx.try_iter().last() {
             self.setup.tables = t;
             self.setup.fast_path.adopt(&self.setup.tables);
+            self.setup.heartbeat.adopted(self.setup.tables.generation());
         }
+        self.setup.heartbeat.beat(clock);
         let now = nanos_since(self.setup.epoch, clock);
         if let Some(n) = self.setup.neighbors_rx.try_iter().last() {
             self.setup.neighbors = n;
@@ -315,7 +319,8 @@ impl<Io: PacketIo> Worker<Io> {
                         drops.handoff_overflow += 1;
                     }
                 }
-                Verdict::Drop(_) => drop(buf),
+                // Holding and splitting fragments come with the appliance side of issue 12.
+                Verdict::Drop(_) | Verdict::Hold { .. } | Verdict::Fragment { .. } => drop(buf),
             }
         }
     }

@@ -167,6 +167,7 @@ pub fn one_port_network(
             addresses,
             checksum: ChecksumCaps::empty(),
             unfinished_rx_checksums: false,
+            mtu: pipelines::net::DEFAULT_MTU,
         }],
         routes,
         SnatConfig {

@@ -84,8 +84,9 @@ impl FastPath {
                 let h = hash.unwrap_or_else(|| self.flows.hash(&t));
                 self.udp(ctx, now, pkt, &p, &t, h)
             }
+            Parsed::Fragment => self.fragment(ctx, now, pkt),
             Parsed::Arp => Verdict::ToHost(HostReason::Arp),
-            Parsed::Icmp => Verdict::ToHost(HostReason::Icmp),
+            Parsed::Icmp => self.icmp(ctx, now, pkt),
             Parsed::OtherIp { dst } => {
                 if ctx.network.is_own(dst) || ctx.tables.is_vip(dst) {
                     Verdict::ToHost(HostReason::OwnAddress)
@@ -95,19 +96,50 @@ impl FastPath {
             }
             Parsed::Drop(r) => Verdict::Drop(r),
         };
-        match v {
-            Verdict::Tx { .. } => {
-                self.counters.tx_packets += 1;
-                self.counters.tx_bytes += len;
-            }
-            Verdict::ToHost(r) => self.counters.to_host[r.index()] += 1,
-            Verdict::Drop(r) => self.counters.drops[r.index()] += 1,
-            Verdict::Handoff { .. } => self.counters.handoff += 1,
+        if let Verdict::Tx { .. } = v {
+            self.counters.tx_packets += 1;
+            self.counters.tx_bytes += len;
+        } else {
+            self.count_other(v, len);
         }
         v
     }
 
-    /// A UDP datagram whose wire tuple is `t`, with `h = flows.hash(t)`.
+    /// Counts a verdict (every one but `Tx` comes here: out of line, so the forwarding
+    /// paths stay compact).
+    #[inline(never)]
+    fn count_other(&mut self, v: Verdict, len: u64) {
+        *self.verdict_counter(v) += 1;
+        if let Verdict::Tx { .. } | Verdict::Fragment { .. } = v {
+            self.counters.tx_bytes += len;
+        }
+    }
+
+    /// Takes back the counting of a packet and its verdict `v` (a first fragment runs
+    /// through [`FastPath::process_parsed`] inside its own processing, which counts it).
+    pub(super) fn uncount(&mut self, v: Verdict, len: u64) {
+        self.counters.rx_packets -= 1;
+        self.counters.rx_bytes -= len;
+        *self.verdict_counter(v) -= 1;
+        if let Verdict::Tx { .. } | Verdict::Fragment { .. } = v {
+            self.counters.tx_bytes -= len;
+        }
+    }
+
+    fn verdict_counter(&mut self, v: Verdict) -> &mut u64 {
+        let c = &mut self.counters;
+        match v {
+            Verdict::Tx { .. } | Verdict::Fragment { .. } => &mut c.tx_packets,
+            Verdict::Hold { .. } => &mut c.fragments_held,
+            Verdict::ToHost(r) => &mut c.to_host[r.index()],
+            Verdict::Drop(r) => &mut c.drops[r.index()],
+            Verdict::Handoff { .. } => &mut c.handoff,
+        }
+    }
+
+    /// A UDP datagram whose wire tuple is `t`, with `h = flows.hash(t)`. (A datagram's
+    /// first fragment comes this way too, through `process_parsed`: one call site, so the
+    /// forwarding paths stay inlined.)
     fn udp(
         &mut self,
         ctx: &Context<'_>,

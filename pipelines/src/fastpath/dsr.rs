@@ -28,29 +28,48 @@
 use std::net::IpAddr;
 
 use super::hop::HopCache;
+use super::rewrite::refuse_too_big;
 use super::Context;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::Ethernet;
 
 /// Sends `pkt` to the on-link backend `backend` by rewriting its MACs only; the packet is
-/// modified only when the verdict is `Tx`.
+/// modified only when the verdict is `Tx`. `l3` is the IP header's offset and `src` the
+/// datagram's source (for the MTU check: the frame is switched unchanged, so it must fit
+/// the backends' port).
 #[inline]
 pub(super) fn transmit(
     ctx: &Context<'_>,
     hops: &mut HopCache,
     pkt: &mut [u8],
+    l3: usize,
+    src: IpAddr,
     backend: IpAddr,
 ) -> Verdict {
     let hop = match hops.resolve_on_link(ctx, backend) {
         Ok(h) => h,
         Err(v) => return v,
     };
+    let too_big = pkt.len() - l3 > usize::from(ctx.network.min_mtu())
+        && pkt.len() - l3 > usize::from(ctx.network.mtu(hop.port));
+    if too_big {
+        if let Some(v) = refuse_too_big(pkt, l3, src, ctx.network.mtu(hop.port)) {
+            return v;
+        }
+    }
     let Ok(mut eth) = Ethernet::new_checked(pkt) else {
         // Unreachable after a successful parse; never panic on it.
         return Verdict::Drop(DropReason::TruncatedEthernet);
     };
     eth.set_dst(hop.dst_mac.0);
     eth.set_src(hop.src_mac.0);
+    if too_big {
+        // IPv4 without DF: the appliance splits the frame.
+        return Verdict::Fragment {
+            port: hop.port,
+            mtu: ctx.network.mtu(hop.port),
+        };
+    }
     Verdict::Tx {
         port: hop.port,
         offload: None,

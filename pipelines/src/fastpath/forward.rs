@@ -19,7 +19,7 @@ use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::steer::client_owner;
 use super::{dsr, release, Context, FastPath, Timestamp};
 use crate::counters::{EntityCounters, Traffic};
-use crate::flow::{Dir, Flow, Tuple, IPV6};
+use crate::flow::{Dir, Flow, Tuple, IPV6, REPLIED};
 use crate::hash::{hash_words, ip16, ip_words};
 use crate::maglev;
 use crate::parse::{FlowKey, ParsedUdp};
@@ -27,10 +27,22 @@ use crate::spec::{HashKey, NatMode};
 use crate::tables::{Backend, Listener, Route, Tables};
 use crate::verdict::{DropReason, HostReason, Verdict};
 
-fn is_unicast(ip: IpAddr) -> bool {
+/// Whether `ip` may receive an ICMP error (RFC 1122 §3.2.2, RFC 4443 §2.4 e).
+pub(super) fn is_unicast(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
         IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// A datagram whose TTL / hop limit would reach 0: time exceeded from the slow path, when
+/// its source can receive an ICMP error.
+#[cold]
+pub(super) fn time_exceeded(src: IpAddr) -> Verdict {
+    if is_unicast(src) {
+        Verdict::ToHost(HostReason::TimeExceeded)
+    } else {
+        Verdict::Drop(DropReason::TtlExpired)
     }
 }
 
@@ -68,12 +80,18 @@ pub fn pick(tables: &Tables, listener: &Listener, k: &FlowKey) -> u32 {
 }
 
 impl FastPath {
-    /// Maglev choice for a new (or re-picked) flow: `Ok(backend index)` or the verdict.
-    fn choose(tables: &Tables, l: &Listener, route: &Route, k: &FlowKey) -> Result<u32, Verdict> {
-        let slot = route
-            .maglev
-            .lookup(flow_hash(tables.params().maglev_seed, l.hash_key, k));
-        match slot {
+    /// Maglev choice for a new (or re-picked) flow of listener `li`, skipping excluded
+    /// (unhealthy) backends: `Ok(backend index)` or the verdict.
+    pub(super) fn choose(
+        &self,
+        tables: &Tables,
+        l: &Listener,
+        li: u32,
+        route: &Route,
+        k: &FlowKey,
+    ) -> Result<u32, Verdict> {
+        let h = flow_hash(tables.params().maglev_seed, l.hash_key, k);
+        match self.excl.pick(li, route, h) {
             maglev::NO_BACKEND => Err(Verdict::Drop(DropReason::NoBackend)),
             maglev::DROP if is_unicast(k.src) => Err(Verdict::ToHost(HostReason::Reject)),
             maglev::DROP => Err(Verdict::Drop(DropReason::DroppedShare)),
@@ -147,14 +165,14 @@ impl FastPath {
         }
         // DSR switches the frame to the backend at layer 2: no routing, no TTL.
         if p.ttl <= 1 && mode != NatMode::Dsr {
-            return Verdict::Drop(DropReason::TtlExpired);
+            return time_exceeded(k.src);
         }
         let (bi, snat_port) = match hit {
             Some((fi, f)) => {
                 let cached = route
                     .backends
                     .get(f.backend_idx as usize)
-                    .filter(|b| ip16(b.addr.ip()) == f.backend && b.addr.port() == f.backend_port)
+                    .filter(|b| b.ip16 == f.backend && b.addr.port() == f.backend_port)
                     .map(|_| f.backend_idx);
                 let found = cached.or_else(|| {
                     route.find_backend(std::net::SocketAddr::new(
@@ -163,25 +181,32 @@ impl FastPath {
                     ))
                 });
                 let bi = match found {
-                    Some(bi) => bi,
-                    None => {
-                        // The backend left the route: re-pick under the new tables.
-                        let bi = match Self::choose(tables, l, route, k) {
+                    Some(bi) if !self.excl.excludes(li, route, bi) => bi,
+                    found => {
+                        // The backend left the route, or is unhealthy: re-pick under the
+                        // current tables and health.
+                        let bi = match self.choose(tables, l, li, route, k) {
                             Ok(bi) => bi,
                             Err(v) => return v,
                         };
                         let b = route.backends[bi as usize].addr;
                         self.flows
                             .repin(fi, ip16(b.ip()), b.port(), self.snat.of(v6));
-                        self.counters.flows_repinned += 1;
+                        if found.is_some() {
+                            self.counters.flows_repinned_unhealthy += 1;
+                        } else {
+                            self.counters.flows_repinned += 1;
+                        }
                         bi
                     }
                 };
+                let b = &route.backends[bi as usize];
                 let fm = self.flows.get_mut(fi);
                 fm.backend_idx = bi;
                 fm.listener_idx = li;
-                fm.idle_ms = l.idle_ms;
-                fm.expires = now.saturating_add(l.idle_timeout_ns);
+                fm.idle_ms = b.replied_ms;
+                let idle = b.timeouts_ns[usize::from(fm.flags & REPLIED != 0)];
+                fm.expires = now.saturating_add(idle);
                 (bi, f.snat_port)
             }
             None => match self.new_flow(ctx, now, l, route, li, p, ft) {
@@ -212,7 +237,14 @@ impl FastPath {
                 };
                 transmit(ctx, &mut self.hops, pkt, p, &rw)
             }
-            NatMode::Dsr => dsr::transmit(ctx, &mut self.hops, pkt, b.addr.ip()),
+            NatMode::Dsr => dsr::transmit(
+                ctx,
+                &mut self.hops,
+                pkt,
+                usize::from(p.l3_off),
+                k.src,
+                b.addr.ip(),
+            ),
         };
         if let Verdict::Tx { .. } = v {
             let len = pkt.len() as u64;
@@ -239,7 +271,7 @@ impl FastPath {
         ft: &Tuple,
     ) -> Result<(u32, u16), Verdict> {
         let v6 = p.is_ipv6();
-        let bi = Self::choose(ctx.tables, l, route, &p.flow)?;
+        let bi = self.choose(ctx.tables, l, li, route, &p.flow)?;
         let b = &route.backends[bi as usize];
         let fullnat = l.nat_mode == NatMode::FullNat;
         if fullnat && ctx.network.snat_addr(v6).is_none() {
@@ -260,13 +292,13 @@ impl FastPath {
             let flow = Flow {
                 client: ft.src,
                 vip: ft.dst,
-                backend: ip16(b.addr.ip()),
+                backend: b.ip16,
                 client_port: ft.src_port,
                 vip_port: ft.dst_port,
                 backend_port: b.addr.port(),
                 snat_port,
-                expires: now.saturating_add(l.idle_timeout_ns),
-                idle_ms: l.idle_ms,
+                expires: now.saturating_add(b.timeouts_ns[0]),
+                idle_ms: b.replied_ms,
                 listener_idx: li,
                 backend_idx: bi,
                 flags: if v6 { IPV6 } else { 0 },

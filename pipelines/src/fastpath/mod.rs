@@ -30,15 +30,20 @@
 mod classify;
 mod dsr;
 mod forward;
+mod fragment;
 mod guard;
+mod health;
 mod hop;
+mod icmp;
 mod reverse;
 mod rewrite;
 pub mod steer;
 
 use crate::counters::{Counters, EntityCounters};
 use crate::flow::{Dir, Flow, FlowTable, SnatAddrs, SnatPorts, Tuple, IPV6};
+use crate::fragment::{FragParams, FragTable, Release};
 use crate::hash::ip16;
+use crate::health::Health;
 use crate::neighbor::Neighbors;
 use crate::net::{Network, PortRange};
 use crate::parse::{parse, FlowKey, Parsed};
@@ -48,6 +53,7 @@ use crate::verdict::{DropReason, Verdict};
 pub use forward::{flow_hash, pick};
 use guard::NewFlowGuard;
 use hop::HopCache;
+use std::sync::Arc;
 
 /// Monotonic time in nanoseconds, supplied by the caller.
 pub type Timestamp = u64;
@@ -68,13 +74,25 @@ pub struct FastPathParams {
     pub snat_ports: PortRange,
     /// Seed of the flow-table hash (any fixed value).
     pub flow_hash_seed: u64,
-    /// Flow records examined per [`FastPath::maintain`] call.
+    /// Flow records examined per [`FastPath::maintain`] call (and as many
+    /// fragment-table entries).
     pub sweep_budget: u32,
+    /// Fragmented datagrams followed at once (see [`crate::fragment`]).
+    pub fragment_capacity: u32,
+    /// Hold slots: fragments that may wait for their datagram's first fragment
+    /// ([`Verdict::Hold`]); 0 holds none (such fragments are `fragment_hold_full`).
+    pub fragment_holds: u16,
+    /// Fragments one datagram may hold.
+    pub fragment_holds_per_datagram: u8,
+    /// How long a fragmented datagram is followed after its first fragment (or its
+    /// first held fragment), in ns.
+    pub fragment_timeout_ns: u64,
 }
 
 impl FastPathParams {
     /// Defaults for worker `worker_id` of `workers`, taking its share of `pool`:
-    /// 1 Mi flows, no rate guard, 1024 records per sweep.
+    /// 1 Mi flows, no rate guard, 1024 records per sweep; 4096 fragmented datagrams, 256
+    /// hold slots, 16 per datagram, 3 s (the neighbor hold time of the appliance).
     pub fn new(worker_id: u16, workers: u16, pool: PortRange) -> FastPathParams {
         FastPathParams {
             worker_id,
@@ -84,6 +102,10 @@ impl FastPathParams {
             snat_ports: pool.partition(worker_id, workers),
             flow_hash_seed: 0x9e37_79b9_7f4a_7c15 ^ u64::from(worker_id),
             sweep_budget: 1024,
+            fragment_capacity: 4096,
+            fragment_holds: 256,
+            fragment_holds_per_datagram: 16,
+            fragment_timeout_ns: 3_000_000_000,
         }
     }
 }
@@ -111,6 +133,9 @@ pub struct FastPath {
     counters: Counters,
     retired: Vec<EntityCounters>,
     hops: HopCache,
+    frags: FragTable,
+    health: Arc<Health>,
+    excl: health::Exclusions,
     /// The port the current burst arrived on, and its MAC ([`classify::mac_key`];
     /// [`classify::NO_MAC`] when there is no such port).
     rx_port: u16,
@@ -171,6 +196,15 @@ impl FastPath {
             counters,
             retired: Vec::new(),
             hops: HopCache::default(),
+            frags: FragTable::new(FragParams {
+                capacity: params.fragment_capacity,
+                holds: params.fragment_holds,
+                per_datagram: params.fragment_holds_per_datagram,
+                timeout_ns: params.fragment_timeout_ns,
+                seed: params.flow_hash_seed ^ 0x6672_6167,
+            }),
+            health: Arc::new(Health::default()),
+            excl: health::Exclusions::default(),
             rx_port: 0,
             rx_mac: classify::NO_MAC,
             check_unfinished: false,
@@ -185,6 +219,31 @@ impl FastPath {
     /// Its counters (gauges are current as of the last burst or maintain call).
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The hold slots (of [`Verdict::Hold`]) the appliance must act on now, oldest
+    /// first: [`Release::Run`] → take the buffer out of the slot and run it through the
+    /// fast path again with the port it arrived on; [`Release::Expired`] → take it out
+    /// and free it (counted as `fragment_timeout`). Call after handling each burst's
+    /// verdicts (a fragment held in a burst can be released by a later packet of the same
+    /// burst) and after [`FastPath::maintain`]. The slots are reused as soon as this
+    /// returns, so each buffer must leave its slot while iterating.
+    pub fn take_released(&mut self) -> impl Iterator<Item = Release> + '_ {
+        self.counters.fragments_waiting = self.frags.waiting() as u64;
+        self.frags.take_released()
+    }
+
+    /// Adopts a new health snapshot (from the next burst on): excluded endpoints take no
+    /// new flows, and flows pinned to them move on their next datagram (see
+    /// [`crate::health`]). Cheap when nothing changed; mapping a new snapshot onto the
+    /// tables allocates once, at the next burst.
+    pub fn set_health(&mut self, health: Arc<Health>) {
+        self.health = health;
+    }
+
+    /// The health snapshot in use.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// Entity counters of tables generations this worker has left, oldest first.
@@ -220,6 +279,7 @@ impl FastPath {
 
     fn begin(&mut self, ctx: &Context<'_>, in_port: u16) {
         self.adopt(ctx.tables);
+        self.excl.refresh(ctx.tables, &self.health);
         self.hops = HopCache::default();
         self.rx_port = in_port;
         self.rx_mac = ctx
@@ -294,7 +354,7 @@ impl FastPath {
             }
             start = end;
         }
-        self.counters.flows_active = self.flows.len() as u64;
+        self.gauges();
     }
 
     /// Processes one packet (same as a burst of one).
@@ -307,7 +367,7 @@ impl FastPath {
     ) -> Verdict {
         self.begin(ctx, in_port);
         let v = self.process_one(ctx, now, packet);
-        self.counters.flows_active = self.flows.len() as u64;
+        self.gauges();
         v
     }
 
@@ -326,7 +386,16 @@ impl FastPath {
             &mut |f: &Flow| release(snat4, snat6, expired, f),
         );
         self.counters.flows_active = self.flows.len() as u64;
+        let timed_out = self.frags.sweep(now, self.params.sweep_budget as usize);
+        self.counters.drops[DropReason::FragmentTimeout.index()] += timed_out;
+        self.gauges();
         n
+    }
+
+    fn gauges(&mut self) {
+        self.counters.flows_active = self.flows.len() as u64;
+        self.counters.fragment_entries = self.frags.len() as u64;
+        self.counters.fragments_waiting = self.frags.waiting() as u64;
     }
 
     /// Forgets the flow whose client → VIP datagrams have `key` (management "clear

@@ -6,9 +6,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::forward::time_exceeded;
 use super::rewrite::{ip_from16, transmit, Rewrite};
 use super::{Context, FastPath, Timestamp};
 use crate::counters::Traffic;
+use crate::flow::REPLIED;
 use crate::parse::ParsedUdp;
 use crate::tables::Route;
 use crate::verdict::{DropReason, Verdict};
@@ -23,7 +25,7 @@ impl FastPath {
         fi: u32,
     ) -> Verdict {
         if p.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExpired);
+            return time_exceeded(p.flow.src);
         }
         let f = *self.flows.get(fi);
         let v6 = f.is_ipv6();
@@ -35,7 +37,9 @@ impl FastPath {
         };
         let v = transmit(ctx, &mut self.hops, pkt, p, &rw);
         if let Verdict::Tx { .. } = v {
-            self.flows.get_mut(fi).expires = now.saturating_add(u64::from(f.idle_ms) * 1_000_000);
+            let fm = self.flows.get_mut(fi);
+            fm.flags |= REPLIED;
+            fm.expires = now.saturating_add(u64::from(f.idle_ms) * 1_000_000);
             let tables = ctx.tables;
             let li = match tables.listeners().get(f.listener_idx as usize) {
                 Some(l) if l.vip == rw.src && l.port == f.vip_port => Some(f.listener_idx),
@@ -43,10 +47,19 @@ impl FastPath {
             };
             if let Some(li) = li {
                 let route = tables.listeners()[li as usize].route.as_ref();
+                // The index the flow cached, checked by identity (as the forward path
+                // does); a search only after a tables change moved it.
                 let backend = route.and_then(|r| {
-                    let addr = SocketAddr::new(ip_from16(&f.backend, v6), f.backend_port);
-                    let bi = r.find_backend(addr)?;
-                    Some(r.backends[bi as usize].counter_idx)
+                    let bi = match r.backends.get(f.backend_idx as usize) {
+                        Some(b) if b.addr.port() == f.backend_port && b.ip16 == f.backend => {
+                            f.backend_idx
+                        }
+                        _ => r.find_backend(SocketAddr::new(
+                            ip_from16(&f.backend, v6),
+                            f.backend_port,
+                        ))?,
+                    };
+                    Some(r.backends.get(bi as usize)?.counter_idx)
                 });
                 self.count_reply(li, route, backend, pkt.len() as u64);
             }
@@ -71,7 +84,7 @@ impl FastPath {
             return Verdict::Drop(DropReason::Stray);
         }
         if p.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExpired);
+            return time_exceeded(p.flow.src);
         }
         let rw = Rewrite {
             src: l.vip,
@@ -115,6 +128,6 @@ impl FastPath {
 /// Whether a datagram from `src` arrived on `port`, the port the appliance reaches `src`
 /// through (a reverse-path check: a client cannot pass off its datagrams as a backend's).
 #[inline]
-fn arrived_from(ctx: &Context<'_>, port: u16, src: IpAddr) -> bool {
+pub(super) fn arrived_from(ctx: &Context<'_>, port: u16, src: IpAddr) -> bool {
     ctx.network.route(src).is_some_and(|h| h.port == port)
 }

@@ -8,12 +8,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::forward::is_unicast;
 use super::hop::HopCache;
 use super::Context;
 use crate::checksum;
 use crate::net::{ChecksumCaps, MacAddr};
 use crate::parse::ParsedUdp;
-use crate::verdict::{DropReason, OffloadRequest, Verdict};
+use crate::verdict::{DropReason, HostReason, OffloadRequest, Verdict};
 use crate::wire::{Ethernet, Ipv4, Ipv6, Udp};
 
 /// The new addresses and ports of a rewritten datagram.
@@ -42,6 +43,9 @@ pub(super) fn transmit(
     p: &ParsedUdp,
     rw: &Rewrite,
 ) -> Verdict {
+    if pkt.len() - usize::from(p.l3_off) > usize::from(ctx.network.min_mtu()) {
+        return transmit_large(ctx, hops, pkt, p, rw);
+    }
     let hop = match hops.resolve(ctx, rw.dst) {
         Ok(h) => h,
         Err(v) => return v,
@@ -56,9 +60,72 @@ pub(super) fn transmit(
     }
 }
 
-/// Rewrites addresses, ports, TTL, MACs and checksums in place. Returns the offload
-/// request (`Some(None)` when everything was done in software), or `None` if the offsets
+/// [`transmit`] for a datagram larger than some port's MTU (out of line: the common
+/// packet fits every port, one compare). If it does not fit its out port: `Frag Needed` /
+/// `Packet Too Big` from the slow path (IPv4 with DF, IPv6), or rewritten in software for
+/// the appliance to split (IPv4 without DF: a router fragments). Untouched unless the
+/// verdict is `Tx` or `Fragment`.
+#[cold]
+#[inline(never)]
+fn transmit_large(
+    ctx: &Context<'_>,
+    hops: &mut HopCache,
+    pkt: &mut [u8],
+    p: &ParsedUdp,
+    rw: &Rewrite,
+) -> Verdict {
+    let hop = match hops.resolve(ctx, rw.dst) {
+        Ok(h) => h,
+        Err(v) => return v,
+    };
+    let mtu = ctx.network.mtu(hop.port);
+    let fits = pkt.len() - usize::from(p.l3_off) <= usize::from(mtu);
+    if !fits {
+        if let Some(v) = refuse_too_big(pkt, usize::from(p.l3_off), p.flow.src, mtu) {
+            return v;
+        }
+    }
+    // Fragmenting needs every checksum final: no offload then.
+    let caps = if fits {
+        hop.caps
+    } else {
+        ChecksumCaps::empty()
+    };
+    match rewrite(pkt, p, rw, hop.dst_mac, hop.src_mac, caps) {
+        Some(offload) if fits => Verdict::Tx {
+            port: hop.port,
+            offload,
+        },
+        Some(_) => Verdict::Fragment {
+            port: hop.port,
+            mtu,
+        },
+        None => Verdict::Drop(DropReason::TruncatedIp),
+    }
+}
+
+/// The verdict for an IP packet at `l3` of `pkt` that does not fit `mtu` and may not be
+/// fragmented on the way (IPv6, IPv4 with DF): an ICMP error from the slow path when the
+/// source can receive one, else `too_big`. `None`: IPv4 without DF, to be fragmented.
+pub(super) fn refuse_too_big(pkt: &[u8], l3: usize, src: IpAddr, mtu: u16) -> Option<Verdict> {
+    let df = match src {
+        IpAddr::V4(_) => pkt.get(l3 + 6).is_some_and(|f| f & 0x40 != 0),
+        IpAddr::V6(_) => true,
+    };
+    if !df {
+        return None;
+    }
+    Some(if is_unicast(src) {
+        Verdict::ToHost(HostReason::TooBig { mtu })
+    } else {
+        Verdict::Drop(DropReason::TooBig)
+    })
+}
+
+/// Rewrites addresses, ports, TTL, MACs and checksums in place (always inlined: the cold
+/// `transmit_large` calls it too). Returns the offload request (`Some(None)` when everything was done in software), or `None` if the offsets
 /// do not fit the buffer.
+#[inline(always)]
 fn rewrite(
     pkt: &mut [u8],
     p: &ParsedUdp,
@@ -72,6 +139,7 @@ fn rewrite(
     if pkt.len() < l4 {
         return None;
     }
+    let frame_len = pkt.len();
     let (head, l4buf) = pkt.split_at_mut(l4);
     let mut udp = Udp::new_checked(l4buf).ok()?;
     let old_ports = [udp.src_port(), udp.dst_port()];
@@ -79,7 +147,11 @@ fn rewrite(
     let udp_check = udp.checksum();
     // IPv4 UDP checksum 0 = none: stays 0 and the NIC is not asked to compute it.
     let has_udp_check = udp_check != 0 || p.is_ipv6();
-    let offload_udp = has_udp_check && caps.contains(ChecksumCaps::UDP);
+    // A first fragment holds only part of the datagram its checksum covers: a NIC would
+    // sum the wrong bytes, so its checksum is updated in software.
+    let offload_udp = has_udp_check
+        && caps.contains(ChecksumCaps::UDP)
+        && l4 + usize::from(p.udp_len) <= frame_len;
     let l3_len = u16::try_from(l4 - l3).ok()?;
     let mut old_words = [0u8; 36];
     let mut new_words = [0u8; 36];
