@@ -374,19 +374,29 @@ impl FastPath {
     /// Expires idle flows, examining at most `sweep_budget` records; returns how many
     /// were freed (their SNAT ports return to the pool).
     pub fn maintain(&mut self, now: Timestamp) -> usize {
+        // Empty tables have nothing to expire: an idle worker skips walking their
+        // records (cold after a sleep, that walk was most of an idle wake-up's cost).
         let (snat4, snat6, expired) = (
             &mut self.snat4,
             &mut self.snat6,
             &mut self.counters.flows_expired,
         );
-        let n = self.flows.sweep(
-            now,
-            self.params.sweep_budget as usize,
-            &self.snat,
-            &mut |f: &Flow| release(snat4, snat6, expired, f),
-        );
+        let n = if self.flows.is_empty() {
+            0
+        } else {
+            self.flows.sweep(
+                now,
+                self.params.sweep_budget as usize,
+                &self.snat,
+                &mut |f: &Flow| release(snat4, snat6, expired, f),
+            )
+        };
         self.counters.flows_active = self.flows.len() as u64;
-        let timed_out = self.frags.sweep(now, self.params.sweep_budget as usize);
+        let timed_out = if self.frags.is_empty() {
+            0
+        } else {
+            self.frags.sweep(now, self.params.sweep_budget as usize)
+        };
         self.counters.drops[DropReason::FragmentTimeout.index()] += timed_out;
         self.gauges();
         n

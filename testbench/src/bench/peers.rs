@@ -29,8 +29,9 @@ pub(super) const NOFILE: u32 = 20_000;
 /// udplb's flow table: the many-flow state plus the new-flow runs, with room to spare.
 pub(super) const UDPLB_FLOW_CAPACITY: u32 = 1 << 20;
 
-/// udplb's worker sleeps this long after 16 empty polls: it shares its CPU with the
-/// kernel's softirq work for its own packets, which must not wait for a busy poller.
+/// The cap of udplb's idle back-off (it polls 10 µs after its last frame, then sleeps 1 µs
+/// doubling up to this): it shares its CPU with the kernel's softirq work for its own
+/// packets, which must not wait for a busy poller.
 pub(super) const UDPLB_IDLE_BACKOFF_US: u32 = 20;
 
 /// The systems measured.
