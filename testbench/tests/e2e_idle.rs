@@ -71,8 +71,8 @@ fn worker_threads(pid: u32) -> Vec<u32> {
 
 /// Nanoseconds `tid` of `pid` has run on a CPU (first field of `schedstat`).
 fn cpu_ns(pid: u32, tid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
-        .expect("schedstat");
+    let s =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).expect("schedstat");
     s.split_whitespace()
         .next()
         .and_then(|v| v.parse().ok())
