@@ -412,14 +412,18 @@ fn million_flow_cases(c: &mut Criterion) {
     }
     let vip4 = sa("198.18.2.1:54");
     let vip6 = sa("[2001:2:0:2::1]:54");
-    let sfx = huge_page_suffix();
-    let name = |base: &str| format!("{base}{sfx}");
-
     let mut rig = Rig::new(1 << 20);
     let pool = forward_pool(MILLION, client4, vip4);
     populate(&mut rig, &pool);
     assert_eq!(rig.worker.flows_len(), MILLION);
     let (thp, hugetlb) = huge_kib();
+    // Huge pages asked for but not had (fragmented memory): say so in the case names.
+    let sfx = match huge_page_suffix() {
+        "_thp" if thp == 0 => "_thp_not_backed",
+        "_hugetlb" if hugetlb == 0 => "_hugetlb_not_backed",
+        s => s,
+    };
+    let name = |base: &str| format!("{base}{sfx}");
     eprintln!(
         "1m flows: flow table {} MiB (flow_memory_bytes), AnonHugePages {thp} KiB, \
          HugetlbPages {hugetlb} KiB",
