@@ -132,8 +132,9 @@ struct Run {
 /// every datagram must be answered.
 fn measure(topo: &Topology, tools: &testbench::Tools, port: Port, idle_backoff_us: u32) -> Run {
     let app = start(topo, port, idle_backoff_us);
-    // Let start-up (neighbor probes, first tables) settle.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let start-up (neighbor probes, first tables) settle, and the worker reach the deep
+    // idle of a worker without traffic for a second (`worker::DEEP_IDLE`).
+    std::thread::sleep(Duration::from_millis(1500));
     let (idle_cpu, wakeups) = worker_cpu(&app);
     let client = topo.client(0);
     let target = SocketAddr::new(IpAddr::from(topo.addressing().vip_v4), ECHO_PORT);

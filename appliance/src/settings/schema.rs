@@ -162,7 +162,8 @@ pub struct WorkerSettings {
     pub main_lcore: u32,
     /// Longest sleep, in µs, of a worker whose queues stay empty (the adaptive back-off of
     /// `worker::IdleBackoff`: none within 100 µs of the last frame, then 1 µs doubling up
-    /// to this); 0 = pure polling.
+    /// to this, 4 times this (at most 2 ms) after a second without frames); 0 = pure
+    /// polling.
     #[serde(default = "default_idle_backoff_us")]
     pub idle_backoff_us: u32,
     /// Packets per RX/TX burst (1 to 512).

@@ -5,7 +5,10 @@
 //! least every 100 µs, ≥ 10 kpps) it never sleeps and its latency is that of pure polling.
 //! After that the sleep starts at [`FIRST_SLEEP`] and doubles with
 //! every further empty round up to the cap (`workers.idle_backoff_us`): a worker idle for
-//! longer wakes once per cap, a few microseconds of work each time. Any received frame
+//! longer wakes once per cap. After [`DEEP_IDLE`] without a frame the cap is 4 times larger
+//! (at most [`DEEP_CAP`], never below the configured cap): each wake-up costs ≈ 10–25 µs
+//! of the core (the timer, the switch, a poll of every queue), so a long-idle worker wakes
+//! less, and only the first datagram after such a silence waits longer. Any received frame
 //! starts over.
 //!
 //! Pure bookkeeping (the caller passes the time and does the sleeping), so tests drive it
@@ -17,6 +20,11 @@ use std::time::{Duration, Instant};
 /// half the cap up to this, so a short cap, chosen to yield a shared core quickly, also
 /// spins briefly).
 pub const SPIN: Duration = Duration::from_micros(100);
+/// Without a frame for this long, a worker is deeply idle: its cap grows ([`DEEP_CAP`]).
+pub const DEEP_IDLE: Duration = Duration::from_secs(1);
+/// The deep-idle cap: 4 times the configured cap, at most this (and never below the
+/// configured cap), so heartbeats stay far inside their timeout.
+pub const DEEP_CAP: Duration = Duration::from_millis(2);
 /// The first sleep of an idle stretch; it doubles up to the cap.
 pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
 /// The timer slack a backing-off worker asks for (the kernel's default, 50 µs, would turn
@@ -27,6 +35,7 @@ pub const TIMER_SLACK_NS: u64 = 1_000;
 #[derive(Clone, Debug)]
 pub struct IdleBackoff {
     cap: Duration,
+    deep_cap: Duration,
     spin: Duration,
     last_rx: Instant,
     next: Duration,
@@ -38,6 +47,7 @@ impl IdleBackoff {
     pub fn new(cap: Duration, now: Instant) -> IdleBackoff {
         IdleBackoff {
             cap,
+            deep_cap: cap.saturating_mul(4).min(DEEP_CAP).max(cap),
             spin: SPIN.min(cap / 2),
             last_rx: now,
             next: FIRST_SLEEP.min(cap),
@@ -57,11 +67,17 @@ impl IdleBackoff {
             self.next = FIRST_SLEEP.min(self.cap);
             return None;
         }
-        if !self.enabled() || now.saturating_duration_since(self.last_rx) < self.spin {
+        let quiet = now.saturating_duration_since(self.last_rx);
+        if !self.enabled() || quiet < self.spin {
             return None;
         }
-        let sleep = self.next;
-        self.next = self.next.saturating_mul(2).min(self.cap);
+        let cap = if quiet >= DEEP_IDLE {
+            self.deep_cap
+        } else {
+            self.cap
+        };
+        let sleep = self.next.min(cap);
+        self.next = self.next.saturating_mul(2).min(cap);
         Some(sleep)
     }
 }
@@ -136,6 +152,28 @@ mod tests {
             let received = usize::from(i.is_multiple_of(9));
             assert_eq!(b.after_round(received, t), None, "round {i}");
         }
+    }
+
+    #[test]
+    fn a_long_silence_quadruples_the_cap_up_to_the_deep_cap() {
+        let t0 = Instant::now();
+        let mut b = IdleBackoff::new(Duration::from_micros(500), t0);
+        let s = empty_rounds(&mut b, t0, Duration::from_millis(1), 999);
+        assert!(s[10..]
+            .iter()
+            .all(|d| *d == Some(Duration::from_micros(500))));
+        let s = empty_rounds(&mut b, t0 + DEEP_IDLE, Duration::from_millis(1), 4);
+        let us: Vec<u128> = s.iter().map(|d| d.expect("sleeps").as_micros()).collect();
+        assert_eq!(us, [500, 1000, 2000, 2000]);
+        // A frame: back to the configured cap.
+        let t1 = t0 + DEEP_IDLE * 2;
+        assert_eq!(b.after_round(1, t1), None);
+        let s = empty_rounds(&mut b, t1, Duration::from_millis(1), 20);
+        assert!(s.iter().flatten().all(|d| *d <= Duration::from_micros(500)));
+        // A cap at or above the deep cap stays as configured.
+        let mut b = IdleBackoff::new(Duration::from_millis(5), t0);
+        let s = empty_rounds(&mut b, t0 + DEEP_IDLE, Duration::from_millis(1), 30);
+        assert_eq!(s.iter().flatten().max(), Some(&Duration::from_millis(5)));
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use dpdk_io::DpdkIo;
 pub use handoff::Handoff;
 pub use heartbeat::Heartbeat;
 pub use hold::{HOLD_CAPACITY, HOLD_TIME};
-pub use idle::{IdleBackoff, FIRST_SLEEP, SPIN};
+pub use idle::{IdleBackoff, DEEP_CAP, DEEP_IDLE, FIRST_SLEEP, SPIN};
 pub use io::{OffloadRefused, PacketBuf, PacketBurst, PacketIo, BURST};
 pub use memory_io::{MemoryBuf, MemoryBurst, MemoryIo, MemoryPool, Wire};
 pub use poll::{Worker, MAINTAIN_INTERVAL, REPORT_INTERVAL};
