@@ -368,6 +368,43 @@ fn dsr_and_stateless_cases(c: &mut Criterion) {
     assert!(rig.worker.counters().stateless_replies > 0);
 }
 
+/// How the process's large allocations (the flow table among them) are backed, from
+/// glibc's `glibc.malloc.hugetlb` tunable: `""` (4 KiB pages), `"_thp"` (1: transparent
+/// huge pages by `madvise`) or `"_hugetlb"` (2: explicit huge pages, which need
+/// `vm.nr_hugepages`). Appended to the 1 M-flow case names.
+fn huge_page_suffix() -> &'static str {
+    let t = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if t.contains("glibc.malloc.hugetlb=1") {
+        "_thp"
+    } else if t.contains("glibc.malloc.hugetlb=2") {
+        "_hugetlb"
+    } else {
+        ""
+    }
+}
+
+/// Anonymous memory in transparent huge pages and this process's huge-TLB pages, KiB
+/// (`/proc/self/smaps_rollup`, `/proc/self/status`): proof of what backs the table.
+fn huge_kib() -> (u64, u64) {
+    let field = |file: &str, name: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    (
+        field("/proc/self/smaps_rollup", "AnonHugePages:"),
+        field("/proc/self/status", "HugetlbPages:"),
+    )
+}
+
 fn million_flow_cases(c: &mut Criterion) {
     // Building the populations takes seconds; profiling the 1-flow cases skips them.
     if std::env::var_os("FASTPATH_SKIP_1M").is_some() {
@@ -375,14 +412,26 @@ fn million_flow_cases(c: &mut Criterion) {
     }
     let vip4 = sa("198.18.2.1:54");
     let vip6 = sa("[2001:2:0:2::1]:54");
-
     let mut rig = Rig::new(1 << 20);
     let pool = forward_pool(MILLION, client4, vip4);
     populate(&mut rig, &pool);
     assert_eq!(rig.worker.flows_len(), MILLION);
+    let (thp, hugetlb) = huge_kib();
+    // Huge pages asked for but not had (fragmented memory): say so in the case names.
+    let sfx = match huge_page_suffix() {
+        "_thp" if thp == 0 => "_thp_not_backed",
+        "_hugetlb" if hugetlb == 0 => "_hugetlb_not_backed",
+        s => s,
+    };
+    let name = |base: &str| format!("{base}{sfx}");
+    eprintln!(
+        "1m flows: flow table {} MiB (flow_memory_bytes), AnonHugePages {thp} KiB, \
+         HugetlbPages {hugetlb} KiB",
+        rig.worker.counters().flow_memory_bytes >> 20
+    );
     case(
         c,
-        "ipv4_established_preserve_1m",
+        &name("ipv4_established_preserve_1m"),
         &mut rig,
         &pool,
         Pick::Random,
@@ -407,7 +456,7 @@ fn million_flow_cases(c: &mut Criterion) {
     }
     case(
         c,
-        "ipv4_reverse_preserve_1m",
+        &name("ipv4_reverse_preserve_1m"),
         &mut rig,
         &rpool,
         Pick::Random,
@@ -418,7 +467,7 @@ fn million_flow_cases(c: &mut Criterion) {
     let new_pool = forward_pool(65536, |i| client4(MILLION + i), vip4);
     case(
         c,
-        "ipv4_new_preserve_1m",
+        &name("ipv4_new_preserve_1m"),
         &mut rig,
         &new_pool,
         Pick::NewFlows,
@@ -430,7 +479,7 @@ fn million_flow_cases(c: &mut Criterion) {
     populate(&mut rig, &pool);
     case(
         c,
-        "ipv6_established_preserve_1m",
+        &name("ipv6_established_preserve_1m"),
         &mut rig,
         &pool,
         Pick::Random,

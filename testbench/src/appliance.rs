@@ -24,6 +24,8 @@ pub struct ApplianceOptions {
     pub extra_settings: String,
     /// Flow idle timeout.
     pub idle_timeout: String,
+    /// Flow table capacity (all workers together).
+    pub flow_capacity: u32,
     /// New flows per second per worker before the flood guard engages (0: no guard).
     pub new_flow_rate_limit: u32,
     /// Worker sleep after empty polls, µs. The testbench's default of 100 spares the
@@ -39,6 +41,9 @@ pub struct ApplianceOptions {
     /// addresses and the first port the others. `None` (the default): one port holds
     /// every address.
     pub backend_device: Option<String>,
+    /// CPUs udplb may run on (`taskset -c`, e.g. `"0,1"`); `None` (the default): those of
+    /// this process. Its worker lcores must be among them.
+    pub cpus: Option<String>,
     /// `manifests: {source: both, paths: [manifests], state_dir: state}` instead of the
     /// short form: a set PUT through the API is persisted (in `<dir>/state`) and survives
     /// a restart.
@@ -59,10 +64,12 @@ impl ApplianceOptions {
             manifests: manifests.into(),
             extra_settings: String::new(),
             idle_timeout: "30s".into(),
+            flow_capacity: 65_536,
             new_flow_rate_limit: 0,
             idle_backoff_us: 100,
             device: None,
             backend_device: None,
+            cpus: None,
             persist_api: false,
             mac: None,
             mtu: None,
@@ -167,8 +174,8 @@ pub fn settings_yaml(topo: &Topology, opts: &ApplianceOptions) -> String {
     );
     let _ = writeln!(
         s,
-        "flows: {{capacity: 65536, idle_timeout: {}, new_flow_rate_limit: {}}}",
-        opts.idle_timeout, opts.new_flow_rate_limit
+        "flows: {{capacity: {}, idle_timeout: {}, new_flow_rate_limit: {}}}",
+        opts.flow_capacity, opts.idle_timeout, opts.new_flow_rate_limit
     );
     let _ = writeln!(s, "nat_mode: {}", opts.nat_mode);
     let _ = writeln!(s, "management: {{listen: \"{API}\"}}");
@@ -221,7 +228,15 @@ impl<'t> Appliance<'t> {
             })
             .find(|name| !topo.log_path(name).exists())
             .unwrap_or_else(|| "udplb.log".to_owned());
-        let process = topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], &log)?;
+        let bin_arg = bin.to_string_lossy().into_owned();
+        let process = match &opts.cpus {
+            Some(cpus) => topo.spawn_in_lb(
+                "taskset",
+                &["-c", cpus, &bin_arg, "run", "-c", &settings_arg],
+                &log,
+            )?,
+            None => topo.spawn_in_lb(&bin, &["run", "-c", &settings_arg], &log)?,
+        };
         let mut app = Appliance { topo, process, dir };
         if opts.is_tap() {
             topo.attach_tap(topo.tap_name(), Duration::from_secs(30))?;

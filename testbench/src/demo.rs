@@ -1,6 +1,7 @@
 //! `testbench demo`: the README's first command. Builds a topology with three dnsmasq
-//! backends, runs udplb on a TAP port with `config/examples/dns/`, shows `dig` answers
-//! spreading over the backends, prints status and key metrics, and cleans up.
+//! backends, runs udplb on a DPDK port (a TAP by default; `net_af_xdp` or `net_af_packet`
+//! on a veth on request) with `config/examples/dns/`, shows `dig` answers spreading over
+//! the backends, prints status and key metrics, and cleans up.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,23 +33,55 @@ pub fn read_manifest_dir(dir: &Path) -> Result<String> {
     Ok(docs.join("\n---\n"))
 }
 
-/// Runs the demo with the manifests of `manifest_dir`; `queries` dig queries per family.
+/// The kind of DPDK port the demo gives udplb.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DemoPort {
+    /// `net_tap`: a TAP the testbench bridges (the default; works everywhere).
+    #[default]
+    Tap,
+    /// `net_af_xdp` on a veth whose peer is on the bridge.
+    AfXdp,
+    /// `net_af_packet` on that veth.
+    AfPacket,
+}
+
+impl DemoPort {
+    /// udplb's device in `topo` (`None`: the topology's TAP).
+    pub fn device(self, topo: &Topology) -> Option<String> {
+        let veth = topo.appliance_veth();
+        match self {
+            DemoPort::Tap => None,
+            DemoPort::AfXdp => Some(format!(
+                "net_af_xdp0,iface={veth},start_queue=0,queue_count=1"
+            )),
+            DemoPort::AfPacket => Some(format!("net_af_packet0,iface={veth}")),
+        }
+    }
+}
+
+/// Runs the demo with the manifests of `manifest_dir` on a `port`; `queries` dig queries
+/// per family.
 ///
 /// # Errors
 /// Any step fails (everything created is removed all the same).
-pub fn run(manifest_dir: &Path, queries: u16) -> Result<()> {
+pub fn run(manifest_dir: &Path, queries: u16, port: DemoPort) -> Result<()> {
     let topo = Topology::builder().clients(1).backends(3).build()?;
     println!("== topology (namespaces: {})", topo.namespaces().join(", "));
     let _dns = Dnsmasq::start_on_backends(&topo, DNS_PORT)?;
+    let mut opts = ApplianceOptions::new(read_manifest_dir(manifest_dir)?);
+    opts.device = port.device(&topo);
     println!(
-        "== dnsmasq on {} backends; starting udplb on TAP {}",
+        "== dnsmasq on {} backends; starting udplb on {}",
         topo.backends().len(),
-        topo.tap_name()
+        opts.device(&topo)
     );
-    let app = Appliance::start(
-        &topo,
-        &ApplianceOptions::new(read_manifest_dir(manifest_dir)?),
-    )?;
+    if opts.is_kernel_attached() {
+        println!(
+            "== kernel-attached port: TX checksum offload off on the clients' and backends' \
+             veths (ethtool -K eth0 tx off), as a NIC would finish checksums"
+        );
+    }
+    let app = Appliance::start(&topo, &opts)?;
     let client = topo.client(0);
     for vip in [
         IpAddr::from(topo.addressing().vip_v4),

@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! testbench echo --name backend-0 --listen 198.18.1.11:7000 [--sink]
+//! testbench hold --listen 198.18.1.11:7000
+//! testbench udpgen --device net_af_xdp0,iface=eth0 --lcore 0 --file-prefix gen1 < jobs
 //! testbench loadgen --target 198.18.0.10:7000 --source 198.19.0.100 --flows 100 --count 10
 //! testbench stats --server 198.18.1.11:7000
 //! testbench dns-watch --config-json '{...}' --output watch.json
 //! testbench cleanup
-//! testbench bench-peers --out docs/benchmarks
+//! testbench bench-peers --out docs/benchmarks [--quick] [--gen-port af-xdp|af-packet]
 //! testbench sessions --config-json '{…}' --output record.json
 //! testbench demo-ha [--ci] [--mode dsr]…
 //! ```
@@ -47,6 +49,14 @@ enum Cmd {
         #[arg(long, value_name = "BYTES")]
         rcvbuf: Option<usize>,
     },
+    /// Binds UDP sockets and never reads them: datagrams reach the UDP layer and, once
+    /// the socket buffer is full, are counted there as receive-buffer errors. A sink that
+    /// costs no CPU beyond the kernel's delivery.
+    Hold {
+        /// Address to bind (repeatable).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+    },
     /// Multi-flow load generator; prints (or writes) a JSON report.
     Loadgen(LoadgenArgs),
     /// DNS queries at a steady rate, each one's fate logged (JSON; `--config-json` is a
@@ -58,6 +68,19 @@ enum Cmd {
         /// Write the log here.
         #[arg(long)]
         output: std::path::PathBuf,
+    },
+    /// DPDK one-way UDP generator on a kernel-attached port: reads jobs (JSON lines) on
+    /// stdin, answers each with a report line; see `testbench::traffic::udpgen`.
+    Udpgen {
+        /// DPDK device, e.g. `net_af_xdp0,iface=eth0` or `net_af_packet0,iface=eth0`.
+        #[arg(long)]
+        device: String,
+        /// The lcore (CPU) to run on.
+        #[arg(long, default_value_t = 0)]
+        lcore: u32,
+        /// DPDK --file-prefix (unique per process).
+        #[arg(long)]
+        file_prefix: String,
     },
     /// Prints the counters of an echo server as JSON.
     Stats {
@@ -82,6 +105,19 @@ enum Cmd {
         /// Only redraw the plots and rewrite RESULTS.md from `--out`/results.json.
         #[arg(long)]
         render_only: bool,
+        /// A smoke run: short steps, 64-byte cases only, short latency runs.
+        #[arg(long)]
+        quick: bool,
+        /// The generator's DPDK port on the client's veth.
+        #[arg(long, value_enum, default_value = "af-packet")]
+        gen_port: GenPortArg,
+        /// The command line to name in RESULTS.md (default: this one).
+        #[arg(long)]
+        command: Option<String>,
+        /// Only these peers, comma-separated (direct, udplb-af-xdp, udplb-af-packet,
+        /// udplb-tap, nftables, nginx, dnsdist); default: all.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Keeps UDP sessions alive through a VIP and records who answered each request
     /// (the scale-out scenario's client; JSON configuration as `ha::sessions` defines).
@@ -135,7 +171,27 @@ enum Cmd {
         /// dig queries per address family.
         #[arg(long, default_value_t = 9)]
         queries: u16,
+        /// udplb's DPDK port: a TAP, or AF_XDP / AF_PACKET on a veth.
+        #[arg(long, value_enum, default_value = "tap")]
+        port: DemoPortArg,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoPortArg {
+    Tap,
+    #[value(alias = "af_xdp")]
+    AfXdp,
+    #[value(alias = "af_packet")]
+    AfPacket,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenPortArg {
+    #[value(alias = "af_xdp")]
+    AfXdp,
+    #[value(alias = "af_packet")]
+    AfPacket,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -243,6 +299,31 @@ fn run(cli: Cli) -> Result<()> {
             };
             echo::serve(&config, &stop)
         }
+        Cmd::Hold { listen } => {
+            let _sockets = listen
+                .iter()
+                .map(|a| {
+                    std::net::UdpSocket::bind(a).map_err(|e| Error::io(format!("bind {a}"), e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Runs until killed: the library's Process guard owns this process.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Cmd::Udpgen {
+            device,
+            lcore,
+            file_prefix,
+        } => testbench::traffic::udpgen::serve(
+            &testbench::traffic::udpgen::GenOptions {
+                device,
+                lcore,
+                file_prefix,
+            },
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        ),
         Cmd::Loadgen(args) => {
             let report = loadgen::run(&args.config()?)?;
             let json = serde_json::to_string_pretty(&report)
@@ -284,15 +365,45 @@ fn run(cli: Cli) -> Result<()> {
             out,
             dns_manifests,
             render_only: false,
+            quick,
+            gen_port,
+            command,
+            only,
         } => {
+            let only = only
+                .iter()
+                .map(|p| {
+                    serde_json::from_value(serde_json::Value::String(p.clone()))
+                        .map_err(|_| Error::invalid("bench-peers --only", format!("no peer {p:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let tools = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
             testbench::bench::run(&testbench::bench::BenchOptions {
                 out,
                 tools,
                 dns_manifests,
+                quick,
+                gen_port: match gen_port {
+                    GenPortArg::AfXdp => testbench::bench::GenPort::AfXdp,
+                    GenPortArg::AfPacket => testbench::bench::GenPort::AfPacket,
+                },
+                command: command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+                only,
             })
         }
-        Cmd::Demo { manifests, queries } => testbench::demo::run(&manifests, queries),
+        Cmd::Demo {
+            manifests,
+            queries,
+            port,
+        } => testbench::demo::run(
+            &manifests,
+            queries,
+            match port {
+                DemoPortArg::Tap => testbench::demo::DemoPort::Tap,
+                DemoPortArg::AfXdp => testbench::demo::DemoPort::AfXdp,
+                DemoPortArg::AfPacket => testbench::demo::DemoPort::AfPacket,
+            },
+        ),
         Cmd::Sessions {
             config_json,
             output,

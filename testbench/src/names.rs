@@ -61,6 +61,21 @@ impl RunId {
         Ok(name)
     }
 
+    /// The pid of the run that made `name`, an interface name `<kind><tag>` (from
+    /// [`RunId::ifname`]) possibly followed by more characters (DPDK file prefixes add
+    /// `-<name>`); `None` for names that do not start with `kind` and a tag.
+    pub fn pid_of_ifname(name: &str, kind: &str) -> Option<u32> {
+        let digits = name.strip_prefix(kind)?.get(..5)?;
+        digits.bytes().try_fold(0u32, |acc, b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'z' => b - b'a' + 10,
+                _ => return None,
+            };
+            acc.checked_mul(36)?.checked_add(u32::from(d))
+        })
+    }
+
     /// Parses the run id out of a namespace or directory name made by [`RunId::netns`]
     /// or [`RunId::stem`]; `None` for names that are not ours.
     pub fn parse(name: &str) -> Option<RunId> {
@@ -151,6 +166,24 @@ mod tests {
         assert_eq!(a, "t0000110");
         assert_eq!(b, "t000110");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn pids_come_back_from_interface_names() {
+        let id = RunId {
+            pid: 4_194_304,
+            seq: 46_655,
+        };
+        let tap = id.ifname("ulbt").expect("fits");
+        assert_eq!(RunId::pid_of_ifname(&tap, "ulbt"), Some(4_194_304));
+        let prefix = format!("testpmd-{tap}-io");
+        assert_eq!(
+            RunId::pid_of_ifname(&prefix, "testpmd-ulbt"),
+            Some(4_194_304)
+        );
+        assert_eq!(RunId::pid_of_ifname("ulbtX", "ulbt"), None);
+        assert_eq!(RunId::pid_of_ifname("ulbt00-9z", "ulbt"), None);
+        assert_eq!(RunId::pid_of_ifname("eth0", "ulbt"), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use host::CpuSet;
 pub use schema::{
     FlowSettings, MaglevSettings, ManagementSettings, ManifestSettings, NeighborSettings,
     PortSettings, RouteSettings, Settings, SlowPathSettings, SnatSettings, WorkerSettings,
-    DEFAULT_MANAGEMENT_LISTEN,
+    DEFAULT_IDLE_BACKOFF_US, DEFAULT_MANAGEMENT_LISTEN,
 };
 pub use validate::FieldError;
 
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(s.workers.lcores, vec![1]);
         assert_eq!(s.workers.main_lcore, 0);
         assert_eq!(s.workers.burst, 32);
-        assert_eq!(s.workers.idle_backoff_us, 0);
+        assert_eq!(s.workers.idle_backoff_us, 500);
         assert_eq!(s.flows.capacity, 1_048_576);
         assert_eq!(s.flows.idle_timeout.0, std::time::Duration::from_secs(30));
         assert_eq!(s.flows.new_flow_rate_limit, 0);

@@ -160,8 +160,11 @@ pub struct WorkerSettings {
     /// The EAL main lcore, which runs management and the slow path; not a worker.
     #[serde(default)]
     pub main_lcore: u32,
-    /// Microseconds a worker sleeps after an empty poll of every queue; 0 = pure polling.
-    #[serde(default)]
+    /// Longest sleep, in µs, of a worker whose queues stay empty (the adaptive back-off of
+    /// `worker::IdleBackoff`: none within 100 µs of the last frame, then 1 µs doubling up
+    /// to this, 4 times this (at most 2 ms) after a second without frames); 0 = pure
+    /// polling.
+    #[serde(default = "default_idle_backoff_us")]
     pub idle_backoff_us: u32,
     /// Packets per RX/TX burst (1 to 512).
     #[serde(default = "default_burst")]
@@ -177,7 +180,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             lcores: default_lcores(),
             main_lcore: 0,
-            idle_backoff_us: 0,
+            idle_backoff_us: DEFAULT_IDLE_BACKOFF_US,
             burst: default_burst(),
             heartbeat_timeout: default_heartbeat_timeout(),
         }
@@ -294,6 +297,12 @@ fn default_lcores() -> Vec<u32> {
 }
 fn default_burst() -> u16 {
     32
+}
+/// The default cap of a worker's idle back-off, µs: an idle worker costs ≈ 2 % of a core
+/// (appliance README, "Idle workers").
+pub const DEFAULT_IDLE_BACKOFF_US: u32 = 500;
+fn default_idle_backoff_us() -> u32 {
+    DEFAULT_IDLE_BACKOFF_US
 }
 fn default_heartbeat_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_millis(500))

@@ -19,6 +19,7 @@
 //! - `hold`: datagrams held for neighbor resolution ([`HOLD_TIME`], [`HOLD_CAPACITY`]);
 //! - `fragments`: fragments held in the fast path's hold slots until their first
 //!   fragment is decided, and IPv4 datagrams split for a smaller egress MTU;
+//! - `idle`: [`IdleBackoff`], the adaptive sleep of a worker that receives nothing;
 //! - `report`: [`WorkerReport`] and the loop's tallies ([`LoopDrops`], [`LoopCounters`]).
 //!
 //! ```no_run
@@ -41,6 +42,7 @@ mod fragments;
 mod handoff;
 mod heartbeat;
 mod hold;
+mod idle;
 mod io;
 mod memory_io;
 mod poll;
@@ -61,6 +63,7 @@ pub use dpdk_io::DpdkIo;
 pub use handoff::Handoff;
 pub use heartbeat::Heartbeat;
 pub use hold::{HOLD_CAPACITY, HOLD_TIME};
+pub use idle::{IdleBackoff, DEEP_CAP, DEEP_IDLE, FIRST_SLEEP, SPIN};
 pub use io::{OffloadRefused, PacketBuf, PacketBurst, PacketIo, BURST};
 pub use memory_io::{MemoryBuf, MemoryBurst, MemoryIo, MemoryPool, Wire};
 pub use poll::{Worker, MAINTAIN_INTERVAL, REPORT_INTERVAL};
@@ -99,7 +102,7 @@ pub struct WorkerSetup<Io: PacketIo> {
     stop: Arc<AtomicBool>,
     /// Refreshed every round: proof that the worker polls.
     heartbeat: Arc<Heartbeat>,
-    /// Sleep after idle rounds (0: pure polling).
+    /// Longest sleep of the adaptive idle back-off (0: pure polling).
     idle_backoff: Duration,
     /// Monotonic origin of the fast path's timestamps (shared by all workers).
     epoch: Instant,
@@ -267,7 +270,8 @@ impl<Io: PacketIo> WorkerBuilder<Io> {
         self
     }
 
-    /// Sleep after an idle stretch of rounds (default 0: pure polling).
+    /// Cap of the adaptive idle back-off ([`IdleBackoff`]; default 0: pure polling, as the
+    /// in-memory tests step the loop themselves).
     pub fn idle_backoff(mut self, backoff: Duration) -> Self {
         self.setup.idle_backoff = backoff;
         self

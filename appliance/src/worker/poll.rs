@@ -18,6 +18,7 @@ use pipelines::{Context, DropReason, HostReason, Verdict};
 
 use super::fragments::{self, FragmentHolds};
 use super::hold::{Held, HeldFrame, HOLD_NANOS};
+use super::idle::{IdleBackoff, TIMER_SLACK_NS};
 use super::io::{PacketBuf, PacketBurst, PacketIo, BURST};
 use super::report::{LoopCounters, LoopDrops, WorkerReport};
 use super::WorkerSetup;
@@ -28,9 +29,6 @@ pub const REPORT_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a worker sweeps its flow table (bounded work per sweep) and expires held
 /// datagrams.
 pub const MAINTAIN_INTERVAL: Duration = Duration::from_millis(1);
-/// Empty rounds before an idle worker starts sleeping `idle_backoff`, so a loaded worker
-/// never sleeps.
-const IDLE_ROUNDS: u32 = 16;
 
 /// Where the frames of the burst being handled come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,15 +81,16 @@ impl<Io: PacketIo> Worker<Io> {
     /// Runs rounds until the stop flag is set, then publishes the final report. Every
     /// buffer the worker holds is freed or handed on before it returns.
     pub fn run(mut self) {
-        let mut idle_rounds = 0u32;
+        let mut backoff = IdleBackoff::new(self.setup.idle_backoff, Instant::now());
+        if backoff.enabled() {
+            // Short sleeps stay short (best effort: the default slack only delays more).
+            let _ = nix::sys::prctl::set_timerslack(TIMER_SLACK_NS);
+        }
         while !self.setup.stop.load(Ordering::Relaxed) {
-            if self.poll(Instant::now()) == 0 {
-                idle_rounds = idle_rounds.saturating_add(1);
-                if !self.setup.idle_backoff.is_zero() && idle_rounds > IDLE_ROUNDS {
-                    std::thread::sleep(self.setup.idle_backoff);
-                }
-            } else {
-                idle_rounds = 0;
+            let clock = Instant::now();
+            let received = self.poll(clock);
+            if let Some(sleep) = backoff.after_round(received, clock) {
+                std::thread::sleep(sleep);
             }
         }
         self.finish();

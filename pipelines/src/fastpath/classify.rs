@@ -18,6 +18,8 @@
 //! Non-UDP goes to the host when it is ARP, ICMP or addressed to the appliance, and is
 //! dropped otherwise.
 
+use std::net::IpAddr;
+
 use super::{Context, FastPath, Timestamp};
 use crate::checksum;
 use crate::flow::{Dir, Tuple};
@@ -150,7 +152,7 @@ impl FastPath {
         h: u64,
     ) -> Verdict {
         let k = &p.flow;
-        if let Some(li) = ctx.tables.lookup_listener(k.dst, k.dst_port) {
+        if let Some(li) = self.listener_of(ctx, k.dst, k.dst_port) {
             return self.forward(ctx, now, pkt, p, li, t, h);
         }
         let v6 = p.is_ipv6();
@@ -164,6 +166,21 @@ impl FastPath {
             self.expire(fi);
         }
         self.no_flow(ctx, pkt, p)
+    }
+
+    /// The listener serving (`dst`, `port`), remembered for the rest of the burst: the
+    /// datagrams of a burst mostly share their destination, and one compare is cheaper
+    /// than the listener index's hash and probe.
+    #[inline]
+    fn listener_of(&mut self, ctx: &Context<'_>, dst: IpAddr, port: u16) -> Option<u32> {
+        if let Some((ip, p, li)) = self.last_listener {
+            if p == port && ip == dst {
+                return li;
+            }
+        }
+        let li = ctx.tables.lookup_listener(dst, port);
+        self.last_listener = Some((dst, port, li));
+        li
     }
 
     /// A UDP datagram that is neither for a listener nor a reply of a flow here. Kept out

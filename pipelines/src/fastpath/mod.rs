@@ -53,6 +53,7 @@ use crate::verdict::{DropReason, Verdict};
 pub use forward::{flow_hash, pick};
 use guard::NewFlowGuard;
 use hop::HopCache;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Monotonic time in nanoseconds, supplied by the caller.
@@ -143,6 +144,8 @@ pub struct FastPath {
     /// The current burst's port can deliver unfinished UDP checksums (see
     /// [`crate::net::PortConfig::unfinished_rx_checksums`]).
     check_unfinished: bool,
+    /// The last listener lookup of the current burst: (destination, port, listener).
+    last_listener: Option<(IpAddr, u16, Option<u32>)>,
 }
 
 /// Why the worker cannot be created.
@@ -208,6 +211,7 @@ impl FastPath {
             rx_port: 0,
             rx_mac: classify::NO_MAC,
             check_unfinished: false,
+            last_listener: None,
         })
     }
 
@@ -281,6 +285,7 @@ impl FastPath {
         self.adopt(ctx.tables);
         self.excl.refresh(ctx.tables, &self.health);
         self.hops = HopCache::default();
+        self.last_listener = None;
         self.rx_port = in_port;
         self.rx_mac = ctx
             .network
@@ -312,13 +317,20 @@ impl FastPath {
         verdicts: &mut [Verdict],
     ) {
         self.begin(ctx, in_port);
-        // Two passes per chunk: parse everything and touch each packet's flow-index slot
-        // and record, so the cache misses of a chunk overlap instead of queueing; then
-        // process. The chunk array lives on the stack.
+        // Passes per chunk: touch every frame, parse everything and touch each packet's
+        // flow-index slot and record, so the cache misses of a chunk overlap instead of
+        // queueing; then process. The chunk array lives on the stack.
         let n = packets.len().min(verdicts.len());
         let mut start = 0;
         while start < n {
             let end = (start + CHUNK).min(n);
+            // The frames' first lines, all at once: fresh from a NIC (or another core)
+            // they miss the cache, and the parse below would fetch them one at a time.
+            let mut first = 0u8;
+            for pkt in &packets[start..end] {
+                first ^= pkt.first().copied().unwrap_or(0);
+            }
+            std::hint::black_box(first);
             let mut parsed = [Parsed::Drop(DropReason::Stray); CHUNK];
             let mut hashes = [None; CHUNK];
             for ((slot, h), pkt) in parsed.iter_mut().zip(&mut hashes).zip(&packets[start..end]) {
@@ -374,19 +386,29 @@ impl FastPath {
     /// Expires idle flows, examining at most `sweep_budget` records; returns how many
     /// were freed (their SNAT ports return to the pool).
     pub fn maintain(&mut self, now: Timestamp) -> usize {
+        // Empty tables have nothing to expire: an idle worker skips walking their
+        // records (cold after a sleep, that walk was most of an idle wake-up's cost).
         let (snat4, snat6, expired) = (
             &mut self.snat4,
             &mut self.snat6,
             &mut self.counters.flows_expired,
         );
-        let n = self.flows.sweep(
-            now,
-            self.params.sweep_budget as usize,
-            &self.snat,
-            &mut |f: &Flow| release(snat4, snat6, expired, f),
-        );
+        let n = if self.flows.is_empty() {
+            0
+        } else {
+            self.flows.sweep(
+                now,
+                self.params.sweep_budget as usize,
+                &self.snat,
+                &mut |f: &Flow| release(snat4, snat6, expired, f),
+            )
+        };
         self.counters.flows_active = self.flows.len() as u64;
-        let timed_out = self.frags.sweep(now, self.params.sweep_budget as usize);
+        let timed_out = if self.frags.is_empty() {
+            0
+        } else {
+            self.frags.sweep(now, self.params.sweep_budget as usize)
+        };
         self.counters.drops[DropReason::FragmentTimeout.index()] += timed_out;
         self.gauges();
         n

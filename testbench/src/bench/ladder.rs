@@ -1,67 +1,119 @@
-//! Load ladders: one-way load at rising offered rates, each step counted where it
-//! arrives, until a step loses too much or the generator cannot go faster.
+//! Load steps and the search for a peer's maximum: one-way load from the DPDK generator
+//! (`testbench udpgen` in the client namespace), counted where it arrives (the backends'
+//! UDP layer and links), with the machine's CPU time over the step.
+//!
+//! The search starts unpaced: if nothing is lost the generator, not the peer, was the
+//! limit. Otherwise it steps down from what the peer delivered until a step loses less
+//! than 0.1 %, then tries once halfway back up.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::placement;
 use super::procfs;
 use super::results::{Ladder, Step};
-use crate::error::Result;
-use crate::topology::Topology;
-use crate::traffic::loadgen::{LoadgenConfig, Mode};
-use crate::traffic::tools::Tools;
+use crate::counters;
+use crate::error::{Error, Result};
+use crate::topology::{Topology, HOST_IFACE};
+use crate::traffic::udpgen::driver::Generator;
+use crate::traffic::udpgen::{FlowSpace, Job};
 
-/// Loss above which a load step fails (0.1 %).
+/// Loss at or above which a step fails (0.1 %).
 pub(super) const MAX_LOSS: f64 = 0.001;
 
-/// Flows of the "few flows" cases, on fixed ports so state persists across steps.
-pub(super) const FEW_FLOWS: u32 = 8;
-const FEW_FIRST_PORT: u16 = 10_000;
+/// Frame length without FCS of a 64-byte frame on the wire.
+pub(super) const FRAME_64: usize = 60;
+/// Frame length without FCS of a 512-byte frame on the wire.
+pub(super) const FRAME_512: usize = 508;
 
-/// Flows of the "many flows" cases (see RESULTS.md for why not 100,000).
-pub(super) const MANY_FLOWS: u32 = 19_000;
+/// Source port of the single flow.
+const ONE_FLOW_PORT: u16 = 10_000;
+/// Many flows: 256 source addresses × 512 ports.
+pub(super) const MANY_SOURCES: u32 = 256;
+const MANY_PORTS: u16 = 512;
 const MANY_FIRST_PORT: u16 = 20_000;
+/// New flows: 4,096 source addresses × 60,000 ports; each datagram takes the next one,
+/// so no tuple comes back within a run.
+const NEW_SOURCES: u32 = 4_096;
+const NEW_PORTS: u16 = 60_000;
+const NEW_FIRST_PORT: u16 = 1_024;
 
-/// Offered loads of a throughput ladder, packets per second; `None`: unpaced.
-pub(super) const LADDER: &[Option<f64>] = &[
-    Some(25_000.0),
-    Some(35_000.0),
-    Some(50_000.0),
-    Some(70_000.0),
-    Some(100_000.0),
-    Some(150_000.0),
-    Some(200_000.0),
-    Some(300_000.0),
-    Some(450_000.0),
-    None,
-];
+/// Flows of the many-flow cases.
+pub(super) const MANY_FLOWS: u64 = MANY_SOURCES as u64 * MANY_PORTS as u64;
+const _: () = assert!(MANY_FLOWS >= 100_000, "the many-flow cases need 100k flows");
 
-/// Offered new flows per second for the flow-setup ladder; each step opens at most
-/// [`NEWFLOW_MAX_PER_STEP`] flows so all steps fit udplb's 65,536-entry table.
-pub(super) const NEWFLOW_LADDER: &[Option<f64>] =
-    &[Some(10_000.0), Some(25_000.0), Some(50_000.0), None];
-pub(super) const NEWFLOW_MAX_PER_STEP: u32 = 6_000;
+/// How long the counters are left to settle after a job (queues drain).
+const SETTLE: Duration = Duration::from_millis(200);
+/// An unpaced job's datagram count: far more than it can send before its time bound.
+const UNPACED_COUNT: u64 = 1 << 40;
+/// Paced steps of a search after the unpaced one.
+const PACED_STEPS: usize = 4;
+/// A search gives up below this rate (packets or new flows per second).
+pub(super) const FLOOR_PPS: f64 = 2_000.0;
 
-/// The system under test as a load step sees it.
-pub(super) struct Sut<'t> {
-    /// Its topology: the client sends, the lb namespace holds the system.
-    pub(super) topo: &'t Topology,
-    /// Where the client sends; flow `i` to `targets[i % n]`.
-    pub(super) targets: Vec<SocketAddr>,
-    /// Whether its work is done by processes in the lb namespace (CPU accounting).
-    pub(super) has_processes: bool,
+/// Which flows a step's datagrams belong to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flows {
+    /// One flow (the client's address, one port).
+    One,
+    /// [`MANY_FLOWS`] flows, datagram `k` of flow `k % MANY_FLOWS`.
+    Many,
+    /// Every datagram a flow never seen before.
+    New,
 }
 
-/// What a load step sends.
-#[derive(Clone, Copy)]
+/// A throughput case.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Case {
+    /// Its name in results and reports.
+    pub(super) name: &'static str,
+    /// Frame length without FCS.
+    pub(super) frame_len: usize,
+    /// Its flows.
+    pub(super) flows: Flows,
+}
+
+/// The new-flow case.
+pub(super) const NEW_FLOWS: Case = Case {
+    name: "new flows",
+    frame_len: FRAME_64,
+    flows: Flows::New,
+};
+
+/// The throughput cases, in the order they run (the many-flow cases after their state
+/// is opened).
+pub(super) const CASES: [Case; 4] = [
+    Case {
+        name: "64B 1 flow",
+        frame_len: FRAME_64,
+        flows: Flows::One,
+    },
+    Case {
+        name: "512B 1 flow",
+        frame_len: FRAME_512,
+        flows: Flows::One,
+    },
+    Case {
+        name: "64B 131k flows",
+        frame_len: FRAME_64,
+        flows: Flows::Many,
+    },
+    Case {
+        name: "512B 131k flows",
+        frame_len: FRAME_512,
+        flows: Flows::Many,
+    },
+];
+
+/// What one step sends.
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Load {
-    flows: u32,
-    first_port: Option<u16>,
-    size: usize,
-    rate: Option<f64>,
-    /// Datagrams per flow.
-    count: u64,
-    max_ms: u64,
+    pub(super) frame_len: usize,
+    pub(super) flows: Flows,
+    /// Datagrams per second; `None`: unpaced.
+    pub(super) rate: Option<f64>,
+    /// Duration of the step.
+    pub(super) secs: f64,
 }
 
 /// A non-negative float as a whole number, saturating (loads are seconds and datagram
@@ -75,122 +127,240 @@ pub(super) fn whole(x: f64) -> u64 {
     }
 }
 
-impl Load {
-    /// [`FEW_FLOWS`] flows on fixed ports, `size`-byte datagrams at `rate` for about `secs`.
-    pub(super) fn few(size: usize, rate: Option<f64>, secs: f64) -> Load {
-        let per_flow = rate.unwrap_or(600_000.0) * secs / f64::from(FEW_FLOWS);
-        Load {
-            flows: FEW_FLOWS,
-            first_port: Some(FEW_FIRST_PORT),
-            size,
-            rate,
-            count: whole(per_flow.ceil().max(1.0)),
-            max_ms: whole(secs * 1000.0) + 1_000,
+/// The system under test as the generator sees it, and the generator.
+pub(super) struct Bencher<'t> {
+    /// Its topology: client 0 sends, the backends count.
+    pub(super) topo: &'t Topology,
+    /// Where datagrams go; flow `i` to `targets[i % n]`.
+    pub(super) targets: Vec<SocketAddr>,
+    /// The client's next hop (the peer's or the kernel router's MAC).
+    pub(super) dst_mac: [u8; 6],
+    /// The generator, in the client namespace.
+    pub(super) gen: Generator,
+    /// Next unused flow number of the new-flow space.
+    pub(super) new_flow_cursor: u64,
+}
+
+/// Counters read before and after a job.
+struct Snapshot {
+    udp: u64,
+    link: u64,
+    /// The client's interface: frames handed to the lb side, and refused by it.
+    client_tx: u64,
+    client_tx_dropped: u64,
+    /// The lb side of the client's veth: frames it could not queue for processing.
+    lb_rx_dropped: u64,
+    cpu: Vec<procfs::CpuTicks>,
+    gen_cpu_s: f64,
+}
+
+impl Bencher<'_> {
+    /// The flows' source space and the job's flow numbering for `flows`.
+    fn flow_plan(&self, flows: Flows, count: u64) -> (FlowSpace, u64, u64) {
+        match flows {
+            Flows::One => (
+                FlowSpace::single(self.topo.client(0).ipv4().into(), ONE_FLOW_PORT),
+                0,
+                1,
+            ),
+            Flows::Many => (many_space(), 0, MANY_FLOWS),
+            Flows::New => (
+                FlowSpace {
+                    first_source: IpAddr::V4(Ipv4Addr::new(198, 19, 128, 0)),
+                    sources: NEW_SOURCES,
+                    first_port: NEW_FIRST_PORT,
+                    ports: NEW_PORTS,
+                },
+                self.new_flow_cursor,
+                count.max(1),
+            ),
         }
     }
 
-    /// [`MANY_FLOWS`] flows on fixed ports: at least one pass over all of them, about
-    /// 1.5 s at `rate`.
-    pub(super) fn many(size: usize, rate: Option<f64>) -> Load {
-        let per_flow = rate.unwrap_or(600_000.0) * 1.5 / f64::from(MANY_FLOWS);
-        Load {
-            flows: MANY_FLOWS,
-            first_port: Some(MANY_FIRST_PORT),
-            size,
-            rate,
-            count: whole(per_flow.ceil().max(1.0)),
-            max_ms: 6_000,
+    fn snapshot(&self) -> Result<Snapshot> {
+        let mut udp = 0;
+        let mut link = 0;
+        for b in self.topo.backends() {
+            udp += counters::udp_arrivals(b.ns())?;
+            link += counters::link_stats(b.ns(), HOST_IFACE)?.rx_packets;
         }
+        let client = counters::link_stats(self.topo.client(0).ns(), HOST_IFACE)?;
+        let lb = counters::link_stats(self.topo.lb_ns(), placement::CLIENT_PORT)?;
+        Ok(Snapshot {
+            udp,
+            link,
+            client_tx: client.tx_packets,
+            client_tx_dropped: client.tx_dropped,
+            lb_rx_dropped: lb.rx_dropped,
+            cpu: procfs::machine_ticks(),
+            gen_cpu_s: procfs::process_cpu_seconds(self.gen.pid()),
+        })
     }
 
-    /// `flows` fresh flows (kernel-chosen ports), one 64-byte datagram each, at `rate`
-    /// new flows per second.
-    pub(super) fn new_flows(flows: u32, rate: Option<f64>) -> Load {
-        Load {
-            flows,
-            first_port: None,
-            size: 64,
-            rate,
-            count: 1,
-            max_ms: 10_000,
+    /// Sends `load` and measures what arrived and what the machine spent.
+    ///
+    /// # Errors
+    /// The generator fails or a counter cannot be read.
+    pub(super) fn step(&mut self, load: &Load) -> Result<Step> {
+        let (count, max_ms) = match load.rate {
+            Some(rate) => (
+                whole(rate * load.secs).max(1),
+                whole(load.secs * 1500.0) + 500,
+            ),
+            None => (UNPACED_COUNT, whole(load.secs * 1000.0).max(1)),
+        };
+        let (space, first_flow, flows) = self.flow_plan(load.flows, count);
+        let job = Job {
+            dst_mac: self.dst_mac,
+            space,
+            targets: self.targets.clone(),
+            frame_len: load.frame_len,
+            first_flow,
+            flows: if load.flows == Flows::New {
+                u64::MAX
+            } else {
+                flows
+            },
+            count,
+            rate: load.rate,
+            max_ms,
+        };
+        let before = self.snapshot()?;
+        let report = self.gen.run(&job)?;
+        if let Some(e) = report.error {
+            return Err(Error::invalid("udpgen job", e));
         }
+        if load.flows == Flows::New {
+            self.new_flow_cursor += report.sent;
+        }
+        std::thread::sleep(SETTLE);
+        let after = self.snapshot()?;
+        let (busy_s, cpu_busy, cpu_softirq) = procfs::machine_delta(&before.cpu, &after.cpu);
+        let gen_cpu_s = (after.gen_cpu_s - before.gen_cpu_s).max(0.0);
+        let delivered = after.udp.saturating_sub(before.udp);
+        let elapsed = report.elapsed_s.max(1e-6);
+        // What left the generator's interface, by the kernel's count: what the lb side
+        // took plus what it refused.
+        let refused = after
+            .client_tx_dropped
+            .saturating_sub(before.client_tx_dropped);
+        let sent = after.client_tx.saturating_sub(before.client_tx) + refused;
+        Ok(Step {
+            offered_pps: load.rate,
+            sent,
+            sent_pps: sent as f64 / elapsed,
+            gen_accepted: report.sent,
+            elapsed_s: report.elapsed_s,
+            delivered,
+            delivered_pps: delivered as f64 / elapsed,
+            link_delivered: after.link.saturating_sub(before.link),
+            ingress_dropped: refused + after.lb_rx_dropped.saturating_sub(before.lb_rx_dropped),
+            loss: loss(sent, delivered),
+            sut_cpu_s: (busy_s - gen_cpu_s).max(0.0),
+            gen_cpu_s,
+            cpu_busy,
+            cpu_softirq,
+        })
     }
 }
 
-/// Sends `load` one way and counts, with `count_at`, what arrived.
-pub(super) fn step(
-    sut: &Sut<'_>,
-    tools: &Tools,
-    load: Load,
-    count_at: &dyn Fn() -> Result<u64>,
-) -> Result<Step> {
-    let topo = sut.topo;
-    let client = topo.client(0);
-    let mut cfg = LoadgenConfig::new(sut.targets[0], client.ipv4().into(), load.flows);
-    cfg.targets.clone_from(&sut.targets);
-    cfg.mode = Mode::Blast;
-    cfg.first_port = load.first_port;
-    cfg.count = load.count;
-    cfg.rate = load.rate;
-    cfg.payload_size = load.size;
-    cfg.max_duration_ms = load.max_ms;
-    cfg.threads = 2;
-    let before = count_at()?;
-    let cpu0 = procfs::cpu_seconds(topo.lb_ns());
-    let report = tools.loadgen(client.ns(), &cfg, &topo.log_path("loadgen.log"))?;
-    // Let queues drain before counting.
-    std::thread::sleep(Duration::from_millis(300));
-    let cpu = procfs::cpu_seconds(topo.lb_ns()) - cpu0;
-    let delivered = count_at()?.saturating_sub(before);
-    let elapsed = report.elapsed_s.max(1e-6);
-    Ok(Step {
-        offered_pps: load.rate,
-        sent_pps: report.send_rate_pps,
-        delivered_pps: delivered as f64 / elapsed,
-        loss: if report.sent == 0 {
-            1.0
-        } else {
-            1.0 - (delivered.min(report.sent) as f64 / report.sent as f64)
-        },
-        cpu_s: sut.has_processes.then_some(cpu),
-        delivered,
-    })
+/// The many-flow source space: 198.19.64.0–255 × ports 20000–20511.
+pub(super) fn many_space() -> FlowSpace {
+    FlowSpace {
+        first_source: IpAddr::V4(Ipv4Addr::new(198, 19, 64, 0)),
+        sources: MANY_SOURCES,
+        first_port: MANY_FIRST_PORT,
+        ports: MANY_PORTS,
+    }
 }
 
-/// Runs `run(rate)` up the ladder until a step loses 0.1 % or more, or the generator
-/// falls short of the offered rate.
-pub(super) fn climb(
-    rates: &[Option<f64>],
+/// `1 - delivered / sent` (nothing sent: total loss).
+fn loss(sent: u64, delivered: u64) -> f64 {
+    if sent == 0 {
+        1.0
+    } else {
+        1.0 - delivered.min(sent) as f64 / sent as f64
+    }
+}
+
+/// Prints a step as it is measured.
+pub(super) fn log_step(s: &Step) {
+    let busy: Vec<String> = s
+        .cpu_busy
+        .iter()
+        .zip(&s.cpu_softirq)
+        .enumerate()
+        .map(|(i, (b, si))| format!("cpu{i} {:.0}% (si {:.0}%)", b * 100.0, si * 100.0))
+        .collect();
+    eprintln!(
+        "   offered {:>8} sent {:>8.0} delivered {:>8.0} pps (link {:>8.0}) loss {:.3} % {}",
+        s.offered_pps
+            .map_or("max".to_owned(), |r| format!("{r:.0}")),
+        s.sent_pps,
+        s.delivered_pps,
+        s.link_delivered as f64 / s.elapsed_s.max(1e-6),
+        s.loss * 100.0,
+        busy.join(" ")
+    );
+}
+
+/// Searches for the highest rate with loss under [`MAX_LOSS`]: `run(None)` unpaced first;
+/// if it loses, paced steps from 95 % of what it delivered downwards (× 0.8 per failing
+/// step) until one passes, then one step halfway to the lowest failing rate (at first:
+/// 1.5 times what the saturated peer delivered, or what the generator sent). At most
+/// [`PACED_STEPS`] paced steps, none below `floor`.
+pub(super) fn search(
+    floor: f64,
     mut run: impl FnMut(Option<f64>) -> Result<Step>,
 ) -> Result<Ladder> {
     let mut out = Ladder::default();
-    let mut i = 0;
-    while let Some(&rate) = rates.get(i) {
-        let s = run(rate)?;
-        eprintln!(
-            "   offered {:>8} sent {:>8.0} delivered {:>8.0} pps loss {:.4} %",
-            rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
-            s.sent_pps,
-            s.delivered_pps,
-            s.loss * 100.0
-        );
-        let passed = s.loss < MAX_LOSS;
-        // The generator fell short of the offered rate: only the unpaced step is left.
-        let short = rate.is_some_and(|r| s.sent_pps < 0.9 * r);
-        if passed && out.max_pps.is_none_or(|m| s.delivered_pps > m) {
-            out.max_pps = Some(s.delivered_pps);
-            out.cpu_s_per_mpkt = s.cpu_s.map(|c| c / (s.delivered.max(1) as f64 / 1e6));
-            out.generator_bound = rate.is_none() || short;
-        }
-        out.steps.push(s);
-        if !passed {
+    let first = run(None)?;
+    log_step(&first);
+    let passed = first.loss < MAX_LOSS;
+    // Above what the saturated peer delivered, loss is expected; overload may have cost
+    // it throughput, so the refinement may look up to 1.5 times higher.
+    let mut failing = first.sent_pps.min(first.delivered_pps * 1.5);
+    let mut target = first.delivered_pps * 0.95;
+    if passed {
+        out.max_pps = Some(first.delivered_pps);
+        out.cpu_s_per_mpkt = first.cpu_s_per_mpkt();
+        out.generator_bound = true;
+    }
+    out.steps.push(first);
+    if passed {
+        return Ok(out);
+    }
+    let mut refined = false;
+    for _ in 0..PACED_STEPS {
+        if target < floor {
             break;
         }
-        i = if short && rates.last() == Some(&None) {
-            (i + 1).max(rates.len() - 1)
+        let s = run(Some(target))?;
+        log_step(&s);
+        let passed = s.loss < MAX_LOSS;
+        if passed && out.max_pps.is_none_or(|m| s.delivered_pps > m) {
+            out.max_pps = Some(s.delivered_pps);
+            out.cpu_s_per_mpkt = s.cpu_s_per_mpkt();
+        }
+        let delivered = s.delivered_pps;
+        out.steps.push(s);
+        if passed {
+            if refined {
+                break;
+            }
+            refined = true;
+            let mid = f64::midpoint(target, failing);
+            if mid < target * 1.05 {
+                break;
+            }
+            target = mid;
         } else {
-            i + 1
-        };
+            failing = failing.min(target);
+            if out.max_pps.is_some() {
+                break;
+            }
+            target = (target * 0.8).min(delivered * 0.95);
+        }
     }
     Ok(out)
 }
@@ -199,67 +369,94 @@ pub(super) fn climb(
 mod tests {
     use super::*;
 
-    fn step_with(delivered_pps: f64, loss: f64, sent_pps: f64) -> Step {
-        Step {
-            offered_pps: None,
-            sent_pps,
-            delivered_pps,
-            loss,
-            cpu_s: Some(1.0),
-            delivered: 1_000_000,
+    /// A peer that delivers everything up to `capacity` pps and loses the excess; the
+    /// generator sends `gen` pps at most.
+    fn peer(capacity: f64, gen: f64) -> impl FnMut(Option<f64>) -> Result<Step> {
+        move |rate| {
+            let sent_pps = rate.map_or(gen, |r| r.min(gen));
+            let delivered_pps = sent_pps.min(capacity);
+            Ok(Step {
+                offered_pps: rate,
+                sent: whole(sent_pps),
+                sent_pps,
+                delivered: whole(delivered_pps),
+                delivered_pps,
+                loss: loss(whole(sent_pps), whole(delivered_pps)),
+                sut_cpu_s: 1.0,
+                ..Step::default()
+            })
         }
     }
 
     #[test]
-    fn ladder_stops_at_the_first_lossy_step_and_keeps_the_best_passing() {
-        let rates = [Some(10.0), Some(20.0), Some(30.0), None];
-        let mut calls = Vec::new();
-        let l = climb(&rates, |r| {
-            calls.push(r);
-            Ok(match r {
-                Some(10.0) => step_with(10.0, 0.0, 10.0),
-                Some(20.0) => step_with(20.0, 0.0005, 20.0),
-                _ => step_with(25.0, 0.01, 30.0),
-            })
-        })
-        .expect("ladder");
-        assert_eq!(calls, vec![Some(10.0), Some(20.0), Some(30.0)]);
-        assert_eq!(l.max_pps, Some(20.0));
+    fn an_unsaturated_peer_is_generator_bound() {
+        let l = search(FLOOR_PPS, peer(2e6, 1e6)).expect("search");
+        assert_eq!(l.steps.len(), 1);
+        assert_eq!(l.max_pps, Some(1e6));
+        assert!(l.generator_bound);
         assert_eq!(l.cpu_s_per_mpkt, Some(1.0));
+    }
+
+    #[test]
+    fn a_saturated_peer_is_found_from_above_and_refined_once() {
+        let mut rates = Vec::new();
+        let mut p = peer(300_000.0, 1e6);
+        let l = search(FLOOR_PPS, |r| {
+            rates.push(r);
+            p(r)
+        })
+        .expect("search");
+        // Unpaced delivers 300k (70 % lost); 285k passes; halfway to 450k fails.
+        assert_eq!(rates, vec![None, Some(285_000.0), Some(367_500.0)]);
+        assert_eq!(l.max_pps, Some(285_000.0));
         assert!(!l.generator_bound);
     }
 
     #[test]
-    fn ladder_jumps_to_unpaced_when_the_generator_falls_short() {
-        let rates = [Some(10.0), Some(20.0), Some(30.0), None];
-        let mut calls = Vec::new();
-        let l = climb(&rates, |r| {
-            calls.push(r);
-            Ok(match r {
-                Some(10.0) => step_with(10.0, 0.0, 10.0),
-                Some(20.0) => step_with(15.0, 0.0, 15.0),
-                _ => step_with(16.0, 0.0, 16.0),
+    fn a_peer_lossy_at_any_rate_has_no_maximum() {
+        // Loses 1 % of everything: every step fails; the search ends at the floor or
+        // after its paced steps, whichever comes first.
+        let mut calls = 0;
+        let l = search(FLOOR_PPS, |r| {
+            calls += 1;
+            let sent = r.unwrap_or(1e6);
+            Ok(Step {
+                offered_pps: r,
+                sent: whole(sent),
+                sent_pps: sent,
+                delivered: whole(sent * 0.99),
+                delivered_pps: sent * 0.99,
+                loss: 0.01,
+                ..Step::default()
             })
         })
-        .expect("ladder");
-        assert_eq!(calls, vec![Some(10.0), Some(20.0), None]);
-        assert_eq!(l.max_pps, Some(16.0));
-        assert!(l.generator_bound);
+        .expect("search");
+        assert_eq!(l.max_pps, None);
+        assert_eq!(calls, 1 + PACED_STEPS);
+        assert!(l.steps.iter().all(|s| s.loss >= MAX_LOSS));
     }
 
     #[test]
-    fn loads_bound_every_step_in_count_and_time() {
-        let few = Load::few(64, Some(25_000.0), 1.0);
+    fn a_search_stops_at_the_floor() {
+        let l = search(FLOOR_PPS, peer(1_000.0, 1e6)).expect("search");
+        // 950 pps would be the first paced step: below the floor, never run.
+        assert_eq!(l.steps.len(), 1);
+        assert_eq!(l.max_pps, None);
+    }
+
+    #[test]
+    fn the_many_flow_space_holds_every_flow_once() {
+        let s = many_space();
+        assert_eq!(s.size(), MANY_FLOWS);
         assert_eq!(
-            (few.flows, few.count, few.max_ms),
-            (FEW_FLOWS, 3_125, 2_000)
+            s.tuple(0),
+            (IpAddr::V4(Ipv4Addr::new(198, 19, 64, 0)), 20_000)
         );
-        let many = Load::many(512, None);
         assert_eq!(
-            (many.flows, many.count, many.max_ms),
-            (MANY_FLOWS, 48, 6_000)
+            s.tuple(MANY_FLOWS - 1),
+            (IpAddr::V4(Ipv4Addr::new(198, 19, 64, 255)), 20_511)
         );
-        let fresh = Load::new_flows(6_000, Some(10_000.0));
-        assert_eq!((fresh.first_port, fresh.count), (None, 1));
+        assert!((loss(0, 0) - 1.0).abs() < 1e-12);
+        assert!((loss(1000, 999) - 0.001).abs() < 1e-12);
     }
 }

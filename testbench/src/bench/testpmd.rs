@@ -1,19 +1,13 @@
 //! `dpdk-testpmd` in a topology's lb namespace: the DPDK process that does nothing but
-//! move packets. The bench measures the `net_tap` I/O ceiling with it; tests use it as a
-//! stand-in DPDK application (a `net_tap` port, or the vhost-user peer of a virtio port).
+//! move packets. Tests use it as a stand-in DPDK application (a `net_tap` port, or the
+//! vhost-user peer of a virtio port).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ladder::{self, Load, Sut};
-use super::peers;
-use super::results::DpdkCeiling;
-use super::ECHO_PORT;
 use crate::error::{Error, Result};
 use crate::exec::{self, Process};
 use crate::topology::Topology;
-use crate::traffic::tools::Tools;
 
 /// Where Debian's `dpdk` package installs it.
 pub const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
@@ -149,55 +143,6 @@ pub fn max_counter(log: &str, label: &str) -> Option<u64> {
         .skip(1)
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .max()
-}
-
-/// The DPDK ceiling: testpmd io-forwarding on a net_tap port fed by the generator, and
-/// testpmd txonly.
-pub(super) fn ceiling(tools: &Tools) -> Result<DpdkCeiling> {
-    let mut out = DpdkCeiling::default();
-    {
-        let topo = Topology::builder().clients(1).backends(1).build()?;
-        let testpmd = Testpmd::on_tap(&topo, "io")?;
-        let mac = testpmd.port_mac().ok_or_else(|| {
-            Error::invalid("testpmd", format!("no port MAC in log:\n{}", testpmd.log()))
-        })?;
-        topo.detach_tap_mac(topo.tap_name())?;
-        // The client sends to the DPDK port as its gateway; testpmd has no ARP.
-        let gw = topo.addressing().client_gateway_v4.addr.to_string();
-        topo.client(0).ns().ip(&[
-            "neigh",
-            "replace",
-            &gw,
-            "lladdr",
-            &mac,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ])?;
-        let sut = Sut {
-            topo: &topo,
-            targets: vec![SocketAddr::new(topo.backend(0).ipv4().into(), ECHO_PORT)],
-            has_processes: true,
-        };
-        let count = || -> Result<u64> {
-            // testpmd prints its cumulative counters every second; wait for a fresh one.
-            std::thread::sleep(Duration::from_millis(1100));
-            Ok(testpmd.counter("RX-packets:").unwrap_or(0))
-        };
-        out.io = ladder::climb(ladder::LADDER, |rate| {
-            ladder::step(&sut, tools, Load::few(64, rate, 1.0), &count)
-        })?;
-        out.notes.push(peers::tap_note(&topo));
-    }
-    {
-        let topo = Topology::builder().clients(1).backends(1).build()?;
-        let testpmd = Testpmd::on_tap(&topo, "txonly")?;
-        std::thread::sleep(Duration::from_secs(4));
-        out.txonly_pps = testpmd.counter("Tx-pps:").map(|v| v as f64);
-        eprintln!("   txonly {:?} pps", out.txonly_pps);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

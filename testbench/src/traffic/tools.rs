@@ -1,4 +1,4 @@
-//! Running the testbench's own tools (`echo`, `loadgen`, `stats`) inside namespaces.
+//! Running the testbench's own tools (`echo`, `hold`, `loadgen`, `stats`) inside namespaces.
 //!
 //! The tools are subcommands of the `testbench` binary, started with `ip netns exec`.
 //! Integration tests find the binary with `env!("CARGO_BIN_EXE_testbench")`:
@@ -189,6 +189,26 @@ impl Tools {
             name: name.to_owned(),
             listen: listen.to_vec(),
         })
+    }
+
+    /// Starts `testbench hold` in `host`'s namespace: UDP sockets on every address of the
+    /// host, port `port`, that are never read (a sink that costs no CPU beyond the
+    /// kernel's delivery; see [`crate::counters::udp_arrivals`]), and waits until they
+    /// are bound.
+    ///
+    /// # Errors
+    /// As [`Tools::start_echo`].
+    pub fn start_hold(&self, host: &Host, port: u16, log: &Path) -> Result<Process> {
+        let mut args = vec!["hold".to_owned()];
+        let mut sockets = 0;
+        for a in host.addrs() {
+            args.push("--listen".to_owned());
+            args.push(SocketAddr::new(a.addr, port).to_string());
+            sockets += 1;
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        host.ns()
+            .spawn_udp_server(&self.bin, &args, log, port, sockets, SERVER_READY_TIMEOUT)
     }
 
     /// Starts a load generator in `ns`; its log goes to `log`, its JSON report next to it
