@@ -242,7 +242,7 @@ fn each_rule_reports_its_field() {
         ),
         (
             "workers: {burst: 0}\n",
-            "workers.burst: 0 is out of range (1 to 512)",
+            "workers.burst: 0 is out of range (1 to 32)",
         ),
         (
             "workers: {idle_backoff_us: 2000000}\n",
@@ -378,7 +378,7 @@ fn preserve_client_and_dsr_need_no_snat_and_all_errors_are_listed() {
     ));
     assert_eq!(
         text,
-        "workers.burst: 0 is out of range (1 to 512)\n\
+        "workers.burst: 0 is out of range (1 to 32)\n\
          maglev.table_size: 100 is not prime (the next prime is 101)"
     );
 }

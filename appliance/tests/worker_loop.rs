@@ -47,6 +47,8 @@ struct Options {
     workers: u16,
     /// Port 1's MTU (the backends' side).
     port1_mtu: u16,
+    /// Most frames per receive (`workers.burst`), when not the default.
+    burst: Option<usize>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             id: 0,
             workers: 1,
             port1_mtu: pipelines::net::DEFAULT_MTU,
+            burst: None,
         }
     }
 }
@@ -111,6 +114,9 @@ impl Rig {
         .epoch(epoch);
         if let Some(h) = handoff {
             builder = builder.handoff(h);
+        }
+        if let Some(b) = o.burst {
+            builder = builder.burst(b);
         }
         let setup = builder.build();
         let report = Arc::clone(setup.report());
@@ -255,6 +261,26 @@ fn frames_for_another_station_are_dropped_as_not_for_us() {
     let r = rig.finish();
     assert_eq!(r.counters.drop_count(DropReason::NotForUs), 1);
     assert_eq!(r.counters.drops_total(), 1);
+}
+
+#[test]
+fn a_round_takes_at_most_the_configured_burst_from_a_port() {
+    let mut rig = Rig::with(
+        Options {
+            burst: Some(3),
+            ..Options::default()
+        },
+        None,
+    );
+    let other = MacAddr([0x02, 0, 0, 0, 0, 0x77]);
+    let vip = SocketAddr::from((VIP, 53));
+    for _ in 0..7 {
+        rig.send(0, &udp_frame(sa(CLIENT), vip, 64, &[], other, b"b"));
+    }
+    let rounds: Vec<usize> = (0..4).map(|_| rig.poll()).collect();
+    assert_eq!(rounds, [3, 3, 1, 0], "workers.burst: 3 frames per receive");
+    let r = rig.finish();
+    assert_eq!(r.counters.drop_count(DropReason::NotForUs), 7);
 }
 
 #[test]

@@ -45,7 +45,14 @@ impl RxQueue {
     /// how many mbufs were added. Chained (multi-segment) mbufs are freed at once and counted
     /// in [`RxQueue::segmented_drops`]. Allocates nothing.
     pub fn rx_burst(&mut self, out: &mut MbufBurst) -> usize {
+        self.rx_burst_up_to(out, usize::MAX)
+    }
+
+    /// As [`RxQueue::rx_burst`], receiving at most `max` mbufs (the `workers.burst`
+    /// setting).
+    pub fn rx_burst_up_to(&mut self, out: &mut MbufBurst, max: usize) -> usize {
         let (slots, room) = out.spare();
+        let room = room.min(u16::try_from(max).unwrap_or(u16::MAX));
         if room == 0 {
             return 0;
         }

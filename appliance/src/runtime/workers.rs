@@ -178,6 +178,7 @@ impl Workers {
                     .handoff(link.handoff)
                     .heartbeat(link.heartbeat)
                     .stop(Arc::clone(&stop))
+                    .burst(usize::from(cx.settings.workers.burst))
                     .idle_backoff(Duration::from_micros(u64::from(
                         cx.settings.workers.idle_backoff_us,
                     )))

@@ -166,7 +166,7 @@ pub struct WorkerSettings {
     /// polling.
     #[serde(default = "default_idle_backoff_us")]
     pub idle_backoff_us: u32,
-    /// Packets per RX/TX burst (1 to 512).
+    /// Most frames a worker takes from a port per receive (1 to 32).
     #[serde(default = "default_burst")]
     pub burst: u16,
     /// A worker whose last poll round is older than this is reported stuck (`/healthz`
@@ -296,7 +296,7 @@ fn default_lcores() -> Vec<u32> {
     vec![1]
 }
 fn default_burst() -> u16 {
-    32
+    super::validate::MAX_BURST
 }
 /// The default cap of a worker's idle back-off, µs: an idle worker costs ≈ 2 % of a core
 /// (appliance README, "Idle workers").

@@ -28,7 +28,9 @@ impl fmt::Display for FieldError {
 /// Largest accepted values, so a typo cannot ask for terabytes of preallocated memory.
 const MAX_FLOW_CAPACITY: u32 = 1 << 28;
 const MAX_TABLE_SIZE: u32 = 1 << 24;
-const MAX_BURST: u16 = 512;
+/// The worker's burst arrays hold [`crate::worker::BURST`] frames.
+pub(super) const MAX_BURST: u16 = 32;
+const _: () = assert!(MAX_BURST as usize == crate::worker::BURST);
 const MAX_QUEUE_DEPTH: u32 = 1 << 20;
 const MAX_IDLE_BACKOFF_US: u32 = 1_000_000;
 /// Smallest IPv4 MTU (RFC 791) and IPv6 MTU (RFC 8200).

@@ -56,10 +56,10 @@ impl PacketIo for DpdkIo {
     }
 
     #[inline]
-    fn rx_burst(&mut self, port: u16, out: &mut MbufBurst) -> usize {
+    fn rx_burst(&mut self, port: u16, out: &mut MbufBurst, max: usize) -> usize {
         self.rx
             .get_mut(usize::from(port))
-            .map_or(0, |q| q.rx_burst(out))
+            .map_or(0, |q| q.rx_burst_up_to(out, max))
     }
 
     #[inline]

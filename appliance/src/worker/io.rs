@@ -84,9 +84,9 @@ pub trait PacketIo {
     /// Number of ports.
     fn ports(&self) -> usize;
 
-    /// Receives into the free room of `out` from `port`, appending; returns how many
-    /// buffers were added (0 for a port it does not have).
-    fn rx_burst(&mut self, port: u16, out: &mut Self::Burst) -> usize;
+    /// Receives at most `max` buffers into the free room of `out` from `port`, appending;
+    /// returns how many were added (0 for a port it does not have).
+    fn rx_burst(&mut self, port: u16, out: &mut Self::Burst, max: usize) -> usize;
 
     /// Sends from the front of `burst` on `port` and returns how many went out. Unsent
     /// buffers stay in `burst`, in order (the caller frees and counts them); a port it

@@ -205,12 +205,12 @@ impl PacketIo for MemoryIo {
         self.ports.len()
     }
 
-    fn rx_burst(&mut self, port: u16, out: &mut MemoryBurst) -> usize {
+    fn rx_burst(&mut self, port: u16, out: &mut MemoryBurst, max: usize) -> usize {
         let Some(p) = self.ports.get(usize::from(port)) else {
             return 0;
         };
         let mut n = 0;
-        while !out.is_full() {
+        while n < max && !out.is_full() {
             let Ok(buf) = p.rx.try_recv() else { break };
             out.bufs.push(buf);
             n += 1;

@@ -104,6 +104,8 @@ pub struct WorkerSetup<Io: PacketIo> {
     heartbeat: Arc<Heartbeat>,
     /// Longest sleep of the adaptive idle back-off (0: pure polling).
     idle_backoff: Duration,
+    /// Most frames taken from a port per receive (1 to [`BURST`]).
+    burst: usize,
     /// Monotonic origin of the fast path's timestamps (shared by all workers).
     epoch: Instant,
 }
@@ -143,6 +145,7 @@ impl<Io: PacketIo> WorkerSetup<Io> {
                 stop: Arc::new(AtomicBool::new(false)),
                 heartbeat: Heartbeat::new(Instant::now()),
                 idle_backoff: Duration::ZERO,
+                burst: BURST,
                 epoch: Instant::now(),
             },
         }
@@ -274,6 +277,13 @@ impl<Io: PacketIo> WorkerBuilder<Io> {
     /// in-memory tests step the loop themselves).
     pub fn idle_backoff(mut self, backoff: Duration) -> Self {
         self.setup.idle_backoff = backoff;
+        self
+    }
+
+    /// Most frames taken from a port per receive (`workers.burst`; default and maximum
+    /// [`BURST`], at least 1).
+    pub fn burst(mut self, frames: usize) -> Self {
+        self.setup.burst = frames.clamp(1, BURST);
         self
     }
 

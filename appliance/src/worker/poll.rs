@@ -125,7 +125,10 @@ impl<Io: PacketIo> Worker<Io> {
         let mut received = 0;
         // Port ids are u16 (DPDK's): the range bounds them, no conversion can overflow.
         for in_port in (0..=u16::MAX).take(self.tx_bursts.len()) {
-            let n = self.setup.io.rx_burst(in_port, &mut self.rx_burst);
+            let n = self
+                .setup
+                .io
+                .rx_burst(in_port, &mut self.rx_burst, self.setup.burst);
             if n == 0 {
                 continue;
             }
