@@ -20,11 +20,13 @@ pub mod analysis;
 pub mod bird;
 pub mod fabric;
 pub mod node;
+pub mod outcome;
 pub mod plan;
 pub mod scenario;
 pub mod sessions;
 
-pub use scenario::{run_demo, run_mode, HaOptions, HaOutcome};
+pub use outcome::HaOutcome;
+pub use scenario::{run_demo, run_mode, HaOptions};
 
 use std::fmt;
 
