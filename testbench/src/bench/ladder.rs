@@ -3,8 +3,8 @@
 //! UDP layer and links), with the machine's CPU time over the step.
 //!
 //! The search starts unpaced: if nothing is lost the generator, not the peer, was the
-//! limit. Otherwise it steps down from what the peer delivered until a step loses less
-//! than 0.1 %, then tries once halfway back up.
+//! limit. Otherwise it steps down from what the generator sent until a step loses less
+//! than 0.1 %, then bisects between the highest passing and lowest failing rates.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -47,7 +47,12 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// An unpaced job's datagram count: far more than it can send before its time bound.
 const UNPACED_COUNT: u64 = 1 << 40;
 /// Paced steps of a search after the unpaced one.
-const PACED_STEPS: usize = 4;
+const PACED_STEPS: usize = 8;
+/// A failing step's successor, while nothing has passed: this fraction of it.
+const STEP_DOWN: f64 = 0.6;
+/// The search stops once the lowest failing rate is within this fraction above the
+/// highest passing one.
+const RESOLUTION: f64 = 0.1;
 /// A search gives up below this rate (packets or new flows per second).
 pub(super) const FLOOR_PPS: f64 = 2_000.0;
 
@@ -305,9 +310,12 @@ pub(super) fn log_step(s: &Step) {
 }
 
 /// Searches for the highest rate with loss under [`MAX_LOSS`]: `run(None)` unpaced first;
-/// if it loses, paced steps from 95 % of what it delivered downwards (× 0.8 per failing
-/// step) until one passes, then one step halfway to the lowest failing rate (at first:
-/// 1.5 times what the saturated peer delivered, or what the generator sent). At most
+/// if it loses, a bracketing search between what the generator sent (failing) and the
+/// floor: paced steps at [`STEP_DOWN`] of the lowest failing rate until one passes, then
+/// bisection between the highest passing and the lowest failing rate until they are
+/// within [`RESOLUTION`]. What an overloaded peer *delivered* is not a bound: a peer in
+/// receive livelock (its CPU taken by the kernel's receive work) delivers a small
+/// fraction of what it sustains once the load is below its capacity. At most
 /// [`PACED_STEPS`] paced steps, none below `floor`.
 pub(super) fn search(
     floor: f64,
@@ -317,10 +325,7 @@ pub(super) fn search(
     let first = run(None)?;
     log_step(&first);
     let passed = first.loss < MAX_LOSS;
-    // Above what the saturated peer delivered, loss is expected; overload may have cost
-    // it throughput, so the refinement may look up to 1.5 times higher.
-    let mut failing = first.sent_pps.min(first.delivered_pps * 1.5);
-    let mut target = first.delivered_pps * 0.95;
+    let mut failing = first.sent_pps;
     if passed {
         out.max_pps = Some(first.delivered_pps);
         out.cpu_s_per_mpkt = first.cpu_s_per_mpkt();
@@ -330,37 +335,29 @@ pub(super) fn search(
     if passed {
         return Ok(out);
     }
-    let mut refined = false;
+    let mut passing: Option<f64> = None;
+    let mut target = failing * STEP_DOWN;
     for _ in 0..PACED_STEPS {
         if target < floor {
             break;
         }
         let s = run(Some(target))?;
         log_step(&s);
-        let passed = s.loss < MAX_LOSS;
-        if passed && out.max_pps.is_none_or(|m| s.delivered_pps > m) {
-            out.max_pps = Some(s.delivered_pps);
-            out.cpu_s_per_mpkt = s.cpu_s_per_mpkt();
-        }
-        let delivered = s.delivered_pps;
-        out.steps.push(s);
-        if passed {
-            if refined {
-                break;
+        if s.loss < MAX_LOSS {
+            if out.max_pps.is_none_or(|m| s.delivered_pps > m) {
+                out.max_pps = Some(s.delivered_pps);
+                out.cpu_s_per_mpkt = s.cpu_s_per_mpkt();
             }
-            refined = true;
-            let mid = f64::midpoint(target, failing);
-            if mid < target * 1.05 {
-                break;
-            }
-            target = mid;
+            passing = Some(passing.map_or(target, |p| p.max(target)));
         } else {
             failing = failing.min(target);
-            if out.max_pps.is_some() {
-                break;
-            }
-            target = (target * 0.8).min(delivered * 0.95);
         }
+        out.steps.push(s);
+        target = match passing {
+            None => failing * STEP_DOWN,
+            Some(p) if failing <= p * (1.0 + RESOLUTION) => break,
+            Some(p) => f64::midpoint(p, failing),
+        };
     }
     Ok(out)
 }
@@ -406,10 +403,45 @@ mod tests {
             p(r)
         })
         .expect("search");
-        // Unpaced delivers 300k (70 % lost); 285k passes; halfway to 450k fails.
-        assert_eq!(rates, vec![None, Some(285_000.0), Some(367_500.0)]);
-        assert_eq!(l.max_pps, Some(285_000.0));
+        // Unpaced sends 1M (70 % lost); 600k and 360k fail, 216k passes; bisection:
+        // 288k passes, 324k and 306k fail (306k is within 10 % of 288k).
+        let expected: Vec<Option<f64>> = [None, Some(600e3), Some(360e3), Some(216e3)]
+            .into_iter()
+            .chain([Some(288e3), Some(324e3), Some(306e3)])
+            .collect();
+        assert_eq!(rates.len(), expected.len(), "{rates:?}");
+        for (r, e) in rates.iter().zip(&expected) {
+            match (r, e) {
+                (Some(r), Some(e)) => assert!((r - e).abs() < 1.0, "{rates:?}"),
+                (None, None) => {}
+                _ => panic!("{rates:?}"),
+            }
+        }
+        assert!((l.max_pps.expect("found") - 288e3).abs() < 1.0);
         assert!(!l.generator_bound);
+    }
+
+    #[test]
+    fn a_peer_in_livelock_is_searched_from_what_was_sent() {
+        // Overloaded it delivers 5k (receive livelock); below 300k it loses nothing.
+        let mut rates = Vec::new();
+        let l = search(FLOOR_PPS, |r| {
+            rates.push(r);
+            let sent_pps = r.unwrap_or(900e3);
+            let delivered_pps = if sent_pps > 300e3 { 5e3 } else { sent_pps };
+            Ok(Step {
+                offered_pps: r,
+                sent: whole(sent_pps),
+                sent_pps,
+                delivered: whole(delivered_pps),
+                delivered_pps,
+                loss: loss(whole(sent_pps), whole(delivered_pps)),
+                ..Step::default()
+            })
+        })
+        .expect("search");
+        let max = l.max_pps.expect("found");
+        assert!(max > 270e3 && max <= 300e3, "max {max}, steps {rates:?}");
     }
 
     #[test]
@@ -438,9 +470,10 @@ mod tests {
 
     #[test]
     fn a_search_stops_at_the_floor() {
-        let l = search(FLOOR_PPS, peer(1_000.0, 1e6)).expect("search");
-        // 950 pps would be the first paced step: below the floor, never run.
-        assert_eq!(l.steps.len(), 1);
+        let l = search(FLOOR_PPS, peer(1_000.0, 1e4)).expect("search");
+        // The paced steps at 6k, 3.6k and 2.16k fail; the next, 1.3k, is below the floor
+        // and never run.
+        assert_eq!(l.steps.len(), 4);
         assert_eq!(l.max_pps, None);
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::analysis::Figures;
+use super::scenario::{DRAINED, JOINER, KILLED};
 use super::HaMode;
 
 /// What one mode measured.
