@@ -38,6 +38,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::hop::Hop;
 use super::reverse::arrived_from;
 use super::rewrite::ip_from16;
 use super::{Context, FastPath, Timestamp};
@@ -318,22 +319,9 @@ impl FastPath {
         if e.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExpired);
         }
-        let hop = match self.hops.resolve(ctx, t.dst) {
-            Ok(h) => h,
-            Err(v) => return v,
-        };
-        if pkt.len() - usize::from(e.l3_off) > usize::from(ctx.network.mtu(hop.port)) {
-            return Verdict::Drop(DropReason::TooBig);
-        }
-        if icmp::rewrite(pkt, e, t).is_none() {
-            return Verdict::Drop(DropReason::TruncatedIp);
-        }
-        pkt[..6].copy_from_slice(&hop.dst_mac.0);
-        pkt[6..12].copy_from_slice(&hop.src_mac.0);
-        self.counters.icmp_translated += 1;
-        Verdict::Tx {
-            port: hop.port,
-            offload: None,
+        match self.hops.resolve(ctx, t.dst) {
+            Ok(hop) => self.emit_icmp(ctx, pkt, e, &hop, Some(t)),
+            Err(v) => v,
         }
     }
 
@@ -346,12 +334,28 @@ impl FastPath {
         e: &IcmpError,
         backend: IpAddr,
     ) -> Verdict {
-        let hop = match self.hops.resolve_on_link(ctx, backend) {
-            Ok(h) => h,
-            Err(v) => return v,
-        };
+        match self.hops.resolve_on_link(ctx, backend) {
+            Ok(hop) => self.emit_icmp(ctx, pkt, e, &hop, None),
+            Err(v) => v,
+        }
+    }
+
+    /// Sends an ICMP error to `hop`, rewritten by `t` (translated) or unchanged (switched):
+    /// an error larger than the out port's MTU is dropped (no error about an error), the
+    /// MACs are set and it is counted as translated.
+    fn emit_icmp(
+        &mut self,
+        ctx: &Context<'_>,
+        pkt: &mut [u8],
+        e: &IcmpError,
+        hop: &Hop,
+        t: Option<&Translation>,
+    ) -> Verdict {
         if pkt.len() - usize::from(e.l3_off) > usize::from(ctx.network.mtu(hop.port)) {
             return Verdict::Drop(DropReason::TooBig);
+        }
+        if t.is_some_and(|t| icmp::rewrite(pkt, e, t).is_none()) {
+            return Verdict::Drop(DropReason::TruncatedIp);
         }
         pkt[..6].copy_from_slice(&hop.dst_mac.0);
         pkt[6..12].copy_from_slice(&hop.src_mac.0);
