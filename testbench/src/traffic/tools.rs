@@ -70,20 +70,12 @@ impl RunningLoadgen {
     /// [`Error::Timeout`] if it overruns (it is killed); [`Error::Command`] if it failed,
     /// with its log; [`Error::Parse`] if its report is unreadable.
     pub fn finish(mut self) -> Result<Report> {
-        let status = self.process.wait_timeout(self.bound)?;
-        if !status.success() {
-            return Err(Error::Command {
-                command: self.process.command().to_owned(),
-                status: status.to_string(),
-                stderr: self.process.log(),
-            });
-        }
-        let json = std::fs::read(&self.output)
-            .map_err(|e| Error::io(format!("reading {}", self.output.display()), e))?;
-        serde_json::from_slice(&json).map_err(|e| Error::Parse {
-            tool: "testbench loadgen".into(),
-            detail: format!("{e} in {}", self.output.display()),
-        })
+        finish_json(
+            &mut self.process,
+            &self.output,
+            self.bound,
+            "testbench loadgen",
+        )
     }
 }
 
@@ -102,21 +94,37 @@ impl RunningDnsWatch {
     /// [`Error::Timeout`] if it overruns (it is killed); [`Error::Command`] if it failed;
     /// [`Error::Parse`] if its log is unreadable.
     pub fn finish(mut self) -> Result<WatchLog> {
-        let status = self.process.wait_timeout(self.bound)?;
-        if !status.success() {
-            return Err(Error::Command {
-                command: self.process.command().to_owned(),
-                status: status.to_string(),
-                stderr: self.process.log(),
-            });
-        }
-        let json = std::fs::read(&self.output)
-            .map_err(|e| Error::io(format!("reading {}", self.output.display()), e))?;
-        serde_json::from_slice(&json).map_err(|e| Error::Parse {
-            tool: "testbench dns-watch".into(),
-            detail: format!("{e} in {}", self.output.display()),
-        })
+        finish_json(
+            &mut self.process,
+            &self.output,
+            self.bound,
+            "testbench dns-watch",
+        )
     }
+}
+
+/// Waits for a background tool (bounded by `bound`) and reads the JSON it wrote to
+/// `output`.
+fn finish_json<T: serde::de::DeserializeOwned>(
+    process: &mut Process,
+    output: &Path,
+    bound: Duration,
+    tool: &str,
+) -> Result<T> {
+    let status = process.wait_timeout(bound)?;
+    if !status.success() {
+        return Err(Error::Command {
+            command: process.command().to_owned(),
+            status: status.to_string(),
+            stderr: process.log(),
+        });
+    }
+    let json =
+        std::fs::read(output).map_err(|e| Error::io(format!("reading {}", output.display()), e))?;
+    serde_json::from_slice(&json).map_err(|e| Error::Parse {
+        tool: tool.into(),
+        detail: format!("{e} in {}", output.display()),
+    })
 }
 
 impl Tools {
