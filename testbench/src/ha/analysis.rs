@@ -46,6 +46,8 @@ pub struct Timeline {
     pub route_gone_at: u64,
     /// The fourth appliance was started.
     pub join_at: u64,
+    /// The router's route was last read without its next hop (the routes changed after).
+    pub join_unrouted_at: u64,
     /// The router's route had its next hop.
     pub joined_at: u64,
     /// The drain command was sent.
@@ -226,7 +228,11 @@ pub fn figures(record: &SessionsRecord, t: &Timeline) -> Figures {
     let after_kill = rounds_within(record, failover_end, t.join_at);
     let after_join = rounds_within(record, t.joined_at + FAILOVER_MARGIN_US, t.drain_at);
     let (backend_changed_kill, source_changed_kill) = changed(record, t.kill_at, &after_kill);
-    let (backend_changed_join, source_changed_join) = changed(record, t.joined_at, &after_join);
+    // A session's "before" must precede the route change, which came after the last
+    // read without the joiner (sessions sent between that read and `joined_at` may
+    // already have gone to their new appliance).
+    let (backend_changed_join, source_changed_join) =
+        changed(record, t.join_unrouted_at, &after_join);
     let (drain_lost, drain_requests) =
         lost_in(record, &rounds_overlapping(record, t.drain_at, t.end));
     let (steady_lost, steady_requests) =
@@ -362,6 +368,7 @@ mod tests {
             kill_at: at(2) + 10 * MS,
             route_gone_at: at(2) + 30 * MS,
             join_at: at(8),
+            join_unrouted_at: at(9) - 10 * MS,
             joined_at: at(9),
             drain_at: at(17),
             drained_at: at(18),

@@ -436,7 +436,8 @@ impl Fabric {
     }
 
     /// Polls the router's route every `every` until `want` holds for the set of
-    /// appliances it goes through; returns when it held.
+    /// appliances it goes through; returns when the route was last read without it (the
+    /// change came after) and when it held.
     ///
     /// # Errors
     /// [`Error::Timeout`] naming the last set seen.
@@ -446,15 +447,18 @@ impl Fabric {
         want: impl Fn(&[usize]) -> bool,
         every: Duration,
         timeout: Duration,
-    ) -> Result<Instant> {
+    ) -> Result<(Instant, Instant)> {
         let start = Instant::now();
         let mut last = Vec::new();
+        // When the route was last read without what is wanted: it changed after that.
+        let mut unchanged_at = start;
         loop {
             if let Ok(now) = self.routed_appliances() {
                 if want(&now) {
-                    return Ok(Instant::now());
+                    return Ok((unchanged_at, Instant::now()));
                 }
                 last = now;
+                unchanged_at = Instant::now();
             }
             if start.elapsed() > timeout {
                 return Err(Error::Timeout {

@@ -287,8 +287,23 @@ impl Run<'_> {
         want: impl Fn(&[usize]) -> bool,
         timeout: Duration,
     ) -> Result<u64> {
-        self.fabric.wait_route(what, want, POLL, timeout)?;
-        Ok(unix_us())
+        Ok(self.wait_route_change(what, want, timeout)?.1)
+    }
+
+    /// As [`Run::wait_route`], also returning when the route was last read without the
+    /// change (the change came after it), both as [`unix_us`].
+    fn wait_route_change(
+        &self,
+        what: &str,
+        want: impl Fn(&[usize]) -> bool,
+        timeout: Duration,
+    ) -> Result<(u64, u64)> {
+        let (unchanged, seen) = self.fabric.wait_route(what, want, POLL, timeout)?;
+        let (now, now_us) = (Instant::now(), unix_us());
+        let us = |i: Instant| {
+            now_us.saturating_sub(u64::try_from(now.duration_since(i).as_micros()).unwrap_or(0))
+        };
+        Ok((us(unchanged), us(seen)))
     }
 
     fn forwarded(&self, ks: &[usize]) -> Result<BTreeMap<usize, u64>> {
@@ -432,7 +447,7 @@ impl Run<'_> {
         tl.join_at = unix_us();
         let joining = Instant::now();
         self.bring_up(&[JOINER], &manifests)?;
-        tl.joined_at = self.wait_route(
+        (tl.join_unrouted_at, tl.joined_at) = self.wait_route_change(
             "the joining appliance's next hop",
             |a| a.contains(&JOINER),
             Duration::from_secs(60),
